@@ -1,0 +1,257 @@
+"""The wire protocol shared by the publisher and the monitor (version 1).
+
+A ZeroMQ message is two frames, ``[topic, payload]``. The topic is the run name, so a
+monitor can subscribe to one run by prefix. The payload is msgpack: one record (a map)
+or a list of records (a batch). Every record is a map with short keys:
+
+====  ==========================================================  =================
+key   meaning                                                     kinds
+====  ==========================================================  =================
+v     protocol version (1)                                        all
+k     kind: ``hello``, ``metrics``, ``heartbeat`` or ``bye``      all
+r     run name (equals the topic)                                 all
+w     worker id, unique per publishing process                    all
+s     per-worker sequence number                                  all
+t     wall time, seconds since the epoch                          all
+st    step (int or nil)                                           metrics
+ep    epoch, counted from 0 like ``range()`` (int or nil)         metrics
+m     map of metric name to number (NaN and +-Inf allowed)        metrics
+i     identity: host, pid, rank, world, local_rank, epochs,       hello
+      steps, config
+c     client counters: logged, dropped, queued                    heartbeat
+====  ==========================================================  =================
+
+``hello``, ``metrics`` and ``bye`` records take sequence numbers 0, 1, 2, ... so the
+monitor can count what it missed. A ``heartbeat`` carries the last sequence number the
+worker has used without taking one, which also reveals records lost at the tail.
+Unknown keys are ignored, so a newer client works with an older monitor.
+
+``decode`` is strict and bounded: it checks sizes before unpacking, limits every
+container, checks each field's type, and raises :class:`ProtocolError` for anything
+it does not accept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgpack
+
+__all__ = [
+    "KINDS",
+    "MAX_BATCH",
+    "MAX_METRICS",
+    "MAX_NAME_CHARS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_STEP",
+    "PROTOCOL_VERSION",
+    "ProtocolError",
+    "Record",
+    "decode",
+    "encode",
+    "pack_payload",
+    "to_wire",
+]
+
+PROTOCOL_VERSION: Final = 1
+KINDS: Final = frozenset({"hello", "metrics", "heartbeat", "bye"})
+
+MAX_PAYLOAD_BYTES: Final = 4 * 1024 * 1024
+MAX_BATCH: Final = 4096
+MAX_METRICS: Final = 256
+MAX_NAME_CHARS: Final = 128
+MAX_TOPIC_BYTES: Final = 256
+MAX_STEP: Final = 2**53
+_MAX_SEQ: Final = 2**63
+_MAX_STR: Final = 64 * 1024
+_MAX_MAP: Final = 1024
+_INFO_KEYS: Final = ("host", "pid", "rank", "world", "local_rank", "epochs", "steps")
+_COUNTER_KEYS: Final = ("logged", "dropped", "queued")
+
+
+class ProtocolError(ValueError):
+    """A message that is not a valid trainmon v1 message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One decoded record; see the module docstring for the meaning of each field."""
+
+    kind: str
+    run: str
+    worker: str
+    seq: int
+    time: float
+    step: int | None = None
+    epoch: int | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+
+def to_wire(record: Record) -> dict[str, Any]:
+    """The msgpack-ready map for ``record``, with only the keys its kind uses."""
+    wire: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "k": record.kind,
+        "r": record.run,
+        "w": record.worker,
+        "s": record.seq,
+        "t": record.time,
+    }
+    if record.kind == "metrics":
+        wire["st"] = record.step
+        wire["ep"] = record.epoch
+        wire["m"] = dict(record.metrics)
+    elif record.kind == "hello":
+        wire["i"] = dict(record.info)
+    elif record.kind == "heartbeat":
+        wire["c"] = dict(record.counters)
+    return wire
+
+
+def pack_payload(wire: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> bytes:
+    """Pack one wire map or a list of them; floats stay 64-bit so NaN/Inf survive."""
+    return msgpack.packb(wire, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def encode(records: Sequence[Record]) -> list[bytes]:
+    """The two frames ``[topic, payload]`` that carry ``records`` (all of one run)."""
+    if not records:
+        raise ProtocolError("nothing to encode")
+    run = records[0].run
+    if any(r.run != run for r in records):
+        raise ProtocolError("a message carries records of one run only")
+    return [run.encode(), pack_payload([to_wire(r) for r in records])]
+
+
+def decode(frames: Sequence[bytes]) -> list[Record]:
+    """The records in one ZeroMQ message, or :class:`ProtocolError`."""
+    if len(frames) != 2:
+        raise ProtocolError(f"expected 2 frames [topic, payload], got {len(frames)}")
+    topic_bytes, payload = frames
+    if len(topic_bytes) > MAX_TOPIC_BYTES:
+        raise ProtocolError(f"topic longer than {MAX_TOPIC_BYTES} bytes")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        topic = bytes(topic_bytes).decode()
+        raw = msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=_MAX_STR,
+            max_bin_len=0,
+            max_array_len=MAX_BATCH,
+            max_map_len=_MAX_MAP,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises ValueError, ExtraData, StackError, ...
+        raise ProtocolError(f"undecodable payload: {type(exc).__name__}: {exc}") from exc
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise ProtocolError("empty batch")
+    records = [_record(item) for item in items]
+    for record in records:
+        if record.run != topic:
+            raise ProtocolError(f"record of run {record.run!r} under topic {topic!r}")
+    return records
+
+
+def _record(item: object) -> Record:
+    if not isinstance(item, dict):
+        raise ProtocolError(f"a record is a map, not {type(item).__name__}")
+    version = item.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {version!r}")
+    kind = item.get("k")
+    if kind not in KINDS:
+        raise ProtocolError(f"unknown record kind {kind!r}")
+    run = _name(item.get("r"), "run")
+    worker = _name(item.get("w"), "worker")
+    seq = item.get("s")
+    if type(seq) is not int or not 0 <= seq < _MAX_SEQ:
+        raise ProtocolError(f"bad sequence number {seq!r}")
+    wall = item.get("t")
+    if type(wall) not in (int, float) or not math.isfinite(wall):
+        raise ProtocolError(f"bad time {wall!r}")
+    if kind == "metrics":
+        return Record(
+            kind,
+            run,
+            worker,
+            seq,
+            float(wall),
+            step=_counter(item.get("st"), "step"),
+            epoch=_counter(item.get("ep"), "epoch"),
+            metrics=_metrics(item.get("m")),
+        )
+    if kind == "hello":
+        return Record(kind, run, worker, seq, float(wall), info=_info(item.get("i")))
+    if kind == "heartbeat":
+        return Record(kind, run, worker, seq, float(wall), counters=_counters(item.get("c")))
+    return Record(kind, run, worker, seq, float(wall))
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_CHARS:
+        raise ProtocolError(f"{what} must be a string of 1 to {MAX_NAME_CHARS} characters")
+    return value
+
+
+def _counter(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value <= MAX_STEP:
+        raise ProtocolError(f"{what} must be an integer from 0 to 2**53, not {value!r}")
+    return value
+
+
+def _metrics(value: object) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ProtocolError("metrics must be a map")
+    if len(value) > MAX_METRICS:
+        raise ProtocolError(f"more than {MAX_METRICS} metrics in one record")
+    out: dict[str, float] = {}
+    for name, number in value.items():
+        _name(name, "metric name")
+        if type(number) not in (int, float, bool):
+            raise ProtocolError(f"metric {name!r} is {type(number).__name__}, not a number")
+        out[name] = float(number)
+    return out
+
+
+def _info(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ProtocolError("hello identity must be a map")
+    info: dict[str, Any] = {}
+    host = value.get("host")
+    if host is not None:
+        info["host"] = _name(host, "host")
+    for key in _INFO_KEYS[1:]:
+        number = value.get(key)
+        if number is not None:
+            if type(number) is not int or not 0 <= number <= MAX_STEP:
+                raise ProtocolError(f"hello {key} must be a non-negative integer")
+            info[key] = number
+    config = value.get("config")
+    if config is not None:
+        if not isinstance(config, dict):
+            raise ProtocolError("hello config must be a map")
+        info["config"] = config
+    return info
+
+
+def _counters(value: object) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ProtocolError("heartbeat counters must be a map")
+    out: dict[str, int] = {}
+    for key in _COUNTER_KEYS:
+        number = value.get(key, 0)
+        if type(number) is not int or not 0 <= number < _MAX_SEQ:
+            raise ProtocolError(f"heartbeat {key} must be a non-negative integer")
+        out[key] = number
+    return out

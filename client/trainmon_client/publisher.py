@@ -1,0 +1,513 @@
+"""The publisher a training process uses: ``Monitor.log()`` and its I/O thread.
+
+``log()`` only stamps the call and appends it to a bounded deque. A daemon I/O thread
+validates, numbers, batches, encodes and sends with non-blocking sends on an XPUB
+socket, whose subscription messages tell it when a monitor is listening. Everything
+it has sent is kept in a bounded history that is sent again to each new subscriber, so
+records logged before the monitor was there are not lost and a late monitor sees the run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Final
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from trainmon_client.identity import Identity, identify
+from trainmon_client.protocol import (
+    MAX_METRICS,
+    MAX_NAME_CHARS,
+    PROTOCOL_VERSION,
+    pack_payload,
+)
+
+__all__ = ["DEFAULT_ENDPOINT", "Monitor"]
+
+DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:5555"
+_SCHEMES: Final = ("tcp://", "ipc://", "inproc://")
+_TICK_S: Final = 0.02  # the I/O thread's sleep when idle: at most this much latency
+_SLICE_S: Final = 0.001  # longest stretch of Python work between GIL releases
+_MAX_BATCH_RECORDS: Final = 256
+_HEARTBEAT_S: Final = 1.0
+_EVENTS: Final = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+)
+
+_log = logging.getLogger("trainmon_client")
+_now = time.time
+_live: weakref.WeakSet[Monitor] = weakref.WeakSet()
+_abandoned: list[object] = []  # a parent's zmq objects, kept unreachable-but-alive in a child
+
+
+def _default_run() -> str:
+    script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0] or "run"
+    for var in ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"):
+        job = os.environ.get(var, "").strip()
+        if job and job != "none":
+            return f"{script}-{job}"[:MAX_NAME_CHARS]
+    return f"{script}-{time.strftime('%Y%m%d-%H%M')}"[:MAX_NAME_CHARS]
+
+
+class Monitor:
+    """Publishes a training process's metrics to ``trainmon watch``.
+
+    Args:
+        endpoint: where to publish; ``$TRAINMON_ENDPOINT``, else ``tcp://127.0.0.1:5555``.
+        run: the run name; ``$TRAINMON_RUN``, else the script name and start time.
+        bind: listen on ``endpoint`` (monitors connect to it) instead of connecting.
+        total_epochs: epochs the run will do, for the monitor's progress and ETA.
+        total_steps: steps the run will do, for the same.
+        config: hyperparameters, shown by the monitor (plain values only).
+        max_queue: records held for the I/O thread before new ones are dropped.
+        history: records kept to send again to a monitor that attaches later.
+        flush_timeout_s: the longest ``close()`` waits to deliver what is left.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        run: str | None = None,
+        bind: bool = False,
+        total_epochs: int | None = None,
+        total_steps: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        max_queue: int = 100_000,
+        history: int = 10_000,
+        flush_timeout_s: float = 2.0,
+    ) -> None:
+        self.endpoint = endpoint or os.environ.get("TRAINMON_ENDPOINT") or DEFAULT_ENDPOINT
+        if not self.endpoint.startswith(_SCHEMES):
+            raise ValueError(
+                f"endpoint {self.endpoint!r} must start with tcp://, ipc:// or inproc://"
+            )
+        self.run = (run or os.environ.get("TRAINMON_RUN") or _default_run())[:MAX_NAME_CHARS]
+        self.bind = bind
+        self.total_epochs = total_epochs
+        self.total_steps = total_steps
+        self.config = dict(config or {})
+        self.flush_timeout_s = flush_timeout_s
+        self._max_queue = max_queue
+        self._history_records = history
+        self._latest: dict[str, tuple[float, float]] = {}
+        self._closed = False
+        self._start()
+        _live.add(self)
+
+    # -- the hot path ---------------------------------------------------------------
+
+    def log(
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        /,
+        *,
+        step: int | None = None,
+        epoch: int | None = None,
+        **named: Any,
+    ) -> None:
+        """Publish metric values, e.g. ``log(loss=0.3, accuracy=0.9, step=120)``.
+
+        Values are numbers or anything with ``__float__`` (numpy scalars, 0-d tensors);
+        a value that is not is dropped with one warning per metric name. ``step`` counts
+        up by one per call when not given; ``epoch`` (from 0) stays as last given or set
+        by :meth:`set_epoch`. Never blocks and never raises: when the queue is full the
+        record is dropped and counted.
+        """
+        queue = self._queue
+        if len(queue) < self._max_queue:
+            queue.append((_now(), step, epoch, metrics, named))
+        else:
+            self._count_drop()
+
+    # -- the guide's calls ----------------------------------------------------------
+
+    def record_loss(self, loss: float) -> None:
+        """Publish the training loss (metric ``loss``)."""
+        self._latest["loss"] = (_now(), loss)
+        self.log(loss=loss)
+
+    def record_accuracy(self, accuracy: float) -> None:
+        """Publish the accuracy, a fraction from 0 to 1 (metric ``accuracy``)."""
+        self._latest["accuracy"] = (_now(), accuracy)
+        self.log(accuracy=accuracy)
+
+    def record_gradient(self, grad_norm: float) -> None:
+        """Publish the gradient norm (metric ``grad_norm``)."""
+        self.log(grad_norm=grad_norm)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` (from 0); later records carry it until it changes."""
+        self.log(epoch=epoch)
+
+    def current_loss(self) -> float | None:
+        """The last loss recorded (by ``record_loss`` or ``log(loss=...)``), or None."""
+        return self._current("loss")
+
+    def current_accuracy(self) -> float | None:
+        """The last accuracy recorded, or None."""
+        return self._current("accuracy")
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def worker(self) -> str:
+        """This process's worker id, as the monitor shows it."""
+        return self._identity.worker
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped because the queue was full."""
+        return self._dropped
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Deliver what is queued (for at most ``timeout_s``), say ``bye``, and stop.
+
+        Called automatically at interpreter exit. Later ``log()`` calls are ignored.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self.log = _ignore  # type: ignore[method-assign]
+        _live.discard(self)
+        budget = self.flush_timeout_s if timeout_s is None else timeout_s
+        self._deadline = time.monotonic() + max(budget, 0.0)
+        self._closing.set()
+        self._thread.join(max(budget, 0.0) + 0.5)
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        role = "bind" if self.bind else "connect"
+        return f"Monitor(run={self.run!r}, {role}={self.endpoint!r}, worker={self.worker!r})"
+
+    # -- internals ------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Open the socket here, so a bad address fails now, and start the I/O thread."""
+        self._identity: Identity = identify()
+        self._queue: deque[tuple[float, int | None, int | None, Any, dict[str, Any]]] = deque()
+        self._drop_lock = threading.Lock()
+        self._dropped = 0
+        self._closing = threading.Event()
+        self._deadline = math.inf
+        self._ctx = zmq.Context()
+        sock = self._ctx.socket(zmq.XPUB)
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        sock.setsockopt(zmq.SNDHWM, 10_000)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        events = sock.get_monitor_socket(_EVENTS)
+        try:
+            (sock.bind if self.bind else sock.connect)(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            events.close(0)
+            self._ctx.term()
+            verb = "bind" if self.bind else "connect"
+            raise ValueError(f"cannot {verb} {self.endpoint}: {exc.strerror}") from exc
+        self._thread = threading.Thread(
+            target=_IOLoop(self, sock, events).run, name="trainmon-io", daemon=True
+        )
+        self._thread.start()
+        if "multiprocessing.util" in sys.modules:
+            # A multiprocessing child ends with os._exit(), skipping atexit; its
+            # finalizers still run, so register close() there as well.
+            import multiprocessing.util
+
+            multiprocessing.util.Finalize(self, self.close, exitpriority=10)
+
+    def _count_drop(self) -> None:
+        with self._drop_lock:
+            self._dropped += 1
+
+    def _current(self, name: str) -> float | None:
+        latest = self._latest.get(name)
+        return None if latest is None else latest[1]
+
+    def _after_fork_in_child(self) -> None:
+        """Leave the parent's socket and thread alone; start afresh on the first log."""
+        _abandoned.append((self._ctx, self._thread))
+        self._queue = deque()
+        if self._closed:
+            return
+        self.log = self._restart_then_log  # type: ignore[method-assign]
+
+    def _restart_then_log(self, *args: Any, **kwargs: Any) -> None:
+        with _fork_lock:
+            if self.__dict__.get("log") == self._restart_then_log:
+                del self.log
+                try:
+                    self._start()
+                except Exception as exc:  # never raise inside training
+                    _log.warning("trainmon: cannot publish from child process: %s", exc)
+                    self.log = _ignore  # type: ignore[method-assign]
+                    return
+        self.log(*args, **kwargs)
+
+
+class _IOLoop:
+    """The I/O thread's state: everything here is touched by that thread only."""
+
+    def __init__(self, monitor: Monitor, sock: zmq.Socket[bytes], events: zmq.Socket[bytes]):
+        self.mon = monitor
+        self.sock = sock
+        self.events = events
+        self.topic = monitor.run.encode()
+        ident = monitor._identity
+        self.worker = ident.worker
+        self.seq = 0
+        self.step = -1
+        self.epoch: int | None = None
+        self.logged = 0
+        self.peers = 0
+        self.refused = False
+        self.prefixes: set[bytes] = set()
+        self.history: deque[tuple[int, bytes]] = deque()
+        self.history_records = 0
+        self.warned: set[str] = set()
+        self.poller = zmq.Poller()
+        self.poller.register(sock, zmq.POLLIN)
+        self.poller.register(events, zmq.POLLIN)
+        info: dict[str, Any] = {"host": ident.host, "pid": ident.pid}
+        for key, value in (
+            ("rank", ident.rank),
+            ("world", ident.world),
+            ("local_rank", ident.local_rank),
+            ("epochs", monitor.total_epochs),
+            ("steps", monitor.total_steps),
+        ):
+            if value is not None:
+                info[key] = value
+        if monitor.config:
+            info["config"] = _plain(monitor.config)
+        self.hello = pack_payload(self._wire("hello", _now(), i=info))
+
+    @property
+    def subscribed(self) -> bool:
+        return any(self.topic.startswith(p) for p in self.prefixes)
+
+    def run(self) -> None:
+        mon = self.mon
+        next_beat = time.monotonic() + _HEARTBEAT_S
+        try:
+            while not mon._closing.is_set():
+                busy = self._drain(time.monotonic() + _SLICE_S)
+                self._poll(0 if busy else int(_TICK_S * 1000))
+                if time.monotonic() >= next_beat:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + _HEARTBEAT_S
+            self._finish()
+        except Exception:  # the thread must never take the training down
+            _log.exception("trainmon: publisher stopped")
+        finally:
+            self.events.close(0)
+            self.sock.close()  # honours the LINGER _finish set for the last records
+            mon._ctx.term()
+
+    def _poll(self, timeout_ms: int) -> None:
+        """Wait for socket events (releasing the GIL) and handle them."""
+        ready = dict(self.poller.poll(timeout_ms))
+        if self.events in ready:
+            while self.events.poll(0):
+                event = recv_monitor_message(self.events)["event"]
+                if event == zmq.EVENT_CONNECT_RETRIED:
+                    self.refused = True
+                elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    self.peers += 1
+                else:
+                    self.peers = max(self.peers - 1, 0)
+        if self.sock in ready:
+            while self.sock.poll(0):
+                message = self.sock.recv()
+                if message[:1] == b"\x01":
+                    self.prefixes.add(message[1:])
+                    if self.subscribed:
+                        self._resend()
+                elif message[:1] == b"\x00":
+                    self.prefixes.discard(message[1:])
+
+    def _resend(self) -> None:
+        """A monitor subscribed: send hello and the whole history (it drops repeats)."""
+        self._send(self.hello)
+        for _, payload in self.history:
+            self._send(payload)
+
+    def _send(self, payload: bytes) -> None:
+        try:
+            self.sock.send_multipart((self.topic, payload), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # PUB semantics: a full pipe drops; the monitor counts the gap
+
+    def _drain(self, until: float) -> bool:
+        """Turn queued calls into records and send them; True if more are waiting."""
+        queue = self.mon._queue
+        wires: list[dict[str, Any]] = []
+        while queue:
+            wire = self._take(*queue.popleft())
+            if wire is not None:
+                wires.append(wire)
+            if len(wires) >= _MAX_BATCH_RECORDS:
+                self._publish(wires)
+                wires = []
+                if time.monotonic() >= until:
+                    break
+        if wires:
+            self._publish(wires)
+        return bool(queue)
+
+    def _take(
+        self, t: float, step: int | None, epoch: int | None, metrics: Any, named: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        values = self._numbers(metrics, named)
+        if epoch is not None:
+            if type(epoch) is not int or epoch < 0:
+                self._warn_once("epoch", f"epoch must be a non-negative int, not {epoch!r}")
+            else:
+                self.epoch = epoch
+        if step is not None:
+            if type(step) is int and step >= 0:
+                self.step = step
+            else:
+                self._warn_once("step", f"step must be a non-negative int, not {step!r}")
+                step = None
+        if step is None and values:
+            self.step += 1
+        if not values and epoch is None:
+            return None
+        self.logged += 1
+        for name in ("loss", "accuracy"):
+            if name in values:
+                self.mon._latest[name] = (t, values[name])
+        return self._wire(
+            "metrics", t, st=self.step if self.step >= 0 else None, ep=self.epoch, m=values
+        )
+
+    def _numbers(self, metrics: Any, named: dict[str, Any]) -> dict[str, float | int]:
+        if metrics is not None:
+            if isinstance(metrics, Mapping):
+                named = {**metrics, **named}
+            else:
+                self._warn_once("<positional>", "log() takes a mapping of metric values")
+        out: dict[str, float | int] = {}
+        for name, value in named.items():
+            kind = type(value)
+            if kind is float or (kind is int and -(2**63) <= value < 2**63):
+                number: float | int = value
+            else:
+                try:
+                    number = float(value)
+                except Exception:
+                    self._warn_once(str(name), f"metric {name!r}: {kind.__name__} is not a number")
+                    continue
+            if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS:
+                self._warn_once(str(name)[:40], "metric names are strings of 1-128 characters")
+                continue
+            if len(out) >= MAX_METRICS:
+                self._warn_once("<too-many>", f"more than {MAX_METRICS} metrics in one call")
+                break
+            out[name] = number
+        return out
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            _log.warning("trainmon: %s; dropped (warned once)", text)
+
+    def _wire(self, kind: str, t: float, **fields: Any) -> dict[str, Any]:
+        wire = {"v": PROTOCOL_VERSION, "k": kind, "r": self.mon.run, "w": self.worker}
+        wire["s"] = self.seq
+        wire["t"] = t
+        wire.update(fields)
+        self.seq += 1
+        return wire
+
+    def _publish(self, wires: list[dict[str, Any]]) -> None:
+        payload = pack_payload(wires)
+        self.history.append((len(wires), payload))
+        self.history_records += len(wires)
+        while self.history_records > self.mon._history_records and len(self.history) > 1:
+            self.history_records -= self.history.popleft()[0]
+        if self.subscribed:
+            self._send(payload)
+
+    def _heartbeat(self) -> None:
+        if not self.subscribed:
+            return
+        counters = {
+            "logged": self.logged,
+            "dropped": self.mon._dropped,
+            "queued": len(self.mon._queue),
+        }
+        last_used = self.seq - 1
+        wire = self._wire("heartbeat", _now(), c=counters)
+        self.seq = last_used + 1  # a heartbeat carries the last number used, takes none
+        wire["s"] = last_used
+        self._send(pack_payload(wire))
+
+    def _finish(self) -> None:
+        """Flush the queue and say bye, within the close deadline."""
+        deadline = self.mon._deadline
+        self._poll(0)
+        while not self.subscribed and time.monotonic() < deadline:
+            # A monitor may be connecting, its subscription on the way: wait for it,
+            # unless nobody can be there (nothing connected to us, or refused).
+            if self.peers == 0 and (self.mon.bind or self.refused):
+                break
+            self._poll(10)
+        while self.mon._queue and time.monotonic() < deadline:
+            self._drain(deadline)
+        self._publish([self._wire("bye", _now())])
+        if self.subscribed:
+            remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
+            self.sock.setsockopt(zmq.LINGER, remaining_ms)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    """Stands in for ``log`` once a Monitor is closed."""
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A msgpack-safe copy of config values: nested plain data, else their text."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if depth < 4 and isinstance(value, Mapping):
+        return {str(k)[:MAX_NAME_CHARS]: _plain(v, depth + 1) for k, v in list(value.items())[:256]}
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value[:256]]
+    return str(value)[:256]
+
+
+_fork_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()
+    for monitor in list(_live):
+        monitor._after_fork_in_child()
+
+
+def _close_all() -> None:
+    for monitor in list(_live):
+        monitor.close()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all)
+

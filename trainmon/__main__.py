@@ -1,0 +1,3 @@
+from trainmon.cli import main
+
+main()

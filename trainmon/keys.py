@@ -1,0 +1,106 @@
+"""Keys and signals in: a raw terminal turned into ``Action`` values, always restored."""
+
+from __future__ import annotations
+
+import enum
+import os
+import select
+import signal
+import sys
+import termios
+import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Final
+
+__all__ = ["KEYMAP", "Action", "KeyReader", "StopFlag", "quit_on_signals", "terminal_keys"]
+
+
+class Action(enum.Enum):
+    """What a key asks the app to do."""
+
+    QUIT = "quit"
+    TOGGLE_PAUSE = "pause"
+
+
+KEYMAP: Final[dict[str, Action]] = {
+    "q": Action.QUIT,
+    "Q": Action.QUIT,
+    " ": Action.TOGGLE_PAUSE,
+    "\x03": Action.QUIT,  # Ctrl-C, should the terminal deliver it as a byte
+}
+
+
+class KeyReader:
+    """Reads whatever keys are waiting, without blocking."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def read(self) -> list[Action]:
+        if self.fd is None:
+            return []
+        actions = []
+        while select.select([self.fd], [], [], 0)[0]:
+            try:
+                data = os.read(self.fd, 64)
+            except OSError:
+                return actions
+            if not data:
+                self.fd = None  # end of input: no more keys
+                return actions
+            for char in data.decode(errors="ignore"):
+                action = KEYMAP.get(char)
+                if action is not None:
+                    actions.append(action)
+        return actions
+
+
+@contextmanager
+def terminal_keys(enabled: bool = True) -> Iterator[KeyReader]:
+    """Put the terminal on standard input in cbreak mode while the block runs.
+
+    cbreak (not raw) keeps Ctrl-C as a signal and output newline translation intact.
+    Without a terminal, or when not ``enabled``, yields a reader that reads nothing.
+    """
+    fd = sys.stdin.fileno() if enabled and sys.stdin is not None and sys.stdin.isatty() else None
+    if fd is None:
+        yield KeyReader(None)
+        return
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)
+        yield KeyReader(fd)
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+class StopFlag:
+    """Set by SIGINT, SIGTERM or SIGHUP; the app's loop checks it."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+    def set(self, signum: int, frame: FrameType | None = None) -> None:
+        self.signal = signum
+
+
+@contextmanager
+def quit_on_signals() -> Iterator[StopFlag]:
+    """Turn SIGINT, SIGTERM and SIGHUP into a flag, restoring the old handlers after."""
+    flag = StopFlag()
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            saved[signum] = signal.signal(signum, flag.set)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    try:
+        yield flag
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

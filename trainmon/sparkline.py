@@ -1,0 +1,120 @@
+"""A multi-row sparkline: the one renderable Rich lacks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
+from rich.style import Style
+
+__all__ = ["Sparkline", "columns"]
+
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def columns(values: Sequence[float], width: int) -> list[tuple[float, float, str]]:
+    """Fold ``values`` into at most ``width`` columns of ``(low, high, mark)``.
+
+    A column that covers several values keeps their finite minimum and maximum, so a
+    spike is never sampled away. ``mark`` is ``"nan"``, ``"+inf"`` or ``"-inf"`` when
+    the column holds such a value, else ``""``.
+    """
+    if width <= 0 or not values:
+        return []
+    count = len(values)
+    buckets = min(count, width)
+    out: list[tuple[float, float, str]] = []
+    for index in range(buckets):
+        chunk = values[index * count // buckets : (index + 1) * count // buckets]
+        finite = [v for v in chunk if math.isfinite(v)]
+        mark = ""
+        for value in chunk:
+            if math.isnan(value):
+                mark = "nan"
+            elif math.isinf(value) and not mark:
+                mark = "+inf" if value > 0 else "-inf"
+        if finite:
+            out.append((min(finite), max(finite), mark))
+        else:
+            out.append((math.nan, math.nan, mark))
+    return out
+
+
+class Sparkline:
+    """A bar sparkline ``height`` rows tall over the last values that fit the width.
+
+    Scaled to the finite values; NaN shows as a red ``×`` on the bottom row and ±Inf
+    as a red ``▲``/``▼``, so they are marked rather than hidden or breaking the line.
+    """
+
+    def __init__(
+        self,
+        values: Sequence[float],
+        *,
+        height: int = 1,
+        width: int | None = None,
+        style: str = "cyan",
+        mark_style: str = "bold red",
+    ) -> None:
+        self.values = values
+        self.height = max(height, 1)
+        self.width = width
+        self.style = Style.parse(style)
+        self.mark_style = Style.parse(mark_style)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = min(self.width or options.max_width, options.max_width)
+        height = self.height
+        cols = columns(self.values, width)
+        finite = [c for c in cols if not math.isnan(c[1])]
+        if not finite:
+            for row in range(height):
+                marks = [self._mark(c, row, height) for c in cols]
+                yield from self._row(marks, width)
+            return
+        low = min(c[0] for c in finite)
+        high = max(c[1] for c in finite)
+        span = high - low
+        levels = height * 8
+        for row in range(height):
+            cells: list[tuple[str, Style | None]] = []
+            for col in cols:
+                marked = self._mark(col, row, height)
+                if marked is not None:
+                    cells.append(marked)
+                    continue
+                if math.isnan(col[1]):
+                    cells.append((" ", None))
+                    continue
+                # Bars reach the column's maximum; the band below its minimum is solid.
+                level = levels // 2 if span == 0 else 1 + round((col[1] - low) / span * (levels - 1))
+                filled = level - (height - 1 - row) * 8
+                cells.append((_BLOCKS[min(max(filled, 0), 8)], self.style))
+            yield from self._row(cells, width)
+
+    def _mark(
+        self, col: tuple[float, float, str], row: int, height: int
+    ) -> tuple[str, Style | None] | None:
+        mark = col[2]
+        if mark == "nan" and row == height - 1:
+            return ("×", self.mark_style)
+        if mark == "+inf" and row == 0:
+            return ("▲", self.mark_style)
+        if mark == "-inf" and row == height - 1:
+            return ("▼", self.mark_style)
+        if mark and math.isnan(col[1]):
+            return (" ", None)
+        return None
+
+    @staticmethod
+    def _row(cells: list[tuple[str, Style | None] | None], width: int) -> RenderResult:
+        used = 0
+        for cell in cells:
+            text, style = cell if cell is not None else (" ", None)
+            yield Segment(text, style)
+            used += 1
+        if used < width:
+            yield Segment(" " * (width - used))
+        yield Segment.line()

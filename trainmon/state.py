@@ -1,0 +1,391 @@
+"""What the monitor knows: runs, workers and metric series, built by ``apply(record)``.
+
+Plain Python with no I/O and no clock of its own: time comes from the records and from
+the ``now`` the caller passes, so tests step time by hand. Every collection is bounded.
+Everything the screen shows is derived here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from trainmon_client.protocol import Record
+
+__all__ = [
+    "LOST_AFTER_S",
+    "Limits",
+    "Run",
+    "RunState",
+    "Series",
+    "Worker",
+]
+
+LOST_AFTER_S: Final = 5.0  # heartbeats come every second; five missed means gone
+_MAX_GAPS: Final = 64
+_RATE_POINTS: Final = 64
+_EPOCH_TIMES: Final = 16
+
+ACCURACY_NAMES: Final = ("accuracy", "acc", "val_accuracy", "val_acc")
+GRAD_NAMES: Final = ("grad_norm", "gradient", "grad")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that keep the monitor's memory flat whatever it is sent."""
+
+    window: int = 10_000  # full-resolution points kept per metric and worker
+    runs: int = 64
+    workers: int = 1024  # per run
+    metrics: int = 256  # per worker
+
+
+@dataclass(slots=True)
+class Series:
+    """One metric of one worker: the recent points and running extremes."""
+
+    points: deque[tuple[int, float]]
+    count: int = 0
+    best: float = math.inf  # lowest finite value
+    best_step: int | None = None
+    nonfinite: int = 0
+
+    @property
+    def last(self) -> float:
+        return self.points[-1][1] if self.points else math.nan
+
+    def add(self, step: int, value: float) -> None:
+        points = self.points
+        if not points or step >= points[-1][0]:
+            points.append((step, value))
+        else:  # a late point (a gap filled by a re-send): keep the series in step order
+            index = len(points)
+            while index > 0 and points[index - 1][0] > step:
+                index -= 1
+            if len(points) == points.maxlen:
+                if index == 0:
+                    return
+                points.popleft()
+                index -= 1
+            points.insert(index, (step, value))
+        self.count += 1
+        if math.isfinite(value):
+            if value < self.best:
+                self.best, self.best_step = value, step
+        else:
+            self.nonfinite += 1
+
+    def values(self, last: int) -> list[float]:
+        """The last ``last`` values, oldest first."""
+        points = self.points
+        start = max(len(points) - last, 0)
+        return [points[i][1] for i in range(start, len(points))]
+
+
+@dataclass(slots=True)
+class Worker:
+    """One publishing process, as far as its records tell."""
+
+    id: str
+    first_seen: float
+    last_seen: float
+    host: str | None = None
+    pid: int | None = None
+    rank: int | None = None
+    world: int | None = None
+    total_epochs: int | None = None
+    total_steps: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    step: int | None = None
+    epoch: int | None = None
+    last_metrics_at: float | None = None
+    records: int = 0
+    seen_max: int = -1
+    gaps: list[list[int]] = field(default_factory=list)
+    missed: int = 0
+    duplicates: int = 0
+    client_dropped: int = 0
+    finished: bool = False
+    series: dict[str, Series] = field(default_factory=dict)
+    untracked_metrics: int = 0
+    rate_points: deque[tuple[float, int]] = field(
+        default_factory=lambda: deque(maxlen=_RATE_POINTS)
+    )
+    epoch_starts: deque[tuple[int, float]] = field(
+        default_factory=lambda: deque(maxlen=_EPOCH_TIMES)
+    )
+
+    def accept(self, seq: int) -> bool:
+        """Note sequence number ``seq``; False if it was seen before (a repeat)."""
+        if seq > self.seen_max:
+            self.expect_through(seq - 1)
+            self.seen_max = seq
+            return True
+        for index, (lo, hi) in enumerate(self.gaps):
+            if lo <= seq <= hi:
+                self.missed -= 1
+                if lo == hi:
+                    del self.gaps[index]
+                elif seq == lo:
+                    self.gaps[index][0] = seq + 1
+                elif seq == hi:
+                    self.gaps[index][1] = seq - 1
+                else:
+                    self.gaps[index:index + 1] = [[lo, seq - 1], [seq + 1, hi]]
+                return True
+        self.duplicates += 1
+        return False
+
+    def expect_through(self, last: int) -> None:
+        """The worker has used sequence numbers up to ``last``: unseen ones are missed."""
+        if last > self.seen_max:
+            self.missed += last - self.seen_max
+            self.gaps.append([self.seen_max + 1, last])
+            if len(self.gaps) > _MAX_GAPS:
+                del self.gaps[0]  # too old to fill: it stays counted as missed
+            self.seen_max = last
+
+    @property
+    def steps_per_s(self) -> float | None:
+        """Steps per second over the recent records, by the worker's clock."""
+        points = self.rate_points
+        if len(points) < 2:
+            return None
+        (t0, s0), (t1, s1) = points[0], points[-1]
+        if t1 <= t0 or s1 < s0:
+            return None
+        return (s1 - s0) / (t1 - t0)
+
+    def status(self, now: float, stall_after_s: float) -> str:
+        """``finished``, ``lost``, ``stalled`` or ``running``."""
+        if self.finished:
+            return "finished"
+        if now - self.last_seen > LOST_AFTER_S:
+            return "lost"
+        if self.last_metrics_at is not None and now - self.last_metrics_at > stall_after_s:
+            return "stalled"
+        return "running"
+
+    def sort_key(self) -> tuple[int, int, str]:
+        return (0 if self.rank is not None else 1, self.rank or 0, self.id)
+
+
+@dataclass(slots=True)
+class Run:
+    """All workers publishing under one run name."""
+
+    name: str
+    workers: dict[str, Worker] = field(default_factory=dict)
+    metric_names: list[str] = field(default_factory=list)
+    started: float | None = None  # earliest record time
+    updated: float = 0.0  # monitor time of the last record
+    untracked_workers: int = 0
+
+    @property
+    def lead(self) -> Worker | None:
+        """The worker whose curves the dashboard shows: lowest rank, else first seen."""
+        if not self.workers:
+            return None
+        return min(self.workers.values(), key=lambda w: (w.sort_key()[:2], w.first_seen))
+
+    @property
+    def total_epochs(self) -> int | None:
+        return max((w.total_epochs for w in self.workers.values() if w.total_epochs), default=None)
+
+    @property
+    def total_steps(self) -> int | None:
+        return max((w.total_steps for w in self.workers.values() if w.total_steps), default=None)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.workers) and all(w.finished for w in self.workers.values())
+
+    @property
+    def missed(self) -> int:
+        return sum(w.missed for w in self.workers.values())
+
+    @property
+    def client_dropped(self) -> int:
+        return sum(w.client_dropped for w in self.workers.values())
+
+    def status(self, now: float, stall_after_s: float) -> str:
+        """The run's status: the most hopeful of its workers' statuses."""
+        statuses = {w.status(now, stall_after_s) for w in self.workers.values()}
+        for status in ("running", "stalled", "lost", "finished"):
+            if status in statuses:
+                return status
+        return "waiting"
+
+    def series(self, name: str) -> Series | None:
+        lead = self.lead
+        return None if lead is None else lead.series.get(name)
+
+    def find_metric(self, names: tuple[str, ...]) -> str | None:
+        """The first of ``names`` this run logs (matching case-insensitively)."""
+        lowered = {n.lower(): n for n in self.metric_names}
+        for name in names:
+            if name in lowered:
+                return lowered[name]
+        return None
+
+    def progress(self) -> float | None:
+        """The fraction of the run done, from steps or epochs, or None if unknown."""
+        lead = self.lead
+        if lead is None:
+            return None
+        if self.finished:
+            return 1.0
+        if self.total_steps and lead.step is not None:
+            return min((lead.step + 1) / self.total_steps, 1.0)
+        if self.total_epochs and lead.epoch is not None:
+            within = _epoch_fraction(lead)
+            return min((lead.epoch + within) / self.total_epochs, 1.0)
+        return None
+
+    def eta_s(self) -> float | None:
+        """Seconds left, from the recent step rate or the recent epoch durations."""
+        lead = self.lead
+        if lead is None or self.finished:
+            return None
+        rate = lead.steps_per_s
+        if self.total_steps and lead.step is not None and rate:
+            return max(self.total_steps - lead.step - 1, 0) / rate
+        duration = _epoch_duration(lead)
+        if self.total_epochs and lead.epoch is not None and duration:
+            left = self.total_epochs - lead.epoch - _epoch_fraction(lead)
+            return max(left, 0.0) * duration
+        return None
+
+
+def _epoch_duration(worker: Worker) -> float | None:
+    """Mean seconds per epoch over the recent whole epochs."""
+    starts = worker.epoch_starts
+    if len(starts) < 2:
+        return None
+    (e0, t0), (e1, t1) = starts[0], starts[-1]
+    return (t1 - t0) / (e1 - e0) if e1 > e0 and t1 > t0 else None
+
+
+def _epoch_fraction(worker: Worker) -> float:
+    """How far into its current epoch the worker is, from the previous epoch's length."""
+    starts = worker.epoch_starts
+    duration = _epoch_duration(worker)
+    if not starts or not duration or not worker.rate_points:
+        return 0.0
+    return min(max((worker.rate_points[-1][0] - starts[-1][1]) / duration, 0.0), 0.99)
+
+
+class RunState:
+    """Everything received, grouped by run and worker. ``apply`` is the only writer."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.runs: dict[str, Run] = {}
+        self.records = 0  # accepted records
+        self.rejected = 0  # messages that failed to decode
+        self.last_reject: str | None = None
+        self.duplicates = 0
+        self.untracked_runs = 0
+        self.first_record_at: float | None = None
+
+    def apply(self, record: Record, now: float) -> bool:
+        """Fold one record in; ``now`` is the monitor's clock when it arrived.
+
+        Returns False for a record not taken: a repeat, a heartbeat, or one past a limit.
+        """
+        run = self._run(record.run, now)
+        if run is None:
+            return False
+        worker = run.workers.get(record.worker)
+        if worker is None:
+            if len(run.workers) >= self.limits.workers:
+                run.untracked_workers += 1
+                return False
+            worker = run.workers[record.worker] = Worker(record.worker, now, now)
+        worker.last_seen = max(worker.last_seen, now)
+        if record.kind == "heartbeat":
+            self._heartbeat(worker, record)
+            return False
+        if not worker.accept(record.seq):
+            self.duplicates += 1
+            return False
+        self.records += 1
+        worker.records += 1
+        run.updated = now
+        if self.first_record_at is None:
+            self.first_record_at = now
+        if run.started is None or record.time < run.started:
+            run.started = record.time
+        if record.kind == "metrics":
+            self._metrics(run, worker, record, now)
+        elif record.kind == "hello":
+            self._hello(worker, record.info)
+        elif record.kind == "bye":
+            worker.finished = True
+        return True
+
+    def reject(self, reason: str) -> None:
+        """Count a message that could not be decoded."""
+        self.rejected += 1
+        self.last_reject = reason
+
+    @property
+    def workers(self) -> int:
+        return sum(len(run.workers) for run in self.runs.values())
+
+    def current(self, name: str | None = None) -> Run | None:
+        """The run named ``name``, else the one that received a record last."""
+        if name is not None:
+            return self.runs.get(name)
+        if not self.runs:
+            return None
+        return max(self.runs.values(), key=lambda run: run.updated)
+
+    def _run(self, name: str, now: float) -> Run | None:
+        run = self.runs.get(name)
+        if run is None:
+            if len(self.runs) >= self.limits.runs:
+                self.untracked_runs += 1
+                return None
+            run = self.runs[name] = Run(name, updated=now)
+        return run
+
+    def _heartbeat(self, worker: Worker, record: Record) -> None:
+        worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
+        worker.expect_through(record.seq)  # a heartbeat carries the last number used
+
+    def _hello(self, worker: Worker, info: dict[str, Any] | Any) -> None:
+        worker.host = info.get("host", worker.host)
+        worker.pid = info.get("pid", worker.pid)
+        worker.rank = info.get("rank", worker.rank)
+        worker.world = info.get("world", worker.world)
+        worker.total_epochs = info.get("epochs", worker.total_epochs)
+        worker.total_steps = info.get("steps", worker.total_steps)
+        config = info.get("config")
+        if isinstance(config, dict):
+            worker.config = config
+
+    def _metrics(self, run: Run, worker: Worker, record: Record, now: float) -> None:
+        if record.epoch is not None and record.epoch != worker.epoch:
+            if worker.epoch is None or record.epoch > worker.epoch:
+                worker.epoch_starts.append((record.epoch, record.time))
+            worker.epoch = record.epoch
+        step = record.step if record.step is not None else record.seq
+        if not record.metrics:
+            return
+        worker.last_metrics_at = now
+        if worker.step is None or step >= worker.step:
+            worker.step = step
+            worker.rate_points.append((record.time, step))
+        for name, value in record.metrics.items():
+            series = worker.series.get(name)
+            if series is None:
+                if len(worker.series) >= self.limits.metrics:
+                    worker.untracked_metrics += 1
+                    continue
+                series = worker.series[name] = Series(deque(maxlen=self.limits.window))
+                if name not in run.metric_names and len(run.metric_names) < self.limits.metrics:
+                    run.metric_names.append(name)
+            series.add(step, value)

@@ -1,0 +1,403 @@
+"""The dashboard as pure functions of ``RunState`` and ``ViewOptions``.
+
+No widget keeps data of its own: every frame is rebuilt from state, so what a person
+sees can be tested by rendering to a ``Console`` writing into a ``StringIO``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.layout import Layout
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from trainmon.sparkline import Sparkline
+from trainmon.state import ACCURACY_NAMES, GRAD_NAMES, Run, RunState, Worker
+
+__all__ = [
+    "ViewOptions",
+    "format_duration",
+    "format_value",
+    "render",
+    "status_line",
+    "summary",
+]
+
+STATUS_STYLE = {
+    "running": "green",
+    "stalled": "yellow",
+    "lost": "bold red",
+    "finished": "blue",
+    "waiting": "dim",
+}
+LOSS_NAMES = ("loss", "train_loss", "training_loss")
+
+
+@dataclass(frozen=True, slots=True)
+class ViewOptions:
+    """How to show the state; changed by keys, never by records."""
+
+    history: int = 100  # values in the loss sparkline
+    run: str | None = None  # show this run, else the most recently active
+    paused: bool = False
+    paused_records: int = 0  # records received since the view was paused
+    stall_after_s: float = 60.0
+    address: str = ""  # where the monitor listens or connects, for the waiting screen
+    interactive: bool = True
+
+
+def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
+    """The whole dashboard for one frame."""
+    run = state.current(opts.run)
+    layout = Layout(name="root")
+    if run is None:
+        layout.split_column(
+            Layout(header(state, None, opts, now), size=1),
+            Layout(waiting_panel(state, opts)),
+            Layout(footer(opts), size=1),
+        )
+        return layout
+    layout.split_column(
+        Layout(header(state, run, opts, now), size=1),
+        Layout(epoch_bar(run), size=3),
+        Layout(name="middle", ratio=3, minimum_size=8),
+        Layout(workers_panel(run, opts, now), ratio=2, minimum_size=5),
+        Layout(footer(opts), size=1),
+    )
+    layout["middle"].split_row(
+        Layout(loss_panel(run, opts), ratio=3),
+        Layout(stats_panel(state, run), ratio=2, minimum_size=30),
+    )
+    return layout
+
+
+def header(state: RunState, run: Run | None, opts: ViewOptions, now: float) -> Text:
+    """Title, run, status, elapsed time and the number of workers, on one line."""
+    text = Text()
+    text.append(" trainmon ", style="bold reverse")
+    if run is None:
+        text.append("  waiting for records", style="dim")
+        return text
+    status = run.status(now, opts.stall_after_s)
+    text.append(f"  run {run.name}", style="bold")
+    text.append("  ● ", style=STATUS_STYLE[status])
+    text.append(status, style=STATUS_STYLE[status])
+    if run.started is not None:
+        end = now
+        if run.finished:
+            end = max((w.last_seen for w in run.workers.values()), default=now)
+        text.append(f"  elapsed {format_duration(max(end - _local_start(run, now), 0.0))}")
+    text.append(f"  {len(run.workers)} worker{'s' if len(run.workers) != 1 else ''}")
+    others = len(state.runs) - 1
+    if others > 0:
+        text.append(f"  (+{others} other run{'s' if others > 1 else ''})", style="dim")
+    if opts.paused:
+        text.append("  PAUSED", style="bold black on yellow")
+    return text
+
+
+def _local_start(run: Run, now: float) -> float:
+    """When the run started, on the monitor's clock."""
+    first_seen = min(w.first_seen for w in run.workers.values())
+    return first_seen if run.started is None else min(run.started, first_seen, now)
+
+
+def epoch_bar(run: Run) -> Panel:
+    """Epoch gauge with percent, ETA and steps per second."""
+    lead = run.lead
+    total = run.total_epochs
+    epoch = lead.epoch if lead is not None else None
+    if epoch is None:
+        label = "Epoch –" if not total else f"Epoch –/{total}"
+    else:
+        shown = min(epoch + 1, total) if total else epoch + 1
+        label = f"Epoch {shown}/{total}" if total else f"Epoch {shown}"
+    fraction = run.progress()
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1)
+    grid.add_column(no_wrap=True, justify="right")
+    bar: RenderableType
+    if fraction is None:
+        bar = Text("progress unknown: pass total_epochs or total_steps", style="dim")
+        percent = ""
+    else:
+        bar = ProgressBar(total=1.0, completed=fraction, complete_style="green")
+        percent = f"{fraction * 100:3.0f}%"
+    eta = run.eta_s()
+    rate = lead.steps_per_s if lead is not None else None
+    step = "" if lead is None or lead.step is None else f"step {lead.step:,}"
+    if run.total_steps and step:
+        step += f"/{run.total_steps:,}"
+    right = "  ".join(
+        part
+        for part in (
+            percent,
+            f"ETA {format_duration(eta)}" if eta is not None else ("done" if run.finished else ""),
+            f"{rate:,.1f} steps/s" if rate is not None and not run.finished else "",
+            step,
+        )
+        if part
+    )
+    grid.add_row(Text(label, style="bold"), bar, right)
+    return Panel(grid, title="Progress", title_align="left", height=3)
+
+
+def loss_panel(run: Run, opts: ViewOptions) -> Panel:
+    """The main metric's sparkline over the last ``history`` values."""
+    name = run.find_metric(LOSS_NAMES) or (run.metric_names[0] if run.metric_names else None)
+    series = run.series(name) if name is not None else None
+    if series is None or not series.points:
+        return Panel(Text("no metrics yet", style="dim"), title="Loss", title_align="left")
+    values = series.values(opts.history)
+    finite = [v for v in values if math.isfinite(v)]
+    caption = Text(style="dim")
+    if finite:
+        caption.append(f"min {format_value(min(finite))}  max {format_value(max(finite))}  ")
+    caption.append(f"last {format_value(values[-1])}")
+    bad = len(values) - len(finite)
+    if bad:
+        caption.append(f"  {bad} non-finite", style="bold red")
+    return Panel(
+        _FillHeight(values, caption),
+        title=f"{name} · last {len(values)}",
+        title_align="left",
+    )
+
+
+class _FillHeight:
+    """A sparkline as tall as its panel allows, with a caption line under it."""
+
+    def __init__(self, values: list[float], caption: Text) -> None:
+        self.values = values
+        self.caption = caption
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        height = max((options.height or 4) - 1, 1)
+        yield Sparkline(self.values, height=height)
+        yield self.caption
+
+
+def stats_panel(state: RunState, run: Run) -> Panel:
+    """Current loss, accuracy, grad norm, best loss, and what was received."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(no_wrap=True)
+    loss_name = run.find_metric(LOSS_NAMES)
+    acc_name = run.find_metric(ACCURACY_NAMES)
+    grad_name = run.find_metric(GRAD_NAMES)
+    shown = {loss_name, acc_name, grad_name}
+    loss = run.series(loss_name) if loss_name else None
+    grid.add_row("loss", format_value(loss.last) if loss else "–")
+    acc = run.series(acc_name) if acc_name else None
+    grid.add_row("accuracy", format_percent(acc.last) if acc else "–")
+    grad = run.series(grad_name) if grad_name else None
+    grid.add_row("grad norm", format_value(grad.last) if grad else "–")
+    if loss is not None and loss.best_step is not None:
+        grid.add_row("best loss", f"{format_value(loss.best)} @ {loss.best_step:,}")
+    else:
+        grid.add_row("best loss", "–")
+    grid.add_row("records", f"{state.records:,}")
+    missed, dropped = run.missed, run.client_dropped
+    grid.add_row(
+        "missed",
+        Text(f"{missed:,} (+{dropped:,} dropped by client)" if dropped else f"{missed:,}",
+             style="bold yellow" if missed or dropped else ""),
+    )
+    rejected = Text(f"{state.rejected:,}", style="bold red" if state.rejected else "")
+    grid.add_row("rejected", rejected)
+    for name in run.metric_names:
+        if name not in shown:
+            series = run.series(name)
+            if series is not None:
+                grid.add_row(name[:14], format_value(series.last))
+    return Panel(grid, title="Stats", title_align="left")
+
+
+def workers_panel(run: Run, opts: ViewOptions, now: float) -> Panel:
+    """One row per worker, as many as fit, and how many more there are."""
+    return Panel(_WorkersTable(run, opts, now), title="Workers", title_align="left")
+
+
+class _WorkersTable:
+    """The workers' rows, taken now (so a frozen frame stays frozen), cut to fit later."""
+
+    COLUMNS = (
+        ("rank", "right"),
+        ("host", "left"),
+        ("pid", "right"),
+        ("step", "right"),
+        ("last seen", "right"),
+        ("steps/s", "right"),
+        ("missed", "right"),
+        ("status", "left"),
+    )
+
+    def __init__(self, run: Run, opts: ViewOptions, now: float) -> None:
+        self.rows = [
+            _worker_row(worker, opts, now)
+            for worker in sorted(run.workers.values(), key=Worker.sort_key)
+        ]
+        self.untracked = run.untracked_workers
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        rows = self.rows
+        room = max((options.height or len(rows) + 2) - 1, 1)
+        hidden = self.untracked
+        if len(rows) > room:
+            hidden += len(rows) - (room - 1)
+            rows = rows[: room - 1]
+        table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
+        for column, justify in self.COLUMNS:
+            table.add_column(column, justify=justify, no_wrap=True, header_style="bold")  # type: ignore[arg-type]
+        for row in rows:
+            table.add_row(*row)
+        if hidden:
+            table.add_row("", Text(f"… {hidden:,} more workers not shown", style="dim"))
+        yield table
+
+
+def _worker_row(worker: Worker, opts: ViewOptions, now: float) -> tuple[str | Text, ...]:
+    status = worker.status(now, opts.stall_after_s)
+    rate = worker.steps_per_s
+    missed = f"{worker.missed:,}"
+    if worker.client_dropped:
+        missed += f"+{worker.client_dropped:,}"
+    return (
+        "–" if worker.rank is None else str(worker.rank),
+        worker.host or worker.id,
+        "–" if worker.pid is None else str(worker.pid),
+        "–" if worker.step is None else f"{worker.step:,}",
+        f"{max(now - worker.last_seen, 0):.1f}s ago",
+        "–" if rate is None or worker.finished else f"{rate:,.1f}",
+        Text(missed, style="yellow" if missed != "0" else ""),
+        Text(status, style=STATUS_STYLE[status]),
+    )
+
+
+def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
+    """What to do while nothing has arrived yet."""
+    text = Text()
+    text.append(f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n", style="bold")
+    text.append("In the training script:\n\n", style="dim")
+    text.append("    from trainmon_client import Monitor\n")
+    text.append(f"    mon = Monitor({opts.address!r})\n" if opts.address else "    mon = Monitor()\n")
+    text.append("    mon.log(loss=loss, accuracy=acc)\n")
+    if state.rejected:
+        text.append(f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="bold red")
+    return Panel(text, title="No data yet", title_align="left")
+
+
+def footer(opts: ViewOptions) -> Text:
+    """The keys, or the pause notice."""
+    text = Text()
+    if opts.paused:
+        text.append(" PAUSED ", style="bold black on yellow")
+        text.append(f" view frozen · {opts.paused_records:,} records arrived since · ")
+        text.append("space", style="bold")
+        text.append(" resume · ")
+        text.append("q", style="bold")
+        text.append(" quit")
+    elif opts.interactive:
+        text.append(" q", style="bold")
+        text.append(" quit · ")
+        text.append("space", style="bold")
+        text.append(" pause · training is never affected by this window")
+    else:
+        text.append(" Ctrl-C quits · training is never affected by this window")
+    return text
+
+
+def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
+    """One plain line for logs and pipes, when there is no terminal to draw on."""
+    run = state.current(opts.run)
+    if run is None:
+        extra = f"; {state.rejected} rejected" if state.rejected else ""
+        return f"trainmon: waiting for records on {opts.address}{extra}"
+    lead = run.lead
+    parts = [f"run {run.name}", run.status(now, opts.stall_after_s)]
+    if lead is not None and lead.epoch is not None:
+        total = run.total_epochs
+        parts.append(f"epoch {lead.epoch + 1}/{total}" if total else f"epoch {lead.epoch + 1}")
+    if lead is not None and lead.step is not None:
+        parts.append(f"step {lead.step}")
+    for label, names in (("loss", LOSS_NAMES), ("acc", ACCURACY_NAMES)):
+        name = run.find_metric(names)
+        series = run.series(name) if name else None
+        if series is not None:
+            value = format_percent(series.last) if label == "acc" else format_value(series.last)
+            parts.append(f"{label} {value}")
+    statuses = [w.status(now, opts.stall_after_s) for w in run.workers.values()]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in STATUS_STYLE if statuses.count(s))
+    parts.append(f"workers {len(statuses)} ({counts})")
+    parts.append(f"records {state.records}")
+    parts.append(_missed_text(run))
+    parts.append(f"rejected {state.rejected}")
+    return "trainmon: " + " · ".join(parts)
+
+
+def summary(state: RunState, opts: ViewOptions, now: float) -> str:
+    """The final report printed when the monitor exits."""
+    if not state.runs:
+        return f"trainmon: no records were received on {opts.address}"
+    lines = []
+    for run in state.runs.values():
+        lines.append(f"run {run.name}: {run.status(now, opts.stall_after_s)}, "
+                     f"{len(run.workers)} worker(s)")
+        for name in run.metric_names:
+            series = run.series(name)
+            if series is None:
+                continue
+            best = ""
+            if name in LOSS_NAMES and series.best_step is not None:
+                best = f" (best {format_value(series.best)} at step {series.best_step})"
+            lines.append(f"  {name}: last {format_value(series.last)}{best}")
+        lines.append(f"  {_missed_text(run)}")
+    lines.append(f"records received {state.records}, rejected {state.rejected}")
+    return "\n".join(lines)
+
+
+def _missed_text(run: Run) -> str:
+    missed, dropped = run.missed, run.client_dropped
+    if not missed and not dropped:
+        return "nothing missed"
+    return f"missed {missed} (+{dropped} dropped by clients)" if dropped else f"missed {missed}"
+
+
+def format_value(value: float) -> str:
+    """A metric value in at most about 9 characters; NaN and ±Inf by name."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    magnitude = abs(value)
+    if value == 0:
+        return "0"
+    if 1e-3 <= magnitude < 1e5:
+        decimals = max(0, 3 - math.floor(math.log10(magnitude)))
+        return f"{value:.{decimals}f}"
+    return f"{value:.3e}"
+
+
+def format_percent(value: float) -> str:
+    """An accuracy: fractions up to 1 as percentages, larger values taken as percent."""
+    if not math.isfinite(value):
+        return format_value(value)
+    return f"{value * 100:.2f}%" if abs(value) <= 1 else f"{value:.2f}%"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``mm:ss`` or ``h:mm:ss``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
