@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Final
 
-__all__ = ["KEYMAP", "Action", "KeyReader", "StopFlag", "quit_on_signals", "terminal_keys"]
+__all__ = ["Action", "KEYMAP", "KeyReader", "StopFlag", "quit_on_signals", "terminal_keys"]
 
 
 class Action(enum.Enum):

@@ -186,8 +186,8 @@ class _FillHeight:
 def stats_panel(state: RunState, run: Run) -> Panel:
     """Current loss, accuracy, grad norm, best loss, and what was received."""
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(no_wrap=True)
+    grid.add_column(style="bold", no_wrap=True, min_width=9)
+    grid.add_column(no_wrap=True, overflow="ellipsis")
     loss_name = run.find_metric(LOSS_NAMES)
     acc_name = run.find_metric(ACCURACY_NAMES)
     grad_name = run.find_metric(GRAD_NAMES)
@@ -204,11 +204,9 @@ def stats_panel(state: RunState, run: Run) -> Panel:
         grid.add_row("best loss", "–")
     grid.add_row("records", f"{state.records:,}")
     missed, dropped = run.missed, run.client_dropped
-    grid.add_row(
-        "missed",
-        Text(f"{missed:,} (+{dropped:,} dropped by client)" if dropped else f"{missed:,}",
-             style="bold yellow" if missed or dropped else ""),
-    )
+    grid.add_row("missed", Text(f"{missed:,}", style="bold yellow" if missed else ""))
+    if dropped:
+        grid.add_row("dropped", Text(f"{dropped:,} by the client", style="bold yellow"))
     rejected = Text(f"{state.rejected:,}", style="bold red" if state.rejected else "")
     grid.add_row("rejected", rejected)
     for name in run.metric_names:
@@ -249,17 +247,18 @@ class _WorkersTable:
         rows = self.rows
         room = max((options.height or len(rows) + 2) - 1, 1)
         hidden = self.untracked
-        if len(rows) > room:
-            hidden += len(rows) - (room - 1)
-            rows = rows[: room - 1]
+        if len(rows) + (1 if hidden else 0) > room:
+            keep = max(room - 1, 0)
+            hidden += len(rows) - keep
+            rows = rows[:keep]
         table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
         for column, justify in self.COLUMNS:
             table.add_column(column, justify=justify, no_wrap=True, header_style="bold")  # type: ignore[arg-type]
         for row in rows:
             table.add_row(*row)
-        if hidden:
-            table.add_row("", Text(f"… {hidden:,} more workers not shown", style="dim"))
         yield table
+        if hidden:
+            yield Text(f"  … {hidden:,} more workers not shown", style="dim")
 
 
 def _worker_row(worker: Worker, opts: ViewOptions, now: float) -> tuple[str | Text, ...]:

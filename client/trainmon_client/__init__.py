@@ -7,17 +7,23 @@
         mon.set_epoch(epoch)
         for batch in loader:
             loss = train_step(batch)
-            mon.log(loss=loss, accuracy=acc)  # ~1 µs, never blocks, never raises
+            mon.log(loss=loss, accuracy=acc)  # about a microsecond, never blocks or raises
     mon.close()                             # also happens at exit
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from trainmon_client.protocol import PROTOCOL_VERSION, ProtocolError, Record, decode, encode
-from trainmon_client.publisher import DEFAULT_ENDPOINT, Monitor
+
+if TYPE_CHECKING:
+    from trainmon_client.publisher import DEFAULT_ENDPOINT, Monitor
 
 __all__ = [
     "DEFAULT_ENDPOINT",
-    "PROTOCOL_VERSION",
     "Monitor",
+    "PROTOCOL_VERSION",
     "ProtocolError",
     "Record",
     "__version__",
@@ -26,3 +32,13 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The publisher (and pyzmq) load on first use, so a reader of the protocol alone,
+    # such as the monitor's state, does not pull in sockets.
+    if name in ("Monitor", "DEFAULT_ENDPOINT"):
+        from trainmon_client import publisher
+
+        return getattr(publisher, name)
+    raise AttributeError(f"module 'trainmon_client' has no attribute {name!r}")

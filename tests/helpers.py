@@ -1,0 +1,206 @@
+"""Shared test helpers: free ports, polling with a deadline, publisher processes, tmux."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import zmq
+
+from trainmon.ingest import Subscriber
+from trainmon.state import RunState
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+PUBLISHER = Path(__file__).resolve().parent / "publisher_proc.py"
+
+
+def free_endpoint() -> str:
+    """A loopback tcp endpoint nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def ipc_endpoint(tmp_path: Path) -> str:
+    return f"ipc://{tmp_path / ('s-' + uuid.uuid4().hex[:8])}"
+
+
+def wait_for(condition: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.02,
+             what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy, or fail after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def drain_until(source: Subscriber, state: RunState, condition: Callable[[], bool],
+                timeout_s: float = 10.0, what: str = "records") -> None:
+    """Drain ``source`` into ``state`` until ``condition`` holds, or fail at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        source.drain(state, budget_s=0.02)
+
+
+def start_publisher(endpoint: str, *, run: str = "r", count: int = 100, bind: bool = False,
+                    delay_s: float = 0.0, hold_s: float = 0.0, epochs: int | None = None,
+                    env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A real publisher process that logs ``count`` records and closes."""
+    args = [sys.executable, str(PUBLISHER), endpoint, "--run", run, "--count", str(count),
+            "--delay", str(delay_s), "--hold", str(hold_s)]
+    if bind:
+        args.append("--bind")
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
+    return subprocess.Popen(args, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """Stop a process for sure: continue it if stopped, terminate, then kill."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, 18)  # SIGCONT, in case a test froze it
+            proc.terminate()
+            proc.wait(timeout=5)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            proc.kill()
+            proc.wait(timeout=5)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+class Tmux:
+    """One tmux server of our own (its own socket), one window, for one test."""
+
+    def __init__(self, width: int = 100, height: int = 30) -> None:
+        if shutil.which("tmux") is None:
+            raise RuntimeError("tmux is not installed; .ci/run installs it")
+        self.socket = f"trainmon-test-{uuid.uuid4().hex[:8]}"
+        self.width, self.height = width, height
+        self._tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
+                   "env -u NO_COLOR -u FORCE_COLOR TERM=xterm-256color bash --norc --noprofile")
+        self._tmux("set-option", "-t", "t", "status", "off")
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True,
+                              capture_output=True, text=True, timeout=10).stdout
+
+    def type(self, text: str, enter: bool = True) -> None:
+        self._tmux("send-keys", "-t", "t", "-l", text)
+        if enter:
+            self._tmux("send-keys", "-t", "t", "Enter")
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "t", *keys)
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "t")
+
+    def wait_screen(self, test: Callable[[str], object], timeout_s: float = 15.0,
+                    what: str = "the tmux screen") -> str:
+        """Poll the screen until ``test`` accepts it; the accepted screen."""
+        def check() -> str:
+            screen = self.screen()
+            return screen if test(screen) else ""
+        return wait_for(check, timeout_s, 0.05, what)
+
+    def wait_text(self, text: str, timeout_s: float = 15.0) -> str:
+        return self.wait_screen(lambda s: text in s, timeout_s, f"{text!r} on the tmux screen")
+
+    def wait_gone(self, text: str, timeout_s: float = 15.0) -> str:
+        return self.wait_screen(lambda s: text not in s, timeout_s, f"{text!r} to go")
+
+    def pane_pid(self) -> int:
+        return int(self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+def command(*args: str) -> str:
+    """A shell command line running ``trainmon`` with this interpreter."""
+    return shlex.join([sys.executable, "-m", "trainmon", *args])
+
+
+def zmq_push_raw(endpoint: str, messages: list[list[bytes]], settle: Callable[[], None]) -> None:
+    """Send raw multipart messages from a PUB socket connected to ``endpoint``."""
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.LINGER, 1000)
+    pub.connect(endpoint)
+    try:
+        settle()
+        for message in messages:
+            pub.send_multipart(message)
+    finally:
+        pub.close()
+        ctx.term()
+
+
+class BackgroundMonitor:
+    """A real Subscriber drained into a RunState by a thread, as a monitor process would.
+
+    In-process publishers need the monitor's socket serviced while the test's own
+    thread is busy (a bound SUB sends its subscription only while it is being used).
+    """
+
+    def __init__(self, bind: list[str] | None = None, connect: list[str] | None = None) -> None:
+        import threading
+
+        self.state = RunState()
+        self.lock = threading.Lock()
+        self._source = Subscriber(bind or [], connect or [])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self.lock:
+                self._source.drain(self.state, budget_s=0.01)
+            time.sleep(0.001)
+
+    def wait(self, condition: Callable[[], object], timeout_s: float = 10.0,
+             what: str = "records") -> None:
+        def locked() -> object:
+            with self.lock:
+                return condition()
+        wait_for(locked, timeout_s, 0.01, what)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._source.close()
+
+
+def wait_listening(endpoint: str, timeout_s: float = 15.0) -> None:
+    """Wait until some process has bound the loopback tcp ``endpoint``."""
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+
+    def bound() -> bool:
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, int(port)))
+            except OSError:
+                return True
+            return False
+
+    wait_for(bound, timeout_s, 0.02, f"a listener on {endpoint}")

@@ -1,0 +1,32 @@
+"""A real publishing process for tests: logs COUNT records through trainmon_client."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from trainmon_client import Monitor
+
+parser = argparse.ArgumentParser()
+parser.add_argument("endpoint")
+parser.add_argument("--run", default="r")
+parser.add_argument("--count", type=int, default=100)
+parser.add_argument("--delay", type=float, default=0.0)
+parser.add_argument("--hold", type=float, default=0.0, help="seconds to wait before closing")
+parser.add_argument("--bind", action="store_true")
+parser.add_argument("--epochs", type=int)
+args = parser.parse_args()
+
+mon = Monitor(args.endpoint, run=args.run, bind=args.bind, total_epochs=args.epochs,
+              total_steps=args.count)
+print(mon.worker, flush=True)
+per_epoch = max(args.count // (args.epochs or 1), 1)
+for step in range(args.count):
+    mon.log(loss=1.0 / (step + 1), accuracy=min(step / args.count, 1.0),
+            grad_norm=math.sqrt(step + 1), epoch=step // per_epoch, step=step)
+    if args.delay:
+        time.sleep(args.delay)
+time.sleep(args.hold)
+mon.close()
+print("closed", flush=True)

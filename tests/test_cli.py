@@ -1,0 +1,117 @@
+"""The trainmon command: help, errors without tracebacks, plain mode, tail, demo."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from tests.helpers import free_endpoint, start_publisher, stop, wait_listening
+from trainmon.cli import main
+from trainmon.ingest import Subscriber
+
+
+@pytest.mark.parametrize("args", [[], ["watch"], ["tail"], ["demo"]])
+def test_help(args: list[str]) -> None:
+    """Every command explains itself."""
+    result = CliRunner().invoke(main, [*args, "--help"])
+    assert result.exit_code == 0 and "Usage: main" in result.output or "Usage:" in result.output
+    assert "Show this message and exit" in result.output
+
+
+def test_version() -> None:
+    """--version names the program and its version."""
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("trainmon, version ")
+
+
+@pytest.mark.parametrize("args", [
+    ["watch", "--bind", "localhost:5555"],
+    ["watch", "--connect", "tcp://nohost"],
+    ["tail", "--bind", "udp://1.2.3.4:5"],
+])
+def test_bad_endpoint_is_one_line(args: list[str]) -> None:
+    """A mistyped endpoint is a one-line error with the expected form, exit 1."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "tcp://HOST:PORT" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_address_in_use() -> None:
+    """A port another monitor holds is explained, with what to do."""
+    endpoint = free_endpoint()
+    holder = Subscriber([endpoint])
+    try:
+        result = CliRunner().invoke(main, ["watch", "--bind", endpoint, "--plain"])
+        assert result.exit_code == 1
+        assert "address already in use" in result.output and "--bind" in result.output
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize("args", [["watch", "--history", "0"], ["watch", "--refresh-ms", "x"],
+                                  ["demo", "--workers", "0"]])
+def test_bad_values_are_usage_errors(args: list[str]) -> None:
+    """Out-of-range options are usage errors (exit 2) naming the option."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+def _run_cli(*args: str, timeout: float = 60) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "trainmon", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_watch_without_terminal_prints_lines_and_summary() -> None:
+    """Without a TTY, watch says so, prints status lines, and a summary when done."""
+    endpoint = free_endpoint()
+    watch = _run_cli("watch", "--bind", endpoint, "--exit-when-done", "--plain-interval", "0.2")
+    wait_listening(endpoint)
+    pubs = [start_publisher(endpoint, count=50, delay_s=0.01, epochs=5,
+                            env={"RANK": str(r)}) for r in range(2)]
+    try:
+        out, err = watch.communicate(timeout=60)
+        assert watch.returncode == 0, err
+        assert out.startswith("trainmon: stdout is not a terminal")
+        assert "trainmon: run r · " in out
+        assert "run r: finished, 2 worker(s)" in out
+        assert "nothing missed" in out and "loss: last 0.02000 (best 0.02000 at step 49)" in out
+    finally:
+        stop(watch)
+        for pub in pubs:
+            stop(pub)
+
+
+def test_tail_prints_json_lines() -> None:
+    """tail prints one parseable JSON object per metrics record, then exits when done."""
+    endpoint = free_endpoint()
+    tail = _run_cli("tail", "--bind", endpoint, "--exit-when-done")
+    wait_listening(endpoint)
+    pub = start_publisher(endpoint, count=30)
+    try:
+        out, err = tail.communicate(timeout=60)
+        assert tail.returncode == 0, err
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert len(lines) == 30
+        assert set(lines[0]) == {"run", "worker", "seq", "step", "epoch", "t", "metrics"}
+        assert [line["step"] for line in lines] == list(range(30))
+        assert math.isclose(lines[-1]["metrics"]["loss"], 1 / 30)
+    finally:
+        stop(tail)
+        stop(pub)
+
+
+def test_demo_plain_runs_to_the_end() -> None:
+    """The demo, without a terminal, runs its workers to the end and sums up."""
+    demo = _run_cli("demo", "--workers", "2", "--epochs", "1")
+    try:
+        out, err = demo.communicate(timeout=90)
+        assert demo.returncode == 0, err
+        assert "finished, 2 worker(s)" in out and "nothing missed" in out
+    finally:
+        stop(demo)

@@ -1,0 +1,126 @@
+"""The subscriber: hostile input is counted and survived, filters and errors are clear."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from tests.helpers import drain_until, free_endpoint, start_publisher, stop
+from trainmon.ingest import EndpointError, Subscriber
+from trainmon.state import RunState
+from trainmon_client.protocol import Record, encode
+
+GOOD = [Record("hello", "r", "w", 0, 1.0, info={"host": "h"}),
+        Record("metrics", "r", "w", 1, 2.0, step=0, metrics={"loss": 0.5})]
+
+
+def _publish(endpoint: str, messages: list[list[bytes]], source: Subscriber,
+             state: RunState, until: int) -> None:
+    """Connect a raw XPUB to ``source``, wait for its subscription, send, drain."""
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(endpoint)
+    try:
+        deadline = time.monotonic() + 10
+        while not pub.poll(10):  # the subscription arrives while the SUB is serviced
+            source.drain(state, budget_s=0.01)
+            assert time.monotonic() < deadline, "no subscription"
+        pub.recv()
+        for message in messages:
+            pub.send_multipart(message)
+        drain_until(source, state, lambda: state.records + state.rejected >= until)
+    finally:
+        pub.close()
+        ctx.term()
+
+
+def test_garbage_is_counted_and_good_records_kept() -> None:
+    """Random bytes, wrong frames, wrong shapes and versions are rejected; the rest lands."""
+    endpoint = free_endpoint()
+    source = Subscriber([endpoint])
+    state = RunState()
+    bad = [
+        [b"r", b"\xc1\x00\xff"],
+        [b"r"],
+        [b"r", b"a", b"b"],
+        [b"r", msgpack.packb([1, 2, 3])],
+        [b"r", msgpack.packb({"v": 99, "k": "metrics"})],
+        [b"r", msgpack.packb({"v": 1, "k": "metrics", "r": "r", "w": "w", "s": 5, "t": 1.0,
+                              "m": {"loss": "NaN"}})],
+        [b"r", b"\x91" * 10_000],
+    ]
+    try:
+        _publish(endpoint, [encode(GOOD[:1]), *bad, encode(GOOD[1:])], source, state,
+                 until=2 + len(bad))
+        assert state.rejected == len(bad) and state.records == 2
+        assert state.current().series("loss").last == 0.5
+    finally:
+        source.close()
+
+
+def test_giant_message_is_cut_off_by_the_socket() -> None:
+    """A message over the size limit never reaches decode; later good ones still do."""
+    endpoint = free_endpoint()
+    source = Subscriber([endpoint])
+    state = RunState()
+    try:
+        _publish(endpoint, [[b"r", b"x" * (8 * 1024 * 1024)]], source, state, until=0)
+        _publish(endpoint, [encode(GOOD)], source, state, until=2)
+        assert state.records == 2 and state.rejected == 0
+    finally:
+        source.close()
+
+
+def test_nan_and_inf_metrics_are_kept() -> None:
+    """NaN and ±Inf are data, not errors."""
+    endpoint = free_endpoint()
+    source = Subscriber([endpoint])
+    state = RunState()
+    record = Record("metrics", "r", "w", 1, 2.0, step=0,
+                    metrics={"loss": math.nan, "g": math.inf})
+    try:
+        _publish(endpoint, [encode([record])], source, state, until=1)
+        assert math.isnan(state.current().series("loss").last)
+        assert state.rejected == 0
+    finally:
+        source.close()
+
+
+def test_run_filter() -> None:
+    """--run shows one run, even when another run's name starts the same way."""
+    endpoint = free_endpoint()
+    source = Subscriber([endpoint], run="a")
+    state = RunState()
+    procs = [start_publisher(endpoint, run=name, count=20) for name in ("a", "ab", "b")]
+    try:
+        drain_until(source, state, lambda: "a" in state.runs and state.runs["a"].finished)
+        time.sleep(0.2)
+        source.drain(state, budget_s=0.2)
+        assert list(state.runs) == ["a"]
+    finally:
+        for proc in procs:
+            stop(proc)
+        source.close()
+
+
+def test_address_in_use_is_explained() -> None:
+    """A second monitor on the same port gets a sentence with a hint, not a traceback."""
+    endpoint = free_endpoint()
+    first = Subscriber([endpoint])
+    try:
+        with pytest.raises(EndpointError, match="already in use.*--bind"):
+            Subscriber([endpoint])
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize("endpoint", ["localhost:5555", "tcp://127.0.0.1", "http://x:1"])
+def test_malformed_endpoints(endpoint: str) -> None:
+    """Endpoints that are not ZeroMQ addresses are refused with the expected form."""
+    with pytest.raises(EndpointError, match="tcp://HOST:PORT"):
+        Subscriber([endpoint])

@@ -1,0 +1,163 @@
+"""The wire protocol: encode and decode are inverses, and decode rejects the rest."""
+
+from __future__ import annotations
+
+import math
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trainmon_client.protocol import (
+    MAX_BATCH,
+    MAX_METRICS,
+    MAX_PAYLOAD_BYTES,
+    ProtocolError,
+    Record,
+    decode,
+    encode,
+    to_wire,
+)
+
+HELLO = Record("hello", "run", "h:1", 0, 1.5, info={"host": "h", "pid": 1, "rank": 0, "world": 2,
+                                                    "epochs": 3, "config": {"lr": 0.1}})
+METRICS = Record("metrics", "run", "h:1", 1, 2.0, step=5, epoch=0,
+                 metrics={"loss": 0.5, "acc": 1.0})
+BEAT = Record("heartbeat", "run", "h:1", 1, 3.0,
+              counters={"logged": 1, "dropped": 0, "queued": 0})
+BYE = Record("bye", "run", "h:1", 2, 4.0)
+
+
+def _frames(*items: object, topic: bytes = b"run") -> list[bytes]:
+    return [topic, msgpack.packb(list(items) if len(items) != 1 else items[0])]
+
+
+def _good(**changes: object) -> dict[str, object]:
+    wire = to_wire(METRICS)
+    wire.update(changes)
+    return wire
+
+
+@pytest.mark.parametrize("record", [HELLO, METRICS, BEAT, BYE], ids=lambda r: r.kind)
+def test_round_trip(record: Record) -> None:
+    """Every kind decodes to the record it was encoded from."""
+    assert decode(encode([record])) == [record]
+
+
+def test_batch_round_trip() -> None:
+    """A batch keeps its records and their order."""
+    assert decode(encode([HELLO, METRICS, BYE])) == [HELLO, METRICS, BYE]
+
+
+def test_nan_and_inf_survive() -> None:
+    """NaN and ±Inf are metric values like any other."""
+    record = Record("metrics", "run", "w", 1, 1.0, step=1, metrics={
+        "a": math.nan, "b": math.inf, "c": -math.inf})
+    values = decode(encode([record]))[0].metrics
+    assert math.isnan(values["a"]) and values["b"] == math.inf and values["c"] == -math.inf
+
+
+def test_unknown_keys_are_ignored() -> None:
+    """A newer client's extra keys do not stop an older monitor."""
+    assert decode(_frames(_good(future="x")))[0] == METRICS
+
+
+def test_ints_and_bools_become_floats() -> None:
+    """Metric values arrive as floats whatever number type was sent."""
+    values = decode(_frames(_good(m={"a": 3, "b": True})))[0].metrics
+    assert values == {"a": 3.0, "b": 1.0} and all(type(v) is float for v in values.values())
+
+
+BAD = [
+    pytest.param([b"run"], id="one frame"),
+    pytest.param([b"run", b"x", b"y"], id="three frames"),
+    pytest.param([b"run", b"\xc1\xff\x00"], id="random bytes"),
+    pytest.param([b"run", b""], id="empty payload"),
+    pytest.param(_frames(7), id="not a map"),
+    pytest.param(_frames([]), id="empty batch"),
+    pytest.param([b"run", msgpack.packb([1, 2])], id="batch of ints"),
+    pytest.param(_frames(_good(v=2)), id="future version"),
+    pytest.param(_frames(_good(v=None)), id="no version"),
+    pytest.param(_frames(_good(k="evil")), id="unknown kind"),
+    pytest.param(_frames(_good(s=-1)), id="negative seq"),
+    pytest.param(_frames(_good(s="1")), id="string seq"),
+    pytest.param(_frames(_good(t=math.nan)), id="nan time"),
+    pytest.param(_frames(_good(st=-5)), id="negative step"),
+    pytest.param(_frames(_good(st=2**60)), id="enormous step"),
+    pytest.param(_frames(_good(ep=1.5)), id="float epoch"),
+    pytest.param(_frames(_good(m={"loss": "high"})), id="string value"),
+    pytest.param(_frames(_good(m={"loss": [1]})), id="list value"),
+    pytest.param(_frames(_good(m={"": 1.0})), id="empty metric name"),
+    pytest.param(_frames(_good(m={"x" * 200: 1.0})), id="long metric name"),
+    pytest.param(_frames(_good(m={f"m{i}": 1.0 for i in range(MAX_METRICS + 1)})),
+                 id="too many metrics"),
+    pytest.param(_frames(_good(m=[1.0])), id="metrics not a map"),
+    pytest.param(_frames(_good(r="other")), id="run differs from topic"),
+    pytest.param(_frames(_good(w="")), id="empty worker"),
+    pytest.param(_frames(_good(w=5)), id="int worker"),
+    pytest.param([b"run", b"\x91" * 5000 + b"\xc0"], id="deep nesting"),
+    pytest.param([b"run", msgpack.packb([_good()] * (MAX_BATCH + 1))], id="batch too large"),
+    pytest.param([b"run", b"\x00" * (MAX_PAYLOAD_BYTES + 1)], id="payload too large"),
+    pytest.param([b"x" * 1000, msgpack.packb(_good())], id="topic too long"),
+    pytest.param([b"run", msgpack.packb({"v": 1, "k": "hello", "r": "run", "w": "w", "s": 0,
+                                         "t": 1.0, "i": {"pid": -3}})], id="negative pid"),
+    pytest.param([b"run", msgpack.packb({"v": 1, "k": "heartbeat", "r": "run", "w": "w",
+                                         "s": 0, "t": 1.0, "c": {"dropped": "many"}})],
+                 id="bad counters"),
+    pytest.param([b"\xff\xfe", msgpack.packb(_good())], id="topic not utf-8"),
+    pytest.param([b"run", msgpack.packb({1: 2})], id="int keys"),
+]
+
+
+@pytest.mark.parametrize("frames", BAD)
+def test_rejects(frames: list[bytes]) -> None:
+    """Malformed messages raise ProtocolError and nothing else."""
+    with pytest.raises(ProtocolError):
+        decode(frames)
+
+
+def test_huge_string_rejected_before_building_it() -> None:
+    """A 10 MB string inside a payload under the size limit is refused by msgpack's bounds."""
+    payload = msgpack.packb(_good(w="x" * 100_000))
+    with pytest.raises(ProtocolError):
+        decode([b"run", payload])
+
+
+def test_encode_refuses_mixed_runs() -> None:
+    """One message carries one run, since the topic names it."""
+    with pytest.raises(ProtocolError):
+        encode([METRICS, Record("bye", "other", "w", 1, 1.0)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512), st.binary(max_size=64))
+def test_decode_only_raises_protocol_error(payload: bytes, topic: bytes) -> None:
+    """Arbitrary bytes either decode or raise ProtocolError: never another exception."""
+    try:
+        decode([topic, payload])
+    except ProtocolError:
+        pass
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+names = st.text(min_size=1, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    run=names, worker=names, seq=st.integers(0, 2**62), t=finite,
+    step=st.none() | st.integers(0, 2**53), epoch=st.none() | st.integers(0, 10**6),
+    metrics=st.dictionaries(names, st.floats(width=64), max_size=10),
+)
+def test_metrics_round_trip_property(run: str, worker: str, seq: int, t: float,
+                                     step: int | None, epoch: int | None,
+                                     metrics: dict[str, float]) -> None:
+    """Any valid metrics record survives encode then decode (NaN compared as NaN)."""
+    record = Record("metrics", run, worker, seq, t, step=step, epoch=epoch, metrics=metrics)
+    [back] = decode(encode([record]))
+    assert (back.run, back.worker, back.seq, back.time, back.step, back.epoch) == (
+        run, worker, seq, t, step, epoch)
+    assert back.metrics.keys() == metrics.keys()
+    for name, value in metrics.items():
+        assert back.metrics[name] == value or (math.isnan(value) and math.isnan(back.metrics[name]))

@@ -1,0 +1,329 @@
+"""The client against real sockets: delivery, never blocking, fork, threads, identity."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (
+    BackgroundMonitor,
+    command,
+    drain_until,
+    free_endpoint,
+    ipc_endpoint,
+    start_publisher,
+    stop,
+    wait_for,
+)
+from trainmon.ingest import Subscriber
+from trainmon.state import RunState
+from trainmon_client import Monitor
+from trainmon_client.identity import identify
+
+
+@pytest.fixture
+def endpoint() -> str:
+    return free_endpoint()
+
+
+@pytest.fixture
+def sub(endpoint: str) -> Iterator[BackgroundMonitor]:
+    monitor = BackgroundMonitor([endpoint])
+    try:
+        yield monitor
+    finally:
+        monitor.close()
+
+
+def records_of(state: RunState, run: str = "r") -> int:
+    found = state.runs.get(run)
+    return 0 if found is None else sum(w.records for w in found.workers.values())
+
+
+def test_records_arrive_in_order(sub: BackgroundMonitor, endpoint: str) -> None:
+    """Everything logged arrives: hello, each record with its step, and bye."""
+    state = sub.state
+    with Monitor(endpoint, run="r", total_epochs=2) as mon:
+        for step in range(500):
+            mon.log(loss=1.0 / (step + 1), step=step)
+        sub.wait(lambda: records_of(state) >= 501)
+    sub.wait(lambda: state.current().finished)
+    worker = state.current().workers[mon.worker]
+    assert worker.total_epochs == 2 and worker.missed == 0 and worker.step == 499
+    assert worker.series["loss"].values(3) == [1 / 498, 1 / 499, 1 / 500]
+
+
+def test_records_logged_before_the_subscription_are_kept(sub: BackgroundMonitor, endpoint: str) -> None:
+    """A process that logs at once and exits, before the monitor's subscription could
+    arrive, loses nothing: records wait for the subscription, and close() waits for it."""
+    proc = start_publisher(endpoint, count=100)
+    try:
+        state = sub.state
+        sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+        assert state.current().series("loss").count == 100
+        assert proc.wait(timeout=10) == 0
+    finally:
+        stop(proc)
+
+
+def test_monitor_started_after_the_worker(endpoint: str) -> None:
+    """A monitor that starts late receives the history and says nothing was missed."""
+    proc = start_publisher(endpoint, count=300, hold_s=30)
+    try:
+        wait_for(lambda: proc.stdout.readline(), what="publisher start")  # type: ignore[union-attr]
+        time.sleep(0.3)  # let the publisher log all 300 with nobody listening
+        source = Subscriber([endpoint])
+        try:
+            state = RunState()
+            drain_until(sub_source := source, state, lambda: records_of(state) >= 301)
+            worker = next(iter(state.current().workers.values()))
+            assert worker.missed == 0 and worker.series["loss"].count == 300
+            assert sub_source is source
+        finally:
+            source.close()
+    finally:
+        stop(proc)
+
+
+def test_training_binds_and_monitor_connects(tmp_path: Path) -> None:
+    """The remote direction: training binds (ipc here), the monitor connects."""
+    endpoint = ipc_endpoint(tmp_path)
+    with Monitor(endpoint, run="r", bind=True) as mon:
+        for step in range(50):
+            mon.log(loss=float(step))
+        source = Subscriber(connect=[endpoint])
+        try:
+            state = RunState()
+            drain_until(source, state, lambda: records_of(state) >= 51)
+            assert state.current().workers[mon.worker].missed == 0
+        finally:
+            source.close()
+
+
+def test_several_publisher_processes(sub: BackgroundMonitor, endpoint: str) -> None:
+    """Four real processes, started together, are four workers with all their records."""
+    procs = [start_publisher(endpoint, count=200, env={"RANK": str(i), "WORLD_SIZE": "4"})
+             for i in range(4)]
+    try:
+        state = sub.state
+        sub.wait(lambda: records_of(state) >= 4 * 202, timeout_s=20)
+        run = state.current()
+        assert sorted(w.rank for w in run.workers.values()) == [0, 1, 2, 3]
+        assert all(w.world == 4 and w.finished and w.missed == 0 for w in run.workers.values())
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def test_non_numbers_dropped_with_one_warning(sub: BackgroundMonitor, endpoint: str,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A value that is not a number is dropped, warned about once per name; log never raises."""
+    state = sub.state
+    with caplog.at_level(logging.WARNING, logger="trainmon_client"):
+        with Monitor(endpoint, run="r") as mon:
+            for step in range(10):
+                mon.log(loss=float(step), label="cat", weights=[1, 2])
+            mon.log({"x": 1.0, 3: 2.0}, step=-1, epoch="two")  # type: ignore[arg-type, dict-item]
+            mon.log(["not", "a", "mapping"])  # type: ignore[arg-type]
+            mon.log(huge=10**30, flag=True, none=None)
+        sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+    worker = state.current().workers[mon.worker]
+    assert set(worker.series) == {"loss", "x", "huge", "flag"}
+    assert worker.series["huge"].last == 1e30 and worker.series["flag"].last == 1.0
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("'label'" in m for m in messages) == 1
+    assert sum("'weights'" in m for m in messages) == 1
+    assert any("mapping" in m for m in messages) and any("step" in m for m in messages)
+
+
+def test_numpy_like_scalars_are_numbers(sub: BackgroundMonitor, endpoint: str) -> None:
+    """Anything with __float__ (numpy scalars, 0-d tensors) is logged as its value."""
+
+    class Scalar:
+        def __float__(self) -> float:
+            return 0.25
+
+    state = sub.state
+    with Monitor(endpoint, run="r") as mon:
+        mon.log(loss=Scalar())
+    sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+    assert state.current().series("loss").last == 0.25
+
+
+def test_step_counts_up_and_epoch_sticks(sub: BackgroundMonitor, endpoint: str) -> None:
+    """Without step= the step counts up per call; set_epoch applies to later records."""
+    state = sub.state
+    with Monitor(endpoint, run="r") as mon:
+        mon.set_epoch(2)
+        mon.log(loss=1.0)
+        mon.log(loss=2.0)
+        mon.log(loss=3.0, step=10)
+        mon.log(loss=4.0)
+    sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+    worker = state.current().workers[mon.worker]
+    assert [s for s, _ in worker.series["loss"].points] == [0, 1, 10, 11]
+    assert worker.epoch == 2
+
+
+def test_guide_calls(sub: BackgroundMonitor, endpoint: str) -> None:
+    """record_loss/accuracy/gradient, set_epoch and current_* work as in the guide."""
+    state = sub.state
+    with Monitor(endpoint, run="r", total_epochs=3) as mon:
+        assert mon.current_loss() is None
+        mon.set_epoch(1)
+        mon.record_loss(0.5)
+        mon.record_accuracy(0.75)
+        mon.record_gradient(0.01)
+        assert mon.current_loss() == 0.5 and mon.current_accuracy() == 0.75
+    sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+    run = state.current()
+    assert {n: run.series(n).last for n in run.metric_names} == {
+        "loss": 0.5, "accuracy": 0.75, "grad_norm": 0.01}
+
+
+def test_threads_log_at_once(sub: BackgroundMonitor, endpoint: str) -> None:
+    """Four threads logging into one Monitor lose nothing and number every record."""
+    state = sub.state
+    with Monitor(endpoint, run="r") as mon:
+        def work() -> None:
+            for step in range(2000):
+                mon.log(loss=float(step))
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+    worker = state.current().workers[mon.worker]
+    assert worker.series["loss"].count == 8000 and worker.missed == 0 and mon.dropped == 0
+
+
+def test_full_queue_drops_and_counts(endpoint: str) -> None:
+    """With a tiny queue and a flood of calls, log() drops and counts instead of waiting."""
+    mon = Monitor(endpoint, run="r", max_queue=10)
+    for step in range(100_000):
+        mon.log(loss=float(step))
+    mon.close(timeout_s=0.5)
+    assert mon.dropped > 0
+
+
+def test_close_without_monitor_is_quick() -> None:
+    """With nobody listening, close() returns at once rather than waiting out its budget."""
+    mon = Monitor(free_endpoint(), run="r", flush_timeout_s=5.0)
+    mon.log(loss=1.0)
+    started = time.monotonic()
+    mon.close()
+    assert time.monotonic() - started < 4.0
+    mon.log(loss=2.0)  # after close: ignored, no error
+
+
+def test_exit_without_close_flushes(sub: BackgroundMonitor, endpoint: str) -> None:
+    """A script that never calls close() still delivers everything and says bye at exit."""
+    code = ("from trainmon_client import Monitor\n"
+            f"m = Monitor({endpoint!r}, run='r')\n"
+            "for i in range(50): m.log(loss=float(i))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        state = sub.state
+        sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+        assert state.current().series("loss").count == 50
+        assert proc.wait(timeout=10) == 0
+    finally:
+        stop(proc)
+
+
+def test_fork_child_gets_its_own_publisher(sub: BackgroundMonitor, endpoint: str) -> None:
+    """A forked child that logs appears as its own worker; the parent carries on."""
+    state = sub.state
+    with Monitor(endpoint, run="r") as mon:
+        mon.log(loss=1.0)
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                mon.log(loss=2.0)
+                mon.close()
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        mon.log(loss=3.0)
+    sub.wait(lambda: state.runs.get("r") is not None
+                and len(state.current().workers) == 2 and state.current().finished)
+    workers = state.current().workers.values()
+    assert sorted(w.pid for w in workers) == sorted([os.getpid(), pid])
+    values = {w.pid: w.series["loss"].values(10) for w in workers}
+    assert values == {os.getpid(): [1.0, 3.0], pid: [2.0]}
+
+
+@pytest.mark.parametrize("freeze", ["SIGSTOP", "SIGKILL"])
+def test_log_never_blocks_on_a_frozen_or_dead_monitor(endpoint: str, freeze: str) -> None:
+    """A monitor frozen or killed mid-run does not slow log() into waiting, nor close()."""
+    monitor = subprocess.Popen(command("watch", "--plain", "--bind", endpoint).split(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mon = Monitor(endpoint, run="r", flush_timeout_s=1.0)
+        wait_for(lambda: monitor.poll() is None and _subscribed(mon), what="subscription")
+        os.kill(monitor.pid, getattr(signal, freeze))
+        started = time.monotonic()
+        for step in range(200_000):
+            mon.log(loss=float(step), accuracy=0.5, grad_norm=1.0)
+        logging_s = time.monotonic() - started
+        started = time.monotonic()
+        mon.close()
+        assert time.monotonic() - started < 3.0
+        # 200k calls of a few hundred ns each: seconds would mean waiting on the socket.
+        assert logging_s < 10.0
+    finally:
+        stop(monitor)
+
+
+def _subscribed(mon: Monitor) -> bool:
+    """Whether the I/O thread has heard a subscription (test-only peek)."""
+    import gc
+
+    from trainmon_client.publisher import _IOLoop
+
+    return any(isinstance(o, _IOLoop) and o.mon is mon and o.subscribed for o in gc.get_objects())
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}, (3, 8, 1)),
+    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "16", "SLURM_LOCALID": "2"}, (5, 16, 2)),
+    ({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2",
+      "OMPI_COMM_WORLD_LOCAL_RANK": "1"}, (1, 2, 1)),
+    ({"PMI_RANK": "7", "PMI_SIZE": "9"}, (7, 9, None)),
+    ({}, (None, None, None)),
+])
+def test_identity_from_launchers(env: dict[str, str], expected: tuple[int | None, ...]) -> None:
+    """Rank, world size and local rank come from torchrun, SLURM, Open MPI or PMI."""
+    ident = identify(env)
+    assert (ident.rank, ident.world, ident.local_rank) == expected
+    assert ident.pid == os.getpid() and ident.worker == f"{ident.host}:{ident.pid}"
+
+
+def test_endpoint_and_run_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$TRAINMON_ENDPOINT and $TRAINMON_RUN are the defaults."""
+    endpoint = free_endpoint()
+    monkeypatch.setenv("TRAINMON_ENDPOINT", endpoint)
+    monkeypatch.setenv("TRAINMON_RUN", "from-env")
+    mon = Monitor()
+    try:
+        assert (mon.endpoint, mon.run) == (endpoint, "from-env")
+    finally:
+        mon.close()
+
+
+def test_bad_endpoint_is_a_clear_error() -> None:
+    """A malformed endpoint fails at construction, saying what is expected."""
+    with pytest.raises(ValueError, match="must start with tcp://"):
+        Monitor("localhost:5555")
+    with pytest.raises(ValueError, match="cannot bind"):
+        Monitor("tcp://203.0.113.7:5555", bind=True)

@@ -1,0 +1,188 @@
+"""RunState: records in, everything the screen shows out; time stepped by hand."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trainmon.state import LOST_AFTER_S, Limits, RunState
+from trainmon_client.protocol import Record
+
+
+def hello(worker: str = "w0", rank: int | None = 0, seq: int = 0, run: str = "r",
+          **info: object) -> Record:
+    return Record("hello", run, worker, seq, 100.0,
+                  info={"host": "h", "pid": 1, **({"rank": rank} if rank is not None else {}),
+                        **info})
+
+
+def metrics(seq: int, worker: str = "w0", step: int | None = None, t: float | None = None,
+            run: str = "r", epoch: int | None = None, **values: float) -> Record:
+    return Record("metrics", run, worker, seq, 100.0 + seq if t is None else t,
+                  step=seq - 1 if step is None else step, epoch=epoch,
+                  metrics=values or {"loss": 1.0 / seq})
+
+
+def beat(seq: int, worker: str = "w0", dropped: int = 0) -> Record:
+    return Record("heartbeat", "r", worker, seq, 100.0,
+                  counters={"logged": seq, "dropped": dropped, "queued": 0})
+
+
+def fed(*records: Record, now: float = 100.0) -> RunState:
+    state = RunState()
+    for record in records:
+        state.apply(record, now)
+    return state
+
+
+def test_metrics_build_run_worker_and_series() -> None:
+    """A hello and metrics make one run with one worker and a loss series."""
+    state = fed(hello(), metrics(1, loss=0.5), metrics(2, loss=0.25))
+    run = state.current()
+    assert run is not None and run.name == "r"
+    worker = run.workers["w0"]
+    assert (worker.host, worker.rank, worker.step) == ("h", 0, 1)
+    assert run.series("loss") is not None and run.series("loss").values(10) == [0.5, 0.25]
+    assert state.records == 3
+
+
+def test_repeats_are_dropped_and_counted() -> None:
+    """A record seen twice (a history re-send) is applied once."""
+    state = fed(hello(), metrics(1), metrics(1), hello())
+    assert state.records == 2 and state.duplicates == 2
+    assert state.current().series("loss").count == 1
+
+
+def test_gap_is_counted_then_filled() -> None:
+    """A sequence gap counts as missed until the missing records arrive."""
+    state = fed(hello(), metrics(1), metrics(4))
+    worker = state.current().workers["w0"]
+    assert worker.missed == 2
+    state.apply(metrics(3), 101.0)
+    assert worker.missed == 1
+    state.apply(metrics(2), 101.0)
+    assert worker.missed == 0 and worker.gaps == []
+    assert [s for s, _ in worker.series["loss"].points] == [0, 1, 2, 3]
+
+
+def test_heartbeat_reveals_lost_tail_and_client_drops() -> None:
+    """A heartbeat says which numbers were used, so lost last records count too."""
+    state = fed(hello(), metrics(1), beat(5, dropped=7))
+    worker = state.current().workers["w0"]
+    assert worker.missed == 4 and worker.client_dropped == 7
+    assert state.records == 2  # the heartbeat itself is not a record of the run
+
+
+def test_status_running_stalled_lost_finished() -> None:
+    """Status follows the clock: stalled without metrics, lost without anything."""
+    state = fed(hello(), metrics(1))
+    worker = state.current().workers["w0"]
+    assert worker.status(100.5, stall_after_s=2.0) == "running"
+    state.apply(beat(1), 103.0)
+    assert worker.status(103.5, stall_after_s=2.0) == "stalled"
+    assert worker.status(103.0 + LOST_AFTER_S + 0.1, stall_after_s=2.0) == "lost"
+    state.apply(Record("bye", "r", "w0", 2, 110.0), 110.0)
+    assert worker.status(500.0, stall_after_s=2.0) == "finished"
+    assert state.current().finished
+
+
+def test_best_loss_ignores_nan() -> None:
+    """The best loss is the lowest finite one, with its step."""
+    state = fed(hello(), metrics(1, loss=0.9), metrics(2, loss=math.nan),
+                metrics(3, loss=0.3), metrics(4, loss=-math.inf), metrics(5, loss=0.4))
+    series = state.current().series("loss")
+    assert (series.best, series.best_step, series.nonfinite) == (0.3, 2, 2)
+
+
+def test_lead_worker_is_lowest_rank() -> None:
+    """Curves come from rank 0 whatever order workers appear in."""
+    state = fed(hello("a", rank=3), hello("b", rank=0), hello("c", rank=None))
+    assert state.current().lead.id == "b"
+
+
+def test_progress_and_eta_from_total_steps() -> None:
+    """With total steps, progress is steps done and ETA follows the step rate."""
+    state = fed(hello(steps=100), *(metrics(i, t=100.0 + i * 0.5) for i in range(1, 11)))
+    run = state.current()
+    assert run.progress() == 10 / 100
+    assert run.lead.steps_per_s == 2.0
+    assert run.eta_s() == 90 / 2.0
+
+
+def test_progress_from_epochs() -> None:
+    """With total epochs only, progress counts whole epochs done (epochs count from 0)."""
+    state = fed(hello(epochs=4), metrics(1, epoch=0), metrics(2, epoch=1, t=110.0),
+                metrics(3, epoch=2, t=120.0))
+    run = state.current()
+    assert 0.5 <= run.progress() < 0.75
+    assert run.eta_s() is not None and 10.0 <= run.eta_s() <= 20.0
+
+
+def test_epoch_marker_without_metrics_sets_epoch() -> None:
+    """set_epoch() sends an empty metrics record that only moves the epoch."""
+    state = fed(hello(), Record("metrics", "r", "w0", 1, 100.0, step=None, epoch=3, metrics={}))
+    worker = state.current().workers["w0"]
+    assert worker.epoch == 3 and worker.series == {}
+
+
+def test_worker_limit_keeps_memory_bounded() -> None:
+    """Past the worker limit new workers are counted, not tracked."""
+    state = RunState(Limits(workers=3))
+    for i in range(10):
+        state.apply(hello(f"w{i}"), 100.0)
+    run = state.current()
+    assert len(run.workers) == 3 and run.untracked_workers == 7
+
+
+def test_metric_and_run_limits() -> None:
+    """Metric names and runs are capped too."""
+    state = RunState(Limits(metrics=2, runs=2))
+    state.apply(metrics(1, a=1.0, b=2.0, c=3.0), 100.0)
+    assert len(state.current().workers["w0"].series) == 2
+    for name in ("x", "y", "z"):
+        state.apply(hello(run=name), 100.0)
+    assert len(state.runs) == 2 and state.untracked_runs == 2
+
+
+def test_window_is_bounded() -> None:
+    """A series keeps at most the window's points however long the run."""
+    state = RunState(Limits(window=50))
+    for i in range(1, 500):
+        state.apply(metrics(i), 100.0)
+    series = state.current().series("loss")
+    assert len(series.points) == 50 and series.count == 499
+
+
+def test_current_prefers_named_then_latest_run() -> None:
+    """The dashboard shows --run if given, else the run heard from last."""
+    state = RunState()
+    state.apply(hello(run="a"), 100.0)
+    state.apply(hello(run="b"), 101.0)
+    assert state.current().name == "b"
+    assert state.current("a").name == "a"
+    assert state.current("zzz") is None
+
+
+def test_reject_counts_reason() -> None:
+    """Rejected messages are counted with the last reason."""
+    state = RunState()
+    state.reject("bad")
+    state.reject("worse")
+    assert (state.rejected, state.last_reject) == (2, "worse")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 60), max_size=120))
+def test_missed_matches_unseen_numbers(seqs: list[int]) -> None:
+    """Whatever order numbers arrive in, missed is exactly the unseen ones below the top."""
+    state = RunState()
+    for seq in seqs:
+        state.apply(metrics(seq, step=seq, loss=1.0), 100.0)
+    if not seqs:
+        return
+    worker = state.current().workers["w0"]
+    seen = set(seqs)
+    assert worker.missed == (max(seqs) + 1) - len(seen)
+    assert worker.records == len(seen)

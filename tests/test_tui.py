@@ -1,0 +1,121 @@
+"""The real dashboard in a real terminal (tmux): what a person sees and types."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Tmux, command, free_endpoint, start_publisher, stop, wait_for
+
+pytestmark = pytest.mark.tmux
+
+
+def _watch_pid(endpoint: str) -> int:
+    out = subprocess.run(["pgrep", "-f", f"trainmon watch --bind {endpoint}"],
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else 0
+
+
+def _start_watch(tmux: Tmux, tmp_path: Path, endpoint: str, *extra: str) -> None:
+    """Run watch in the tmux shell, saving the terminal settings before and after."""
+    tmux.type(f"stty -g > {tmp_path}/before; echo MARKER-BEFORE-$((6*7)); "
+              f"{command('watch', '--bind', endpoint, *extra)}; "
+              f"stty -g > {tmp_path}/after; echo MARKER-AFTER-$((6*7))")
+    tmux.wait_text(f"Waiting for records on {endpoint}")
+
+
+def _assert_restored(tmux: Tmux, tmp_path: Path) -> str:
+    screen = tmux.wait_text("MARKER-AFTER-42")
+    assert "MARKER-BEFORE-42" in screen, "the shell's screen was not restored"
+    assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
+    cursor = tmux._tmux("display-message", "-p", "-t", "t", "#{cursor_flag}").strip()
+    assert cursor == "1", "cursor left hidden"
+    return screen
+
+
+def test_dashboard_shows_a_live_run(tmux: Tmux, tmp_path: Path) -> None:
+    """Workers publishing appear with progress, loss, stats and the workers table."""
+    endpoint = free_endpoint()
+    _start_watch(tmux, tmp_path, endpoint)
+    pubs = [start_publisher(endpoint, count=3000, delay_s=0.005, epochs=10,
+                            env={"RANK": str(r), "WORLD_SIZE": "2"}) for r in range(2)]
+    try:
+        screen = tmux.wait_text("2 workers")
+        for text in ("run r", "Progress", "Epoch", "loss", "Stats", "accuracy", "grad norm",
+                     "Workers", "steps/s", "running", "q quit"):
+            assert text in screen, text
+        assert re.search(r"Epoch \d+/10", screen)
+        tmux.keys("q")
+        screen = _assert_restored(tmux, tmp_path)
+        assert "run r: running, 2 worker(s)" in screen
+    finally:
+        for pub in pubs:
+            stop(pub)
+
+
+def test_space_pauses_and_resumes(tmux: Tmux, tmp_path: Path) -> None:
+    """Space freezes the view while records keep arriving; Space again resumes."""
+    endpoint = free_endpoint()
+    _start_watch(tmux, tmp_path, endpoint)
+    pub = start_publisher(endpoint, count=4000, delay_s=0.005)
+    try:
+        tmux.wait_text("running")
+        tmux.keys("Space")
+        tmux.wait_text("PAUSED")
+        frozen = _step_of(tmux.screen())
+        screen = tmux.wait_screen(lambda s: _since(s) > 50, what="records counted while paused")
+        assert _step_of(screen) == frozen, "the view moved while paused"
+        tmux.keys("Space")
+        tmux.wait_gone("PAUSED")
+        wait_for(lambda: _step_of(tmux.screen()) > frozen, what="the view to move again")
+        tmux.keys("q")
+        _assert_restored(tmux, tmp_path)
+    finally:
+        stop(pub)
+
+
+def _step_of(screen: str) -> int:
+    match = re.search(r"step ([\d,]+)", screen)
+    return int(match.group(1).replace(",", "")) if match else -1
+
+
+def _since(screen: str) -> int:
+    match = re.search(r"([\d,]+) records arrived since", screen)
+    return int(match.group(1).replace(",", "")) if match else -1
+
+
+def test_q_quits_and_restores_the_terminal_without_data(tmux: Tmux, tmp_path: Path) -> None:
+    """q on the waiting screen leaves the terminal exactly as it was."""
+    endpoint = free_endpoint()
+    _start_watch(tmux, tmp_path, endpoint)
+    tmux.keys("q")
+    screen = _assert_restored(tmux, tmp_path)
+    assert f"no records were received on {endpoint}" in screen
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signals_quit_and_restore(tmux: Tmux, tmp_path: Path, signum: int) -> None:
+    """SIGTERM and Ctrl-C (SIGINT) quit cleanly and restore the terminal."""
+    endpoint = free_endpoint()
+    _start_watch(tmux, tmp_path, endpoint)
+    pid = wait_for(lambda: _watch_pid(endpoint), what="the watch process")
+    if signum == signal.SIGINT:
+        tmux.keys("C-c")
+    else:
+        import os
+
+        os.kill(pid, signum)
+    _assert_restored(tmux, tmp_path)
+
+
+def test_demo_runs_and_ends_on_its_own(tmux: Tmux) -> None:
+    """The demo shows its workers and exits by itself with a summary."""
+    tmux.type(f"{command('demo', '--workers', '3', '--epochs', '2')}; echo DEMO-DONE-$((6*7))")
+    screen = tmux.wait_text("3 workers", timeout_s=20)
+    assert "demo-" in screen and "Epoch" in screen
+    screen = tmux.wait_text("DEMO-DONE-42", timeout_s=60)
+    assert "finished, 3 worker(s)" in screen

@@ -1,0 +1,207 @@
+"""The dashboard rendered to a Console writing into a StringIO, read as plain text."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+from rich.console import Console, RenderableType
+
+from tests.test_state import beat, fed, hello, metrics
+from trainmon.sparkline import Sparkline, columns
+from trainmon.state import RunState
+from trainmon.view import (
+    ViewOptions,
+    format_duration,
+    format_percent,
+    format_value,
+    render,
+    status_line,
+    summary,
+)
+from trainmon_client.protocol import Record
+
+NOW = 100.5
+
+
+def text(renderable: RenderableType, width: int = 80, height: int = 24) -> str:
+    console = Console(file=io.StringIO(), width=width, height=height, color_system=None,
+                      legacy_windows=False, force_terminal=False)
+    console.print(renderable)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    return str(out)
+
+
+def screen(state: RunState, opts: ViewOptions | None = None, width: int = 80,
+           height: int = 24) -> str:
+    return text(render(state, opts or ViewOptions(address="tcp://127.0.0.1:5555"), NOW),
+                width, height)
+
+
+def test_waiting_screen_says_where() -> None:
+    """Before any record the screen says it is waiting, and on which address."""
+    out = screen(RunState())
+    assert "Waiting for records on tcp://127.0.0.1:5555" in out
+    assert "Monitor('tcp://127.0.0.1:5555')" in out
+    assert "q quit" in out
+
+
+def test_waiting_screen_shows_rejects() -> None:
+    """Garbage arriving before any good record is not mistaken for silence."""
+    state = RunState()
+    state.reject("undecodable payload")
+    assert "1 messages rejected: undecodable payload" in screen(state)
+
+
+def test_one_point() -> None:
+    """A single record fills every panel without errors."""
+    out = screen(fed(hello(epochs=5), metrics(1, loss=0.5, accuracy=0.9, grad_norm=0.1)))
+    for expected in ("run r", "running", "loss", "0.5000", "90.00%", "0.1000",
+                     "best loss  0.5000 @ 0", "Epoch –/5", "rank", "1 worker"):
+        assert expected in out, expected
+
+
+def test_fits_80_by_24() -> None:
+    """The dashboard is exactly the terminal's size: no line wraps, nothing scrolls."""
+    state = fed(hello(epochs=5), *(metrics(i, epoch=i // 20) for i in range(1, 200)))
+    lines = screen(state).splitlines()
+    assert len(lines) == 24
+    assert all(len(line) <= 80 for line in lines)
+
+
+def test_nan_is_shown_not_hidden() -> None:
+    """A NaN loss reads as nan, marked in the sparkline and counted in its caption."""
+    state = fed(hello(), metrics(1, loss=1.0), metrics(2, loss=math.nan))
+    out = screen(state)
+    assert "loss       nan" in out
+    assert "×" in out and "1 non-finite" in out
+
+
+def test_accuracy_as_percentage() -> None:
+    """Accuracy reads as a percentage whether logged as a fraction or in percent."""
+    assert format_percent(0.9123) == "91.23%"
+    assert format_percent(91.23) == "91.23%"
+    assert format_percent(math.nan) == "nan"
+
+
+def test_many_workers_are_cut_with_a_count() -> None:
+    """200 workers do not overflow the screen; the table says how many are hidden."""
+    records = [hello(f"w{i:03d}", rank=i) for i in range(200)]
+    out = screen(fed(*records))
+    assert len(out.splitlines()) == 24
+    assert "more workers not shown" in out
+    hidden = int(out.split("… ")[1].split(" more")[0].replace(",", ""))
+    shown = sum(1 for line in out.splitlines() if " h " in line)
+    assert hidden + shown == 200
+
+
+def test_missed_and_rejected_are_on_screen() -> None:
+    """Gaps, client drops and rejects are counted where a person looks."""
+    state = fed(hello(), metrics(1), metrics(5), beat(5, dropped=3))
+    state.reject("bad")
+    out = screen(state)
+    assert "missed     3" in out and "dropped    3 by the client" in out
+    assert "rejected   1" in out
+
+
+def test_paused_footer_counts_records() -> None:
+    """A paused view says so and how many records arrived since."""
+    out = screen(fed(hello(), metrics(1)), ViewOptions(paused=True, paused_records=42))
+    assert "PAUSED" in out and "42 records arrived since" in out
+
+
+def test_finished_run() -> None:
+    """A run whose workers all said bye reads finished and 100%."""
+    state = fed(hello(steps=10), metrics(1), Record("bye", "r", "w0", 2, 101.0))
+    out = screen(state)
+    assert "finished" in out and "100%" in out
+
+
+def test_large_terminal() -> None:
+    """At 200x60 the dashboard fills the screen."""
+    state = fed(hello(epochs=5), *(metrics(i) for i in range(1, 300)))
+    lines = screen(state, width=200, height=60).splitlines()
+    assert len(lines) == 60 and max(len(line) for line in lines) <= 200
+
+
+def test_status_line_and_summary() -> None:
+    """The plain line and the final summary carry the key numbers."""
+    state = fed(hello(epochs=3), metrics(1, epoch=0, loss=0.5, accuracy=0.5))
+    line = status_line(state, ViewOptions(), NOW)
+    assert line.startswith("trainmon: run r · running · epoch 1/3 · step 0 · loss 0.5000")
+    assert "acc 50.00%" in line and "nothing missed" in line
+    report = summary(state, ViewOptions(), NOW)
+    assert "loss: last 0.5000 (best 0.5000 at step 0)" in report
+    assert "records received 2, rejected 0" in report
+
+
+def test_summary_when_nothing_came() -> None:
+    """Quitting before anything arrived says so."""
+    assert "no records were received on X" in summary(RunState(), ViewOptions(address="X"), NOW)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (0.0, "0"), (0.23456, "0.2346"), (2.5, "2.500"), (1234.5, "1234"), (1e-7, "1.000e-07"),
+    (123456789.0, "1.235e+08"), (math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf"),
+])
+def test_format_value(value: float, shown: str) -> None:
+    """Values fit a column whatever their magnitude."""
+    assert format_value(value) == shown
+
+
+def test_format_duration() -> None:
+    """Durations read as mm:ss, or h:mm:ss past an hour."""
+    assert [format_duration(s) for s in (5, 65, 3725, None)] == ["00:05", "01:05", "1:02:05", "–"]
+
+
+# -- the sparkline -------------------------------------------------------------
+
+
+def spark(values: list[float], width: int = 10, height: int = 1) -> str:
+    return text(Sparkline(values, height=height, width=width), width=width).rstrip("\n")
+
+
+def test_sparkline_empty() -> None:
+    """No values: blank rows of the full width."""
+    assert spark([], height=2) == " " * 10 + "\n" + " " * 10
+
+
+def test_sparkline_one_point_and_constant() -> None:
+    """A flat series draws at half height rather than dividing by zero."""
+    assert spark([3.0]).strip() == "▄"
+    assert spark([3.0, 3.0, 3.0]).strip() == "▄▄▄"
+
+
+def test_sparkline_rises() -> None:
+    """The lowest value is the lowest bar and the highest the full block."""
+    line = spark([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], width=8)
+    assert line[0] == "▁" and line[-1] == "█"
+    assert list(line) == sorted(line, key="▁▂▃▄▅▆▇█".index)
+
+
+def test_sparkline_marks_nan_and_inf() -> None:
+    """NaN and ±Inf are drawn as marks, and the finite values still scale."""
+    line = spark([1.0, math.nan, 2.0, math.inf, -math.inf], width=5)
+    assert line == "▁×█▲▼"
+
+
+def test_sparkline_all_nan() -> None:
+    """Only NaNs: marks and nothing else."""
+    assert spark([math.nan, math.nan], width=4) == "××  "
+
+
+def test_sparkline_multirow_heights() -> None:
+    """A taller sparkline stacks full blocks under the top cell."""
+    rows = spark([0.0, 1.0], width=2, height=3).splitlines()
+    assert [row[1] for row in rows] == ["█", "█", "█"]
+    assert rows[-1][0] == "▁" and rows[0][0] == " "
+
+
+def test_columns_keep_spikes_when_folding() -> None:
+    """Folding many values into few columns keeps each column's min and max."""
+    values = [1.0] * 100
+    values[37] = 50.0
+    folded = columns(values, 10)
+    assert len(folded) == 10
+    assert max(high for _, high, _ in folded) == 50.0
