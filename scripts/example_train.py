@@ -65,25 +65,37 @@ class Params:
         # Inputs lie in the unit disc: wide first-layer weights give the tanh units
         # steep, varied boundaries to start from.
         w1 = [[rng.gauss(0.0, 3.0) for _ in range(2)] for _ in range(hidden)]
-        w2 = [[rng.gauss(0.0, 1.0 / math.sqrt(hidden)) for _ in range(hidden)]
-              for _ in range(CLASSES)]
+        w2 = [
+            [rng.gauss(0.0, 1.0 / math.sqrt(hidden)) for _ in range(hidden)] for _ in range(CLASSES)
+        ]
         return cls(w1, [0.0] * hidden, w2, [0.0] * CLASSES)
 
     @classmethod
     def zeros(cls, hidden: int) -> Params:
-        return cls([[0.0, 0.0] for _ in range(hidden)], [0.0] * hidden,
-                   [[0.0] * hidden for _ in range(CLASSES)], [0.0] * CLASSES)
+        return cls(
+            [[0.0, 0.0] for _ in range(hidden)],
+            [0.0] * hidden,
+            [[0.0] * hidden for _ in range(CLASSES)],
+            [0.0] * CLASSES,
+        )
 
     def flat(self) -> list[float]:
         """Every parameter (or gradient) in one list, for the global L2 norm."""
-        return ([v for row in self.w1 for v in row] + self.b1
-                + [v for row in self.w2 for v in row] + self.b2)
+        return (
+            [v for row in self.w1 for v in row]
+            + self.b1
+            + [v for row in self.w2 for v in row]
+            + self.b2
+        )
 
 
 def forward(p: Params, x: tuple[float, float]) -> tuple[list[float], list[float]]:
     """The hidden activations and the class probabilities for one point."""
-    hidden = [math.tanh(w[0] * x[0] + w[1] * x[1] + b) for w, b in zip(p.w1, p.b1)]
-    logits = [sum(wi * hi for wi, hi in zip(w, hidden)) + b for w, b in zip(p.w2, p.b2)]
+    hidden = [math.tanh(w[0] * x[0] + w[1] * x[1] + b) for w, b in zip(p.w1, p.b1, strict=True)]
+    logits = [
+        sum(wi * hi for wi, hi in zip(w, hidden, strict=True)) + b
+        for w, b in zip(p.w2, p.b2, strict=True)
+    ]
     top = max(logits)
     exps = [math.exp(z - top) for z in logits]
     total = sum(exps)
@@ -121,7 +133,7 @@ def train_step(p: Params, batch: list[Example], lr: float) -> tuple[float, float
             g.w1[j][0] += dz * x[0]
             g.w1[j][1] += dz * x[1]
     for weights, grads in ((p.w1, g.w1), (p.w2, g.w2)):
-        for row, grow in zip(weights, grads):
+        for row, grow in zip(weights, grads, strict=True):
             for i, gv in enumerate(grow):
                 row[i] -= lr * gv
     for biases, grads_b in ((p.b1, g.b1), (p.b2, g.b2)):
@@ -155,12 +167,27 @@ def train(args: argparse.Namespace) -> None:
     params = Params.init(HIDDEN, rng)
     steps_per_epoch = math.ceil(len(train_set) / BATCH_SIZE)
     total_steps = args.epochs * steps_per_epoch
-    config = {"lr": LR, "hidden": HIDDEN, "batch_size": BATCH_SIZE, "seed": args.seed,
-              "model": f"mlp-2-{HIDDEN}-{CLASSES}", "data": f"spirals-{POINTS}"}
-    with Monitor(args.endpoint, run=args.run, bind=args.bind, total_epochs=args.epochs,
-                 total_steps=total_steps, config=config) as mon:
-        print(f"publishing run {mon.run!r} ({'bind' if args.bind else 'connect'} "
-              f"{mon.endpoint}): {args.epochs} epochs x {steps_per_epoch} steps", flush=True)
+    config = {
+        "lr": LR,
+        "hidden": HIDDEN,
+        "batch_size": BATCH_SIZE,
+        "seed": args.seed,
+        "model": f"mlp-2-{HIDDEN}-{CLASSES}",
+        "data": f"spirals-{POINTS}",
+    }
+    with Monitor(
+        args.endpoint,
+        run=args.run,
+        bind=args.bind,
+        total_epochs=args.epochs,
+        total_steps=total_steps,
+        config=config,
+    ) as mon:
+        print(
+            f"publishing run {mon.run!r} ({'bind' if args.bind else 'connect'} "
+            f"{mon.endpoint}): {args.epochs} epochs x {steps_per_epoch} steps",
+            flush=True,
+        )
         step = 0
         for epoch in range(args.epochs):
             mon.set_epoch(epoch)
@@ -168,7 +195,7 @@ def train(args: argparse.Namespace) -> None:
             epoch_loss = 0.0
             for start in range(0, len(train_set), BATCH_SIZE):
                 lr = cosine_lr(step, total_steps, LR)
-                batch = train_set[start:start + BATCH_SIZE]
+                batch = train_set[start : start + BATCH_SIZE]
                 loss, accuracy, grad_norm = train_step(params, batch, lr)
                 mon.log(step=step, loss=loss, accuracy=accuracy, grad_norm=grad_norm, lr=lr)
                 epoch_loss += loss
@@ -177,23 +204,36 @@ def train(args: argparse.Namespace) -> None:
                     time.sleep(args.delay)
             val_loss, val_accuracy = evaluate(params, val)
             mon.log(step=step - 1, val_loss=val_loss, val_accuracy=val_accuracy)
-            print(f"epoch {epoch + 1:3d}/{args.epochs}  loss {epoch_loss / steps_per_epoch:.4f}"
-                  f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.3f}", flush=True)
+            print(
+                f"epoch {epoch + 1:3d}/{args.epochs}  loss {epoch_loss / steps_per_epoch:.4f}"
+                f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.3f}",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description="Train a tiny MLP on synthetic spirals, publishing to trainmon.")
+        description="Train a tiny MLP on synthetic spirals, publishing to trainmon."
+    )
     parser.add_argument("--epochs", type=int, default=20, help="epochs to train (default 20)")
-    parser.add_argument("--endpoint", default=None,
-                        help="where to publish (default $TRAINMON_ENDPOINT or "
-                             "tcp://127.0.0.1:5555)")
+    parser.add_argument(
+        "--endpoint",
+        default=None,
+        help="where to publish (default $TRAINMON_ENDPOINT or tcp://127.0.0.1:5555)",
+    )
     parser.add_argument("--run", default=None, help="run name (default: script name and time)")
-    parser.add_argument("--bind", action="store_true",
-                        help="listen on the endpoint for monitors to connect (remote attach)")
-    parser.add_argument("--delay", type=float, default=0.06,
-                        help="seconds to sleep per step so the run can be watched "
-                             "(default 0.06, ~40 s in all; 0 = full speed)")
+    parser.add_argument(
+        "--bind",
+        action="store_true",
+        help="listen on the endpoint for monitors to connect (remote attach)",
+    )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.06,
+        help="seconds to sleep per step so the run can be watched "
+        "(default 0.06, ~40 s in all; 0 = full speed)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args()
     if args.epochs < 1:

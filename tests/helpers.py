@@ -35,8 +35,12 @@ def ipc_endpoint(tmp_path: Path) -> str:
     return f"ipc://{tmp_path / ('s-' + uuid.uuid4().hex[:8])}"
 
 
-def wait_for(condition: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.02,
-             what: str = "condition") -> T:
+def wait_for(
+    condition: Callable[[], T],
+    timeout_s: float = 10.0,
+    interval_s: float = 0.02,
+    what: str = "condition",
+) -> T:
     """Poll ``condition`` until it returns something truthy, or fail after the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -48,8 +52,13 @@ def wait_for(condition: Callable[[], T], timeout_s: float = 10.0, interval_s: fl
         time.sleep(interval_s)
 
 
-def drain_until(source: Subscriber, state: RunState, condition: Callable[[], bool],
-                timeout_s: float = 10.0, what: str = "records") -> None:
+def drain_until(
+    source: Subscriber,
+    state: RunState,
+    condition: Callable[[], bool],
+    timeout_s: float = 10.0,
+    what: str = "records",
+) -> None:
     """Drain ``source`` into ``state`` until ``condition`` holds, or fail at the deadline."""
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -58,18 +67,43 @@ def drain_until(source: Subscriber, state: RunState, condition: Callable[[], boo
         source.drain(state, budget_s=0.02)
 
 
-def start_publisher(endpoint: str, *, run: str = "r", count: int = 100, bind: bool = False,
-                    delay_s: float = 0.0, hold_s: float = 0.0, epochs: int | None = None,
-                    env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_publisher(
+    endpoint: str,
+    *,
+    run: str = "r",
+    count: int = 100,
+    bind: bool = False,
+    delay_s: float = 0.0,
+    hold_s: float = 0.0,
+    epochs: int | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
     """A real publisher process that logs ``count`` records and closes."""
-    args = [sys.executable, str(PUBLISHER), endpoint, "--run", run, "--count", str(count),
-            "--delay", str(delay_s), "--hold", str(hold_s)]
+    args = [
+        sys.executable,
+        str(PUBLISHER),
+        endpoint,
+        "--run",
+        run,
+        "--count",
+        str(count),
+        "--delay",
+        str(delay_s),
+        "--hold",
+        str(hold_s),
+    ]
     if bind:
         args.append("--bind")
     if epochs is not None:
         args += ["--epochs", str(epochs)]
-    return subprocess.Popen(args, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
@@ -95,13 +129,27 @@ class Tmux:
             raise RuntimeError("tmux is not installed; .ci/run installs it")
         self.socket = f"trainmon-test-{uuid.uuid4().hex[:8]}"
         self.width, self.height = width, height
-        self._tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
-                   "env -u NO_COLOR -u FORCE_COLOR TERM=xterm-256color bash --norc --noprofile")
+        self._tmux(
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            "env -u NO_COLOR -u FORCE_COLOR TERM=xterm-256color bash --norc --noprofile",
+        )
         self._tmux("set-option", "-t", "t", "status", "off")
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], check=True,
-                              capture_output=True, text=True, timeout=10).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
 
     def type(self, text: str, enter: bool = True) -> None:
         self._tmux("send-keys", "-t", "t", "-l", text)
@@ -114,12 +162,15 @@ class Tmux:
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", "t")
 
-    def wait_screen(self, test: Callable[[str], object], timeout_s: float = 15.0,
-                    what: str = "the tmux screen") -> str:
+    def wait_screen(
+        self, test: Callable[[str], object], timeout_s: float = 15.0, what: str = "the tmux screen"
+    ) -> str:
         """Poll the screen until ``test`` accepts it; the accepted screen."""
+
         def check() -> str:
             screen = self.screen()
             return screen if test(screen) else ""
+
         return wait_for(check, timeout_s, 0.05, what)
 
     def wait_text(self, text: str, timeout_s: float = 15.0) -> str:
@@ -178,11 +229,13 @@ class BackgroundMonitor:
                 self._source.drain(self.state, budget_s=0.01)
             time.sleep(0.001)
 
-    def wait(self, condition: Callable[[], object], timeout_s: float = 10.0,
-             what: str = "records") -> None:
+    def wait(
+        self, condition: Callable[[], object], timeout_s: float = 10.0, what: str = "records"
+    ) -> None:
         def locked() -> object:
             with self.lock:
                 return condition()
+
         wait_for(locked, timeout_s, 0.01, what)
 
     def close(self) -> None:

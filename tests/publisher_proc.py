@@ -18,13 +18,19 @@ parser.add_argument("--bind", action="store_true")
 parser.add_argument("--epochs", type=int)
 args = parser.parse_args()
 
-mon = Monitor(args.endpoint, run=args.run, bind=args.bind, total_epochs=args.epochs,
-              total_steps=args.count)
+mon = Monitor(
+    args.endpoint, run=args.run, bind=args.bind, total_epochs=args.epochs, total_steps=args.count
+)
 print(mon.worker, flush=True)
 per_epoch = max(args.count // (args.epochs or 1), 1)
 for step in range(args.count):
-    mon.log(loss=1.0 / (step + 1), accuracy=min(step / args.count, 1.0),
-            grad_norm=math.sqrt(step + 1), epoch=step // per_epoch, step=step)
+    mon.log(
+        loss=1.0 / (step + 1),
+        accuracy=min(step / args.count, 1.0),
+        grad_norm=math.sqrt(step + 1),
+        epoch=step // per_epoch,
+        step=step,
+    )
     if args.delay:
         time.sleep(args.delay)
 time.sleep(args.hold)

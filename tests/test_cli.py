@@ -19,7 +19,7 @@ from trainmon.ingest import Subscriber
 def test_help(args: list[str]) -> None:
     """Every command explains itself."""
     result = CliRunner().invoke(main, [*args, "--help"])
-    assert result.exit_code == 0 and "Usage: main" in result.output or "Usage:" in result.output
+    assert (result.exit_code == 0 and "Usage: main" in result.output) or "Usage:" in result.output
     assert "Show this message and exit" in result.output
 
 
@@ -29,11 +29,14 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.output.startswith("trainmon, version ")
 
 
-@pytest.mark.parametrize("args", [
-    ["watch", "--bind", "localhost:5555"],
-    ["watch", "--connect", "tcp://nohost"],
-    ["tail", "--bind", "udp://1.2.3.4:5"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["watch", "--bind", "localhost:5555"],
+        ["watch", "--connect", "tcp://nohost"],
+        ["tail", "--bind", "udp://1.2.3.4:5"],
+    ],
+)
 def test_bad_endpoint_is_one_line(args: list[str]) -> None:
     """A mistyped endpoint is a one-line error with the expected form, exit 1."""
     result = CliRunner().invoke(main, args)
@@ -54,8 +57,10 @@ def test_address_in_use() -> None:
         holder.close()
 
 
-@pytest.mark.parametrize("args", [["watch", "--history", "0"], ["watch", "--refresh-ms", "x"],
-                                  ["demo", "--workers", "0"]])
+@pytest.mark.parametrize(
+    "args",
+    [["watch", "--history", "0"], ["watch", "--refresh-ms", "x"], ["demo", "--workers", "0"]],
+)
 def test_bad_values_are_usage_errors(args: list[str]) -> None:
     """Out-of-range options are usage errors (exit 2) naming the option."""
     result = CliRunner().invoke(main, args)
@@ -63,8 +68,13 @@ def test_bad_values_are_usage_errors(args: list[str]) -> None:
 
 
 def _run_cli(*args: str, timeout: float = 60) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "trainmon", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainmon", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_watch_without_terminal_prints_lines_and_summary() -> None:
@@ -72,8 +82,10 @@ def test_watch_without_terminal_prints_lines_and_summary() -> None:
     endpoint = free_endpoint()
     watch = _run_cli("watch", "--bind", endpoint, "--exit-when-done", "--plain-interval", "0.2")
     wait_listening(endpoint)
-    pubs = [start_publisher(endpoint, count=50, delay_s=0.01, epochs=5,
-                            env={"RANK": str(r)}) for r in range(2)]
+    pubs = [
+        start_publisher(endpoint, count=50, delay_s=0.01, epochs=5, env={"RANK": str(r)})
+        for r in range(2)
+    ]
     try:
         out, err = watch.communicate(timeout=60)
         assert watch.returncode == 0, err

@@ -14,12 +14,15 @@ from trainmon.ingest import EndpointError, Subscriber
 from trainmon.state import RunState
 from trainmon_client.protocol import Record, encode
 
-GOOD = [Record("hello", "r", "w", 0, 1.0, info={"host": "h"}),
-        Record("metrics", "r", "w", 1, 2.0, step=0, metrics={"loss": 0.5})]
+GOOD = [
+    Record("hello", "r", "w", 0, 1.0, info={"host": "h"}),
+    Record("metrics", "r", "w", 1, 2.0, step=0, metrics={"loss": 0.5}),
+]
 
 
-def _publish(endpoint: str, messages: list[list[bytes]], source: Subscriber,
-             state: RunState, until: int) -> None:
+def _publish(
+    endpoint: str, messages: list[list[bytes]], source: Subscriber, state: RunState, until: int
+) -> None:
     """Connect a raw XPUB to ``source``, wait for its subscription, send, drain."""
     ctx = zmq.Context()
     pub = ctx.socket(zmq.XPUB)
@@ -50,13 +53,18 @@ def test_garbage_is_counted_and_good_records_kept() -> None:
         [b"r", b"a", b"b"],
         [b"r", msgpack.packb([1, 2, 3])],
         [b"r", msgpack.packb({"v": 99, "k": "metrics"})],
-        [b"r", msgpack.packb({"v": 1, "k": "metrics", "r": "r", "w": "w", "s": 5, "t": 1.0,
-                              "m": {"loss": "NaN"}})],
+        [
+            b"r",
+            msgpack.packb(
+                {"v": 1, "k": "metrics", "r": "r", "w": "w", "s": 5, "t": 1.0, "m": {"loss": "NaN"}}
+            ),
+        ],
         [b"r", b"\x91" * 10_000],
     ]
     try:
-        _publish(endpoint, [encode(GOOD[:1]), *bad, encode(GOOD[1:])], source, state,
-                 until=2 + len(bad))
+        _publish(
+            endpoint, [encode(GOOD[:1]), *bad, encode(GOOD[1:])], source, state, until=2 + len(bad)
+        )
         assert state.rejected == len(bad) and state.records == 2
         assert state.current().series("loss").last == 0.5
     finally:
@@ -81,8 +89,7 @@ def test_nan_and_inf_metrics_are_kept() -> None:
     endpoint = free_endpoint()
     source = Subscriber([endpoint])
     state = RunState()
-    record = Record("metrics", "r", "w", 1, 2.0, step=0,
-                    metrics={"loss": math.nan, "g": math.inf})
+    record = Record("metrics", "r", "w", 1, 2.0, step=0, metrics={"loss": math.nan, "g": math.inf})
     try:
         _publish(endpoint, [encode([record])], source, state, until=1)
         assert math.isnan(state.current().series("loss").last)
@@ -113,7 +120,7 @@ def test_address_in_use_is_explained() -> None:
     endpoint = free_endpoint()
     first = Subscriber([endpoint])
     try:
-        with pytest.raises(EndpointError, match="already in use.*--bind"):
+        with pytest.raises(EndpointError, match=r"already in use.*--bind"):
             Subscriber([endpoint])
     finally:
         first.close()

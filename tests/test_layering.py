@@ -15,21 +15,33 @@ def _modules_after_import(module: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize(("module", "forbidden"), [
-    ("trainmon_client", {"rich", "click", "trainmon"}),
-    ("trainmon.state", {"zmq", "click", "rich"}),
-    ("trainmon.view", {"zmq", "click"}),
-    ("trainmon.sparkline", {"zmq", "click"}),
-])
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("trainmon_client", {"rich", "click", "trainmon"}),
+        ("trainmon.state", {"zmq", "click", "rich"}),
+        ("trainmon.view", {"zmq", "click"}),
+        ("trainmon.sparkline", {"zmq", "click"}),
+    ],
+)
 def test_imports_point_one_way(module: str, forbidden: set[str]) -> None:
     """The client needs no monitor parts; state and view need no sockets or CLI."""
     loaded = {name.split(".")[0] for name in _modules_after_import(module)}
     assert not loaded & forbidden
 
 
-@pytest.mark.parametrize("module", ["trainmon_client", "trainmon_client.protocol",
-                                    "trainmon.state", "trainmon.view", "trainmon.ingest",
-                                    "trainmon.app", "trainmon.keys"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "trainmon_client",
+        "trainmon_client.protocol",
+        "trainmon.state",
+        "trainmon.view",
+        "trainmon.ingest",
+        "trainmon.app",
+        "trainmon.keys",
+    ],
+)
 def test_public_surface_is_a_sorted_list(module: str) -> None:
     """__all__ is sorted and names things that exist."""
     mod = importlib.import_module(module)
@@ -43,5 +55,12 @@ def test_client_api() -> None:
     import trainmon_client
 
     assert trainmon_client.__all__ == [
-        "DEFAULT_ENDPOINT", "Monitor", "PROTOCOL_VERSION", "ProtocolError", "Record",
-        "__version__", "decode", "encode"]
+        "DEFAULT_ENDPOINT",
+        "Monitor",
+        "PROTOCOL_VERSION",
+        "ProtocolError",
+        "Record",
+        "__version__",
+        "decode",
+        "encode",
+    ]

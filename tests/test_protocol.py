@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import msgpack
@@ -20,12 +21,18 @@ from trainmon_client.protocol import (
     to_wire,
 )
 
-HELLO = Record("hello", "run", "h:1", 0, 1.5, info={"host": "h", "pid": 1, "rank": 0, "world": 2,
-                                                    "epochs": 3, "config": {"lr": 0.1}})
-METRICS = Record("metrics", "run", "h:1", 1, 2.0, step=5, epoch=0,
-                 metrics={"loss": 0.5, "acc": 1.0})
-BEAT = Record("heartbeat", "run", "h:1", 1, 3.0,
-              counters={"logged": 1, "dropped": 0, "queued": 0})
+HELLO = Record(
+    "hello",
+    "run",
+    "h:1",
+    0,
+    1.5,
+    info={"host": "h", "pid": 1, "rank": 0, "world": 2, "epochs": 3, "config": {"lr": 0.1}},
+)
+METRICS = Record(
+    "metrics", "run", "h:1", 1, 2.0, step=5, epoch=0, metrics={"loss": 0.5, "acc": 1.0}
+)
+BEAT = Record("heartbeat", "run", "h:1", 1, 3.0, counters={"logged": 1, "dropped": 0, "queued": 0})
 BYE = Record("bye", "run", "h:1", 2, 4.0)
 
 
@@ -52,8 +59,15 @@ def test_batch_round_trip() -> None:
 
 def test_nan_and_inf_survive() -> None:
     """NaN and ±Inf are metric values like any other."""
-    record = Record("metrics", "run", "w", 1, 1.0, step=1, metrics={
-        "a": math.nan, "b": math.inf, "c": -math.inf})
+    record = Record(
+        "metrics",
+        "run",
+        "w",
+        1,
+        1.0,
+        step=1,
+        metrics={"a": math.nan, "b": math.inf, "c": -math.inf},
+    )
     values = decode(encode([record]))[0].metrics
     assert math.isnan(values["a"]) and values["b"] == math.inf and values["c"] == -math.inf
 
@@ -90,8 +104,9 @@ BAD = [
     pytest.param(_frames(_good(m={"loss": [1]})), id="list value"),
     pytest.param(_frames(_good(m={"": 1.0})), id="empty metric name"),
     pytest.param(_frames(_good(m={"x" * 200: 1.0})), id="long metric name"),
-    pytest.param(_frames(_good(m={f"m{i}": 1.0 for i in range(MAX_METRICS + 1)})),
-                 id="too many metrics"),
+    pytest.param(
+        _frames(_good(m={f"m{i}": 1.0 for i in range(MAX_METRICS + 1)})), id="too many metrics"
+    ),
     pytest.param(_frames(_good(m=[1.0])), id="metrics not a map"),
     pytest.param(_frames(_good(r="other")), id="run differs from topic"),
     pytest.param(_frames(_good(w="")), id="empty worker"),
@@ -100,11 +115,32 @@ BAD = [
     pytest.param([b"run", msgpack.packb([_good()] * (MAX_BATCH + 1))], id="batch too large"),
     pytest.param([b"run", b"\x00" * (MAX_PAYLOAD_BYTES + 1)], id="payload too large"),
     pytest.param([b"x" * 1000, msgpack.packb(_good())], id="topic too long"),
-    pytest.param([b"run", msgpack.packb({"v": 1, "k": "hello", "r": "run", "w": "w", "s": 0,
-                                         "t": 1.0, "i": {"pid": -3}})], id="negative pid"),
-    pytest.param([b"run", msgpack.packb({"v": 1, "k": "heartbeat", "r": "run", "w": "w",
-                                         "s": 0, "t": 1.0, "c": {"dropped": "many"}})],
-                 id="bad counters"),
+    pytest.param(
+        [
+            b"run",
+            msgpack.packb(
+                {"v": 1, "k": "hello", "r": "run", "w": "w", "s": 0, "t": 1.0, "i": {"pid": -3}}
+            ),
+        ],
+        id="negative pid",
+    ),
+    pytest.param(
+        [
+            b"run",
+            msgpack.packb(
+                {
+                    "v": 1,
+                    "k": "heartbeat",
+                    "r": "run",
+                    "w": "w",
+                    "s": 0,
+                    "t": 1.0,
+                    "c": {"dropped": "many"},
+                }
+            ),
+        ],
+        id="bad counters",
+    ),
     pytest.param([b"\xff\xfe", msgpack.packb(_good())], id="topic not utf-8"),
     pytest.param([b"run", msgpack.packb({1: 2})], id="int keys"),
 ]
@@ -134,10 +170,8 @@ def test_encode_refuses_mixed_runs() -> None:
 @given(st.binary(max_size=512), st.binary(max_size=64))
 def test_decode_only_raises_protocol_error(payload: bytes, topic: bytes) -> None:
     """Arbitrary bytes either decode or raise ProtocolError: never another exception."""
-    try:
+    with contextlib.suppress(ProtocolError):
         decode([topic, payload])
-    except ProtocolError:
-        pass
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -146,18 +180,34 @@ names = st.text(min_size=1, max_size=20)
 
 @settings(max_examples=200, deadline=None)
 @given(
-    run=names, worker=names, seq=st.integers(0, 2**62), t=finite,
-    step=st.none() | st.integers(0, 2**53), epoch=st.none() | st.integers(0, 10**6),
+    run=names,
+    worker=names,
+    seq=st.integers(0, 2**62),
+    t=finite,
+    step=st.none() | st.integers(0, 2**53),
+    epoch=st.none() | st.integers(0, 10**6),
     metrics=st.dictionaries(names, st.floats(width=64), max_size=10),
 )
-def test_metrics_round_trip_property(run: str, worker: str, seq: int, t: float,
-                                     step: int | None, epoch: int | None,
-                                     metrics: dict[str, float]) -> None:
+def test_metrics_round_trip_property(
+    run: str,
+    worker: str,
+    seq: int,
+    t: float,
+    step: int | None,
+    epoch: int | None,
+    metrics: dict[str, float],
+) -> None:
     """Any valid metrics record survives encode then decode (NaN compared as NaN)."""
     record = Record("metrics", run, worker, seq, t, step=step, epoch=epoch, metrics=metrics)
     [back] = decode(encode([record]))
     assert (back.run, back.worker, back.seq, back.time, back.step, back.epoch) == (
-        run, worker, seq, t, step, epoch)
+        run,
+        worker,
+        seq,
+        t,
+        step,
+        epoch,
+    )
     assert back.metrics.keys() == metrics.keys()
     for name, value in metrics.items():
         assert back.metrics[name] == value or (math.isnan(value) and math.isnan(back.metrics[name]))

@@ -62,7 +62,9 @@ def test_records_arrive_in_order(sub: BackgroundMonitor, endpoint: str) -> None:
     assert worker.series["loss"].values(3) == [1 / 498, 1 / 499, 1 / 500]
 
 
-def test_records_logged_before_the_subscription_are_kept(sub: BackgroundMonitor, endpoint: str) -> None:
+def test_records_logged_before_the_subscription_are_kept(
+    sub: BackgroundMonitor, endpoint: str
+) -> None:
     """A process that logs at once and exits, before the monitor's subscription could
     arrive, loses nothing: records wait for the subscription, and close() waits for it."""
     proc = start_publisher(endpoint, count=100)
@@ -111,8 +113,10 @@ def test_training_binds_and_monitor_connects(tmp_path: Path) -> None:
 
 def test_several_publisher_processes(sub: BackgroundMonitor, endpoint: str) -> None:
     """Four real processes, started together, are four workers with all their records."""
-    procs = [start_publisher(endpoint, count=200, env={"RANK": str(i), "WORLD_SIZE": "4"})
-             for i in range(4)]
+    procs = [
+        start_publisher(endpoint, count=200, env={"RANK": str(i), "WORLD_SIZE": "4"})
+        for i in range(4)
+    ]
     try:
         state = sub.state
         sub.wait(lambda: records_of(state) >= 4 * 202, timeout_s=20)
@@ -124,8 +128,9 @@ def test_several_publisher_processes(sub: BackgroundMonitor, endpoint: str) -> N
             stop(proc)
 
 
-def test_non_numbers_dropped_with_one_warning(sub: BackgroundMonitor, endpoint: str,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_non_numbers_dropped_with_one_warning(
+    sub: BackgroundMonitor, endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """A value that is not a number is dropped, warned about once per name; log never raises."""
     state = sub.state
     with caplog.at_level(logging.WARNING, logger="trainmon_client"):
@@ -187,16 +192,21 @@ def test_guide_calls(sub: BackgroundMonitor, endpoint: str) -> None:
     sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
     run = state.current()
     assert {n: run.series(n).last for n in run.metric_names} == {
-        "loss": 0.5, "accuracy": 0.75, "grad_norm": 0.01}
+        "loss": 0.5,
+        "accuracy": 0.75,
+        "grad_norm": 0.01,
+    }
 
 
 def test_threads_log_at_once(sub: BackgroundMonitor, endpoint: str) -> None:
     """Four threads logging into one Monitor lose nothing and number every record."""
     state = sub.state
     with Monitor(endpoint, run="r") as mon:
+
         def work() -> None:
             for step in range(2000):
                 mon.log(loss=float(step))
+
         threads = [threading.Thread(target=work) for _ in range(4)]
         for thread in threads:
             thread.start()
@@ -228,9 +238,11 @@ def test_close_without_monitor_is_quick() -> None:
 
 def test_exit_without_close_flushes(sub: BackgroundMonitor, endpoint: str) -> None:
     """A script that never calls close() still delivers everything and says bye at exit."""
-    code = ("from trainmon_client import Monitor\n"
-            f"m = Monitor({endpoint!r}, run='r')\n"
-            "for i in range(50): m.log(loss=float(i))\n")
+    code = (
+        "from trainmon_client import Monitor\n"
+        f"m = Monitor({endpoint!r}, run='r')\n"
+        "for i in range(50): m.log(loss=float(i))\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     try:
         state = sub.state
@@ -255,8 +267,13 @@ def test_fork_child_gets_its_own_publisher(sub: BackgroundMonitor, endpoint: str
                 os._exit(0)
         os.waitpid(pid, 0)
         mon.log(loss=3.0)
-    sub.wait(lambda: state.runs.get("r") is not None
-                and len(state.current().workers) == 2 and state.current().finished)
+    sub.wait(
+        lambda: (
+            state.runs.get("r") is not None
+            and len(state.current().workers) == 2
+            and state.current().finished
+        )
+    )
     workers = state.current().workers.values()
     assert sorted(w.pid for w in workers) == sorted([os.getpid(), pid])
     values = {w.pid: w.series["loss"].values(10) for w in workers}
@@ -266,8 +283,11 @@ def test_fork_child_gets_its_own_publisher(sub: BackgroundMonitor, endpoint: str
 @pytest.mark.parametrize("freeze", ["SIGSTOP", "SIGKILL"])
 def test_log_never_blocks_on_a_frozen_or_dead_monitor(endpoint: str, freeze: str) -> None:
     """A monitor frozen or killed mid-run does not slow log() into waiting, nor close()."""
-    monitor = subprocess.Popen(command("watch", "--plain", "--bind", endpoint).split(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    monitor = subprocess.Popen(
+        command("watch", "--plain", "--bind", endpoint).split(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         mon = Monitor(endpoint, run="r", flush_timeout_s=1.0)
         wait_for(lambda: monitor.poll() is None and _subscribed(mon), what="subscription")
@@ -294,14 +314,23 @@ def _subscribed(mon: Monitor) -> bool:
     return any(isinstance(o, _IOLoop) and o.mon is mon and o.subscribed for o in gc.get_objects())
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}, (3, 8, 1)),
-    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "16", "SLURM_LOCALID": "2"}, (5, 16, 2)),
-    ({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2",
-      "OMPI_COMM_WORLD_LOCAL_RANK": "1"}, (1, 2, 1)),
-    ({"PMI_RANK": "7", "PMI_SIZE": "9"}, (7, 9, None)),
-    ({}, (None, None, None)),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}, (3, 8, 1)),
+        ({"SLURM_PROCID": "5", "SLURM_NTASKS": "16", "SLURM_LOCALID": "2"}, (5, 16, 2)),
+        (
+            {
+                "OMPI_COMM_WORLD_RANK": "1",
+                "OMPI_COMM_WORLD_SIZE": "2",
+                "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+            },
+            (1, 2, 1),
+        ),
+        ({"PMI_RANK": "7", "PMI_SIZE": "9"}, (7, 9, None)),
+        ({}, (None, None, None)),
+    ],
+)
 def test_identity_from_launchers(env: dict[str, str], expected: tuple[int | None, ...]) -> None:
     """Rank, world size and local rank come from torchrun, SLURM, Open MPI or PMI."""
     ident = identify(env)

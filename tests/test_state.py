@@ -11,23 +11,49 @@ from trainmon.state import LOST_AFTER_S, Limits, RunState
 from trainmon_client.protocol import Record
 
 
-def hello(worker: str = "w0", rank: int | None = 0, seq: int = 0, run: str = "r",
-          **info: object) -> Record:
-    return Record("hello", run, worker, seq, 100.0,
-                  info={"host": "h", "pid": 1, **({"rank": rank} if rank is not None else {}),
-                        **info})
+def hello(
+    worker: str = "w0", rank: int | None = 0, seq: int = 0, run: str = "r", **info: object
+) -> Record:
+    return Record(
+        "hello",
+        run,
+        worker,
+        seq,
+        100.0,
+        info={"host": "h", "pid": 1, **({"rank": rank} if rank is not None else {}), **info},
+    )
 
 
-def metrics(seq: int, worker: str = "w0", step: int | None = None, t: float | None = None,
-            run: str = "r", epoch: int | None = None, **values: float) -> Record:
-    return Record("metrics", run, worker, seq, 100.0 + seq if t is None else t,
-                  step=seq - 1 if step is None else step, epoch=epoch,
-                  metrics=values or {"loss": 1.0 / seq})
+def metrics(
+    seq: int,
+    worker: str = "w0",
+    step: int | None = None,
+    t: float | None = None,
+    run: str = "r",
+    epoch: int | None = None,
+    **values: float,
+) -> Record:
+    return Record(
+        "metrics",
+        run,
+        worker,
+        seq,
+        100.0 + seq if t is None else t,
+        step=seq - 1 if step is None else step,
+        epoch=epoch,
+        metrics=values or {"loss": 1.0 / seq},
+    )
 
 
 def beat(seq: int, worker: str = "w0", dropped: int = 0) -> Record:
-    return Record("heartbeat", "r", worker, seq, 100.0,
-                  counters={"logged": seq, "dropped": dropped, "queued": 0})
+    return Record(
+        "heartbeat",
+        "r",
+        worker,
+        seq,
+        100.0,
+        counters={"logged": seq, "dropped": dropped, "queued": 0},
+    )
 
 
 def fed(*records: Record, now: float = 100.0) -> RunState:
@@ -90,8 +116,14 @@ def test_status_running_stalled_lost_finished() -> None:
 
 def test_best_loss_ignores_nan() -> None:
     """The best loss is the lowest finite one, with its step."""
-    state = fed(hello(), metrics(1, loss=0.9), metrics(2, loss=math.nan),
-                metrics(3, loss=0.3), metrics(4, loss=-math.inf), metrics(5, loss=0.4))
+    state = fed(
+        hello(),
+        metrics(1, loss=0.9),
+        metrics(2, loss=math.nan),
+        metrics(3, loss=0.3),
+        metrics(4, loss=-math.inf),
+        metrics(5, loss=0.4),
+    )
     series = state.current().series("loss")
     assert (series.best, series.best_step, series.nonfinite) == (0.3, 2, 2)
 
@@ -113,8 +145,12 @@ def test_progress_and_eta_from_total_steps() -> None:
 
 def test_progress_from_epochs() -> None:
     """With total epochs only, progress counts whole epochs done (epochs count from 0)."""
-    state = fed(hello(epochs=4), metrics(1, epoch=0), metrics(2, epoch=1, t=110.0),
-                metrics(3, epoch=2, t=120.0))
+    state = fed(
+        hello(epochs=4),
+        metrics(1, epoch=0),
+        metrics(2, epoch=1, t=110.0),
+        metrics(3, epoch=2, t=120.0),
+    )
     run = state.current()
     assert 0.5 <= run.progress() < 0.75
     assert run.eta_s() is not None and 10.0 <= run.eta_s() <= 20.0

@@ -15,16 +15,19 @@ pytestmark = pytest.mark.tmux
 
 
 def _watch_pid(endpoint: str) -> int:
-    out = subprocess.run(["pgrep", "-f", f"trainmon watch --bind {endpoint}"],
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["pgrep", "-f", f"trainmon watch --bind {endpoint}"], capture_output=True, text=True
+    ).stdout.split()
     return int(out[0]) if out else 0
 
 
 def _start_watch(tmux: Tmux, tmp_path: Path, endpoint: str, *extra: str) -> None:
     """Run watch in the tmux shell, saving the terminal settings before and after."""
-    tmux.type(f"stty -g > {tmp_path}/before; echo MARKER-BEFORE-$((6*7)); "
-              f"{command('watch', '--bind', endpoint, *extra)}; "
-              f"stty -g > {tmp_path}/after; echo MARKER-AFTER-$((6*7))")
+    tmux.type(
+        f"stty -g > {tmp_path}/before; echo MARKER-BEFORE-$((6*7)); "
+        f"{command('watch', '--bind', endpoint, *extra)}; "
+        f"stty -g > {tmp_path}/after; echo MARKER-AFTER-$((6*7))"
+    )
     tmux.wait_text(f"Waiting for records on {endpoint}")
 
 
@@ -41,12 +44,27 @@ def test_dashboard_shows_a_live_run(tmux: Tmux, tmp_path: Path) -> None:
     """Workers publishing appear with progress, loss, stats and the workers table."""
     endpoint = free_endpoint()
     _start_watch(tmux, tmp_path, endpoint)
-    pubs = [start_publisher(endpoint, count=3000, delay_s=0.005, epochs=10,
-                            env={"RANK": str(r), "WORLD_SIZE": "2"}) for r in range(2)]
+    pubs = [
+        start_publisher(
+            endpoint, count=3000, delay_s=0.005, epochs=10, env={"RANK": str(r), "WORLD_SIZE": "2"}
+        )
+        for r in range(2)
+    ]
     try:
         screen = tmux.wait_text("2 workers")
-        for text in ("run r", "Progress", "Epoch", "loss", "Stats", "accuracy", "grad norm",
-                     "Workers", "steps/s", "running", "q quit"):
+        for text in (
+            "run r",
+            "Progress",
+            "Epoch",
+            "loss",
+            "Stats",
+            "accuracy",
+            "grad norm",
+            "Workers",
+            "steps/s",
+            "running",
+            "q quit",
+        ):
             assert text in screen, text
         assert re.search(r"Epoch \d+/10", screen)
         tmux.keys("q")

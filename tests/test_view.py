@@ -26,17 +26,25 @@ NOW = 100.5
 
 
 def text(renderable: RenderableType, width: int = 80, height: int = 24) -> str:
-    console = Console(file=io.StringIO(), width=width, height=height, color_system=None,
-                      legacy_windows=False, force_terminal=False)
+    console = Console(
+        file=io.StringIO(),
+        width=width,
+        height=height,
+        color_system=None,
+        legacy_windows=False,
+        force_terminal=False,
+    )
     console.print(renderable)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     return str(out)
 
 
-def screen(state: RunState, opts: ViewOptions | None = None, width: int = 80,
-           height: int = 24) -> str:
-    return text(render(state, opts or ViewOptions(address="tcp://127.0.0.1:5555"), NOW),
-                width, height)
+def screen(
+    state: RunState, opts: ViewOptions | None = None, width: int = 80, height: int = 24
+) -> str:
+    return text(
+        render(state, opts or ViewOptions(address="tcp://127.0.0.1:5555"), NOW), width, height
+    )
 
 
 def test_waiting_screen_says_where() -> None:
@@ -57,8 +65,18 @@ def test_waiting_screen_shows_rejects() -> None:
 def test_one_point() -> None:
     """A single record fills every panel without errors."""
     out = screen(fed(hello(epochs=5), metrics(1, loss=0.5, accuracy=0.9, grad_norm=0.1)))
-    for expected in ("run r", "running", "loss", "0.5000", "90.00%", "0.1000",
-                     "best loss  0.5000 @ 0", "Epoch –/5", "rank", "1 worker"):
+    for expected in (
+        "run r",
+        "running",
+        "loss",
+        "0.5000",
+        "90.00%",
+        "0.1000",
+        "best loss  0.5000 @ 0",
+        "Epoch –/5",
+        "rank",
+        "1 worker",
+    ):
         assert expected in out, expected
 
 
@@ -141,10 +159,20 @@ def test_summary_when_nothing_came() -> None:
     assert "no records were received on X" in summary(RunState(), ViewOptions(address="X"), NOW)
 
 
-@pytest.mark.parametrize(("value", "shown"), [
-    (0.0, "0"), (0.23456, "0.2346"), (2.5, "2.500"), (1234.5, "1234"), (1e-7, "1.000e-07"),
-    (123456789.0, "1.235e+08"), (math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf"),
-])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0.0, "0"),
+        (0.23456, "0.2346"),
+        (2.5, "2.500"),
+        (1234.5, "1234"),
+        (1e-7, "1.000e-07"),
+        (123456789.0, "1.235e+08"),
+        (math.nan, "nan"),
+        (math.inf, "inf"),
+        (-math.inf, "-inf"),
+    ],
+)
 def test_format_value(value: float, shown: str) -> None:
     """Values fit a column whatever their magnitude."""
     assert format_value(value) == shown

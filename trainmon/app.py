@@ -68,8 +68,13 @@ def run_dashboard(
     with (
         quit_on_signals() as stop,
         terminal_keys(settings.interactive) as keys,
-        Live(console=console, screen=True, auto_refresh=False, redirect_stdout=False,
-             redirect_stderr=False) as live,
+        Live(
+            console=console,
+            screen=True,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        ) as live,
     ):
         next_frame = 0.0
         while not stop:
@@ -137,8 +142,8 @@ def run_plain(
                 next_line = now + settings.plain_interval_s
 
 
-def final_summary(state: RunState, opts: ViewOptions, clock: Callable[[], float] = time.time) -> str:
+def final_summary(
+    state: RunState, opts: ViewOptions, clock: Callable[[], float] = time.time
+) -> str:
     """What to print once the monitor stops."""
     return summary(state, opts, clock())
-
-

@@ -7,6 +7,7 @@ a training script: loss falls with noise, accuracy rises, the gradient norm vari
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import random
 import time
@@ -37,8 +38,13 @@ def simulate(endpoint: str, run: str, rank: int, world: int, epochs: int, step_s
                 accuracy = min(0.99, 0.1 + 0.88 * (1 - math.exp(-5.0 * progress)))
                 accuracy += rng.gauss(0, 0.01)
                 grad_norm = abs(1.5 * math.exp(-3.0 * progress) + rng.gauss(0, 0.15))
-                mon.log(loss=max(loss, 0.01), accuracy=accuracy, grad_norm=grad_norm,
-                        lr=3e-4 * 0.5 * (1 + math.cos(math.pi * progress)), step=step)
+                mon.log(
+                    loss=max(loss, 0.01),
+                    accuracy=accuracy,
+                    grad_norm=grad_norm,
+                    lr=3e-4 * 0.5 * (1 + math.cos(math.pi * progress)),
+                    step=step,
+                )
                 step += 1
                 time.sleep(step_s * slowdown)
 
@@ -52,10 +58,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--step-s", type=float, default=0.06)
     args = parser.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         simulate(args.endpoint, args.run, args.rank, args.world, args.epochs, args.step_s)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -131,8 +131,10 @@ class Subscriber:
 
 def _explain(exc: zmq.ZMQError, endpoint: str) -> str:
     if exc.errno == zmq.EADDRINUSE:
-        return (f"cannot listen on {endpoint}: address already in use; another monitor may "
-                "hold it: stop it, or pick another port with --bind")
+        return (
+            f"cannot listen on {endpoint}: address already in use; another monitor may "
+            "hold it: stop it, or pick another port with --bind"
+        )
     if exc.errno == zmq.EADDRNOTAVAIL:
         return f"cannot listen on {endpoint}: no such local address; use 127.0.0.1 or 0.0.0.0"
     return f"cannot use {endpoint}: {exc.strerror}"

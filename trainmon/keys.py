@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import select
@@ -41,7 +42,7 @@ class KeyReader:
     def read(self) -> list[Action]:
         if self.fd is None:
             return []
-        actions = []
+        actions: list[Action] = []
         while select.select([self.fd], [], [], 0)[0]:
             try:
                 data = os.read(self.fd, 64)
@@ -95,10 +96,8 @@ def quit_on_signals() -> Iterator[StopFlag]:
     flag = StopFlag()
     saved = {}
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
             saved[signum] = signal.signal(signum, flag.set)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
     try:
         yield flag
     finally:

@@ -89,7 +89,9 @@ class Sparkline:
                     cells.append((" ", None))
                     continue
                 # Bars reach the column's maximum; the band below its minimum is solid.
-                level = levels // 2 if span == 0 else 1 + round((col[1] - low) / span * (levels - 1))
+                level = (
+                    levels // 2 if span == 0 else 1 + round((col[1] - low) / span * (levels - 1))
+                )
                 filled = level - (height - 1 - row) * 8
                 cells.append((_BLOCKS[min(max(filled, 0), 8)], self.style))
             yield from self._row(cells, width)
@@ -109,7 +111,7 @@ class Sparkline:
         return None
 
     @staticmethod
-    def _row(cells: list[tuple[str, Style | None] | None], width: int) -> RenderResult:
+    def _row(cells: Sequence[tuple[str, Style | None] | None], width: int) -> RenderResult:
         used = 0
         for cell in cells:
             text, style = cell if cell is not None else (" ", None)

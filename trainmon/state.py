@@ -133,7 +133,7 @@ class Worker:
                 elif seq == hi:
                     self.gaps[index][1] = seq - 1
                 else:
-                    self.gaps[index:index + 1] = [[lo, seq - 1], [seq + 1, hi]]
+                    self.gaps[index : index + 1] = [[lo, seq - 1], [seq + 1, hi]]
                 return True
         self.duplicates += 1
         return False

@@ -282,13 +282,19 @@ def _worker_row(worker: Worker, opts: ViewOptions, now: float) -> tuple[str | Te
 def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
     """What to do while nothing has arrived yet."""
     text = Text()
-    text.append(f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n", style="bold")
+    text.append(
+        f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n", style="bold"
+    )
     text.append("In the training script:\n\n", style="dim")
     text.append("    from trainmon_client import Monitor\n")
-    text.append(f"    mon = Monitor({opts.address!r})\n" if opts.address else "    mon = Monitor()\n")
+    text.append(
+        f"    mon = Monitor({opts.address!r})\n" if opts.address else "    mon = Monitor()\n"
+    )
     text.append("    mon.log(loss=loss, accuracy=acc)\n")
     if state.rejected:
-        text.append(f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="bold red")
+        text.append(
+            f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="bold red"
+        )
     return Panel(text, title="No data yet", title_align="left")
 
 
@@ -346,8 +352,9 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
         return f"trainmon: no records were received on {opts.address}"
     lines = []
     for run in state.runs.values():
-        lines.append(f"run {run.name}: {run.status(now, opts.stall_after_s)}, "
-                     f"{len(run.workers)} worker(s)")
+        lines.append(
+            f"run {run.name}: {run.status(now, opts.stall_after_s)}, {len(run.workers)} worker(s)"
+        )
         for name in run.metric_names:
             series = run.series(name)
             if series is None:
@@ -398,5 +405,3 @@ def format_duration(seconds: float | None) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-

@@ -1,14 +1,14 @@
 """trainmon-client: publish training metrics to ``trainmon watch``.
 
-    from trainmon_client import Monitor
+from trainmon_client import Monitor
 
-    mon = Monitor(total_epochs=10)          # connects to tcp://127.0.0.1:5555
-    for epoch in range(10):
-        mon.set_epoch(epoch)
-        for batch in loader:
-            loss = train_step(batch)
-            mon.log(loss=loss, accuracy=acc)  # about a microsecond, never blocks or raises
-    mon.close()                             # also happens at exit
+mon = Monitor(total_epochs=10)          # connects to tcp://127.0.0.1:5555
+for epoch in range(10):
+    mon.set_epoch(epoch)
+    for batch in loader:
+        loss = train_step(batch)
+        mon.log(loss=loss, accuracy=acc)  # about a microsecond, never blocks or raises
+mon.close()                             # also happens at exit
 """
 
 from __future__ import annotations

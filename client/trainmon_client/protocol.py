@@ -176,7 +176,7 @@ def _record(item: object) -> Record:
     if type(seq) is not int or not 0 <= seq < _MAX_SEQ:
         raise ProtocolError(f"bad sequence number {seq!r}")
     wall = item.get("t")
-    if type(wall) not in (int, float) or not math.isfinite(wall):
+    if not isinstance(wall, (int, float)) or isinstance(wall, bool) or not math.isfinite(wall):
         raise ProtocolError(f"bad time {wall!r}")
     if kind == "metrics":
         return Record(

@@ -10,6 +10,7 @@ records logged before the monitor was there are not lost and a late monitor sees
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import os
@@ -40,9 +41,7 @@ _TICK_S: Final = 0.02  # the I/O thread's sleep when idle: at most this much lat
 _SLICE_S: Final = 0.001  # longest stretch of Python work between GIL releases
 _MAX_BATCH_RECORDS: Final = 256
 _HEARTBEAT_S: Final = 1.0
-_EVENTS: Final = (
-    zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
-)
+_EVENTS: Final = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
 
 _log = logging.getLogger("trainmon_client")
 _now = time.time
@@ -349,10 +348,9 @@ class _IOLoop:
             self._send(payload)
 
     def _send(self, payload: bytes) -> None:
-        try:
+        # PUB semantics: a full pipe drops (zmq.Again); the monitor counts the gap.
+        with contextlib.suppress(zmq.Again):
             self.sock.send_multipart((self.topic, payload), flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # PUB semantics: a full pipe drops; the monitor counts the gap
 
     def _drain(self, until: float) -> bool:
         """Turn queued calls into records and send them; True if more are waiting."""
@@ -510,4 +508,3 @@ def _close_all() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_close_all)
-
