@@ -38,8 +38,13 @@ __all__ = ["DEFAULT_ENDPOINT", "Monitor"]
 DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:5555"
 _SCHEMES: Final = ("tcp://", "ipc://", "inproc://")
 _TICK_S: Final = 0.02  # the I/O thread's sleep when idle: at most this much latency
-_SLICE_S: Final = 0.001  # longest stretch of Python work between GIL releases
-_MAX_BATCH_RECORDS: Final = 256
+# Longest stretch of Python work the I/O thread does before it lets go of the GIL.
+_SLICE_S: Final = 0.0005
+# Then it sleeps this long, so a training thread waiting for the GIL really gets it: a
+# release that is taken straight back (a 0-timeout poll) looks to CPython like a switch
+# and can keep the other thread waiting for as long as the backlog lasts.
+_YIELD_S: Final = 0.0002
+_MAX_BATCH_RECORDS: Final = 128
 _HEARTBEAT_S: Final = 1.0
 _EVENTS: Final = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
 
@@ -306,8 +311,11 @@ class _IOLoop:
         next_beat = time.monotonic() + _HEARTBEAT_S
         try:
             while not mon._closing.is_set():
-                busy = self._drain(time.monotonic() + _SLICE_S)
-                self._poll(0 if busy else int(_TICK_S * 1000))
+                if self._drain(time.monotonic() + _SLICE_S):
+                    time.sleep(_YIELD_S)
+                    self._poll(0)
+                else:
+                    self._poll(int(_TICK_S * 1000))
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + _HEARTBEAT_S
