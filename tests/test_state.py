@@ -222,3 +222,41 @@ def test_missed_matches_unseen_numbers(seqs: list[int]) -> None:
     seen = set(seqs)
     assert worker.missed == (max(seqs) + 1) - len(seen)
     assert worker.records == len(seen)
+
+
+def test_downsampled_history_keeps_extremes_and_counts() -> None:
+    """Points past the window fold into a bounded set of buckets that keep min, max, last."""
+    state = RunState(Limits(window=100))
+    values = [math.sin(i / 50) for i in range(100_000)]
+    values[31_337] = 40.0  # a spike deep in the past
+    values[50_000] = math.nan
+    for i, value in enumerate(values, start=1):
+        state.apply(metrics(i, step=i - 1, loss=value), 100.0)
+    series = state.current().series("loss")
+    buckets = series.older.in_order()
+    assert len(buckets) <= series.older.max_buckets
+    assert sum(b.count for b in buckets) + len(series.points) == 100_000
+    assert max(b.high for b in buckets) == 40.0
+    assert min(b.low for b in buckets) == min(v for v in values[:-100] if v == v)
+    assert any(b.mark == "nan" for b in buckets)
+    assert buckets[-1].last == values[99_899]
+    history = series.history()
+    assert history[-1].last == values[-1] and len(history) == len(buckets) + 100
+
+
+def test_downsampled_buckets_never_reshuffle() -> None:
+    """Doubling the width only merges neighbours: steps once together stay together."""
+    from trainmon.state import Downsampled
+
+    down = Downsampled(max_buckets=8)
+    seen: dict[int, set[int]] = {}
+    for step in range(1000):
+        down.add(step, float(step))
+        if step in (100, 500, 999):
+            seen[step] = {b.first_step for b in down.in_order()}
+    widths = [b.last_step - b.first_step + 1 for b in down.in_order()]
+    assert len(down.buckets) <= 8 and widths[0] == down.width
+    # a boundary among old points was a boundary before: old buckets only merged
+    for early, late in ((100, 500), (500, 999), (100, 999)):
+        assert {start for start in seen[late] if start <= early} <= seen[early]
+        assert len(seen[late]) <= 8

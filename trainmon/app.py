@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.layout import Layout
 from rich.live import Live
 
+from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
 from trainmon.keys import Action, quit_on_signals, terminal_keys
 from trainmon.state import RunState
-from trainmon.view import ViewOptions, footer, header, render, status_line, summary
+from trainmon.view import ViewOptions, footer, header, render, status_line
 
-__all__ = ["AppSettings", "DoneWatch", "final_summary", "is_done", "run_dashboard", "run_plain"]
+__all__ = ["AppSettings", "DoneWatch", "is_done", "run_dashboard", "run_plain", "save_screen"]
 
 _DRAIN_SLICE_S = 0.02
+_NOTICE_S = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,13 @@ class AppSettings:
     done_grace_s: float = 2.0
     plain_interval_s: float = 5.0
     max_duration_s: float | None = None  # stop after this long whatever happens
+    export_dir: str = "."
+    finished_notice: str = ""  # shown once the source has nothing more to give
+
+
+def is_done(state: RunState) -> bool:
+    """Every worker of every run has said bye."""
+    return bool(state.runs) and all(run.finished for run in state.runs.values())
 
 
 class DoneWatch:
@@ -47,9 +58,20 @@ class DoneWatch:
         return now - self.since >= grace_s
 
 
-def is_done(state: RunState) -> bool:
-    """Every worker of every run has said bye."""
-    return bool(state.runs) and all(run.finished for run in state.runs.values())
+class _Deadline:
+    """``exit_when_done`` and ``max_duration_s``, on the wall clock."""
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings
+        self.done = DoneWatch()
+        self.started = time.monotonic()
+
+    def reached(self, state: RunState) -> bool:
+        now = time.monotonic()
+        settings = self.settings
+        if settings.exit_when_done and self.done.check(state, now, settings.done_grace_s):
+            return True
+        return settings.max_duration_s is not None and now - self.started >= settings.max_duration_s
 
 
 def run_dashboard(
@@ -58,40 +80,42 @@ def run_dashboard(
     opts: ViewOptions,
     settings: AppSettings,
     console: Console,
-    clock: Callable[[], float] = time.time,
 ) -> ViewOptions:
     """Show the live dashboard until quit; returns the last view options."""
-    done = DoneWatch()
-    started = clock()
+    deadline = _Deadline(settings)
     frozen: Layout | None = None
     paused_at = 0
+    notice_until = 0.0
     with (
         quit_on_signals() as stop,
         terminal_keys(settings.interactive) as keys,
-        Live(
-            console=console,
-            screen=True,
-            auto_refresh=False,
-            redirect_stdout=False,
-            redirect_stderr=False,
-        ) as live,
+        Live(console=console, screen=True, auto_refresh=False, redirect_stdout=False,
+             redirect_stderr=False) as live,
     ):
         next_frame = 0.0
         while not stop:
             source.drain(state, budget_s=_DRAIN_SLICE_S)
+            now = source.clock()
             for action in keys.read():
                 if action is Action.QUIT:
                     return opts
                 if action is Action.TOGGLE_PAUSE:
                     opts = replace(opts, paused=not opts.paused, paused_records=0)
+                    source.set_paused(opts.paused)
                     frozen, paused_at = None, state.records
-                    next_frame = 0.0
-            now = clock()
-            if settings.exit_when_done and done.check(state, now, settings.done_grace_s):
+                elif action is Action.EXPORT:
+                    frame = frozen if frozen is not None else render(state, opts, now)
+                    opts = replace(opts, notice=_export_notice(frame, state, opts, console,
+                                                               settings.export_dir))
+                    notice_until = time.monotonic() + _NOTICE_S
+                next_frame = 0.0
+            if deadline.reached(state):
                 break
-            if settings.max_duration_s is not None and now - started >= settings.max_duration_s:
-                break
-            if now >= next_frame:
+            if opts.notice and notice_until and time.monotonic() > notice_until:
+                opts, notice_until = replace(opts, notice=""), 0.0
+            if settings.finished_notice and source.finished and not opts.notice:
+                opts = replace(opts, notice=settings.finished_notice)
+            if time.monotonic() >= next_frame:
                 if opts.paused:
                     opts = replace(opts, paused_records=state.records - paused_at)
                     frozen = frozen or _frame(state, opts, now)
@@ -99,7 +123,7 @@ def run_dashboard(
                     live.update(frozen, refresh=True)
                 else:
                     live.update(render(state, opts, now), refresh=True)
-                next_frame = now + settings.refresh_s
+                next_frame = time.monotonic() + settings.refresh_s
     return opts
 
 
@@ -112,9 +136,31 @@ def _frame(state: RunState, opts: ViewOptions, now: float) -> Layout:
 def _repaint_bars(frame: Layout, state: RunState, opts: ViewOptions, now: float) -> None:
     """Refresh the header and footer of a frozen frame (PAUSED and its count)."""
     children = frame.children
-    run = state.current(opts.run)
-    children[0].update(header(state, run, opts, now))
+    children[0].update(header(state, state.current(opts.run), opts, now))
     children[-1].update(footer(opts))
+
+
+def _export_notice(frame: RenderableType, state: RunState, opts: ViewOptions,
+                   console: Console, directory: str) -> str:
+    try:
+        path = save_screen(frame, state, opts, console.size.width, console.size.height,
+                           directory)
+    except OSError as exc:
+        return f"could not save the screen: {exc.strerror or exc}"
+    return f"screen saved to {path}"
+
+
+def save_screen(frame: RenderableType, state: RunState, opts: ViewOptions, width: int,
+                height: int, directory: str = ".") -> str:
+    """Write ``frame`` as an SVG picture in ``directory``; the file's path."""
+    run = state.current(opts.run)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", run.name if run else "waiting")[:60]
+    path = os.path.join(directory, f"trainmon-{name}-{time.strftime('%Y%m%d-%H%M%S')}.svg")
+    svg = dashboard_picture(frame, "svg", width=width, height=height,
+                            title=f"trainmon · {run.name if run else 'waiting'}")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(svg)
+    return path
 
 
 def run_plain(
@@ -123,27 +169,15 @@ def run_plain(
     opts: ViewOptions,
     settings: AppSettings,
     emit: Callable[[str], None],
-    clock: Callable[[], float] = time.time,
 ) -> None:
     """No terminal to draw on: a status line every few seconds until stopped or done."""
-    done = DoneWatch()
-    started = clock()
-    next_line = clock()
+    deadline = _Deadline(settings)
+    next_line = time.monotonic()
     with quit_on_signals() as stop:
         while not stop:
             source.drain(state, budget_s=_DRAIN_SLICE_S * 5)
-            now = clock()
-            if settings.exit_when_done and done.check(state, now, settings.done_grace_s):
+            if deadline.reached(state):
                 break
-            if settings.max_duration_s is not None and now - started >= settings.max_duration_s:
-                break
-            if now >= next_line:
-                emit(status_line(state, opts, now))
-                next_line = now + settings.plain_interval_s
-
-
-def final_summary(
-    state: RunState, opts: ViewOptions, clock: Callable[[], float] = time.time
-) -> str:
-    """What to print once the monitor stops."""
-    return summary(state, opts, clock())
+            if time.monotonic() >= next_line:
+                emit(status_line(state, opts, source.clock()))
+                next_line = time.monotonic() + settings.plain_interval_s

@@ -8,23 +8,26 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-from trainmon.app import AppSettings, DoneWatch, final_summary, run_dashboard, run_plain
-from trainmon.ingest import DEFAULT_ADDRESS, EndpointError, Subscriber
+from trainmon.app import AppSettings, DoneWatch, run_dashboard, run_plain
+from trainmon.export import FORMATS, dashboard_picture, record_json, write_csv, write_jsonl
+from trainmon.ingest import DEFAULT_ADDRESS, EndpointError, RecordSource, Subscriber
 from trainmon.keys import quit_on_signals
+from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
 from trainmon.state import RunState
-from trainmon.view import ViewOptions
+from trainmon.view import ViewOptions, render, summary
 from trainmon_client.protocol import Record
 
 __all__ = ["main"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings=_CONTEXT)
@@ -38,155 +41,133 @@ def main() -> None:
     """
 
 
-def _endpoint_options(func: Any) -> Any:
-    func = click.option(
-        "--run",
-        "run",
-        metavar="NAME",
-        envvar="TRAINMON_RUN_FILTER",
-        show_envvar=True,
-        help="Show only the run named NAME (default: every run that publishes).",
-    )(func)
-    func = click.option(
-        "--connect",
-        "connect",
-        multiple=True,
-        metavar="ENDPOINT",
-        envvar="TRAINMON_CONNECT",
-        show_envvar=True,
-        help="Connect to training that binds, e.g. tcp://gpu-box:5556 (repeatable).",
-    )(func)
-    func = click.option(
-        "--bind",
-        "bind",
-        multiple=True,
-        metavar="ENDPOINT",
-        envvar="TRAINMON_BIND",
-        show_envvar=True,
-        help=f"Listen here for workers to connect (repeatable). [default: {DEFAULT_ADDRESS}, "
-        "unless --connect is given]",
-    )(func)
-    func = click.option(
-        "--exit-when-done",
-        is_flag=True,
-        help="Exit once every worker seen has said bye (after a 2 s grace), with a summary.",
-    )(func)
+def _endpoint_options(func: F) -> F:
+    options = [
+        click.option("--bind", "bind", multiple=True, metavar="ENDPOINT", envvar="TRAINMON_BIND",
+                     show_envvar=True,
+                     help=f"Listen here for workers to connect (repeatable). [default: "
+                     f"{DEFAULT_ADDRESS}, unless --connect is given]"),
+        click.option("--connect", "connect", multiple=True, metavar="ENDPOINT",
+                     envvar="TRAINMON_CONNECT", show_envvar=True,
+                     help="Connect to training that binds, e.g. tcp://gpu-box:5556 (repeatable)."),
+        click.option("--run", "run", metavar="NAME", envvar="TRAINMON_RUN_FILTER",
+                     show_envvar=True,
+                     help="Show only the run named NAME (default: every run that publishes)."),
+        click.option("--exit-when-done", is_flag=True,
+                     help="Exit once every worker seen has said bye (after a 2 s grace), "
+                     "with a summary."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _display_options(func: F) -> F:
+    options = [
+        click.option("--history", default=100, show_default=True, metavar="N",
+                     type=click.IntRange(2, 100_000),
+                     help="Values of the main metric in the sparkline."),
+        click.option("--refresh-ms", default=100, show_default=True, metavar="MS",
+                     type=click.IntRange(10, 60_000),
+                     help="Redraw the screen every MS milliseconds."),
+        click.option("--stall-after", default=60.0, show_default=True, metavar="SECONDS",
+                     type=click.FloatRange(0.5),
+                     help="Call a worker stalled after SECONDS without new metrics."),
+        click.option("--no-interactive", is_flag=True,
+                     help="Do not read keys (q, space, e); quit with Ctrl-C."),
+        click.option("--plain", is_flag=True,
+                     help="No dashboard: status lines instead (automatic without a terminal)."),
+        click.option("--plain-interval", default=5.0, show_default=True, metavar="SECONDS",
+                     type=click.FloatRange(0.1),
+                     help="Seconds between status lines in plain mode."),
+        click.option("--export-dir", default=".", show_default=True, metavar="DIR",
+                     type=click.Path(file_okay=False, exists=True),
+                     help="Where the e key saves SVG pictures of the screen."),
+    ]
+    for option in reversed(options):
+        func = option(func)
     return func
 
 
 @contextmanager
 def _subscriber(
-    bind: Sequence[str], connect: Sequence[str], run: str | None
+    bind: Sequence[str],
+    connect: Sequence[str],
+    run: str | None,
+    record: str | None = None,
 ) -> Iterator[Subscriber]:
     if not bind and not connect:
         bind = (DEFAULT_ADDRESS,)
-    try:
-        source = Subscriber(bind, connect, run=run)
-    except EndpointError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
+    with ExitStack() as stack:
+        recorder = None
+        if record is not None:
+            try:
+                recorder = Recorder(record)
+            except (OSError, FileFormatError) as exc:
+                raise click.ClickException(f"cannot record to {record}: {exc}") from exc
+            stack.callback(recorder.close)
+        try:
+            source = Subscriber(bind, connect, run=run,
+                                on_payload=recorder.write if recorder else None)
+        except EndpointError as exc:
+            raise click.ClickException(str(exc)) from exc
+        stack.callback(source.close)
         yield source
-    finally:
-        source.close()
 
 
 @main.command(context_settings=_CONTEXT)
 @_endpoint_options
-@click.option(
-    "--history",
-    default=100,
-    show_default=True,
-    metavar="N",
-    type=click.IntRange(2, 100_000),
-    help="Values of the main metric in the sparkline.",
-)
-@click.option(
-    "--refresh-ms",
-    default=100,
-    show_default=True,
-    metavar="MS",
-    type=click.IntRange(10, 60_000),
-    help="Redraw the screen every MS milliseconds.",
-)
-@click.option(
-    "--stall-after",
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    type=click.FloatRange(0.5),
-    help="Call a worker stalled after SECONDS without metrics.",
-)
-@click.option(
-    "--no-interactive", is_flag=True, help="Do not read keys (q, space); quit with Ctrl-C."
-)
-@click.option(
-    "--plain",
-    is_flag=True,
-    help="No dashboard: print a status line every few seconds (automatic without a terminal).",
-)
-@click.option(
-    "--plain-interval",
-    default=5.0,
-    show_default=True,
-    metavar="SECONDS",
-    type=click.FloatRange(0.1),
-    help="Seconds between status lines in plain mode.",
-)
-def watch(
-    bind: tuple[str, ...],
-    connect: tuple[str, ...],
-    run: str | None,
-    exit_when_done: bool,
-    history: int,
-    refresh_ms: int,
-    stall_after: float,
-    no_interactive: bool,
-    plain: bool,
-    plain_interval: float,
-) -> None:
+@_display_options
+@click.option("--record", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also append everything received to FILE (see `trainmon replay`).")
+def watch(bind: tuple[str, ...], connect: tuple[str, ...], run: str | None,
+          exit_when_done: bool, record: str | None, **display: Any) -> None:
     """Show a live dashboard of the training runs publishing to this monitor.
 
     By default it listens on tcp://127.0.0.1:5555, where Monitor() in a training
     script connects. To watch training on another machine that binds, use
-    --connect tcp://HOST:PORT. Keys: q quits, space pauses the view.
+    --connect tcp://HOST:PORT. Keys: q quits, space pauses the view, e saves
+    an SVG picture of the screen.
     """
-    settings = AppSettings(
-        refresh_s=refresh_ms / 1000,
-        interactive=not no_interactive,
-        exit_when_done=exit_when_done,
-        plain_interval_s=plain_interval,
-    )
-    with _subscriber(bind, connect, run) as source:
-        opts = ViewOptions(
-            history=history,
-            run=run,
-            stall_after_s=stall_after,
-            address=source.address,
-            interactive=not no_interactive,
-        )
+    with _subscriber(bind, connect, run, record) as source:
+        settings, opts, plain = _display(display, exit_when_done, source.address, run)
         _show(source, opts, settings, plain)
+        if record is not None:
+            click.echo(f"recorded to {record}")
 
 
-def _show(source: Subscriber, opts: ViewOptions, settings: AppSettings, plain: bool) -> None:
+def _display(display: dict[str, Any], exit_when_done: bool, address: str,
+             run: str | None) -> tuple[AppSettings, ViewOptions, bool]:
+    interactive = not display["no_interactive"]
+    settings = AppSettings(
+        refresh_s=display["refresh_ms"] / 1000,
+        interactive=interactive,
+        exit_when_done=exit_when_done,
+        plain_interval_s=display["plain_interval"],
+        export_dir=display["export_dir"],
+    )
+    opts = ViewOptions(history=display["history"], run=run, address=address,
+                       stall_after_s=display["stall_after"], interactive=interactive)
+    return settings, opts, display["plain"]
+
+
+def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain: bool) -> None:
     state = RunState()
     console = Console()
     if plain or not console.is_terminal:
         if not plain:
-            click.echo(
-                "trainmon: stdout is not a terminal, so no dashboard: printing a status "
-                f"line every {settings.plain_interval_s:g} s (--plain to choose this)."
-            )
-        run_plain(source, state, opts, settings, emit=lambda line: click.echo(line))
+            click.echo("trainmon: stdout is not a terminal, so no dashboard: printing a status "
+                       f"line every {settings.plain_interval_s:g} s (--plain to choose this).")
+        run_plain(source, state, opts, settings, emit=click.echo)
     else:
         opts = run_dashboard(source, state, opts, settings, console)
-    click.echo(final_summary(state, opts))
+    click.echo(summary(state, opts, source.clock()))
 
 
 @main.command(context_settings=_CONTEXT)
 @_endpoint_options
-def tail(
-    bind: tuple[str, ...], connect: tuple[str, ...], run: str | None, exit_when_done: bool
-) -> None:
+def tail(bind: tuple[str, ...], connect: tuple[str, ...], run: str | None,
+         exit_when_done: bool) -> None:
     """Print each metrics record received as one JSON object per line.
 
     Keys: run, worker, seq, step, epoch, t, metrics. For scripts and jq, e.g.
@@ -199,7 +180,7 @@ def tail(
         with quit_on_signals() as stop:
             while not stop:
                 source.drain(sink, budget_s=0.1)
-                if exit_when_done and done.check(sink.state, time.time(), 2.0):
+                if exit_when_done and done.check(sink.state, time.monotonic(), 2.0):
                     break
 
 
@@ -213,19 +194,8 @@ class _JsonLines:
         if not self.state.apply(record, now):
             return False
         if record.kind == "metrics":
-            line = json.dumps(
-                {
-                    "run": record.run,
-                    "worker": record.worker,
-                    "seq": record.seq,
-                    "step": record.step,
-                    "epoch": record.epoch,
-                    "t": record.time,
-                    "metrics": dict(record.metrics),
-                }
-            )
             try:
-                click.echo(line)
+                click.echo(json.dumps(record_json(record)))
             except BrokenPipeError:  # `trainmon tail | head`: the reader has gone
                 sys.stderr.close()
                 raise SystemExit(0) from None
@@ -236,30 +206,101 @@ class _JsonLines:
         click.echo(f"trainmon: rejected a message: {reason}", err=True)
 
 
+def _load(files: Sequence[str]) -> Loaded:
+    try:
+        loaded = load(files)
+    except FileFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    if not loaded.records:
+        raise click.ClickException("no records in " + ", ".join(files) + "\n" + loaded.describe())
+    return loaded
+
+
 @main.command(context_settings=_CONTEXT)
-@click.option(
-    "--workers",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    metavar="N",
-    help="Simulated workers.",
-)
-@click.option(
-    "--epochs",
-    default=10,
-    show_default=True,
-    type=click.IntRange(1, 1000),
-    metavar="N",
-    help="Epochs each worker runs (about 2.5 s each).",
-)
-@click.option(
-    "--bind",
-    default="tcp://127.0.0.1:*",
-    show_default=True,
-    metavar="ENDPOINT",
-    help="Where the demo's monitor listens (* picks a free port).",
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@_display_options
+@click.option("--speed", type=click.FloatRange(min=0.01), metavar="X",
+              help="Play X times faster than real time [default: whatever plays it in ~10 s].")
+@click.option("--instant", is_flag=True, help="Show the end state at once.")
+@click.option("--run", "run", metavar="NAME", help="Show only the run named NAME.")
+def replay(files: tuple[str, ...], speed: float | None, instant: bool, run: str | None,
+           **display: Any) -> None:
+    """Show recorded runs (FILES from watch --record or Monitor(record_to=...)).
+
+    Several files play together, as several workers or runs. Damaged frames are
+    skipped and counted. Keys as in watch: space pauses the playback, q quits.
+    With --plain, prints the final summary.
+    """
+    loaded = _load(files)
+    settings, opts, plain = _display(display, False, ", ".join(files), run)
+    if plain or not Console().is_terminal:
+        state = RunState()
+        for record in loaded.records:
+            state.apply(record, record.time)
+        click.echo(summary(state, opts, loaded.records[-1].time))
+    else:
+        source = ReplaySource(loaded.records, speed=speed, instant=instant)
+        settings = AppSettings(
+            refresh_s=settings.refresh_s, interactive=settings.interactive,
+            export_dir=settings.export_dir, finished_notice="end of recording · q quits",
+        )
+        _show(source, opts, settings, plain=False)
+    click.echo(loaded.describe())
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="csv/jsonl: every metric value; html/svg: a picture of the final dashboard.")
+@click.option("-o", "--output", metavar="OUT", type=click.Path(dir_okay=False),
+              help="Write here [default: standard output].")
+@click.option("--width", default=120, show_default=True, type=click.IntRange(40, 400),
+              help="Picture width in columns (html/svg).")
+@click.option("--height", default=40, show_default=True, type=click.IntRange(12, 200),
+              help="Picture height in rows (html/svg).")
+@click.option("--run", "run", metavar="NAME", help="The run to picture (html/svg).")
+def export(files: tuple[str, ...], fmt: str, output: str | None, width: int, height: int,
+           run: str | None) -> None:
+    """Export recorded runs: every metric value, or the dashboard at the end.
+
+    csv has one row per metric value (run, worker, seq, step, epoch, time, metric,
+    value); jsonl one object per record, as `trainmon tail` prints.
+    """
+    loaded = _load(files)
+    out = click.open_file(output or "-", "w", encoding="utf-8", lazy=False)
+    try:
+        if fmt == "csv":
+            count = write_csv(loaded.records, out)
+            what = f"{count} metric values"
+        elif fmt == "jsonl":
+            count = write_jsonl(loaded.records, out)
+            what = f"{count} records"
+        else:
+            state = RunState()
+            for record in loaded.records:
+                state.apply(record, record.time)
+            opts = ViewOptions(run=run, interactive=False, address=", ".join(files))
+            frame = render(state, opts, loaded.records[-1].time)
+            out.write(dashboard_picture(frame, fmt, width, height, title=f"trainmon · {files[0]}"))
+            what = f"a {width}x{height} picture"
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"wrote {what} to {output}", err=True)
+    if loaded.damaged or any(r.truncated_tail for r in loaded.reports.values()):
+        click.echo(loaded.describe(), err=True)
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64),
+              metavar="N", help="Simulated workers.")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1, 1000),
+              metavar="N", help="Epochs each worker runs (about 2.5 s each).")
+@click.option("--bind", default="tcp://127.0.0.1:*", show_default=True, metavar="ENDPOINT",
+              help="Where the demo's monitor listens (* picks a free port).")
 @click.option("--plain", is_flag=True, help="Status lines instead of the dashboard.")
 def demo(workers: int, epochs: int, bind: str, plain: bool) -> None:
     """Show the dashboard with simulated workers: about 30 s, or press q.
@@ -270,13 +311,11 @@ def demo(workers: int, epochs: int, bind: str, plain: bool) -> None:
     with _subscriber((bind,), (), None) as source:
         endpoint = source.endpoints[0]
         run = f"demo-{uuid.uuid4().hex[:6]}"
-        procs = [
-            _start_demo_worker(endpoint, run, rank, workers, epochs) for rank in range(workers)
-        ]
+        procs = [_start_demo_worker(endpoint, run, rank, workers, epochs)
+                 for rank in range(workers)]
         try:
-            settings = AppSettings(
-                exit_when_done=True, max_duration_s=epochs * 3.5 + 30, plain_interval_s=2.0
-            )
+            settings = AppSettings(exit_when_done=True, max_duration_s=epochs * 3.5 + 30,
+                                   plain_interval_s=2.0)
             _show(source, ViewOptions(address=endpoint), settings, plain)
         finally:
             for proc in procs:
@@ -289,28 +328,12 @@ def demo(workers: int, epochs: int, bind: str, plain: bool) -> None:
                     proc.kill()
 
 
-def _start_demo_worker(
-    endpoint: str, run: str, rank: int, world: int, epochs: int
-) -> subprocess.Popen[bytes]:
+def _start_demo_worker(endpoint: str, run: str, rank: int, world: int,
+                       epochs: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trainmon.demo",
-            "--endpoint",
-            endpoint,
-            "--run",
-            run,
-            "--rank",
-            str(rank),
-            "--world",
-            str(world),
-            "--epochs",
-            str(epochs),
-        ],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "trainmon.demo", "--endpoint", endpoint, "--run", run,
+         "--rank", str(rank), "--world", str(world), "--epochs", str(epochs)],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import zmq
@@ -28,6 +28,19 @@ class RecordSource(Protocol):
     """Anything the app can drain records from: the subscriber, a recording."""
 
     def drain(self, sink: RecordSink, budget_s: float) -> int: ...
+
+    def clock(self) -> float:
+        """The time the records are shown at: now, or a replay's own time."""
+        ...
+
+    def set_paused(self, paused: bool) -> None:
+        """The person paused the view: a replay stops, live ingest goes on."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will come (the end of a recording); never for a live socket."""
+        ...
 
     def close(self) -> None: ...
 
@@ -54,6 +67,7 @@ class Subscriber:
         bind: endpoints to listen on (workers connect to them).
         connect: endpoints to connect to (training that binds, or a relay).
         run: subscribe to this run only; None subscribes to all.
+        on_payload: called with each valid payload as received (to record it).
     """
 
     def __init__(
@@ -62,6 +76,7 @@ class Subscriber:
         connect: Iterable[str] = (),
         *,
         run: str | None = None,
+        on_payload: Callable[[bytes], None] | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
         self._own_context = context is None
@@ -74,6 +89,7 @@ class Subscriber:
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self._run = run
+        self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
         try:
@@ -116,12 +132,24 @@ class Subscriber:
             except ProtocolError as exc:
                 sink.reject(str(exc))
                 continue
+            if self._on_payload is not None:
+                self._on_payload(frames[1])
             for record in records:
                 if self._run is None or record.run == self._run:
                     sink.apply(record, now)
                     applied += 1
             if time.monotonic() >= deadline:
                 return applied
+
+    def clock(self) -> float:
+        return time.time()
+
+    def set_paused(self, paused: bool) -> None:
+        """Live records keep arriving while the view is paused."""
+
+    @property
+    def finished(self) -> bool:
+        return False
 
     def close(self) -> None:
         self._sock.close(0)

@@ -23,12 +23,15 @@ class Action(enum.Enum):
 
     QUIT = "quit"
     TOGGLE_PAUSE = "pause"
+    EXPORT = "export"
 
 
 KEYMAP: Final[dict[str, Action]] = {
     "q": Action.QUIT,
     "Q": Action.QUIT,
     " ": Action.TOGGLE_PAUSE,
+    "e": Action.EXPORT,
+    "E": Action.EXPORT,
     "\x03": Action.QUIT,  # Ctrl-C, should the terminal deliver it as a byte
 }
 

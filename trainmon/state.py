@@ -15,6 +15,8 @@ from typing import Any, Final
 from trainmon_client.protocol import Record
 
 __all__ = [
+    "Bucket",
+    "Downsampled",
     "LOST_AFTER_S",
     "Limits",
     "Run",
@@ -43,10 +45,96 @@ class Limits:
 
 
 @dataclass(slots=True)
+class Bucket:
+    """Several consecutive points folded into their extremes, last value and count."""
+
+    first_step: int
+    last_step: int
+    low: float  # finite minimum, NaN when the bucket holds no finite value
+    high: float
+    last: float
+    count: int
+    mark: str = ""  # "nan", "+inf" or "-inf" if the bucket held such a value
+
+    def add(self, step: int, value: float) -> None:
+        self.first_step = min(self.first_step, step)
+        if step >= self.last_step:
+            self.last_step, self.last = step, value
+        self.count += 1
+        self._extremes(value)
+
+    def merge(self, other: Bucket) -> None:
+        if other.last_step >= self.last_step:
+            self.last_step, self.last = other.last_step, other.last
+        self.first_step = min(self.first_step, other.first_step)
+        self.count += other.count
+        self.mark = self.mark or other.mark
+        for value in (other.low, other.high):
+            if math.isfinite(value):
+                self._extremes(value)
+
+    def _extremes(self, value: float) -> None:
+        if math.isfinite(value):
+            if not value >= self.low:  # also true while low is NaN
+                self.low = value
+            if not value <= self.high:
+                self.high = value
+        elif not self.mark:
+            self.mark = "nan" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
+
+
+def _bucket(step: int, value: float) -> Bucket:
+    bucket = Bucket(step, step, math.nan, math.nan, value, 0)
+    bucket.add(step, value)
+    return bucket
+
+
+@dataclass(slots=True)
+class Downsampled:
+    """Everything older than the recent window, in at most ``max_buckets`` buckets.
+
+    A bucket covers ``width`` steps aligned to multiples of ``width``; when there are
+    too many, the width doubles and neighbours merge pairwise, so a point stays in the
+    bucket it went into (only coarser) and old points never reshuffle.
+    """
+
+    max_buckets: int = 512
+    width: int = 1
+    buckets: dict[int, Bucket] = field(default_factory=dict)
+
+    def add(self, step: int, value: float) -> None:
+        index = step // self.width
+        bucket = self.buckets.get(index)
+        if bucket is None:
+            self.buckets[index] = _bucket(step, value)
+            if len(self.buckets) > self.max_buckets:
+                self._coarsen()
+        else:
+            bucket.add(step, value)
+
+    def _coarsen(self) -> None:
+        while len(self.buckets) > self.max_buckets:
+            self.width *= 2
+            merged: dict[int, Bucket] = {}
+            for index in sorted(self.buckets):
+                bucket = self.buckets[index]
+                target = merged.get(index // 2)
+                if target is None:
+                    merged[index // 2] = bucket
+                else:
+                    target.merge(bucket)
+            self.buckets = merged
+
+    def in_order(self) -> list[Bucket]:
+        return [self.buckets[i] for i in sorted(self.buckets)]
+
+
+@dataclass(slots=True)
 class Series:
-    """One metric of one worker: the recent points and running extremes."""
+    """One metric of one worker: recent points at full resolution, older ones downsampled."""
 
     points: deque[tuple[int, float]]
+    older: Downsampled = field(default_factory=Downsampled)
     count: int = 0
     best: float = math.inf  # lowest finite value
     best_step: int | None = None
@@ -59,15 +147,17 @@ class Series:
     def add(self, step: int, value: float) -> None:
         points = self.points
         if not points or step >= points[-1][0]:
+            if len(points) == points.maxlen:
+                self.older.add(*points[0])
             points.append((step, value))
-        else:  # a late point (a gap filled by a re-send): keep the series in step order
+        elif step < points[0][0] and len(points) == points.maxlen:
+            self.older.add(step, value)  # older than the whole window
+        else:  # a late point (a gap filled by a re-send): keep the window in step order
             index = len(points)
             while index > 0 and points[index - 1][0] > step:
                 index -= 1
             if len(points) == points.maxlen:
-                if index == 0:
-                    return
-                points.popleft()
+                self.older.add(*points.popleft())
                 index -= 1
             points.insert(index, (step, value))
         self.count += 1
@@ -78,10 +168,14 @@ class Series:
             self.nonfinite += 1
 
     def values(self, last: int) -> list[float]:
-        """The last ``last`` values, oldest first."""
+        """The last ``last`` values at full resolution, oldest first."""
         points = self.points
         start = max(len(points) - last, 0)
         return [points[i][1] for i in range(start, len(points))]
+
+    def history(self) -> list[Bucket]:
+        """The whole series: downsampled buckets, then the recent points as buckets of one."""
+        return self.older.in_order() + [_bucket(step, value) for step, value in self.points]
 
 
 @dataclass(slots=True)

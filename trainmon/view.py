@@ -49,6 +49,7 @@ class ViewOptions:
     stall_after_s: float = 60.0
     address: str = ""  # where the monitor listens or connects, for the waiting screen
     interactive: bool = True
+    notice: str = ""  # a passing message in the footer, e.g. where a screenshot went
 
 
 def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
@@ -299,20 +300,27 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
 
 
 def footer(opts: ViewOptions) -> Text:
-    """The keys, or the pause notice."""
+    """The keys, or the pause notice, and any passing notice."""
     text = Text()
+    if opts.notice:
+        text.append(f" {opts.notice} ", style="bold black on cyan")
+        text.append(" ")
     if opts.paused:
         text.append(" PAUSED ", style="bold black on yellow")
         text.append(f" view frozen · {opts.paused_records:,} records arrived since · ")
         text.append("space", style="bold")
         text.append(" resume · ")
+        text.append("e", style="bold")
+        text.append(" save svg · ")
         text.append("q", style="bold")
         text.append(" quit")
     elif opts.interactive:
         text.append(" q", style="bold")
         text.append(" quit · ")
         text.append("space", style="bold")
-        text.append(" pause · training is never affected by this window")
+        text.append(" pause · ")
+        text.append("e", style="bold")
+        text.append(" save svg · training never waits for this window")
     else:
         text.append(" Ctrl-C quits · training is never affected by this window")
     return text

@@ -51,6 +51,7 @@ __all__ = [
     "ProtocolError",
     "Record",
     "decode",
+    "decode_payload",
     "encode",
     "pack_payload",
     "to_wire",
@@ -135,10 +136,22 @@ def decode(frames: Sequence[bytes]) -> list[Record]:
     topic_bytes, payload = frames
     if len(topic_bytes) > MAX_TOPIC_BYTES:
         raise ProtocolError(f"topic longer than {MAX_TOPIC_BYTES} bytes")
+    try:
+        topic = bytes(topic_bytes).decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("topic is not UTF-8") from exc
+    records = decode_payload(payload)
+    for record in records:
+        if record.run != topic:
+            raise ProtocolError(f"record of run {record.run!r} under topic {topic!r}")
+    return records
+
+
+def decode_payload(payload: bytes) -> list[Record]:
+    """The records in one payload (a message's second frame, or a recorded frame)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
-        topic = bytes(topic_bytes).decode()
         raw = msgpack.unpackb(
             payload,
             raw=False,
@@ -154,11 +167,7 @@ def decode(frames: Sequence[bytes]) -> list[Record]:
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         raise ProtocolError("empty batch")
-    records = [_record(item) for item in items]
-    for record in records:
-        if record.run != topic:
-            raise ProtocolError(f"record of run {record.run!r} under topic {topic!r}")
-    return records
+    return [_record(item) for item in items]
 
 
 def _record(item: object) -> Record:

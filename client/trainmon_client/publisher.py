@@ -25,6 +25,7 @@ from typing import Any, Final
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from trainmon_client.framing import FileFormatError, FrameWriter
 from trainmon_client.identity import Identity, identify
 from trainmon_client.protocol import (
     MAX_METRICS,
@@ -76,6 +77,9 @@ class Monitor:
         max_queue: records held for the I/O thread before new ones are dropped.
         history: records kept to send again to a monitor that attaches later.
         flush_timeout_s: the longest ``close()`` waits to deliver what is left.
+        record_to: also append every record to this file (flushed every second), so
+            the run is kept even if no monitor ever watched; ``trainmon replay`` reads
+            it. A forked child records to the same name with ``.PID`` before the suffix.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class Monitor:
         max_queue: int = 100_000,
         history: int = 10_000,
         flush_timeout_s: float = 2.0,
+        record_to: str | os.PathLike[str] | None = None,
     ) -> None:
         self.endpoint = endpoint or os.environ.get("TRAINMON_ENDPOINT") or DEFAULT_ENDPOINT
         if not self.endpoint.startswith(_SCHEMES):
@@ -104,6 +109,7 @@ class Monitor:
         self.flush_timeout_s = flush_timeout_s
         self._max_queue = max_queue
         self._history_records = history
+        self.record_to = None if record_to is None else os.fspath(record_to)
         self._latest: dict[str, tuple[float, float]] = {}
         self._closed = False
         self._start()
@@ -217,16 +223,21 @@ class Monitor:
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         events = sock.get_monitor_socket(_EVENTS)
+        writer = None
         try:
             (sock.bind if self.bind else sock.connect)(self.endpoint)
-        except zmq.ZMQError as exc:
+            if self.record_to is not None:
+                writer = FrameWriter(self.record_to)
+        except (zmq.ZMQError, OSError, FileFormatError) as exc:
             sock.close(0)
             events.close(0)
             self._ctx.term()
-            verb = "bind" if self.bind else "connect"
-            raise ValueError(f"cannot {verb} {self.endpoint}: {exc.strerror}") from exc
+            if isinstance(exc, zmq.ZMQError):
+                verb = "bind" if self.bind else "connect"
+                raise ValueError(f"cannot {verb} {self.endpoint}: {exc.strerror}") from exc
+            raise ValueError(f"cannot record to {self.record_to}: {exc}") from exc
         self._thread = threading.Thread(
-            target=_IOLoop(self, sock, events).run, name="trainmon-io", daemon=True
+            target=_IOLoop(self, sock, events, writer).run, name="trainmon-io", daemon=True
         )
         self._thread.start()
         if "multiprocessing.util" in sys.modules:
@@ -250,6 +261,9 @@ class Monitor:
         self._queue = deque()
         if self._closed:
             return
+        if self.record_to is not None:
+            stem, suffix = os.path.splitext(self.record_to)
+            self.record_to = f"{stem}.{os.getpid()}{suffix}"
         self.log = self._restart_then_log  # type: ignore[method-assign]
 
     def _restart_then_log(self, *args: Any, **kwargs: Any) -> None:
@@ -268,8 +282,10 @@ class Monitor:
 class _IOLoop:
     """The I/O thread's state: everything here is touched by that thread only."""
 
-    def __init__(self, monitor: Monitor, sock: zmq.Socket[bytes], events: zmq.Socket[bytes]):
+    def __init__(self, monitor: Monitor, sock: zmq.Socket[bytes], events: zmq.Socket[bytes],
+                 writer: FrameWriter | None = None):
         self.mon = monitor
+        self.writer = writer
         self.sock = sock
         self.events = events
         self.topic = monitor.run.encode()
@@ -301,6 +317,8 @@ class _IOLoop:
         if monitor.config:
             info["config"] = _plain(monitor.config)
         self.hello = pack_payload(self._wire("hello", _now(), i=info))
+        if writer is not None:
+            writer.write(self.hello)
 
     @property
     def subscribed(self) -> bool:
@@ -318,11 +336,15 @@ class _IOLoop:
                     self._poll(int(_TICK_S * 1000))
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
+                    if self.writer is not None:
+                        self.writer.flush()
                     next_beat = time.monotonic() + _HEARTBEAT_S
             self._finish()
         except Exception:  # the thread must never take the training down
             _log.exception("trainmon: publisher stopped")
         finally:
+            if self.writer is not None:
+                self.writer.close()
             self.events.close(0)
             self.sock.close()  # honours the LINGER _finish set for the last records
             mon._ctx.term()
@@ -445,6 +467,8 @@ class _IOLoop:
 
     def _publish(self, wires: list[dict[str, Any]]) -> None:
         payload = pack_payload(wires)
+        if self.writer is not None:
+            self.writer.write(payload)
         self.history.append((len(wires), payload))
         self.history_records += len(wires)
         while self.history_records > self.mon._history_records and len(self.history) > 1:

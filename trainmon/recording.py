@@ -1,0 +1,166 @@
+"""Recording what the monitor receives, and reading recordings back as a record source."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from trainmon.ingest import RecordSink
+from trainmon_client.framing import FileFormatError, FrameWriter, ReadReport, read_frames
+from trainmon_client.protocol import ProtocolError, Record, decode_payload
+
+__all__ = [
+    "FileFormatError",
+    "Loaded",
+    "Recorder",
+    "ReplaySource",
+    "load",
+]
+
+FLUSH_INTERVAL_S = 1.0
+
+
+class Recorder:
+    """Appends received payloads to a recording; flushes about once a second.
+
+    Writes are buffered, so recording never slows the screen; a crash loses at most
+    the frames since the last flush, and the file stays readable.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] = time.monotonic):
+        self._writer = FrameWriter(path)
+        self._clock = clock
+        self._next_flush = clock() + FLUSH_INTERVAL_S
+        self.path = self._writer.path
+
+    def write(self, payload: bytes) -> None:
+        self._writer.write(payload)
+        if self._clock() >= self._next_flush:
+            self._writer.flush()
+            self._next_flush = self._clock() + FLUSH_INTERVAL_S
+
+    @property
+    def frames(self) -> int:
+        return self._writer.frames
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+@dataclass(slots=True)
+class Loaded:
+    """The records of one or more recordings, in time order, and what reading met."""
+
+    records: list[Record] = field(default_factory=list)
+    reports: dict[str, ReadReport] = field(default_factory=dict)
+    undecodable: int = 0
+
+    @property
+    def damaged(self) -> int:
+        return sum(r.damaged for r in self.reports.values())
+
+    def describe(self) -> str:
+        """One line per file: frames read, damaged frames skipped, a cut-off end."""
+        lines = []
+        for path, report in self.reports.items():
+            parts = [f"{report.frames} frames"]
+            if report.damaged:
+                parts.append(f"{report.damaged} damaged skipped ({report.skipped_bytes} bytes)")
+            if report.truncated_tail:
+                parts.append("last frame cut off (writer stopped mid-write)")
+            if not report.damaged and not report.truncated_tail:
+                parts.append("intact")
+            lines.append(f"{path}: {', '.join(parts)}")
+        if self.undecodable:
+            lines.append(f"{self.undecodable} frames held no valid records")
+        return "\n".join(lines)
+
+
+def load(paths: Sequence[str | os.PathLike[str]]) -> Loaded:
+    """Read every intact record of every file, merged in time order.
+
+    Raises :class:`FileFormatError` for a file that is not a recording.
+    """
+    loaded = Loaded()
+    for path in paths:
+        report = ReadReport()
+        loaded.reports[os.fspath(path)] = report
+        for payload in read_frames(path, report):
+            try:
+                loaded.records.extend(decode_payload(payload))
+            except ProtocolError:
+                loaded.undecodable += 1
+    loaded.records.sort(key=lambda r: r.time)  # stable: a worker's order is kept
+    return loaded
+
+
+class ReplaySource:
+    """Plays recorded records back on a clock of their own, ``speed`` times real time.
+
+    Args:
+        records: in time order.
+        speed: how much faster than real time; None picks a speed that plays the
+            whole recording in about ``target_s`` seconds (never slower than real time).
+        instant: apply everything at the first drain.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        *,
+        speed: float | None = None,
+        instant: bool = False,
+        target_s: float = 10.0,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._records = records
+        self._next = 0
+        self._wall = wall
+        self.first = records[0].time if records else 0.0
+        self.last = records[-1].time if records else 0.0
+        duration = self.last - self.first
+        self.speed = speed if speed is not None else max(duration / target_s, 1.0)
+        self.instant = instant
+        self._started = wall()
+        self._paused_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self._next >= len(self._records)
+
+    def clock(self) -> float:
+        """The replayed time: the recording's own clock, stopped while paused or done."""
+        if self.instant or self.finished:
+            return self.last
+        wall = self._paused_at if self._paused_at is not None else self._wall()
+        return min(self.first + (wall - self._started) * self.speed, self.last)
+
+    def set_paused(self, paused: bool) -> None:
+        if paused and self._paused_at is None:
+            self._paused_at = self._wall()
+        elif not paused and self._paused_at is not None:
+            self._started += self._wall() - self._paused_at
+            self._paused_at = None
+
+    def drain(self, sink: RecordSink, budget_s: float) -> int:
+        now = self.clock()
+        applied = 0
+        records = self._records
+        while self._next < len(records) and (self.instant or records[self._next].time <= now):
+            sink.apply(records[self._next], records[self._next].time)
+            self._next += 1
+            applied += 1
+        if not applied and budget_s > 0 and not self.finished:
+            time.sleep(min(budget_s, 0.01))
+        return applied
+
+    def close(self) -> None:
+        """Nothing to release: the records are in memory."""
+
+
+def apply_all(records: Iterable[Record], sink: RecordSink) -> None:
+    """Feed every record at its own time (the replay of ``--instant``)."""
+    for record in records:
+        sink.apply(record, record.time)
