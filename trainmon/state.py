@@ -201,6 +201,7 @@ class Worker:
     missed: int = 0
     duplicates: int = 0
     client_dropped: int = 0
+    not_resent: int = 0  # early records older than the client's history, never sent to us
     finished: bool = False
     series: dict[str, Series] = field(default_factory=dict)
     untracked_metrics: int = 0
@@ -303,6 +304,10 @@ class Run:
     @property
     def client_dropped(self) -> int:
         return sum(w.client_dropped for w in self.workers.values())
+
+    @property
+    def not_resent(self) -> int:
+        return sum(w.not_resent for w in self.workers.values())
 
     def status(self, now: float, stall_after_s: float) -> str:
         """The run's status: the most hopeful of its workers' statuses."""
@@ -418,6 +423,7 @@ class RunState:
             self._hello(worker, record.info)
         elif record.kind == "bye":
             worker.finished = True
+            worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
         return True
 
     def reject(self, reason: str) -> None:
@@ -460,6 +466,11 @@ class RunState:
         config = info.get("config")
         if isinstance(config, dict):
             worker.config = config
+        first_held = info.get("from")
+        if first_held is not None and worker.seen_max < first_held - 1:
+            # The client no longer holds records before first_held: not lost on the way.
+            worker.not_resent += first_held - 1 - worker.seen_max
+            worker.seen_max = first_held - 1
 
     def _metrics(self, run: Run, worker: Worker, record: Record, now: float) -> None:
         if record.epoch is not None and record.epoch != worker.epoch:

@@ -208,6 +208,8 @@ def stats_panel(state: RunState, run: Run) -> Panel:
     grid.add_row("missed", Text(f"{missed:,}", style="bold yellow" if missed else ""))
     if dropped:
         grid.add_row("dropped", Text(f"{dropped:,} by the client", style="bold yellow"))
+    if run.not_resent:
+        grid.add_row("before", Text(f"{run.not_resent:,} older than history", style="dim"))
     rejected = Text(f"{state.rejected:,}", style="bold red" if state.rejected else "")
     grid.add_row("rejected", rejected)
     for name in run.metric_names:
@@ -378,9 +380,12 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
 
 def _missed_text(run: Run) -> str:
     missed, dropped = run.missed, run.client_dropped
-    if not missed and not dropped:
-        return "nothing missed"
-    return f"missed {missed} (+{dropped} dropped by clients)" if dropped else f"missed {missed}"
+    text = "nothing missed" if not missed and not dropped else f"missed {missed}"
+    if dropped:
+        text += f" (+{dropped} dropped by clients)"
+    if run.not_resent:
+        text += f"; {run.not_resent} early records were older than the clients' history"
+    return text
 
 
 def format_value(value: float) -> str:

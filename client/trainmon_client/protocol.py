@@ -17,8 +17,9 @@ st    step (int or nil)                                           metrics
 ep    epoch, counted from 0 like ``range()`` (int or nil)         metrics
 m     map of metric name to number (NaN and +-Inf allowed)        metrics
 i     identity: host, pid, rank, world, local_rank, epochs,       hello
-      steps, config
-c     client counters: logged, dropped, queued                    heartbeat
+      steps, config; ``from``: the first sequence number the
+      client still holds (older records are not re-sent)
+c     client counters: logged, dropped, queued                    heartbeat, bye
 ====  ==========================================================  =================
 
 ``hello``, ``metrics`` and ``bye`` records take sequence numbers 0, 1, 2, ... so the
@@ -69,7 +70,7 @@ MAX_STEP: Final = 2**53
 _MAX_SEQ: Final = 2**63
 _MAX_STR: Final = 64 * 1024
 _MAX_MAP: Final = 1024
-_INFO_KEYS: Final = ("host", "pid", "rank", "world", "local_rank", "epochs", "steps")
+_INFO_KEYS: Final = ("host", "pid", "rank", "world", "local_rank", "epochs", "steps", "from")
 _COUNTER_KEYS: Final = ("logged", "dropped", "queued")
 
 
@@ -109,7 +110,7 @@ def to_wire(record: Record) -> dict[str, Any]:
         wire["m"] = dict(record.metrics)
     elif record.kind == "hello":
         wire["i"] = dict(record.info)
-    elif record.kind == "heartbeat":
+    elif record.counters:
         wire["c"] = dict(record.counters)
     return wire
 
@@ -200,7 +201,7 @@ def _record(item: object) -> Record:
         )
     if kind == "hello":
         return Record(kind, run, worker, seq, float(wall), info=_info(item.get("i")))
-    if kind == "heartbeat":
+    if kind == "heartbeat" or (kind == "bye" and "c" in item):
         return Record(kind, run, worker, seq, float(wall), counters=_counters(item.get("c")))
     return Record(kind, run, worker, seq, float(wall))
 

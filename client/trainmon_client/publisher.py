@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -52,7 +53,8 @@ _EVENTS: Final = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EV
 _log = logging.getLogger("trainmon_client")
 _now = time.time
 _live: weakref.WeakSet[Monitor] = weakref.WeakSet()
-_abandoned: list[object] = []  # a parent's zmq objects, kept unreachable-but-alive in a child
+_abandoned: list[object] = []
+_instances = itertools.count()  # a parent's zmq objects, kept unreachable-but-alive in a child
 
 
 def _default_run() -> str:
@@ -173,7 +175,7 @@ class Monitor:
     @property
     def worker(self) -> str:
         """This process's worker id, as the monitor shows it."""
-        return self._identity.worker
+        return self._worker
 
     @property
     def dropped(self) -> int:
@@ -210,6 +212,9 @@ class Monitor:
     def _start(self) -> None:
         """Open the socket here, so a bad address fails now, and start the I/O thread."""
         self._identity: Identity = identify()
+        # Several Monitors in one process are several workers: number the later ones.
+        index = next(_instances)
+        self._worker = self._identity.worker + (f"/{index}" if index else "")
         self._queue: deque[tuple[float, int | None, int | None, Any, dict[str, Any]]] = deque()
         self._drop_lock = threading.Lock()
         self._dropped = 0
@@ -290,7 +295,7 @@ class _IOLoop:
         self.events = events
         self.topic = monitor.run.encode()
         ident = monitor._identity
-        self.worker = ident.worker
+        self.worker = monitor._worker
         self.seq = 0
         self.step = -1
         self.epoch: int | None = None
@@ -298,7 +303,7 @@ class _IOLoop:
         self.peers = 0
         self.refused = False
         self.prefixes: set[bytes] = set()
-        self.history: deque[tuple[int, bytes]] = deque()
+        self.history: deque[tuple[int, int, bytes]] = deque()  # (records, first seq, payload)
         self.history_records = 0
         self.warned: set[str] = set()
         self.poller = zmq.Poller()
@@ -316,7 +321,9 @@ class _IOLoop:
                 info[key] = value
         if monitor.config:
             info["config"] = _plain(monitor.config)
-        self.hello = pack_payload(self._wire("hello", _now(), i=info))
+        self.info = info
+        self.hello_wire = self._wire("hello", _now(), i=info)
+        self.hello = pack_payload(self.hello_wire)
         if writer is not None:
             writer.write(self.hello)
 
@@ -373,8 +380,14 @@ class _IOLoop:
 
     def _resend(self) -> None:
         """A monitor subscribed: send hello and the whole history (it drops repeats)."""
-        self._send(self.hello)
-        for _, payload in self.history:
+        hello = self.hello
+        if self.history and self.history[0][1] > 1:
+            # Older records were let go: say where the history starts, so a late
+            # monitor does not count them as lost on the way.
+            wire = dict(self.hello_wire, i={**self.info, "from": self.history[0][1]})
+            hello = pack_payload(wire)
+        self._send(hello)
+        for _, _, payload in self.history:
             self._send(payload)
 
     def _send(self, payload: bytes) -> None:
@@ -469,23 +482,25 @@ class _IOLoop:
         payload = pack_payload(wires)
         if self.writer is not None:
             self.writer.write(payload)
-        self.history.append((len(wires), payload))
+        self.history.append((len(wires), wires[0]["s"], payload))
         self.history_records += len(wires)
         while self.history_records > self.mon._history_records and len(self.history) > 1:
             self.history_records -= self.history.popleft()[0]
         if self.subscribed:
             self._send(payload)
 
-    def _heartbeat(self) -> None:
-        if not self.subscribed:
-            return
-        counters = {
+    def _counters(self) -> dict[str, int]:
+        return {
             "logged": self.logged,
             "dropped": self.mon._dropped,
             "queued": len(self.mon._queue),
         }
+
+    def _heartbeat(self) -> None:
+        if not self.subscribed:
+            return
         last_used = self.seq - 1
-        wire = self._wire("heartbeat", _now(), c=counters)
+        wire = self._wire("heartbeat", _now(), c=self._counters())
         self.seq = last_used + 1  # a heartbeat carries the last number used, takes none
         wire["s"] = last_used
         self._send(pack_payload(wire))
@@ -502,7 +517,7 @@ class _IOLoop:
             self._poll(10)
         while self.mon._queue and time.monotonic() < deadline:
             self._drain(deadline)
-        self._publish([self._wire("bye", _now())])
+        self._publish([self._wire("bye", _now(), c=self._counters())])
         if self.subscribed:
             remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
             self.sock.setsockopt(zmq.LINGER, remaining_ms)
@@ -527,8 +542,9 @@ _fork_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
-    global _fork_lock
+    global _fork_lock, _instances
     _fork_lock = threading.Lock()
+    _instances = itertools.count()
     for monitor in list(_live):
         monitor._after_fork_in_child()
 
