@@ -40,8 +40,16 @@ def test_restarted_monitor_sees_the_whole_history(tmp_path: Path) -> None:
         try:
             state = RunState()
             started = time.monotonic()
-            drain_until(second, state, lambda: (w := _worker(state)) is not None
-                        and w.records > 400 and w.seen_max + 1 == w.records, timeout_s=10)
+            drain_until(
+                second,
+                state,
+                lambda: (
+                    (w := _worker(state)) is not None
+                    and w.records > 400
+                    and w.seen_max + 1 == w.records
+                ),
+                timeout_s=10,
+            )
             assert time.monotonic() - started < 2.0 + 1.0  # history within about 2 s
             worker = _worker(state)
             series = worker.series["loss"]
@@ -107,13 +115,16 @@ def test_killed_worker_shows_as_lost() -> None:
     """A worker killed with SIGKILL is marked lost within 5 s; a live one stays running."""
     endpoint = free_endpoint()
     monitor = BackgroundMonitor([endpoint])
-    victim = start_publisher(endpoint, run="r", count=100_000, delay_s=0.01,
-                             env={"RANK": "0"})
-    survivor = start_publisher(endpoint, run="r", count=100_000, delay_s=0.01,
-                               env={"RANK": "1"})
+    victim = start_publisher(endpoint, run="r", count=100_000, delay_s=0.01, env={"RANK": "0"})
+    survivor = start_publisher(endpoint, run="r", count=100_000, delay_s=0.01, env={"RANK": "1"})
     try:
-        monitor.wait(lambda: (run := monitor.state.runs.get("r")) is not None
-                     and len(run.workers) == 2 and all(w.records > 10 for w in run.workers.values()))
+        monitor.wait(
+            lambda: (
+                (run := monitor.state.runs.get("r")) is not None
+                and len(run.workers) == 2
+                and all(w.records > 10 for w in run.workers.values())
+            )
+        )
         os.kill(victim.pid, signal.SIGKILL)
         killed_at = time.time()
 
@@ -159,8 +170,9 @@ def test_frozen_monitor_gap_is_counted_exactly() -> None:
     try:
         drain_until(source, state, lambda: (w := _worker(state)) is not None and w.records > 100)
         time.sleep(1.0)  # the monitor does not read: the socket's queues fill and drop
-        drain_until(source, state, lambda: (w := _worker(state)) is not None and w.finished,
-                    timeout_s=30)
+        drain_until(
+            source, state, lambda: (w := _worker(state)) is not None and w.finished, timeout_s=30
+        )
         worker = _worker(state)
         assert worker.records + worker.missed == 60_000 + 2  # with hello and bye
     finally:

@@ -124,14 +124,29 @@ def test_watch_record_then_replay_and_kill_9(tmp_path: Path) -> None:
     endpoint = free_endpoint()
     path = tmp_path / "watch.tmr"
     watch = subprocess.Popen(
-        [sys.executable, "-m", "trainmon", "watch", "--bind", endpoint, "--plain",
-         "--record", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "trainmon",
+            "watch",
+            "--bind",
+            endpoint,
+            "--plain",
+            "--record",
+            str(path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     pub = None
     try:
         wait_listening(endpoint)
         pub = start_publisher(endpoint, count=100_000, delay_s=0.0005)
-        wait_for(lambda: path.exists() and path.stat().st_size > 20_000, timeout_s=20,
-                 what="the recording to grow")
+        wait_for(
+            lambda: path.exists() and path.stat().st_size > 20_000,
+            timeout_s=20,
+            what="the recording to grow",
+        )
         os.kill(watch.pid, signal.SIGKILL)
         watch.wait(timeout=10)
     finally:
@@ -172,8 +187,9 @@ def test_replay_refuses_other_files(tmp_path: Path) -> None:
 
 def test_replay_clock_speed_and_pause() -> None:
     """Replay applies records when their time comes at the chosen speed; pause stops it."""
-    records = [Record("metrics", "r", "w", i, 100.0 + i, step=i, metrics={"x": 1.0})
-               for i in range(10)]
+    records = [
+        Record("metrics", "r", "w", i, 100.0 + i, step=i, metrics={"x": 1.0}) for i in range(10)
+    ]
     wall = [0.0]
     source = ReplaySource(records, speed=2.0, wall=lambda: wall[0])
     state = RunState()
@@ -238,8 +254,9 @@ def test_export_csv(recording: Path) -> None:
 def test_export_jsonl(recording: Path, tmp_path: Path) -> None:
     """jsonl: one parseable object per record, written to -o."""
     out = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(main, ["export", str(recording), "--format", "jsonl",
-                                       "-o", str(out)])
+    result = CliRunner().invoke(
+        main, ["export", str(recording), "--format", "jsonl", "-o", str(out)]
+    )
     assert result.exit_code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 51 and lines[10]["metrics"]["accuracy"] == 10 / 50

@@ -89,8 +89,13 @@ def run_dashboard(
     with (
         quit_on_signals() as stop,
         terminal_keys(settings.interactive) as keys,
-        Live(console=console, screen=True, auto_refresh=False, redirect_stdout=False,
-             redirect_stderr=False) as live,
+        Live(
+            console=console,
+            screen=True,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        ) as live,
     ):
         next_frame = 0.0
         while not stop:
@@ -105,8 +110,10 @@ def run_dashboard(
                     frozen, paused_at = None, state.records
                 elif action is Action.EXPORT:
                     frame = frozen if frozen is not None else render(state, opts, now)
-                    opts = replace(opts, notice=_export_notice(frame, state, opts, console,
-                                                               settings.export_dir))
+                    opts = replace(
+                        opts,
+                        notice=_export_notice(frame, state, opts, console, settings.export_dir),
+                    )
                     notice_until = time.monotonic() + _NOTICE_S
                 next_frame = 0.0
             if deadline.reached(state):
@@ -140,24 +147,35 @@ def _repaint_bars(frame: Layout, state: RunState, opts: ViewOptions, now: float)
     children[-1].update(footer(opts))
 
 
-def _export_notice(frame: RenderableType, state: RunState, opts: ViewOptions,
-                   console: Console, directory: str) -> str:
+def _export_notice(
+    frame: RenderableType, state: RunState, opts: ViewOptions, console: Console, directory: str
+) -> str:
     try:
-        path = save_screen(frame, state, opts, console.size.width, console.size.height,
-                           directory)
+        path = save_screen(frame, state, opts, console.size.width, console.size.height, directory)
     except OSError as exc:
         return f"could not save the screen: {exc.strerror or exc}"
     return f"screen saved to {path}"
 
 
-def save_screen(frame: RenderableType, state: RunState, opts: ViewOptions, width: int,
-                height: int, directory: str = ".") -> str:
+def save_screen(
+    frame: RenderableType,
+    state: RunState,
+    opts: ViewOptions,
+    width: int,
+    height: int,
+    directory: str = ".",
+) -> str:
     """Write ``frame`` as an SVG picture in ``directory``; the file's path."""
     run = state.current(opts.run)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", run.name if run else "waiting")[:60]
     path = os.path.join(directory, f"trainmon-{name}-{time.strftime('%Y%m%d-%H%M%S')}.svg")
-    svg = dashboard_picture(frame, "svg", width=width, height=height,
-                            title=f"trainmon · {run.name if run else 'waiting'}")
+    svg = dashboard_picture(
+        frame,
+        "svg",
+        width=width,
+        height=height,
+        title=f"trainmon · {run.name if run else 'waiting'}",
+    )
     with open(path, "w", encoding="utf-8") as file:
         file.write(svg)
     return path

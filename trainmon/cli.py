@@ -43,19 +43,38 @@ def main() -> None:
 
 def _endpoint_options(func: F) -> F:
     options = [
-        click.option("--bind", "bind", multiple=True, metavar="ENDPOINT", envvar="TRAINMON_BIND",
-                     show_envvar=True,
-                     help=f"Listen here for workers to connect (repeatable). [default: "
-                     f"{DEFAULT_ADDRESS}, unless --connect is given]"),
-        click.option("--connect", "connect", multiple=True, metavar="ENDPOINT",
-                     envvar="TRAINMON_CONNECT", show_envvar=True,
-                     help="Connect to training that binds, e.g. tcp://gpu-box:5556 (repeatable)."),
-        click.option("--run", "run", metavar="NAME", envvar="TRAINMON_RUN_FILTER",
-                     show_envvar=True,
-                     help="Show only the run named NAME (default: every run that publishes)."),
-        click.option("--exit-when-done", is_flag=True,
-                     help="Exit once every worker seen has said bye (after a 2 s grace), "
-                     "with a summary."),
+        click.option(
+            "--bind",
+            "bind",
+            multiple=True,
+            metavar="ENDPOINT",
+            envvar="TRAINMON_BIND",
+            show_envvar=True,
+            help=f"Listen here for workers to connect (repeatable). [default: "
+            f"{DEFAULT_ADDRESS}, unless --connect is given]",
+        ),
+        click.option(
+            "--connect",
+            "connect",
+            multiple=True,
+            metavar="ENDPOINT",
+            envvar="TRAINMON_CONNECT",
+            show_envvar=True,
+            help="Connect to training that binds, e.g. tcp://gpu-box:5556 (repeatable).",
+        ),
+        click.option(
+            "--run",
+            "run",
+            metavar="NAME",
+            envvar="TRAINMON_RUN_FILTER",
+            show_envvar=True,
+            help="Show only the run named NAME (default: every run that publishes).",
+        ),
+        click.option(
+            "--exit-when-done",
+            is_flag=True,
+            help="Exit once every worker seen has said bye (after a 2 s grace), with a summary.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -64,25 +83,56 @@ def _endpoint_options(func: F) -> F:
 
 def _display_options(func: F) -> F:
     options = [
-        click.option("--history", default=100, show_default=True, metavar="N",
-                     type=click.IntRange(2, 100_000),
-                     help="Values of the main metric in the sparkline."),
-        click.option("--refresh-ms", default=100, show_default=True, metavar="MS",
-                     type=click.IntRange(10, 60_000),
-                     help="Redraw the screen every MS milliseconds."),
-        click.option("--stall-after", default=60.0, show_default=True, metavar="SECONDS",
-                     type=click.FloatRange(0.5),
-                     help="Call a worker stalled after SECONDS without new metrics."),
-        click.option("--no-interactive", is_flag=True,
-                     help="Do not read keys (q, space, e); quit with Ctrl-C."),
-        click.option("--plain", is_flag=True,
-                     help="No dashboard: status lines instead (automatic without a terminal)."),
-        click.option("--plain-interval", default=5.0, show_default=True, metavar="SECONDS",
-                     type=click.FloatRange(0.1),
-                     help="Seconds between status lines in plain mode."),
-        click.option("--export-dir", default=".", show_default=True, metavar="DIR",
-                     type=click.Path(file_okay=False, exists=True),
-                     help="Where the e key saves SVG pictures of the screen."),
+        click.option(
+            "--history",
+            default=100,
+            show_default=True,
+            metavar="N",
+            type=click.IntRange(2, 100_000),
+            help="Values of the main metric in the sparkline.",
+        ),
+        click.option(
+            "--refresh-ms",
+            default=100,
+            show_default=True,
+            metavar="MS",
+            type=click.IntRange(10, 60_000),
+            help="Redraw the screen every MS milliseconds.",
+        ),
+        click.option(
+            "--stall-after",
+            default=60.0,
+            show_default=True,
+            metavar="SECONDS",
+            type=click.FloatRange(0.5),
+            help="Call a worker stalled after SECONDS without new metrics.",
+        ),
+        click.option(
+            "--no-interactive",
+            is_flag=True,
+            help="Do not read keys (q, space, e); quit with Ctrl-C.",
+        ),
+        click.option(
+            "--plain",
+            is_flag=True,
+            help="No dashboard: status lines instead (automatic without a terminal).",
+        ),
+        click.option(
+            "--plain-interval",
+            default=5.0,
+            show_default=True,
+            metavar="SECONDS",
+            type=click.FloatRange(0.1),
+            help="Seconds between status lines in plain mode.",
+        ),
+        click.option(
+            "--export-dir",
+            default=".",
+            show_default=True,
+            metavar="DIR",
+            type=click.Path(file_okay=False, exists=True),
+            help="Where the e key saves SVG pictures of the screen.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -107,8 +157,9 @@ def _subscriber(
                 raise click.ClickException(f"cannot record to {record}: {exc}") from exc
             stack.callback(recorder.close)
         try:
-            source = Subscriber(bind, connect, run=run,
-                                on_payload=recorder.write if recorder else None)
+            source = Subscriber(
+                bind, connect, run=run, on_payload=recorder.write if recorder else None
+            )
         except EndpointError as exc:
             raise click.ClickException(str(exc)) from exc
         stack.callback(source.close)
@@ -118,10 +169,20 @@ def _subscriber(
 @main.command(context_settings=_CONTEXT)
 @_endpoint_options
 @_display_options
-@click.option("--record", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Also append everything received to FILE (see `trainmon replay`).")
-def watch(bind: tuple[str, ...], connect: tuple[str, ...], run: str | None,
-          exit_when_done: bool, record: str | None, **display: Any) -> None:
+@click.option(
+    "--record",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Also append everything received to FILE (see `trainmon replay`).",
+)
+def watch(
+    bind: tuple[str, ...],
+    connect: tuple[str, ...],
+    run: str | None,
+    exit_when_done: bool,
+    record: str | None,
+    **display: Any,
+) -> None:
     """Show a live dashboard of the training runs publishing to this monitor.
 
     By default it listens on tcp://127.0.0.1:5555, where Monitor() in a training
@@ -136,8 +197,9 @@ def watch(bind: tuple[str, ...], connect: tuple[str, ...], run: str | None,
             click.echo(f"recorded to {record}")
 
 
-def _display(display: dict[str, Any], exit_when_done: bool, address: str,
-             run: str | None) -> tuple[AppSettings, ViewOptions, bool]:
+def _display(
+    display: dict[str, Any], exit_when_done: bool, address: str, run: str | None
+) -> tuple[AppSettings, ViewOptions, bool]:
     interactive = not display["no_interactive"]
     settings = AppSettings(
         refresh_s=display["refresh_ms"] / 1000,
@@ -146,8 +208,13 @@ def _display(display: dict[str, Any], exit_when_done: bool, address: str,
         plain_interval_s=display["plain_interval"],
         export_dir=display["export_dir"],
     )
-    opts = ViewOptions(history=display["history"], run=run, address=address,
-                       stall_after_s=display["stall_after"], interactive=interactive)
+    opts = ViewOptions(
+        history=display["history"],
+        run=run,
+        address=address,
+        stall_after_s=display["stall_after"],
+        interactive=interactive,
+    )
     return settings, opts, display["plain"]
 
 
@@ -156,8 +223,10 @@ def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain:
     console = Console()
     if plain or not console.is_terminal:
         if not plain:
-            click.echo("trainmon: stdout is not a terminal, so no dashboard: printing a status "
-                       f"line every {settings.plain_interval_s:g} s (--plain to choose this).")
+            click.echo(
+                "trainmon: stdout is not a terminal, so no dashboard: printing a status "
+                f"line every {settings.plain_interval_s:g} s (--plain to choose this)."
+            )
         run_plain(source, state, opts, settings, emit=click.echo)
     else:
         opts = run_dashboard(source, state, opts, settings, console)
@@ -166,8 +235,9 @@ def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain:
 
 @main.command(context_settings=_CONTEXT)
 @_endpoint_options
-def tail(bind: tuple[str, ...], connect: tuple[str, ...], run: str | None,
-         exit_when_done: bool) -> None:
+def tail(
+    bind: tuple[str, ...], connect: tuple[str, ...], run: str | None, exit_when_done: bool
+) -> None:
     """Print each metrics record received as one JSON object per line.
 
     Keys: run, worker, seq, step, epoch, t, metrics. For scripts and jq, e.g.
@@ -221,12 +291,17 @@ def _load(files: Sequence[str]) -> Loaded:
 @main.command(context_settings=_CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
 @_display_options
-@click.option("--speed", type=click.FloatRange(min=0.01), metavar="X",
-              help="Play X times faster than real time [default: whatever plays it in ~10 s].")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.01),
+    metavar="X",
+    help="Play X times faster than real time [default: whatever plays it in ~10 s].",
+)
 @click.option("--instant", is_flag=True, help="Show the end state at once.")
 @click.option("--run", "run", metavar="NAME", help="Show only the run named NAME.")
-def replay(files: tuple[str, ...], speed: float | None, instant: bool, run: str | None,
-           **display: Any) -> None:
+def replay(
+    files: tuple[str, ...], speed: float | None, instant: bool, run: str | None, **display: Any
+) -> None:
     """Show recorded runs (FILES from watch --record or Monitor(record_to=...)).
 
     Several files play together, as several workers or runs. Damaged frames are
@@ -243,8 +318,10 @@ def replay(files: tuple[str, ...], speed: float | None, instant: bool, run: str 
     else:
         source = ReplaySource(loaded.records, speed=speed, instant=instant)
         settings = AppSettings(
-            refresh_s=settings.refresh_s, interactive=settings.interactive,
-            export_dir=settings.export_dir, finished_notice="end of recording · q quits",
+            refresh_s=settings.refresh_s,
+            interactive=settings.interactive,
+            export_dir=settings.export_dir,
+            finished_notice="end of recording · q quits",
         )
         _show(source, opts, settings, plain=False)
     click.echo(loaded.describe())
@@ -252,17 +329,38 @@ def replay(files: tuple[str, ...], speed: float | None, instant: bool, run: str 
 
 @main.command(context_settings=_CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
-              help="csv/jsonl: every metric value; html/svg: a picture of the final dashboard.")
-@click.option("-o", "--output", metavar="OUT", type=click.Path(dir_okay=False),
-              help="Write here [default: standard output].")
-@click.option("--width", default=120, show_default=True, type=click.IntRange(40, 400),
-              help="Picture width in columns (html/svg).")
-@click.option("--height", default=40, show_default=True, type=click.IntRange(12, 200),
-              help="Picture height in rows (html/svg).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="csv/jsonl: every metric value; html/svg: a picture of the final dashboard.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="OUT",
+    type=click.Path(dir_okay=False),
+    help="Write here [default: standard output].",
+)
+@click.option(
+    "--width",
+    default=120,
+    show_default=True,
+    type=click.IntRange(40, 400),
+    help="Picture width in columns (html/svg).",
+)
+@click.option(
+    "--height",
+    default=40,
+    show_default=True,
+    type=click.IntRange(12, 200),
+    help="Picture height in rows (html/svg).",
+)
 @click.option("--run", "run", metavar="NAME", help="The run to picture (html/svg).")
-def export(files: tuple[str, ...], fmt: str, output: str | None, width: int, height: int,
-           run: str | None) -> None:
+def export(
+    files: tuple[str, ...], fmt: str, output: str | None, width: int, height: int, run: str | None
+) -> None:
     """Export recorded runs: every metric value, or the dashboard at the end.
 
     csv has one row per metric value (run, worker, seq, step, epoch, time, metric,
@@ -295,12 +393,29 @@ def export(files: tuple[str, ...], fmt: str, output: str | None, width: int, hei
 
 
 @main.command(context_settings=_CONTEXT)
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64),
-              metavar="N", help="Simulated workers.")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1, 1000),
-              metavar="N", help="Epochs each worker runs (about 2.5 s each).")
-@click.option("--bind", default="tcp://127.0.0.1:*", show_default=True, metavar="ENDPOINT",
-              help="Where the demo's monitor listens (* picks a free port).")
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Simulated workers.",
+)
+@click.option(
+    "--epochs",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    metavar="N",
+    help="Epochs each worker runs (about 2.5 s each).",
+)
+@click.option(
+    "--bind",
+    default="tcp://127.0.0.1:*",
+    show_default=True,
+    metavar="ENDPOINT",
+    help="Where the demo's monitor listens (* picks a free port).",
+)
 @click.option("--plain", is_flag=True, help="Status lines instead of the dashboard.")
 def demo(workers: int, epochs: int, bind: str, plain: bool) -> None:
     """Show the dashboard with simulated workers: about 30 s, or press q.
@@ -311,11 +426,13 @@ def demo(workers: int, epochs: int, bind: str, plain: bool) -> None:
     with _subscriber((bind,), (), None) as source:
         endpoint = source.endpoints[0]
         run = f"demo-{uuid.uuid4().hex[:6]}"
-        procs = [_start_demo_worker(endpoint, run, rank, workers, epochs)
-                 for rank in range(workers)]
+        procs = [
+            _start_demo_worker(endpoint, run, rank, workers, epochs) for rank in range(workers)
+        ]
         try:
-            settings = AppSettings(exit_when_done=True, max_duration_s=epochs * 3.5 + 30,
-                                   plain_interval_s=2.0)
+            settings = AppSettings(
+                exit_when_done=True, max_duration_s=epochs * 3.5 + 30, plain_interval_s=2.0
+            )
             _show(source, ViewOptions(address=endpoint), settings, plain)
         finally:
             for proc in procs:
@@ -328,12 +445,28 @@ def demo(workers: int, epochs: int, bind: str, plain: bool) -> None:
                     proc.kill()
 
 
-def _start_demo_worker(endpoint: str, run: str, rank: int, world: int,
-                       epochs: int) -> subprocess.Popen[bytes]:
+def _start_demo_worker(
+    endpoint: str, run: str, rank: int, world: int, epochs: int
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     return subprocess.Popen(
-        [sys.executable, "-m", "trainmon.demo", "--endpoint", endpoint, "--run", run,
-         "--rank", str(rank), "--world", str(world), "--epochs", str(epochs)],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "trainmon.demo",
+            "--endpoint",
+            endpoint,
+            "--run",
+            run,
+            "--rank",
+            str(rank),
+            "--world",
+            str(world),
+            "--epochs",
+            str(epochs),
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -40,8 +40,16 @@ def metric_rows(records: Iterable[Record]) -> Iterator[tuple[object, ...]]:
     """One row per metric value: run, worker, seq, step, epoch, time, metric, value."""
     for record in unique_metrics(records):
         for name, value in record.metrics.items():
-            yield (record.run, record.worker, record.seq, record.step, record.epoch,
-                   record.time, name, value)
+            yield (
+                record.run,
+                record.worker,
+                record.seq,
+                record.step,
+                record.epoch,
+                record.time,
+                name,
+                value,
+            )
 
 
 def write_csv(records: Iterable[Record], out: IO[str]) -> int:
@@ -80,11 +88,16 @@ def dashboard_picture(
     renderable: RenderableType, fmt: str, width: int = 120, height: int = 40, title: str = ""
 ) -> str:
     """The renderable as an SVG or a standalone HTML page, as a terminal would show it."""
-    console = Console(record=True, width=width, height=height, file=io.StringIO(),
-                      force_terminal=True, color_system="truecolor", legacy_windows=False)
+    console = Console(
+        record=True,
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        legacy_windows=False,
+    )
     console.print(renderable)
     if fmt == "svg":
         return console.export_svg(title=title or "trainmon")
     return console.export_html(inline_styles=True)
-
-

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
 
 import msgpack
 
@@ -78,9 +78,15 @@ class ProtocolError(ValueError):
     """A message that is not a valid trainmon v1 message."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One decoded record; see the module docstring for the meaning of each field."""
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+class Record(NamedTuple):
+    """One decoded record; see the module docstring for the meaning of each field.
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and several times
+    cheaper to build, which matters at hundreds of thousands of records a second.
+    """
 
     kind: str
     run: str
@@ -89,9 +95,9 @@ class Record:
     time: float
     step: int | None = None
     epoch: int | None = None
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    info: Mapping[str, Any] = field(default_factory=dict)
-    counters: Mapping[str, int] = field(default_factory=dict)
+    metrics: Mapping[str, float] = _EMPTY
+    info: Mapping[str, Any] = _EMPTY
+    counters: Mapping[str, int] = _EMPTY
 
 
 def to_wire(record: Record) -> dict[str, Any]:
@@ -227,10 +233,15 @@ def _metrics(value: object) -> dict[str, float]:
         raise ProtocolError(f"more than {MAX_METRICS} metrics in one record")
     out: dict[str, float] = {}
     for name, number in value.items():
-        _name(name, "metric name")
-        if type(number) not in (int, float, bool):
-            raise ProtocolError(f"metric {name!r} is {type(number).__name__}, not a number")
-        out[name] = float(number)
+        if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS:
+            _name(name, "metric name")  # raises, saying why
+        kind = type(number)
+        if kind is float:
+            out[name] = number
+        elif kind is int or kind is bool:
+            out[name] = float(number)
+        else:
+            raise ProtocolError(f"metric {name!r} is {kind.__name__}, not a number")
     return out
 
 

@@ -41,7 +41,7 @@ DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:5555"
 _SCHEMES: Final = ("tcp://", "ipc://", "inproc://")
 _TICK_S: Final = 0.02  # the I/O thread's sleep when idle: at most this much latency
 # Longest stretch of Python work the I/O thread does before it lets go of the GIL.
-_SLICE_S: Final = 0.0005
+_SLICE_S: Final = 0.001
 # Then it sleeps this long, so a training thread waiting for the GIL really gets it: a
 # release that is taken straight back (a 0-timeout poll) looks to CPython like a switch
 # and can keep the other thread waiting for as long as the backlog lasts.
@@ -53,8 +53,8 @@ _EVENTS: Final = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EV
 _log = logging.getLogger("trainmon_client")
 _now = time.time
 _live: weakref.WeakSet[Monitor] = weakref.WeakSet()
-_abandoned: list[object] = []
-_instances = itertools.count()  # a parent's zmq objects, kept unreachable-but-alive in a child
+_abandoned: list[object] = []  # a parent's zmq objects, kept unreachable-but-alive in a child
+_instances = itertools.count()
 
 
 def _default_run() -> str:
@@ -287,8 +287,13 @@ class Monitor:
 class _IOLoop:
     """The I/O thread's state: everything here is touched by that thread only."""
 
-    def __init__(self, monitor: Monitor, sock: zmq.Socket[bytes], events: zmq.Socket[bytes],
-                 writer: FrameWriter | None = None):
+    def __init__(
+        self,
+        monitor: Monitor,
+        sock: zmq.Socket[bytes],
+        events: zmq.Socket[bytes],
+        writer: FrameWriter | None = None,
+    ):
         self.mon = monitor
         self.writer = writer
         self.sock = sock
@@ -296,6 +301,7 @@ class _IOLoop:
         self.topic = monitor.run.encode()
         ident = monitor._identity
         self.worker = monitor._worker
+        self.run_name = monitor.run
         self.seq = 0
         self.step = -1
         self.epoch: int | None = None
@@ -415,7 +421,10 @@ class _IOLoop:
     def _take(
         self, t: float, step: int | None, epoch: int | None, metrics: Any, named: dict[str, Any]
     ) -> dict[str, Any] | None:
-        values = self._numbers(metrics, named)
+        if metrics is None and _plain_floats(named):
+            values: dict[str, Any] = named  # the common case, checked at a glance
+        else:
+            values = self._numbers(metrics, named)
         if epoch is not None:
             if type(epoch) is not int or epoch < 0:
                 self._warn_once("epoch", f"epoch must be a non-negative int, not {epoch!r}")
@@ -432,12 +441,23 @@ class _IOLoop:
         if not values and epoch is None:
             return None
         self.logged += 1
-        for name in ("loss", "accuracy"):
-            if name in values:
-                self.mon._latest[name] = (t, values[name])
-        return self._wire(
-            "metrics", t, st=self.step if self.step >= 0 else None, ep=self.epoch, m=values
-        )
+        if "loss" in values:
+            self.mon._latest["loss"] = (t, values["loss"])
+        if "accuracy" in values:
+            self.mon._latest["accuracy"] = (t, values["accuracy"])
+        seq = self.seq
+        self.seq = seq + 1
+        return {
+            "v": PROTOCOL_VERSION,
+            "k": "metrics",
+            "r": self.run_name,
+            "w": self.worker,
+            "s": seq,
+            "t": t,
+            "st": self.step if self.step >= 0 else None,
+            "ep": self.epoch,
+            "m": values,
+        }
 
     def _numbers(self, metrics: Any, named: dict[str, Any]) -> dict[str, float | int]:
         if metrics is not None:
@@ -471,7 +491,7 @@ class _IOLoop:
             _log.warning("trainmon: %s; dropped (warned once)", text)
 
     def _wire(self, kind: str, t: float, **fields: Any) -> dict[str, Any]:
-        wire = {"v": PROTOCOL_VERSION, "k": kind, "r": self.mon.run, "w": self.worker}
+        wire = {"v": PROTOCOL_VERSION, "k": kind, "r": self.run_name, "w": self.worker}
         wire["s"] = self.seq
         wire["t"] = t
         wire.update(fields)
@@ -521,6 +541,16 @@ class _IOLoop:
         if self.subscribed:
             remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
             self.sock.setsockopt(zmq.LINGER, remaining_ms)
+
+
+def _plain_floats(named: dict[str, Any]) -> bool:
+    """Whether every value is a float under a short name: nothing to convert or check."""
+    if len(named) > MAX_METRICS:
+        return False
+    for name, value in named.items():
+        if type(value) is not float or len(name) > MAX_NAME_CHARS:
+            return False
+    return True
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,385 @@
+"""Benchmark ``Monitor.log()`` against two baselines; prints two tables and exits 0.
+
+Run ``python scripts/bench_client.py [--calls N] [--quick]``. Each call
+``fn(loss=x, accuracy=y, grad_norm=z)`` is timed alone with ``perf_counter_ns``, gc off,
+nothing subtracted (the first row is the timer's own back-to-back cost). (a) is an empty
+function with ``log``'s signature; (b) builds the record the client sends, packs it with
+``msgpack.packb`` and sends it with ``send_multipart(NOBLOCK)``, one message per record,
+to the reading monitor (an XPUB used as a PUB, only to wait for the subscription). Each
+log() row has a fresh Monitor: (i) connected to a free port nobody binds; (ii) a real
+``python -m trainmon watch --plain`` subprocess reading; (iii) another, SIGSTOPped 1 s
+after it subscribed; (iv) 4 threads logging into one Monitor, calls split evenly, times
+merged (the 4-thread empty call shows the GIL's part). Before each row the script waits
+for the monitors to be idle. Pacings: "paced" busy-waits 5 us after each call holding the
+GIL, as pure-Python code does, so the I/O thread only gets it by a forced switch;
+"bursts" makes 100 calls then sleeps 0.5 ms with the GIL free, as a step in C/CUDA code
+does; "flat" never pauses. drops = ``Monitor.dropped`` (queue full); backlog = records
+still queued after the last call (how far behind the I/O thread was); CPU =
+``time.process_time()`` (all threads: caller, I/O thread, ZeroMQ's) over the row,
+``close()`` included, per call, and net of the empty call with the same pacing.
+Targets per log() row, vs the baselines of the same pacing: median <= 3x empty call,
+median <= 0.5x bare pack+send, p99.9 < 50 us, max < 2 ms; net CPU per call below bare
+pack+send's. On a shared machine medians move by up to 2x between runs, and p99.9 and
+max are single samples of scheduler and GIL noise (compare the timer and empty-call
+rows): re-run before trusting a MISS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+from trainmon_client import Monitor
+
+X, Y, Z = 0.4321, 0.8765, 1.2345
+SPIN_NS, BURST, BURST_SLEEP_S, THREADS = 5_000, 100, 0.0005, 4
+PACINGS = {
+    "paced": "5 us busy-wait after each call (GIL held)",
+    "bursts": f"{BURST} calls, then {BURST_SLEEP_S * 1e3:g} ms sleep (GIL free)",
+    "flat": "back to back",
+}
+VERDICT = {True: "PASS", False: "MISS"}
+LogFn = Callable[..., None]
+WATCHERS: list[subprocess.Popen[bytes]] = []  # running `trainmon watch`es, for settle()
+
+
+def empty(
+    metrics: Any = None, /, *, step: int | None = None, epoch: int | None = None, **named: Any
+) -> None:
+    """Baseline (a): the shape of ``Monitor.log``, doing nothing."""
+
+
+class BareSender:
+    """Baseline (b): the record ``log()`` would produce, packed and sent inline."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.XPUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        if not self.sock.poll(15_000):  # the monitor's subscription: now sends are delivered
+            print("warning: bare sender saw no subscription; sends may be dropped")
+        self.seq = 0
+
+    def __call__(
+        self,
+        metrics: Any = None,
+        /,
+        *,
+        step: int | None = None,
+        epoch: int | None = None,
+        **named: Any,
+    ) -> None:
+        self.seq += 1
+        record = {
+            "v": 1,
+            "k": "metrics",
+            "r": "bench-bare",
+            "w": "bench-bare-w",
+            "s": self.seq,
+            "t": time.time(),
+            "st": self.seq,
+            "ep": epoch,
+            "m": named,
+        }
+        with suppress(zmq.Again):
+            self.sock.send_multipart(
+                (b"bench-bare", msgpack.packb(record, use_bin_type=True)), flags=zmq.NOBLOCK
+            )
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+@contextmanager
+def watch_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real ``trainmon watch --plain`` bound to a free port; always stopped after."""
+    endpoint = free_endpoint()
+    cmd = [sys.executable, "-m", "trainmon", "watch", "--plain", "--bind", endpoint]
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    WATCHERS.append(proc)
+    try:
+        yield endpoint, proc
+    finally:
+        WATCHERS.remove(proc)
+        with suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)  # harmless if it was not stopped
+            proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def settle(timeout_s: float = 20.0) -> None:
+    """Wait until the monitors are idle (<= 1 tick of CPU in 0.1 s), done with the last row."""
+
+    def ticks() -> list[int]:  # utime + stime of each, from /proc/PID/stat
+        stats = (Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1] for p in WATCHERS)
+        return [sum(map(int, stat.split()[11:13])) for stat in stats]
+
+    deadline = time.monotonic() + timeout_s
+    with suppress(OSError, ValueError):  # no /proc: do not wait
+        while time.monotonic() < deadline:
+            before = ticks()
+            time.sleep(0.1)
+            if all(after - b <= 1 for after, b in zip(ticks(), before, strict=True)):
+                return
+
+
+def wait_subscribed(mon: Monitor, timeout_s: float = 15.0) -> None:
+    """Benchmark-only peek at the I/O thread: wait until a monitor has subscribed."""
+    loop = getattr(getattr(mon._thread, "_target", None), "__self__", None)
+    deadline = time.monotonic() + (timeout_s if loop is not None else 1.0)
+    while time.monotonic() < deadline:
+        with suppress(RuntimeError):  # RuntimeError: the set changed while we looked
+            if loop is not None and loop.subscribed:
+                return
+        time.sleep(0.02)
+    print(f"warning: cannot tell that {mon.run} has a subscriber; timing anyway")
+
+
+@contextmanager
+def gc_off() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def time_calls(fn: LogFn, n: int, pacing: str) -> list[int]:
+    """Nanoseconds of each of ``n`` calls, paced as ``pacing`` says (outside the timing)."""
+    pc, sleep = time.perf_counter_ns, time.sleep
+    spin_ns = SPIN_NS if pacing == "paced" else 0
+    burst = BURST if pacing == "bursts" else 0
+    out = [0] * n
+    for i in range(n):
+        t0 = pc()
+        fn(loss=X, accuracy=Y, grad_norm=Z)
+        t1 = pc()
+        out[i] = t1 - t0
+        if spin_ns:
+            until = t1 + spin_ns
+            while pc() < until:
+                pass
+        elif burst and i % burst == burst - 1:
+            sleep(BURST_SLEEP_S)
+    return out
+
+
+def time_timer(n: int) -> list[int]:
+    pc = time.perf_counter_ns
+    out = [0] * n
+    for i in range(n):
+        t0 = pc()
+        t1 = pc()
+        out[i] = t1 - t0
+    return out
+
+
+def time_threads(fn: LogFn, n: int, pacing: str) -> list[int]:
+    """``time_calls`` in THREADS threads started together, n calls in all, merged."""
+    barrier = threading.Barrier(THREADS)
+
+    def work(_: int) -> list[int]:
+        barrier.wait()
+        return time_calls(fn, n // THREADS, pacing)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return [d for part in pool.map(work, range(THREADS)) for d in part]
+
+
+@dataclass
+class Row:
+    label: str
+    group: str  # the pacing, with " x4 threads" for (iv): rows compare within a group
+    kind: str  # "timer", "empty", "bare" or "log"
+    samples: list[int]
+    cpu_ns: float | None = None  # process CPU per call, every thread, close() included
+    drops: int | None = None
+    backlog: int | None = None
+
+    def __post_init__(self) -> None:
+        self.samples.sort()
+
+    def q(self, frac: float) -> float:
+        """The ``frac`` quantile in microseconds."""
+        return self.samples[min(len(self.samples) - 1, int(frac * len(self.samples)))] / 1000
+
+
+def measure(
+    label: str,
+    kind: str,
+    fn: LogFn,
+    n: int,
+    pacing: str,
+    *,
+    threads: bool = False,
+    mon: Monitor | None = None,
+    close_timeout_s: float | None = None,
+) -> Row:
+    """Time n calls of ``fn``; with ``mon``, read its counters and close it (timed CPU)."""
+    settle()
+    with gc_off():
+        cpu0 = time.process_time_ns()
+        samples = (time_threads if threads else time_calls)(fn, n, pacing)
+        drops = backlog = None
+        if mon is not None:
+            drops, backlog = mon.dropped, len(getattr(mon, "_queue", ()))  # private
+            mon.close(close_timeout_s)
+        cpu = (time.process_time_ns() - cpu0) / len(samples)
+    group = f"{pacing} x{THREADS} threads" if threads else pacing
+    return Row(label, group, kind, samples, cpu, drops, backlog)
+
+
+def run_log(
+    label: str,
+    endpoint: str,
+    n: int,
+    pacing: str,
+    *,
+    listened: bool = True,
+    threads: bool = False,
+    freeze: subprocess.Popen[bytes] | None = None,
+) -> Row:
+    """One log() condition on a fresh Monitor, closed when measured."""
+    if freeze is not None:
+        os.kill(freeze.pid, signal.SIGCONT)  # one frozen monitor serves every pacing
+    with Monitor(endpoint, run=f"bench-{label.split(')')[0][1:]}-{pacing}") as mon:
+        if listened:
+            wait_subscribed(mon)
+        if freeze is not None:
+            time.sleep(1.0)
+            os.kill(freeze.pid, signal.SIGSTOP)
+        # Frozen: nothing can be delivered, so do not wait close()'s full 2 s for it.
+        return measure(
+            label,
+            "log",
+            mon.log,
+            n,
+            pacing,
+            threads=threads,
+            mon=mon,
+            close_timeout_s=0.5 if freeze is not None else None,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=200_000, help="calls per row")
+    parser.add_argument("--quick", action="store_true", help="~10 s smoke run (20k calls)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
+    n = 20_000 if args.quick else max(args.calls, 1000)
+    started = time.monotonic()
+    with gc_off():
+        rows = [Row("perf_counter_ns overhead", "timer", "timer", time_timer(n))]
+    with watch_process() as (reader, reader_proc), watch_process() as (frozen, frozen_proc):
+        bare = BareSender(reader)
+        try:
+            for pacing in PACINGS:
+                rows.append(measure("(a) empty call", "empty", empty, n, pacing))
+                rows.append(measure("(b) bare pack+send", "bare", bare, n, pacing))
+                rows.append(
+                    run_log("(i) log, nobody listening", free_endpoint(), n, pacing, listened=False)
+                )
+                rows.append(run_log("(ii) log, monitor reading", reader, n, pacing))
+                rows.append(
+                    run_log("(iii) log, monitor frozen", frozen, n, pacing, freeze=frozen_proc)
+                )
+            for pacing in ("paced", "bursts"):
+                rows.append(measure("(a) empty call", "empty", empty, n, pacing, threads=True))
+                rows.append(run_log("(iv) log, monitor reading", reader, n, pacing, threads=True))
+            for proc in (reader_proc, frozen_proc):
+                if proc.poll() is not None:
+                    print(f"warning: a monitor exited early (status {proc.returncode})")
+        finally:
+            bare.close()
+    report(rows, n, time.monotonic() - started)
+
+
+def report(rows: list[Row], n: int, elapsed: float) -> None:
+    print(
+        f"\ntrainmon client benchmark: {n:,} calls per row, Python {sys.version.split()[0]}, "
+        f"pyzmq {zmq.__version__}, {os.cpu_count()} CPUs, {elapsed:.0f} s"
+    )
+    print("(b) sends one message per record to the running `trainmon watch` (subscribed)")
+    by = {(r.label.split()[0], r.group): r for r in rows}  # ("(ii)", "flat"): row
+
+    def net(row: Row) -> float:
+        return (row.cpu_ns or 0.0) - (by["(a)", row.group].cpu_ns or 0.0)
+
+    print(
+        f"\n1. per call: latency in us (nothing subtracted), CPU in ns\n{'':<28}"
+        f"{'median':>8}{'p99':>9}{'p99.9':>9}{'max':>10}{'drops':>9}{'backlog':>9}"
+        f"{'CPU':>8}{'net':>8}"
+    )
+    for i, row in enumerate(rows):
+        if i and row.group != rows[i - 1].group:
+            pacing, _, threads = row.group.partition(" ")
+            print(f"-- {pacing}: {PACINGS[pacing]}{', ' + threads if threads else ''}")
+        counts = "".join(f"{'' if c is None else f'{c:,}':>9}" for c in (row.drops, row.backlog))
+        cpu = "" if row.cpu_ns is None else f"{row.cpu_ns:>8.0f}{net(row):>8.0f}"
+        print(
+            f"{row.label:<28}{row.q(0.5):>8.3f}{row.q(0.99):>9.3f}{row.q(0.999):>9.2f}"
+            f"{row.samples[-1] / 1000:>10.1f}{counts}{cpu}"
+        )
+
+    print(
+        f"\n2. targets\n{'log() row':<44}{'med/empty<=3':>14}{'med/bare<=0.5':>16}"
+        f"{'p99.9<50us':>13}{'max<2ms':>13}"
+    )
+    for row in (r for r in rows if r.kind == "log"):
+        r_empty = row.q(0.5) / by["(a)", row.group].q(0.5)
+        r_bare = row.q(0.5) / by["(b)", row.group.split()[0]].q(0.5)
+        p999, worst = row.q(0.999), row.samples[-1] / 1000
+        print(
+            f"{row.label + ', ' + row.group:<44}{r_empty:>8.2f}x {VERDICT[r_empty <= 3]}"
+            f"{r_bare:>10.2f}x {VERDICT[r_bare <= 0.5]}"
+            f"{p999:>8.1f} {VERDICT[p999 < 50]}{worst:>8.0f} {VERDICT[worst < 2000]}"
+        )
+    for pacing in PACINGS:
+        log_net, bare_net = net(by["(ii)", pacing]), net(by["(b)", pacing])
+        print(
+            f"net CPU per call, (ii) log() vs (b) bare pack+send, {pacing:<6}: "
+            f"{log_net:>6.0f} / {bare_net:>6.0f} ns = {log_net / bare_net:5.2f}x ",
+            end="",
+        )
+        dropped = by["(ii)", pacing].drops
+        print(
+            f"{VERDICT[log_net < bare_net]} (target < 1x)"
+            if not dropped
+            else f"n/a: {dropped:,} records dropped, so never encoded or sent"
+        )
+
+
+if __name__ == "__main__":
+    main()

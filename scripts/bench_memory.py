@@ -1,0 +1,198 @@
+"""Memory and speed of the monitor over a long run: does memory stay flat?
+
+Two parts, run one after the other:
+
+1. **state**: feeds N records (default 10 million; 8 workers, 5 metrics each) straight
+   into ``RunState.apply`` in this process and prints the process RSS and the records/s
+   every 10% of the way. Flat RSS after warm-up means the state is bounded: each series
+   keeps a full-resolution window plus a bounded downsampled history.
+2. **watch**: starts a real ``trainmon watch`` on a pseudo-terminal (so it draws the full
+   dashboard at its normal refresh rate), and 8 publisher processes that log as fast as
+   they can until N records have been logged in all; samples the monitor's RSS every
+   second and prints the records it received per second from its final summary.
+
+Run: ``python scripts/bench_memory.py`` (several minutes) or ``--quick`` (1 million).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pty
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from trainmon.state import RunState
+from trainmon_client.protocol import Record
+
+WORKERS = 8
+METRICS = ("loss", "accuracy", "grad_norm", "lr", "throughput")
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def bench_state(total: int) -> None:
+    print(f"\n== state: {total:,} records, {WORKERS} workers x {len(METRICS)} metrics ==")
+    print(f"{'records':>12} {'RSS MB':>8} {'records/s':>12}")
+    state = RunState()
+    now = time.time()
+    for w in range(WORKERS):
+        state.apply(Record("hello", "bench", f"w{w}", 0, now, info={"host": "h", "rank": w}), now)
+    checkpoint = max(total // 10, 1)
+    started = last = time.perf_counter()
+    baseline = rss_mb()
+    for i in range(total):
+        w, seq = i % WORKERS, i // WORKERS + 1
+        value = 1.0 / seq
+        record = Record(
+            "metrics",
+            "bench",
+            f"w{w}",
+            seq,
+            now + seq * 0.001,
+            step=seq - 1,
+            metrics={name: value for name in METRICS},
+        )
+        state.apply(record, now)
+        if (i + 1) % checkpoint == 0:
+            t = time.perf_counter()
+            print(f"{i + 1:>12,} {rss_mb():>8.1f} {checkpoint / (t - last):>12,.0f}", flush=True)
+            last = t
+    elapsed = time.perf_counter() - started
+    print(
+        f"state: {total / elapsed:,.0f} records/s overall; RSS {baseline:.1f} MB before, "
+        f"{rss_mb():.1f} MB after (Python itself is part of both)"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+PUBLISHER = """
+import sys, time
+from trainmon_client import Monitor
+count, endpoint = int(sys.argv[1]), sys.argv[2]
+mon = Monitor(endpoint, run="bench", max_queue=20_000)
+for step in range(count):
+    v = 1.0 / (step + 1)
+    mon.log(loss=v, accuracy=v, grad_norm=v, lr=v, throughput=v, step=step)
+    if step % 2048 == 0:
+        time.sleep(0.001)  # leave the I/O thread room, as a real loop's compute would
+mon.close()
+print(mon.dropped)
+"""
+
+
+def bench_watch(total: int) -> None:
+    print(
+        f"\n== trainmon watch (dashboard on a pty): {total:,} records from {WORKERS} "
+        "publisher processes =="
+    )
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    master, slave = pty.openpty()
+    env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm-256color")
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "trainmon", "watch", "--bind", endpoint, "--no-interactive"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    screen: list[bytes] = []
+
+    def read_pty() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            screen.append(data)
+            del screen[:-200]
+
+    reader = threading.Thread(target=read_pty, daemon=True)
+    reader.start()
+    pubs: list[subprocess.Popen[str]] = []
+    samples: list[tuple[float, float]] = []
+    try:
+        time.sleep(1.0)
+        started = time.monotonic()
+        per = total // WORKERS
+        pubs = [
+            subprocess.Popen(
+                [sys.executable, "-c", PUBLISHER, str(per), endpoint],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(WORKERS)
+        ]
+        while any(p.poll() is None for p in pubs):
+            samples.append((time.monotonic() - started, rss_mb(watch.pid)))
+            time.sleep(1.0)
+        elapsed = time.monotonic() - started
+        dropped = sum(int((p.stdout.read() if p.stdout else "0").strip() or 0) for p in pubs)
+        time.sleep(1.0)
+        samples.append((time.monotonic() - started, rss_mb(watch.pid)))
+    finally:
+        for proc in pubs:
+            if proc.poll() is None:
+                proc.kill()
+        watch.send_signal(signal.SIGTERM)
+        try:
+            watch.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            watch.kill()
+        reader.join(timeout=2)
+        os.close(master)
+    text = b"".join(screen).decode(errors="replace")
+    match = re.search(r"records received (\d+)", text)
+    received = int(match.group(1)) if match else -1
+    step = max(len(samples) // 10, 1)
+    print(f"{'seconds':>8} {'monitor RSS MB':>15}")
+    for t, mb in samples[::step] + ([samples[-1]] if len(samples) % step != 1 else []):
+        print(f"{t:>8.1f} {mb:>15.1f}")
+    print(
+        f"logged {per * WORKERS:,}, dropped by the clients' full queues {dropped:,}, "
+        f"received by the monitor {received:,} in {elapsed:.1f} s = "
+        f"{received / elapsed:,.0f} records/s while drawing the dashboard"
+    )
+    if samples:
+        warm = [mb for t, mb in samples if t >= elapsed * 0.2]
+        print(f"monitor RSS after warm-up: min {min(warm):.1f} MB, max {max(warm):.1f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=10_000_000)
+    parser.add_argument("--quick", action="store_true", help="1 million records")
+    parser.add_argument("--only", choices=("state", "watch"))
+    args = parser.parse_args()
+    total = 1_000_000 if args.quick else args.records
+    if args.only != "watch":
+        bench_state(total)
+    if args.only != "state":
+        bench_watch(total)
+
+
+if __name__ == "__main__":
+    main()
