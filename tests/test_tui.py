@@ -137,3 +137,35 @@ def test_demo_runs_and_ends_on_its_own(tmux: Tmux) -> None:
     assert "demo-" in screen and "Epoch" in screen
     screen = tmux.wait_text("DEMO-DONE-42", timeout_s=60)
     assert "finished, 3 worker(s)" in screen
+
+
+def test_replay_plays_pauses_and_saves_the_screen(tmux: Tmux, tmp_path: Path) -> None:
+    """replay draws a recording; space pauses it; e saves an SVG and says where."""
+    from trainmon_client.framing import FrameWriter
+    from trainmon_client.protocol import Record, encode
+
+    path = tmp_path / "run.tmr"
+    with FrameWriter(path) as writer:  # a 100-second run, played at 5x: 20 s
+        writer.write(encode([Record("hello", "recorded", "w", 0, 1000.0,
+                                    info={"host": "h", "epochs": 4})])[1])
+        for step in range(400):
+            record = Record("metrics", "recorded", "w", step + 1, 1000.0 + step / 4,
+                            step=step, epoch=step // 100, metrics={"loss": 1.0 / (step + 1)})
+            writer.write(encode([record])[1])
+    tmux.type(f"cd {tmp_path} && {command('replay', str(path), '--speed', '5')}; "
+              f"echo REPLAY-DONE-$((6*7))")
+    tmux.wait_text("run recorded")
+    tmux.keys("Space")
+    tmux.wait_text("PAUSED")
+    frozen = _step_of(tmux.screen())
+    tmux.keys("e")
+    screen = tmux.wait_text("screen saved to ")
+    saved = sorted(tmp_path.glob("trainmon-recorded-*.svg"))
+    assert len(saved) == 1 and saved[0].name in screen.replace("\n", "")
+    assert "Epoch" in saved[0].read_text()
+    assert _step_of(tmux.screen()) == frozen, "the replay moved while paused"
+    tmux.keys("Space")
+    tmux.wait_screen(lambda s: _step_of(s) > frozen, what="the replay to go on")
+    tmux.keys("q")
+    screen = tmux.wait_text("REPLAY-DONE-42")
+    assert f"{path}: " in screen.replace("\n", "") and "intact" in screen

@@ -83,7 +83,9 @@ class Subscriber:
         self._ctx = context or zmq.Context()
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.RCVHWM, 100_000)
+        # At most this many messages (batches of up to a few hundred records) wait in
+        # ZeroMQ's queue: enough for bursts and history re-sends, bounded in memory.
+        self._sock.setsockopt(zmq.RCVHWM, 2_000)
         # Larger messages are cut off by ZeroMQ before they are read into memory.
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)

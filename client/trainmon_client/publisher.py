@@ -223,7 +223,7 @@ class Monitor:
         self._ctx = zmq.Context()
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-        sock.setsockopt(zmq.SNDHWM, 10_000)
+        sock.setsockopt(zmq.SNDHWM, 2_000)  # messages; each a batch of up to 128 records
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
