@@ -18,6 +18,7 @@ import zmq
 
 from trainmon.ingest import Subscriber
 from trainmon.state import RunState
+from trainmon_client.security import Curve
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,12 +214,17 @@ class BackgroundMonitor:
     thread is busy (a bound SUB sends its subscription only while it is being used).
     """
 
-    def __init__(self, bind: list[str] | None = None, connect: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        bind: list[str] | None = None,
+        connect: list[str] | None = None,
+        curve: Curve | None = None,
+    ) -> None:
         import threading
 
         self.state = RunState()
         self.lock = threading.Lock()
-        self._source = Subscriber(bind or [], connect or [])
+        self._source = Subscriber(bind or [], connect or [], curve=curve)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -146,14 +146,27 @@ def test_replay_plays_pauses_and_saves_the_screen(tmux: Tmux, tmp_path: Path) ->
 
     path = tmp_path / "run.tmr"
     with FrameWriter(path) as writer:  # a 100-second run, played at 5x: 20 s
-        writer.write(encode([Record("hello", "recorded", "w", 0, 1000.0,
-                                    info={"host": "h", "epochs": 4})])[1])
+        writer.write(
+            encode([Record("hello", "recorded", "w", 0, 1000.0, info={"host": "h", "epochs": 4})])[
+                1
+            ]
+        )
         for step in range(400):
-            record = Record("metrics", "recorded", "w", step + 1, 1000.0 + step / 4,
-                            step=step, epoch=step // 100, metrics={"loss": 1.0 / (step + 1)})
+            record = Record(
+                "metrics",
+                "recorded",
+                "w",
+                step + 1,
+                1000.0 + step / 4,
+                step=step,
+                epoch=step // 100,
+                metrics={"loss": 1.0 / (step + 1)},
+            )
             writer.write(encode([record])[1])
-    tmux.type(f"cd {tmp_path} && {command('replay', str(path), '--speed', '5')}; "
-              f"echo REPLAY-DONE-$((6*7))")
+    tmux.type(
+        f"cd {tmp_path} && {command('replay', str(path), '--speed', '5')}; "
+        f"echo REPLAY-DONE-$((6*7))"
+    )
     tmux.wait_text("run recorded")
     tmux.keys("Space")
     tmux.wait_text("PAUSED")

@@ -20,9 +20,11 @@ from trainmon.export import FORMATS, dashboard_picture, record_json, write_csv, 
 from trainmon.ingest import DEFAULT_ADDRESS, EndpointError, RecordSource, Subscriber
 from trainmon.keys import quit_on_signals
 from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
+from trainmon.relay import Relay
 from trainmon.state import RunState
 from trainmon.view import ViewOptions, render, summary
 from trainmon_client.protocol import Record
+from trainmon_client.security import Curve, create_keypair
 
 __all__ = ["main"]
 
@@ -79,6 +81,46 @@ def _endpoint_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _curve_options(func: F) -> F:
+    options = [
+        click.option(
+            "--curve-secret",
+            metavar="FILE",
+            envvar="TRAINMON_CURVE_SECRET",
+            show_envvar=True,
+            type=click.Path(dir_okay=False, exists=True),
+            help="Encrypt with CURVE: this side's .key_secret file (trainmon keygen).",
+        ),
+        click.option(
+            "--curve-server",
+            metavar="FILE",
+            envvar="TRAINMON_CURVE_SERVER",
+            show_envvar=True,
+            type=click.Path(dir_okay=False, exists=True),
+            help="With --connect: the public .key file of the side that binds.",
+        ),
+        click.option(
+            "--curve-allow",
+            metavar="DIR",
+            envvar="TRAINMON_CURVE_ALLOW",
+            show_envvar=True,
+            type=click.Path(file_okay=False, exists=True),
+            help="With --bind: a directory of the public .key files allowed in.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _curve(secret: str | None, server: str | None, allow: str | None) -> Curve | None:
+    if not (secret or server or allow):
+        return None
+    if not secret:
+        raise click.UsageError("--curve-server and --curve-allow need --curve-secret")
+    return Curve(secret, server, allow)
 
 
 def _display_options(func: F) -> F:
@@ -145,6 +187,7 @@ def _subscriber(
     connect: Sequence[str],
     run: str | None,
     record: str | None = None,
+    curve: Curve | None = None,
 ) -> Iterator[Subscriber]:
     if not bind and not connect:
         bind = (DEFAULT_ADDRESS,)
@@ -158,11 +201,17 @@ def _subscriber(
             stack.callback(recorder.close)
         try:
             source = Subscriber(
-                bind, connect, run=run, on_payload=recorder.write if recorder else None
+                bind,
+                connect,
+                run=run,
+                curve=curve,
+                on_payload=recorder.write if recorder else None,
             )
         except EndpointError as exc:
             raise click.ClickException(str(exc)) from exc
         stack.callback(source.close)
+        for warning in source.warnings:
+            click.echo(f"trainmon: {warning}", err=True)
         yield source
 
 
@@ -175,12 +224,16 @@ def _subscriber(
     type=click.Path(dir_okay=False),
     help="Also append everything received to FILE (see `trainmon replay`).",
 )
+@_curve_options
 def watch(
     bind: tuple[str, ...],
     connect: tuple[str, ...],
     run: str | None,
     exit_when_done: bool,
     record: str | None,
+    curve_secret: str | None,
+    curve_server: str | None,
+    curve_allow: str | None,
     **display: Any,
 ) -> None:
     """Show a live dashboard of the training runs publishing to this monitor.
@@ -190,7 +243,8 @@ def watch(
     --connect tcp://HOST:PORT. Keys: q quits, space pauses the view, e saves
     an SVG picture of the screen.
     """
-    with _subscriber(bind, connect, run, record) as source:
+    curve = _curve(curve_secret, curve_server, curve_allow)
+    with _subscriber(bind, connect, run, record, curve) as source:
         settings, opts, plain = _display(display, exit_when_done, source.address, run)
         _show(source, opts, settings, plain)
         if record is not None:
@@ -235,8 +289,15 @@ def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain:
 
 @main.command(context_settings=_CONTEXT)
 @_endpoint_options
+@_curve_options
 def tail(
-    bind: tuple[str, ...], connect: tuple[str, ...], run: str | None, exit_when_done: bool
+    bind: tuple[str, ...],
+    connect: tuple[str, ...],
+    run: str | None,
+    exit_when_done: bool,
+    curve_secret: str | None,
+    curve_server: str | None,
+    curve_allow: str | None,
 ) -> None:
     """Print each metrics record received as one JSON object per line.
 
@@ -244,7 +305,9 @@ def tail(
     `trainmon tail | jq .metrics.loss`. NaN and infinities are written as
     NaN and Infinity, as Python's json module reads them.
     """
-    with _subscriber(bind, connect, run) as source:
+    with _subscriber(
+        bind, connect, run, None, _curve(curve_secret, curve_server, curve_allow)
+    ) as source:
         sink = _JsonLines(RunState())
         done = DoneWatch()
         with quit_on_signals() as stop:
@@ -274,6 +337,10 @@ class _JsonLines:
     def reject(self, reason: str) -> None:
         self.state.reject(reason)
         click.echo(f"trainmon: rejected a message: {reason}", err=True)
+
+    def refuse(self, reason: str, count: int) -> None:
+        self.state.refuse(reason, count)
+        click.echo(f"trainmon: {reason}", err=True)
 
 
 def _load(files: Sequence[str]) -> Loaded:
@@ -470,3 +537,81 @@ def _start_demo_worker(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option(
+    "--sub-bind",
+    multiple=True,
+    metavar="ENDPOINT",
+    required=True,
+    envvar="TRAINMON_RELAY_SUB",
+    show_envvar=True,
+    help="Workers connect here: Monitor(ENDPOINT) (repeatable).",
+)
+@click.option(
+    "--pub-bind",
+    multiple=True,
+    metavar="ENDPOINT",
+    required=True,
+    envvar="TRAINMON_RELAY_PUB",
+    show_envvar=True,
+    help="Monitors connect here: trainmon watch --connect ENDPOINT (repeatable).",
+)
+@_curve_options
+def relay(
+    sub_bind: tuple[str, ...],
+    pub_bind: tuple[str, ...],
+    curve_secret: str | None,
+    curve_server: str | None,
+    curve_allow: str | None,
+) -> None:
+    """Forward many workers to any number of monitors (ZeroMQ's XSUB/XPUB proxy).
+
+    One relay per job or per node: workers connect to --sub-bind, monitors to
+    --pub-bind, from anywhere that can reach them. A monitor attaching later still
+    gets each worker's history. Runs until Ctrl-C or SIGTERM.
+    """
+    if curve_server:
+        raise click.UsageError("a relay binds both sides: give --curve-secret and --curve-allow")
+    try:
+        forwarder = Relay(sub_bind, pub_bind, _curve(curve_secret, None, curve_allow))
+    except EndpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        for warning in forwarder.warnings:
+            click.echo(f"trainmon: {warning}", err=True)
+        workers = ", ".join(forwarder.endpoints["workers"])
+        monitors = ", ".join(forwarder.endpoints["monitors"])
+        click.echo(f"trainmon relay: workers connect to {workers}; monitors to {monitors}")
+        with quit_on_signals() as stop:
+            while not stop:
+                time.sleep(0.1)
+    finally:
+        forwarder.close()
+    refused = forwarder.refused()
+    click.echo("trainmon relay: stopped" + (f"; {refused} handshakes refused" if refused else ""))
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Key pairs to write [default: server and client].",
+)
+def keygen(directory: str, names: tuple[str, ...]) -> None:
+    """Write CURVE key pairs into DIRECTORY: NAME.key (public), NAME.key_secret (0600).
+
+    Give the binding side (monitor, relay or training) its .key_secret and a
+    directory holding the .key files it allows; give each connecting side its own
+    .key_secret and the binding side's .key.
+    """
+    for name in names or ("server", "client"):
+        try:
+            public, secret = create_keypair(directory, name)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write keys in {directory}: {exc.strerror}") from exc
+        click.echo(f"wrote {public} (public) and {secret} (secret, mode 0600)")

@@ -7,10 +7,21 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from trainmon_client.protocol import MAX_PAYLOAD_BYTES, ProtocolError, Record, decode
+from trainmon_client.security import Curve, ZapHandler, is_loopback
 
-__all__ = ["DEFAULT_ADDRESS", "EndpointError", "RecordSink", "RecordSource", "Subscriber"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "EndpointError",
+    "RecordSink",
+    "RecordSource",
+    "Subscriber",
+    "check_endpoint",
+    "explain_error",
+    "unencrypted_warning",
+]
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 _SCHEMES = ("tcp://", "ipc://", "inproc://")
@@ -22,6 +33,8 @@ class RecordSink(Protocol):
     def apply(self, record: Record, now: float) -> bool: ...
 
     def reject(self, reason: str) -> None: ...
+
+    def refuse(self, reason: str, count: int) -> None: ...
 
 
 class RecordSource(Protocol):
@@ -77,11 +90,17 @@ class Subscriber:
         *,
         run: str | None = None,
         on_payload: Callable[[bytes], None] | None = None,
+        curve: Curve | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
+        bind, connect = list(bind), list(connect)
         self._own_context = context is None
         self._ctx = context or zmq.Context()
         self._sock = self._ctx.socket(zmq.SUB)
+        self._zap: ZapHandler | None = None
+        self._events: zmq.Socket[bytes] | None = None
+        self._refusals_seen = 0
+        self.warnings: list[str] = []
         self._sock.setsockopt(zmq.LINGER, 0)
         # At most this many messages (batches of up to a few hundred records) wait in
         # ZeroMQ's queue: enough for bursts and history re-sends, bounded in memory.
@@ -94,8 +113,13 @@ class Subscriber:
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
+        endpoint = ""
         try:
+            if curve is not None:
+                self._secure(curve, bind, connect)
             for endpoint in bind:
+                if curve is None and not is_loopback(endpoint):
+                    self.warnings.append(unencrypted_warning(endpoint))
                 self._sock.bind(check_endpoint(endpoint))
                 self.endpoints.append(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
             for endpoint in connect:
@@ -103,10 +127,24 @@ class Subscriber:
                 self.endpoints.append(endpoint)
         except zmq.ZMQError as exc:
             self.close()
-            raise EndpointError(_explain(exc, endpoint)) from exc
+            raise EndpointError(explain_error(exc, endpoint)) from exc
         except EndpointError:
             self.close()
             raise
+
+    def _secure(self, curve: Curve, bind: list[str], connect: list[str]) -> None:
+        if bind and connect:
+            raise EndpointError("with encryption, a monitor either binds or connects, not both")
+        try:
+            allowed = curve.apply(self._sock, server=bool(bind))
+        except ValueError as exc:
+            raise EndpointError(str(exc)) from exc
+        if bind:
+            self._zap = ZapHandler(self._ctx, allowed)
+        # Peers that do not speak CURVE at all fail before authentication: watch for it.
+        self._events = self._sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        )
 
     @property
     def address(self) -> str:
@@ -121,6 +159,8 @@ class Subscriber:
         deadline = time.monotonic() + budget_s
         applied = 0
         sock = self._sock
+        if self._zap is not None or self._events is not None:
+            self._report_refusals(sink)
         if not sock.poll(max(int(budget_s * 1000), 0)):
             return 0
         while True:
@@ -143,6 +183,27 @@ class Subscriber:
             if time.monotonic() >= deadline:
                 return applied
 
+    def _report_refusals(self, sink: RecordSink) -> None:
+        while self._events is not None and self._events.poll(0):
+            event = recv_monitor_message(self._events)
+            endpoint = event["endpoint"].decode(errors="replace")
+            sink.refuse(
+                f"handshake failed on {endpoint}: a peer without the right "
+                "encryption (no keys, or not CURVE)",
+                1,
+            )
+        if self._zap is None:
+            return
+        count, latest = self._zap.snapshot()
+        if count > self._refusals_seen:
+            last = latest[-1]
+            key = f" (key {last.key[:12]}…)" if last.key else " (no key)"
+            sink.refuse(
+                f"handshake refused from {last.address}{key}: not an allowed key",
+                count - self._refusals_seen,
+            )
+            self._refusals_seen = count
+
     def clock(self) -> float:
         return time.time()
 
@@ -154,12 +215,25 @@ class Subscriber:
         return False
 
     def close(self) -> None:
+        if self._events is not None:
+            self._events.close(0)
         self._sock.close(0)
+        if self._zap is not None:
+            self._zap.close()
         if self._own_context:
             self._ctx.term()
 
 
-def _explain(exc: zmq.ZMQError, endpoint: str) -> str:
+def unencrypted_warning(endpoint: str) -> str:
+    """What to say when listening beyond this machine without encryption."""
+    return (
+        f"warning: {endpoint} is reachable from other machines and not encrypted: anyone "
+        "who can reach it can read and send metrics. Use --curve-secret/--curve-allow "
+        "(see trainmon keygen) or an SSH tunnel."
+    )
+
+
+def explain_error(exc: zmq.ZMQError, endpoint: str) -> str:
     if exc.errno == zmq.EADDRINUSE:
         return (
             f"cannot listen on {endpoint}: address already in use; another monitor may "

@@ -385,6 +385,8 @@ class RunState:
         self.records = 0  # accepted records
         self.rejected = 0  # messages that failed to decode
         self.last_reject: str | None = None
+        self.refused = 0  # encrypted handshakes refused (a key not allowed)
+        self.last_refusal: str | None = None
         self.duplicates = 0
         self.untracked_runs = 0
         self.first_record_at: float | None = None
@@ -430,6 +432,11 @@ class RunState:
         """Count a message that could not be decoded."""
         self.rejected += 1
         self.last_reject = reason
+
+    def refuse(self, reason: str, count: int = 1) -> None:
+        """Count handshakes refused by authentication."""
+        self.refused += count
+        self.last_refusal = reason
 
     @property
     def workers(self) -> int:

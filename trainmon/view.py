@@ -212,6 +212,8 @@ def stats_panel(state: RunState, run: Run) -> Panel:
         grid.add_row("before", Text(f"{run.not_resent:,} older than history", style="dim"))
     rejected = Text(f"{state.rejected:,}", style="bold red" if state.rejected else "")
     grid.add_row("rejected", rejected)
+    if state.refused:
+        grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="bold red"))
     for name in run.metric_names:
         if name not in shown:
             series = run.series(name)
@@ -298,6 +300,10 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
         text.append(
             f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="bold red"
         )
+    if state.refused:
+        text.append(
+            f"\n{state.refused:,} handshakes refused; last: {state.last_refusal}", style="bold red"
+        )
     return Panel(text, title="No data yet", title_align="left")
 
 
@@ -333,6 +339,8 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
     run = state.current(opts.run)
     if run is None:
         extra = f"; {state.rejected} rejected" if state.rejected else ""
+        if state.refused:
+            extra += f"; {state.refused} handshakes refused ({state.last_refusal})"
         return f"trainmon: waiting for records on {opts.address}{extra}"
     lead = run.lead
     parts = [f"run {run.name}", run.status(now, opts.stall_after_s)]

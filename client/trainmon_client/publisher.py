@@ -34,6 +34,7 @@ from trainmon_client.protocol import (
     PROTOCOL_VERSION,
     pack_payload,
 )
+from trainmon_client.security import Curve, ZapHandler, is_loopback
 
 __all__ = ["DEFAULT_ENDPOINT", "Monitor"]
 
@@ -48,7 +49,13 @@ _SLICE_S: Final = 0.001
 _YIELD_S: Final = 0.0002
 _MAX_BATCH_RECORDS: Final = 128
 _HEARTBEAT_S: Final = 1.0
-_EVENTS: Final = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+_EVENTS: Final = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_CONNECT_RETRIED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+)
 
 _log = logging.getLogger("trainmon_client")
 _now = time.time
@@ -82,6 +89,11 @@ class Monitor:
         record_to: also append every record to this file (flushed every second), so
             the run is kept even if no monitor ever watched; ``trainmon replay`` reads
             it. A forked child records to the same name with ``.PID`` before the suffix.
+        curve_secret: this process's ``.key_secret`` file: encrypt with CURVE
+            (``$TRAINMON_CURVE_SECRET``). Connecting, also give ``curve_server``, the
+            monitor's or relay's ``.key`` file (``$TRAINMON_CURVE_SERVER``); binding,
+            ``curve_allow``, a directory of the monitors' ``.key`` files that may attach
+            (``$TRAINMON_CURVE_ALLOW``).
     """
 
     def __init__(
@@ -97,6 +109,9 @@ class Monitor:
         history: int = 10_000,
         flush_timeout_s: float = 2.0,
         record_to: str | os.PathLike[str] | None = None,
+        curve_secret: str | None = None,
+        curve_server: str | None = None,
+        curve_allow: str | None = None,
     ) -> None:
         self.endpoint = endpoint or os.environ.get("TRAINMON_ENDPOINT") or DEFAULT_ENDPOINT
         if not self.endpoint.startswith(_SCHEMES):
@@ -112,6 +127,7 @@ class Monitor:
         self._max_queue = max_queue
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
+        self.curve = Curve.from_env(curve_secret, curve_server, curve_allow)
         self._latest: dict[str, tuple[float, float]] = {}
         self._closed = False
         self._start()
@@ -229,14 +245,29 @@ class Monitor:
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         events = sock.get_monitor_socket(_EVENTS)
         writer = None
+        self._zap: ZapHandler | None = None
         try:
+            if self.curve is not None:
+                allowed = self.curve.apply(sock, server=self.bind)
+                if self.bind:
+                    self._zap = ZapHandler(self._ctx, allowed)
+            elif self.bind and not is_loopback(self.endpoint):
+                _log.warning(
+                    "trainmon: %s is reachable from other machines and not encrypted; "
+                    "pass curve_secret and curve_allow (see trainmon keygen)",
+                    self.endpoint,
+                )
             (sock.bind if self.bind else sock.connect)(self.endpoint)
             if self.record_to is not None:
                 writer = FrameWriter(self.record_to)
-        except (zmq.ZMQError, OSError, FileFormatError) as exc:
+        except (zmq.ZMQError, OSError, FileFormatError, ValueError) as exc:
             sock.close(0)
             events.close(0)
+            if self._zap is not None:
+                self._zap.close()
             self._ctx.term()
+            if isinstance(exc, ValueError) and not isinstance(exc, FileFormatError):
+                raise
             if isinstance(exc, zmq.ZMQError):
                 verb = "bind" if self.bind else "connect"
                 raise ValueError(f"cannot {verb} {self.endpoint}: {exc.strerror}") from exc
@@ -356,6 +387,8 @@ class _IOLoop:
         except Exception:  # the thread must never take the training down
             _log.exception("trainmon: publisher stopped")
         finally:
+            if mon._zap is not None:
+                mon._zap.close()
             if self.writer is not None:
                 self.writer.close()
             self.events.close(0)
@@ -372,6 +405,17 @@ class _IOLoop:
                     self.refused = True
                 elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                     self.peers += 1
+                elif event in (
+                    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+                    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                ):
+                    self.refused = True
+                    self._warn_once(
+                        "<handshake>",
+                        f"the other side of {self.mon.endpoint} "
+                        "refused the encrypted handshake (check the keys)",
+                        dropped=False,
+                    )
                 else:
                     self.peers = max(self.peers - 1, 0)
         if self.sock in ready:
@@ -485,10 +529,10 @@ class _IOLoop:
             out[name] = number
         return out
 
-    def _warn_once(self, key: str, text: str) -> None:
+    def _warn_once(self, key: str, text: str, dropped: bool = True) -> None:
         if key not in self.warned:
             self.warned.add(key)
-            _log.warning("trainmon: %s; dropped (warned once)", text)
+            _log.warning("trainmon: %s%s", text, "; dropped (warned once)" if dropped else "")
 
     def _wire(self, kind: str, t: float, **fields: Any) -> dict[str, Any]:
         wire = {"v": PROTOCOL_VERSION, "k": kind, "r": self.run_name, "w": self.worker}

@@ -1,0 +1,213 @@
+"""CURVE encryption and authentication for trainmon sockets, and the loopback check.
+
+The side that binds is the CURVE *server*: it holds a secret key and a directory of
+the public keys it accepts. The side that connects is a CURVE *client*: it holds its
+own key pair and the server's public key. Keys are ZeroMQ certificate files, as
+``trainmon keygen`` (or ``zmq.auth.create_certificates``) writes them: ``NAME.key``
+holds the public key, ``NAME.key_secret`` both keys and is readable by its owner only.
+
+Who may connect is decided by a ZAP handler (ZeroMQ's authentication protocol, RFC 27)
+running in a thread beside the socket; it remembers who it refused, and from where, so
+a monitor can say "handshake refused from 10.0.0.7" rather than look like no data.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import zmq
+import zmq.auth
+import zmq.utils.z85
+
+__all__ = [
+    "Curve",
+    "Refusal",
+    "ZapHandler",
+    "create_keypair",
+    "is_loopback",
+    "load_allowed",
+]
+
+_ZAP_ENDPOINT: Final = "inproc://zeromq.zap.01"
+DOMAIN: Final = b"trainmon"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One refused handshake."""
+
+    time: float
+    address: str
+    key: str  # the peer's public key in Z85 text, or "" without one
+
+
+def create_keypair(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
+    """Write ``NAME.key`` (public) and ``NAME.key_secret`` (mode 0600) in ``directory``."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    old_umask = os.umask(0o077)  # the secret file is never readable by others, even briefly
+    try:
+        public, secret = zmq.auth.create_certificates(str(folder), name)
+    finally:
+        os.umask(old_umask)
+    os.chmod(secret, 0o600)
+    os.chmod(public, 0o644)
+    return Path(public), Path(secret)
+
+
+def load_keypair(path: str | os.PathLike[str]) -> tuple[bytes, bytes]:
+    """The (public, secret) keys of a ``.key_secret`` file."""
+    public, secret = zmq.auth.load_certificate(os.fspath(path))
+    if secret is None:
+        raise ValueError(f"{path} holds no secret key (use the .key_secret file)")
+    return public, secret
+
+
+def load_public(path: str | os.PathLike[str]) -> bytes:
+    """The public key in a ``.key`` (or ``.key_secret``) file."""
+    return zmq.auth.load_certificate(os.fspath(path))[0]
+
+
+def load_allowed(directory: str | os.PathLike[str]) -> set[bytes]:
+    """The public keys of every ``.key`` file in ``directory``."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ValueError(f"{directory} is not a directory of public keys")
+    return {load_public(path) for path in sorted(folder.glob("*.key"))}
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """What one socket needs for CURVE, from the options a person gave.
+
+    Args:
+        secret: this side's ``.key_secret`` file.
+        server: the server's ``.key`` file (connecting side only).
+        allow: a directory of accepted ``.key`` files (binding side only).
+    """
+
+    secret: str | None = None
+    server: str | None = None
+    allow: str | None = None
+
+    @classmethod
+    def from_env(
+        cls, secret: str | None = None, server: str | None = None, allow: str | None = None
+    ) -> Curve | None:
+        """Options first, then ``TRAINMON_CURVE_SECRET``/``_SERVER``/``_ALLOW``."""
+        curve = cls(
+            secret or os.environ.get("TRAINMON_CURVE_SECRET") or None,
+            server or os.environ.get("TRAINMON_CURVE_SERVER") or None,
+            allow or os.environ.get("TRAINMON_CURVE_ALLOW") or None,
+        )
+        return curve if (curve.secret or curve.server or curve.allow) else None
+
+    def apply(self, sock: zmq.Socket[bytes], *, server: bool) -> set[bytes]:
+        """Set ``sock``'s CURVE options; the accepted client keys when ``server``.
+
+        Raises ValueError saying which option is missing or which file is unusable.
+        """
+        if not self.secret:
+            raise ValueError("encryption needs this side's secret key (curve secret)")
+        try:
+            public, secret = load_keypair(self.secret)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read secret key {self.secret}: {exc}") from exc
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+        if server:
+            if not self.allow:
+                raise ValueError(
+                    "the binding side needs a directory of allowed public keys (curve allow)"
+                )
+            sock.curve_server = True
+            sock.zap_domain = DOMAIN
+            return load_allowed(self.allow)
+        if not self.server:
+            raise ValueError("the connecting side needs the server's public key (curve server)")
+        try:
+            sock.curve_serverkey = load_public(self.server)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read server key {self.server}: {exc}") from exc
+        return set()
+
+
+class ZapHandler:
+    """Accepts CURVE clients whose public key is allowed; remembers whom it refused.
+
+    One per ZeroMQ context: it answers the authentication requests of every socket of
+    that context that has a ZAP domain.
+    """
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], allowed: Iterable[bytes]):
+        """``allowed``: public keys in Z85 text, as certificate files hold them."""
+        self.allowed = set(allowed)
+        self.refused: deque[Refusal] = deque(maxlen=64)
+        self.refused_count = 0
+        self._lock = threading.Lock()
+        self._sock = context.socket(zmq.REP)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind(_ZAP_ENDPOINT)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trainmon-zap", daemon=True)
+        self._thread.start()
+
+    def snapshot(self) -> tuple[int, list[Refusal]]:
+        """How many handshakes were refused, and the latest ones."""
+        with self._lock:
+            return self.refused_count, list(self.refused)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self._sock.poll(100):
+                    self._answer(self._sock.recv_multipart())
+        finally:
+            self._sock.close(0)
+
+    def _answer(self, request: list[bytes]) -> None:
+        # RFC 27: version, request id, domain, address, identity, mechanism, credentials
+        if len(request) < 6:
+            self._sock.send_multipart([b"1.0", b"", b"500", b"malformed request", b"", b""])
+            return
+        request_id, address, mechanism = request[1], request[3], request[5]
+        raw = request[6] if mechanism == b"CURVE" and len(request) > 6 else b""
+        key = zmq.utils.z85.encode(raw) if len(raw) == 32 else b""  # certificates hold Z85
+        if key and key in self.allowed:
+            self._sock.send_multipart([b"1.0", request_id, b"200", b"OK", b"", b""])
+            return
+        with self._lock:
+            self.refused_count += 1
+            self.refused.append(
+                Refusal(
+                    time.time(),
+                    address.decode(errors="replace"),
+                    key.decode(),
+                )
+            )
+        self._sock.send_multipart([b"1.0", request_id, b"400", b"key not allowed", b"", b""])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a bound ``endpoint`` can only be reached from this machine."""
+    if not endpoint.startswith("tcp://"):
+        return True  # ipc and inproc never leave the machine
+    host = endpoint[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", a host name or an interface name: reachable from outside
