@@ -109,6 +109,11 @@ class Subscriber:
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        # ZeroMQ heartbeats notice a dead link (a cable pulled, a laptop asleep) and
+        # reconnect; the re-subscription then brings the history across again.
+        self._sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        self._sock.setsockopt(zmq.HEARTBEAT_TTL, 3000)
         self._run = run
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")

@@ -202,6 +202,8 @@ class Worker:
     duplicates: int = 0
     client_dropped: int = 0
     not_resent: int = 0  # early records older than the client's history, never sent to us
+    outages: int = 0  # times nothing came for LOST_AFTER_S and then the worker came back
+    longest_outage_s: float = 0.0
     finished: bool = False
     series: dict[str, Series] = field(default_factory=dict)
     untracked_metrics: int = 0
@@ -309,6 +311,13 @@ class Run:
     def not_resent(self) -> int:
         return sum(w.not_resent for w in self.workers.values())
 
+    @property
+    def outages(self) -> tuple[int, float]:
+        """How many times workers went silent and came back, and the longest silence."""
+        workers = self.workers.values()
+        return (sum(w.outages for w in workers),
+                max((w.longest_outage_s for w in workers), default=0.0))
+
     def status(self, now: float, stall_after_s: float) -> str:
         """The run's status: the most hopeful of its workers' statuses."""
         statuses = {w.status(now, stall_after_s) for w in self.workers.values()}
@@ -405,6 +414,10 @@ class RunState:
                 run.untracked_workers += 1
                 return False
             worker = run.workers[record.worker] = Worker(record.worker, now, now)
+        silence = now - worker.last_seen
+        if silence > LOST_AFTER_S and not worker.finished:
+            worker.outages += 1
+            worker.longest_outage_s = max(worker.longest_outage_s, silence)
         worker.last_seen = max(worker.last_seen, now)
         if record.kind == "heartbeat":
             self._heartbeat(worker, record)

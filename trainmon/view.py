@@ -210,6 +210,9 @@ def stats_panel(state: RunState, run: Run) -> Panel:
         grid.add_row("dropped", Text(f"{dropped:,} by the client", style="bold yellow"))
     if run.not_resent:
         grid.add_row("before", Text(f"{run.not_resent:,} older than history", style="dim"))
+    outages, longest = run.outages
+    if outages:
+        grid.add_row("outages", Text(f"{outages:,} (longest {longest:.1f} s)", style="yellow"))
     rejected = Text(f"{state.rejected:,}", style="bold red" if state.rejected else "")
     grid.add_row("rejected", rejected)
     if state.refused:
@@ -393,6 +396,9 @@ def _missed_text(run: Run) -> str:
         text += f" (+{dropped} dropped by clients)"
     if run.not_resent:
         text += f"; {run.not_resent} early records were older than the clients' history"
+    outages, longest = run.outages
+    if outages:
+        text += f"; {outages} outage{'s' if outages > 1 else ''} (longest {longest:.1f} s)"
     return text
 
 

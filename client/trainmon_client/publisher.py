@@ -243,6 +243,11 @@ class Monitor:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        # ZeroMQ heartbeats notice a dead link (a cable pulled, a laptop asleep) and
+        # reconnect; the re-subscription then brings the history across again.
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, 3000)
         events = sock.get_monitor_socket(_EVENTS)
         writer = None
         self._zap: ZapHandler | None = None
