@@ -334,8 +334,8 @@ class _JsonLines:
                 raise SystemExit(0) from None
         return True
 
-    def reject(self, reason: str) -> None:
-        self.state.reject(reason)
+    def reject(self, reason: str, peer: str = "") -> None:
+        self.state.reject(reason, peer)
         click.echo(f"trainmon: rejected a message: {reason}", err=True)
 
     def refuse(self, reason: str, count: int) -> None:

@@ -32,7 +32,7 @@ class RecordSink(Protocol):
 
     def apply(self, record: Record, now: float) -> bool: ...
 
-    def reject(self, reason: str) -> None: ...
+    def reject(self, reason: str, peer: str = "") -> None: ...
 
     def refuse(self, reason: str, count: int) -> None: ...
 
@@ -170,14 +170,15 @@ class Subscriber:
             return 0
         while True:
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                message = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return applied
             now = time.time()
+            frames = [frame.bytes for frame in message]
             try:
                 records = decode(frames)
             except ProtocolError as exc:
-                sink.reject(str(exc))
+                sink.reject(str(exc), _peer(message[0]))
                 continue
             if self._on_payload is not None:
                 self._on_payload(frames[1])
@@ -227,6 +228,14 @@ class Subscriber:
             self._zap.close()
         if self._own_context:
             self._ctx.term()
+
+
+def _peer(frame: zmq.Frame) -> str:
+    """The address a message came from, as ZeroMQ knows it (tcp only)."""
+    try:
+        return str(frame.get("Peer-Address"))
+    except zmq.ZMQError:
+        return "local"
 
 
 def unencrypted_warning(endpoint: str) -> str:

@@ -27,6 +27,7 @@ __all__ = [
 
 LOST_AFTER_S: Final = 5.0  # heartbeats come every second; five missed means gone
 _MAX_GAPS: Final = 64
+_MAX_PEERS: Final = 64
 _RATE_POINTS: Final = 64
 _EPOCH_TIMES: Final = 16
 
@@ -315,8 +316,10 @@ class Run:
     def outages(self) -> tuple[int, float]:
         """How many times workers went silent and came back, and the longest silence."""
         workers = self.workers.values()
-        return (sum(w.outages for w in workers),
-                max((w.longest_outage_s for w in workers), default=0.0))
+        return (
+            sum(w.outages for w in workers),
+            max((w.longest_outage_s for w in workers), default=0.0),
+        )
 
     def status(self, now: float, stall_after_s: float) -> str:
         """The run's status: the most hopeful of its workers' statuses."""
@@ -394,6 +397,7 @@ class RunState:
         self.records = 0  # accepted records
         self.rejected = 0  # messages that failed to decode
         self.last_reject: str | None = None
+        self.rejected_by_peer: dict[str, int] = {}
         self.refused = 0  # encrypted handshakes refused (a key not allowed)
         self.last_refusal: str | None = None
         self.duplicates = 0
@@ -441,10 +445,15 @@ class RunState:
             worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
         return True
 
-    def reject(self, reason: str) -> None:
-        """Count a message that could not be decoded."""
+    def reject(self, reason: str, peer: str = "") -> None:
+        """Count a message that could not be decoded, and who sent it."""
         self.rejected += 1
         self.last_reject = reason
+        if peer:
+            if peer in self.rejected_by_peer or len(self.rejected_by_peer) < _MAX_PEERS:
+                self.rejected_by_peer[peer] = self.rejected_by_peer.get(peer, 0) + 1
+            else:
+                self.rejected_by_peer["others"] = self.rejected_by_peer.get("others", 0) + 1
 
     def refuse(self, reason: str, count: int = 1) -> None:
         """Count handshakes refused by authentication."""

@@ -36,6 +36,7 @@ STATUS_STYLE = {
     "waiting": "dim",
 }
 LOSS_NAMES = ("loss", "train_loss", "training_loss")
+_SUMMARY_METRICS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +214,9 @@ def stats_panel(state: RunState, run: Run) -> Panel:
     outages, longest = run.outages
     if outages:
         grid.add_row("outages", Text(f"{outages:,} (longest {longest:.1f} s)", style="yellow"))
-    rejected = Text(f"{state.rejected:,}", style="bold red" if state.rejected else "")
-    grid.add_row("rejected", rejected)
+    if limits_text(state, run):
+        grid.add_row("limits", Text("reached: see the summary", style="bold yellow"))
+    grid.add_row("rejected", _rejected_text(state))
     if state.refused:
         grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="bold red"))
     for name in run.metric_names:
@@ -223,6 +225,37 @@ def stats_panel(state: RunState, run: Run) -> Panel:
             if series is not None:
                 grid.add_row(name[:14], format_value(series.last))
     return Panel(grid, title="Stats", title_align="left")
+
+
+def _rejected_text(state: RunState) -> Text:
+    """The reject count, with the peer that sent most of them."""
+    if not state.rejected:
+        return Text("0")
+    text = Text(f"{state.rejected:,}", style="bold red")
+    if state.rejected_by_peer:
+        peer, count = max(state.rejected_by_peer.items(), key=lambda item: item[1])
+        text.append(f" ({count:,} from {peer})", style="red")
+    return text
+
+
+def limits_text(state: RunState, run: Run) -> str:
+    """What was left untracked because a limit was reached, or ''."""
+    parts = []
+    if state.untracked_runs:
+        parts.append(
+            f"{state.untracked_runs:,} records of runs past the limit of {state.limits.runs}"
+        )
+    if run.untracked_workers:
+        parts.append(
+            f"{run.untracked_workers:,} records of workers past the limit of {state.limits.workers}"
+        )
+    untracked_metrics = sum(w.untracked_metrics for w in run.workers.values())
+    if untracked_metrics:
+        parts.append(
+            f"{untracked_metrics:,} values of metrics past the limit of "
+            f"{state.limits.metrics} per worker"
+        )
+    return "; ".join(parts)
 
 
 def workers_panel(run: Run, opts: ViewOptions, now: float) -> Panel:
@@ -376,7 +409,7 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
         lines.append(
             f"run {run.name}: {run.status(now, opts.stall_after_s)}, {len(run.workers)} worker(s)"
         )
-        for name in run.metric_names:
+        for name in run.metric_names[:_SUMMARY_METRICS]:
             series = run.series(name)
             if series is None:
                 continue
@@ -384,8 +417,26 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
             if name in LOSS_NAMES and series.best_step is not None:
                 best = f" (best {format_value(series.best)} at step {series.best_step})"
             lines.append(f"  {name}: last {format_value(series.last)}{best}")
+        if len(run.metric_names) > _SUMMARY_METRICS:
+            lines.append(f"  … {len(run.metric_names) - _SUMMARY_METRICS} more metrics")
         lines.append(f"  {_missed_text(run)}")
-    lines.append(f"records received {state.records}, rejected {state.rejected}")
+        if limits_text(state, run):
+            lines.append(f"  limits reached: {limits_text(state, run)}")
+    received = f"records received {state.records}, rejected {state.rejected}"
+    if state.rejected_by_peer:
+        received += (
+            " ("
+            + ", ".join(
+                f"{count} from {peer}"
+                for peer, count in sorted(
+                    state.rejected_by_peer.items(), key=lambda item: -item[1]
+                )[:5]
+            )
+            + ")"
+        )
+    lines.append(received)
+    if state.refused:
+        lines.append(f"handshakes refused {state.refused}; last: {state.last_refusal}")
     return "\n".join(lines)
 
 
