@@ -122,14 +122,21 @@ print(sent)
 
 
 def bench_watch(total: int) -> None:
-    print(f"\n== trainmon watch (dashboard on a pty): {total:,} records as {WORKERS} workers, "
-          "sent flat out by one process ==")
+    print(
+        f"\n== trainmon watch (dashboard on a pty): {total:,} records as {WORKERS} workers, "
+        "sent flat out by one process =="
+    )
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     master, slave = pty.openpty()
     env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm-256color")
-    watch = subprocess.Popen([sys.executable, "-m", "trainmon", "watch", "--bind", endpoint,
-                              "--no-interactive"], stdin=slave, stdout=slave, stderr=slave,
-                             env=env, close_fds=True)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "trainmon", "watch", "--bind", endpoint, "--no-interactive"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     screen: list[bytes] = []
 
@@ -151,8 +158,11 @@ def bench_watch(total: int) -> None:
     try:
         time.sleep(1.0)
         started = time.monotonic()
-        sender = subprocess.Popen([sys.executable, "-c", SENDER, str(total), endpoint,
-                                   str(WORKERS)], stdout=subprocess.PIPE, text=True)
+        sender = subprocess.Popen(
+            [sys.executable, "-c", SENDER, str(total), endpoint, str(WORKERS)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         while sender.poll() is None:
             samples.append((time.monotonic() - started, rss_mb(watch.pid)))
             time.sleep(1.0)
@@ -177,9 +187,11 @@ def bench_watch(total: int) -> None:
     step = max(len(samples) // 12, 1)
     for t, mb in [*samples[::step], samples[-1]]:
         print(f"{t:>8.1f} {mb:>15.1f}")
-    print(f"sent {sent:,} metrics records in {elapsed:.1f} s; the monitor received {received:,} "
-          f"({received / elapsed:,.0f} records/s while drawing the dashboard) and counted "
-          f"{missed:,} missed")
+    print(
+        f"sent {sent:,} metrics records in {elapsed:.1f} s; the monitor received {received:,} "
+        f"({received / elapsed:,.0f} records/s while drawing the dashboard) and counted "
+        f"{missed:,} missed"
+    )
     warm = [mb for t, mb in samples if t >= elapsed * 0.2] or [mb for _, mb in samples]
     print(f"monitor RSS after warm-up: min {min(warm):.1f} MB, max {max(warm):.1f} MB")
 

@@ -104,16 +104,18 @@ class Subscriber:
         self._sock.setsockopt(zmq.LINGER, 0)
         # At most this many messages (batches of up to a few hundred records) wait in
         # ZeroMQ's queue: enough for bursts and history re-sends, bounded in memory.
-        self._sock.setsockopt(zmq.RCVHWM, 2_000)
+        self._sock.setsockopt(zmq.RCVHWM, 500)
         # Larger messages are cut off by ZeroMQ before they are read into memory.
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        # ZeroMQ heartbeats notice a dead link (a cable pulled, a laptop asleep) and
-        # reconnect; the re-subscription then brings the history across again.
-        self._sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        self._sock.setsockopt(zmq.HEARTBEAT_TTL, 3000)
+        # TCP keepalive notices a dead peer on an idle link and makes ZeroMQ reconnect.
+        # (ZeroMQ's own heartbeats are not used: under a flood their pings queue behind
+        # the data, time out, and tear down a healthy connection again and again.)
+        self._sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        self._sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+        self._sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
+        self._sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
         self._run = run
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")

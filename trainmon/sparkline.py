@@ -112,11 +112,18 @@ class Sparkline:
 
     @staticmethod
     def _row(cells: Sequence[tuple[str, Style | None] | None], width: int) -> RenderResult:
-        used = 0
+        """One line, with neighbouring cells of one style joined into one segment."""
+        run: list[str] = []
+        run_style: Style | None = None
         for cell in cells:
             text, style = cell if cell is not None else (" ", None)
-            yield Segment(text, style)
-            used += 1
-        if used < width:
-            yield Segment(" " * (width - used))
+            if style is not run_style and run:
+                yield Segment("".join(run), run_style)
+                run = []
+            run.append(text)
+            run_style = style
+        if run:
+            yield Segment("".join(run), run_style)
+        if len(cells) < width:
+            yield Segment(" " * (width - len(cells)))
         yield Segment.line()

@@ -58,11 +58,18 @@ class Bucket:
     mark: str = ""  # "nan", "+inf" or "-inf" if the bucket held such a value
 
     def add(self, step: int, value: float) -> None:
-        self.first_step = min(self.first_step, step)
+        if step < self.first_step:
+            self.first_step = step
         if step >= self.last_step:
             self.last_step, self.last = step, value
         self.count += 1
-        self._extremes(value)
+        if -math.inf < value < math.inf:
+            if not value >= self.low:  # also true while low is NaN
+                self.low = value
+            if not value <= self.high:
+                self.high = value
+        elif not self.mark:
+            self._extremes(value)
 
     def merge(self, other: Bucket) -> None:
         if other.last_step >= self.last_step:
@@ -147,26 +154,32 @@ class Series:
 
     def add(self, step: int, value: float) -> None:
         points = self.points
-        if not points or step >= points[-1][0]:
+        if points and step < points[-1][0]:
+            self._add_late(step, value)
+        else:
             if len(points) == points.maxlen:
                 self.older.add(*points[0])
             points.append((step, value))
-        elif step < points[0][0] and len(points) == points.maxlen:
-            self.older.add(step, value)  # older than the whole window
-        else:  # a late point (a gap filled by a re-send): keep the window in step order
-            index = len(points)
-            while index > 0 and points[index - 1][0] > step:
-                index -= 1
-            if len(points) == points.maxlen:
-                self.older.add(*points.popleft())
-                index -= 1
-            points.insert(index, (step, value))
         self.count += 1
-        if math.isfinite(value):
+        if -math.inf < value < math.inf:
             if value < self.best:
                 self.best, self.best_step = value, step
         else:
             self.nonfinite += 1
+
+    def _add_late(self, step: int, value: float) -> None:
+        """A point older than the newest (a gap filled by a re-send): keep step order."""
+        points = self.points
+        if step < points[0][0] and len(points) == points.maxlen:
+            self.older.add(step, value)  # older than the whole window
+            return
+        index = len(points)
+        while index > 0 and points[index - 1][0] > step:
+            index -= 1
+        if len(points) == points.maxlen:
+            self.older.add(*points.popleft())
+            index -= 1
+        points.insert(index, (step, value))
 
     def values(self, last: int) -> list[float]:
         """The last ``last`` values at full resolution, oldest first."""

@@ -10,7 +10,6 @@ records logged before the monitor was there are not lost and a late monitor sees
 from __future__ import annotations
 
 import atexit
-import contextlib
 import itertools
 import logging
 import math
@@ -239,15 +238,17 @@ class Monitor:
         self._ctx = zmq.Context()
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-        sock.setsockopt(zmq.SNDHWM, 2_000)  # messages; each a batch of up to 128 records
+        sock.setsockopt(zmq.SNDHWM, 500)  # messages; each a batch of up to 128 records
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        # ZeroMQ heartbeats notice a dead link (a cable pulled, a laptop asleep) and
-        # reconnect; the re-subscription then brings the history across again.
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        sock.setsockopt(zmq.HEARTBEAT_TTL, 3000)
+        # TCP keepalive notices a dead peer on an idle link and makes ZeroMQ reconnect.
+        # (ZeroMQ's own heartbeats are not used: under a flood their pings queue behind
+        # the data, time out, and tear down a healthy connection again and again.)
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
         events = sock.get_monitor_socket(_EVENTS)
         writer = None
         self._zap: ZapHandler | None = None
@@ -288,9 +289,9 @@ class Monitor:
 
             multiprocessing.util.Finalize(self, self.close, exitpriority=10)
 
-    def _count_drop(self) -> None:
+    def _count_drop(self, count: int = 1) -> None:
         with self._drop_lock:
-            self._dropped += 1
+            self._dropped += count
 
     def _current(self, name: str) -> float | None:
         latest = self._latest.get(name)
@@ -344,6 +345,7 @@ class _IOLoop:
         self.logged = 0
         self.peers = 0
         self.refused = False
+        self.deadline = 0.0  # while closing: how long a full pipe may be waited on
         self.prefixes: set[bytes] = set()
         self.history: deque[tuple[int, int, bytes]] = deque()  # (records, first seq, payload)
         self.history_records = 0
@@ -446,9 +448,18 @@ class _IOLoop:
             self._send(payload)
 
     def _send(self, payload: bytes) -> None:
-        # PUB semantics: a full pipe drops (zmq.Again); the monitor counts the gap.
-        with contextlib.suppress(zmq.Again):
-            self.sock.send_multipart((self.topic, payload), flags=zmq.NOBLOCK)
+        """Send without blocking; a full pipe drops the batch and the monitor counts the gap.
+
+        While closing (``deadline`` set) a full pipe is waited on instead, up to it.
+        """
+        while True:
+            try:
+                self.sock.send_multipart((self.topic, payload), flags=zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                if time.monotonic() >= self.deadline:
+                    return
+                time.sleep(0.005)
 
     def _drain(self, until: float) -> bool:
         """Turn queued calls into records and send them; True if more are waiting."""
@@ -584,8 +595,19 @@ class _IOLoop:
             if self.peers == 0 and (self.mon.bind or self.refused):
                 break
             self._poll(10)
-        while self.mon._queue and time.monotonic() < deadline:
-            self._drain(deadline)
+        if self.subscribed:
+            # From here a full pipe makes send() say so (rather than drop silently), so
+            # the last records and the bye wait for a slow monitor, up to the deadline.
+            self.sock.setsockopt(zmq.XPUB_NODROP, 1)
+        # Keep the last quarter of the budget for the bye, which carries the final counts.
+        flush_until = deadline - (deadline - time.monotonic()) / 4
+        self.deadline = flush_until
+        while self.mon._queue and time.monotonic() < flush_until:
+            self._drain(flush_until)
+        if self.mon._queue:  # out of time: these are dropped, and counted as such
+            self.mon._count_drop(len(self.mon._queue))
+            self.mon._queue.clear()
+        self.deadline = deadline
         self._publish([self._wire("bye", _now(), c=self._counters())])
         if self.subscribed:
             remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)

@@ -1,0 +1,321 @@
+"""Ingest load: how many records a drawing ``trainmon watch`` takes in, and what it misses.
+
+For each scenario, N real publisher processes (the trainmon client) log records with
+5 metrics, flat out or paced, into:
+
+* a bare SUB loop (receive and ``msgpack.unpackb`` only, nothing else): the ceiling;
+* a real ``trainmon watch`` drawing its dashboard on a pseudo-terminal at 10 frames/s.
+
+Rates are records received per second from the first record to the last one taken in
+(for watch: until it exits, less its 2 s grace after the last bye).
+Each publisher reports what it logged and what its own full queue made it drop; the
+receiver reports what it received and (for watch) what it counted as missed. The
+accounting must close exactly: received + missed = sent (hello and bye included),
+where sent = logged - dropped by the client. Also printed: the monitor's CPU, and the
+time to render one frame with 64 workers and 20 metrics, measured in this process.
+
+Run: ``python scripts/bench_ingest.py`` (about 3 minutes) or ``--quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import os
+import pty
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from rich.console import Console
+
+from trainmon.state import RunState
+from trainmon.view import ViewOptions, render
+from trainmon_client.protocol import Record
+
+PUBLISHER = """
+import sys, time
+from trainmon_client import Monitor
+endpoint, seconds, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+mon = Monitor(endpoint, run="load", flush_timeout_s=10)
+deadline = time.perf_counter() + seconds
+logged = step = 0
+interval = 1.0 / rate if rate else 0.0
+next_at = time.perf_counter()
+while True:
+    now = time.perf_counter()
+    if now >= deadline:
+        break
+    if interval:
+        if now < next_at:
+            time.sleep(min(next_at - now, 0.002))
+            continue
+        next_at += interval
+    v = 1.0 / (step + 1)
+    mon.log(loss=v, accuracy=v, grad_norm=v, lr=v, throughput=v, step=step)
+    step += 1
+    if not interval and step % 1024 == 0:
+        time.sleep(0)
+mon.close()
+print(step, mon.dropped, flush=True)
+"""
+
+BARE = """
+import sys, time, zmq, msgpack
+ctx = zmq.Context()
+sock = ctx.socket(zmq.SUB)
+sock.setsockopt(zmq.RCVHWM, 2000)
+sock.bind(sys.argv[1])
+sock.subscribe(b"")
+print("ready", flush=True)
+received, idle_since, first, last = 0, None, 0.0, 0.0
+while True:
+    if sock.poll(100):
+        frames = sock.recv_multipart()
+        batch = msgpack.unpackb(frames[1])
+        received += len(batch) if isinstance(batch, list) else 1
+        last = time.monotonic()
+        first = first or last
+        idle_since = None
+    elif received:
+        idle_since = idle_since or time.monotonic()
+        if time.monotonic() - idle_since > float(sys.argv[2]):
+            break
+print(received, last - first, flush=True)
+"""
+
+
+def free_endpoint() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_publishers(
+    endpoint: str, count: int, seconds: float, rate: float
+) -> tuple[int, int, float]:
+    """Logged and client-dropped records of ``count`` publishers, and their wall time."""
+    started = time.monotonic()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PUBLISHER, endpoint, str(seconds), str(rate)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    logged = dropped = 0
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=seconds + 60)
+            a, b = out.split()
+            logged, dropped = logged + int(a), dropped + int(b)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    return logged, dropped, time.monotonic() - started
+
+
+def bare(count: int, seconds: float, rate: float) -> dict[str, float]:
+    endpoint = free_endpoint()
+    sink = subprocess.Popen(
+        [sys.executable, "-c", BARE, endpoint, "3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert sink.stdout is not None
+        sink.stdout.readline()
+        logged, dropped, _ = run_publishers(endpoint, count, seconds, rate)
+        out, _ = sink.communicate(timeout=120)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+    received, span = int(out.split()[-2]), float(out.split()[-1])  # first to last record
+    return {
+        "sent": logged - dropped,
+        "client_dropped": dropped,
+        "received": received,
+        "rate": received / max(span, 1e-9),
+    }
+
+
+def watch(count: int, seconds: float, rate: float) -> dict[str, float]:
+    endpoint = free_endpoint()
+    master, slave = pty.openpty()
+    env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm-256color")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainmon",
+            "watch",
+            "--bind",
+            endpoint,
+            "--no-interactive",
+            "--exit-when-done",
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+            del chunks[:-100]
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        time.sleep(1.0)
+        cpu0, started = cpu_s(proc.pid), time.monotonic()
+        logged, dropped, elapsed = run_publishers(endpoint, count, seconds, rate)
+        # The monitor is busy ingesting while it uses more than 40% of a core (drawing
+        # alone takes far less); it exits 2 s after the last bye (--exit-when-done).
+        samples = [(time.monotonic(), cpu0)]
+        while proc.poll() is None and time.monotonic() - started < elapsed + 30:
+            samples.append((time.monotonic(), cpu_s(proc.pid)))
+            time.sleep(0.1)
+        busy_until = max(
+            (t for (t0, c0), (t, c) in itertools.pairwise(samples)
+             if (c - c0) / (t - t0) > 0.4),
+            default=started + elapsed,
+        )
+        busy = max(busy_until - started, 1e-9)
+        cpu1 = max(c for t, c in samples if t <= busy_until)
+        if proc.poll() is None:
+            print("(no bye from some worker within 30 s: stopping the monitor)", flush=True)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+        reader.join(timeout=2)
+        os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    received = int(re.search(r"records received (\d+)", text).group(1))  # type: ignore[union-attr]
+    missed = 0 if "nothing missed" in text else int(re.search(r"missed (\d+)", text).group(1))  # type: ignore[union-attr]
+    return {
+        "sent": logged - dropped + 2 * count,
+        "client_dropped": dropped,
+        "received": received,
+        "missed": missed,
+        "rate": (received - 2 * count) / busy,
+        "cpu": (cpu1 - cpu0) / busy,
+    }
+
+
+def frame_ms(workers: int = 64, metrics: int = 20, width: int = 120, height: int = 40) -> float:
+    state = RunState()
+    now = 1000.0
+    names = [f"metric_{i}" for i in range(metrics - 3)] + ["loss", "accuracy", "grad_norm"]
+    for w in range(workers):
+        state.apply(
+            Record(
+                "hello",
+                "load",
+                f"w{w}",
+                0,
+                now,
+                info={"host": f"node{w // 8}", "pid": 100 + w, "rank": w, "epochs": 10},
+            ),
+            now,
+        )
+    for step in range(1, 2001):
+        for w in range(workers):
+            state.apply(
+                Record(
+                    "metrics",
+                    "load",
+                    f"w{w}",
+                    step,
+                    now + step * 0.01,
+                    step=step,
+                    epoch=step // 200,
+                    metrics=dict.fromkeys(names, 1.0 / step),
+                ),
+                now + step * 0.01,
+            )
+    console = Console(
+        file=io.StringIO(),
+        width=width,
+        height=height,
+        force_terminal=True,
+        color_system="truecolor",
+        legacy_windows=False,
+    )
+    times = []
+    for _ in range(30):
+        started = time.perf_counter()
+        console.print(render(state, ViewOptions(), now + 20.5))
+        times.append((time.perf_counter() - started) * 1000)
+        console.file.seek(0)
+        console.file.truncate()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter scenarios")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    seconds = 3.0 if args.quick else args.seconds
+    scenarios = [(1, 0.0), (4, 0.0), (16, 0.0), (16, 2000.0), (16, 10000.0)]
+    if args.quick:
+        scenarios = [(1, 0.0), (16, 2000.0)]
+    print(
+        f"trainmon ingest benchmark: {seconds:g} s per scenario, {os.cpu_count()} CPUs, "
+        f"5 metrics per record\n"
+    )
+    print(
+        f"{'publishers':>10} {'pace/s each':>11} | {'bare rec/s':>11} | {'watch rec/s':>11} "
+        f"{'ratio':>6} {'sent':>10} {'received':>10} {'missed':>9} {'r+m=sent':>8} "
+        f"{'client drop':>11} {'watch CPU':>9}"
+    )
+    for count, rate in scenarios:
+        ceiling = bare(count, seconds, rate)
+        result = watch(count, seconds, rate)
+        closes = result["received"] + result["missed"] == result["sent"]
+        print(
+            f"{count:>10} {('flat' if not rate else f'{rate:,.0f}'):>11} | "
+            f"{ceiling['rate']:>11,.0f} | {result['rate']:>11,.0f} "
+            f"{result['rate'] / ceiling['rate']:>6.2f} {result['sent']:>10,.0f} "
+            f"{result['received']:>10,.0f} {result['missed']:>9,.0f} "
+            f"{'yes' if closes else 'NO':>8} {result['client_dropped']:>11,.0f} "
+            f"{result['cpu'] * 100:>8.0f}%",
+            flush=True,
+        )
+    print(f"\nframe render, 64 workers x 20 metrics, 120x40: {frame_ms():.1f} ms (median of 30)")
+    print(
+        f"frame render, 64 workers x 20 metrics, 200x60: "
+        f"{frame_ms(width=200, height=60):.1f} ms (median of 30)"
+    )
+
+
+if __name__ == "__main__":
+    main()

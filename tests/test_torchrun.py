@@ -1,0 +1,45 @@
+"""A real distributed job: torchrun with 4 CPU ranks (gloo), every rank publishing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, BackgroundMonitor, free_endpoint, stop
+
+if os.environ.get("CI"):
+    import torch  # noqa: F401  -- CI installs the torch extra: a missing torch is a failure
+else:
+    pytest.importorskip("torch", reason="pip install '.[torch]' to run the torchrun test")
+
+
+def test_torchrun_four_ranks() -> None:
+    """The monitor shows four workers with ranks 0-3 of world 4, each with its whole run."""
+    endpoint = free_endpoint()
+    monitor = BackgroundMonitor([endpoint])
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
+         str(ROOT / "scripts" / "example_ddp.py"), "--endpoint", endpoint, "--epochs", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = job.communicate(timeout=240)
+        assert job.returncode == 0, out
+        monitor.wait(lambda: len(monitor.state.runs) == 1
+                     and next(iter(monitor.state.runs.values())).finished
+                     and len(next(iter(monitor.state.runs.values())).workers) == 4,
+                     timeout_s=30, what="four finished ranks")
+        run = next(iter(monitor.state.runs.values()))
+        workers = sorted(run.workers.values(), key=lambda w: w.rank or 0)
+        assert [(w.rank, w.world) for w in workers] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+        for worker in workers:
+            loss = worker.series["loss"]
+            assert loss.count == 2 * (4096 // 4 // 64) and worker.missed == 0
+            assert loss.points[-1][1] < loss.points[0][1] / 2, "the model learned"
+            assert worker.series["grad_norm"].count == loss.count
+    finally:
+        stop(job)
+        monitor.close()
