@@ -31,9 +31,9 @@ SEEDS = [
 
 
 def one_input(data: bytes) -> None:
-    fdp = atheris.FuzzedDataProvider(data)
-    topic = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 8))
-    payload = fdp.ConsumeBytes(fdp.remaining_bytes())
+    # first byte: topic length; then the topic; the rest is the payload
+    length = data[0] % 9 if data else 0
+    topic, payload = data[1 : 1 + length], data[1 + length :]
     for call in (lambda: decode([topic, payload]), lambda: decode_payload(payload)):
         try:
             records = call()

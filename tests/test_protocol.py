@@ -94,6 +94,8 @@ BAD = [
     pytest.param(_frames(_good(v=2)), id="future version"),
     pytest.param(_frames(_good(v=None)), id="no version"),
     pytest.param(_frames(_good(k="evil")), id="unknown kind"),
+    pytest.param(_frames(_good(k={"a": 1})), id="kind is a map (found by the fuzzer)"),
+    pytest.param(_frames(_good(k=[1])), id="kind is a list"),
     pytest.param(_frames(_good(s=-1)), id="negative seq"),
     pytest.param(_frames(_good(s="1")), id="string seq"),
     pytest.param(_frames(_good(t=math.nan)), id="nan time"),

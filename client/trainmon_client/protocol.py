@@ -184,7 +184,7 @@ def _record(item: object) -> Record:
     if version != PROTOCOL_VERSION:
         raise ProtocolError(f"unsupported protocol version {version!r}")
     kind = item.get("k")
-    if kind not in KINDS:
+    if type(kind) is not str or kind not in KINDS:  # a map here would be unhashable
         raise ProtocolError(f"unknown record kind {kind!r}")
     run = _name(item.get("r"), "run")
     worker = _name(item.get("w"), "worker")
