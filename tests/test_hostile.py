@@ -20,8 +20,17 @@ from trainmon_client.protocol import Record, decode
 
 
 def _wire(worker: str, seq: int, run: str = "evil", **changes: object) -> dict[str, object]:
-    wire: dict[str, object] = {"v": 1, "k": "metrics", "r": run, "w": worker, "s": seq,
-                               "t": 1000.0 + seq, "st": seq, "ep": 0, "m": {"loss": 1.0}}
+    wire: dict[str, object] = {
+        "v": 1,
+        "k": "metrics",
+        "r": run,
+        "w": worker,
+        "s": seq,
+        "t": 1000.0 + seq,
+        "st": seq,
+        "ep": 0,
+        "m": {"loss": 1.0},
+    }
     wire.update(changes)
     return wire
 
@@ -43,8 +52,9 @@ def _attack() -> tuple[list[list[bytes]], int]:
         [b"evil", msgpack.packb(_wire("w", 1, st=2**62))],
         [b"evil", msgpack.packb(_wire("w" * 500, 1))],
     ]
-    bad += [[b"evil", bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 64)))]
-            for _ in range(100)]
+    bad += [
+        [b"evil", bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 64)))] for _ in range(100)
+    ]
     # Valid in shape but abusive in number: many metric names, many fake workers,
     # NaN/Inf values, time going backwards. These are accepted up to the limits.
     flood: list[list[bytes]] = []
@@ -52,8 +62,10 @@ def _attack() -> tuple[list[list[bytes]], int]:
         names = {f"metric_{i}": float(i) for i in range(start, start + 250)}
         flood.append([b"evil", msgpack.packb(_wire("many-metrics", start // 250 + 1, m=names))])
     for start in range(0, 10_000, 1000):
-        batch = [_wire(f"fake-{i}", 1, t=1000.0 - i, m={"loss": math.nan, "g": math.inf})
-                 for i in range(start, start + 1000)]
+        batch = [
+            _wire(f"fake-{i}", 1, t=1000.0 - i, m={"loss": math.nan, "g": math.inf})
+            for i in range(start, start + 1000)
+        ]
         flood.append([b"evil", msgpack.packb(batch)])
     # a handful of the hostile messages could be valid by chance: count what decode says
     rejected = 0
@@ -87,8 +99,16 @@ def test_hostile_peer_cannot_hurt_the_monitor() -> None:
         for message in messages:
             evil.send_multipart(message)
             source.drain(state, budget_s=0)
-        drain_until(source, state, lambda: state.rejected >= must_reject
-                    and "good" in state.runs and state.runs["good"].finished, timeout_s=30)
+        drain_until(
+            source,
+            state,
+            lambda: (
+                state.rejected >= must_reject
+                and "good" in state.runs
+                and state.runs["good"].finished
+            ),
+            timeout_s=30,
+        )
         # the good run is whole
         good_run = state.runs["good"]
         assert good_run.series("loss").count == 500 and good_run.missed == 0
@@ -121,11 +141,21 @@ records = st.builds(
     step=st.none() | st.integers(0, 2**53),
     epoch=st.none() | st.integers(0, 1000),
     metrics=st.dictionaries(st.sampled_from(["loss", "acc", "x"]), st.floats(), max_size=3),
-    counters=st.fixed_dictionaries({"logged": st.integers(0, 10**6),
-                                    "dropped": st.integers(0, 10**6),
-                                    "queued": st.integers(0, 10**6)}),
-    info=st.fixed_dictionaries({"host": st.just("h")}, optional={
-        "rank": st.integers(0, 8), "epochs": st.integers(1, 10), "from": st.integers(1, 300)}),
+    counters=st.fixed_dictionaries(
+        {
+            "logged": st.integers(0, 10**6),
+            "dropped": st.integers(0, 10**6),
+            "queued": st.integers(0, 10**6),
+        }
+    ),
+    info=st.fixed_dictionaries(
+        {"host": st.just("h")},
+        optional={
+            "rank": st.integers(0, 8),
+            "epochs": st.integers(1, 10),
+            "from": st.integers(1, 300),
+        },
+    ),
 )
 
 
@@ -141,7 +171,8 @@ def test_state_survives_any_record_sequence(batch: list[Record], times: list[flo
         for worker in run.workers.values():
             assert worker.missed >= 0 and len(worker.series) <= 2
             assert worker.missed == sum(hi - lo + 1 for lo, hi in worker.gaps) or (
-                len(worker.gaps) == 64)
+                len(worker.gaps) == 64
+            )
             for series in worker.series.values():
                 steps = [s for s, _ in series.points]
                 assert steps == sorted(steps) and len(steps) <= 16

@@ -79,27 +79,68 @@ def test_cut_link_between_two_hosts(hosts: tuple[str, str, str], tmp_path: Path)
     train, watch, link = hosts
     endpoint = f"tcp://{SUBNET}.1:5556"
     pub = subprocess.Popen(
-        ["ip", "netns", "exec", train, sys.executable, str(PUBLISHER), endpoint, "--bind",
-         "--count", "2500", "--delay", "0.01", "--epochs", "5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        [
+            "ip",
+            "netns",
+            "exec",
+            train,
+            sys.executable,
+            str(PUBLISHER),
+            endpoint,
+            "--bind",
+            "--count",
+            "2500",
+            "--delay",
+            "0.01",
+            "--epochs",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     mon = subprocess.Popen(
-        ["ip", "netns", "exec", watch, sys.executable, "-m", "trainmon", "watch", "--plain",
-         "--plain-interval", "0.5", "--connect", endpoint, "--exit-when-done"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            "ip",
+            "netns",
+            "exec",
+            watch,
+            sys.executable,
+            "-m",
+            "trainmon",
+            "watch",
+            "--plain",
+            "--plain-interval",
+            "0.5",
+            "--connect",
+            endpoint,
+            "--exit-when-done",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out = _Lines(mon)
     try:
-        running = wait_for(lambda: out.seen("· running ·"), timeout_s=20,
-                           what="the monitor to see the worker running")
+        running = wait_for(
+            lambda: out.seen("· running ·"),
+            timeout_s=20,
+            what="the monitor to see the worker running",
+        )
         _ip("-n", train, "link", "set", link, "down")
         cut_at = time.monotonic()
         try:
-            lost = wait_for(lambda: out.seen("· lost ·", running), timeout_s=15,
-                            what="the worker shown as lost")
+            lost = wait_for(
+                lambda: out.seen("· lost ·", running), timeout_s=15, what="the worker shown as lost"
+            )
             time.sleep(max(0.0, 7.0 - (time.monotonic() - cut_at)))  # the outage itself
         finally:
             _ip("-n", train, "link", "set", link, "up")
-        wait_for(lambda: out.seen("· running ·", lost), timeout_s=20,
-                 what="the worker running again after the link came back")
+        wait_for(
+            lambda: out.seen("· running ·", lost),
+            timeout_s=20,
+            what="the worker running again after the link came back",
+        )
         assert mon.wait(timeout=60) == 0, "\n".join(out.lines)
         assert pub.wait(timeout=30) == 0
         summary = "\n".join(out.lines[-6:])

@@ -23,16 +23,36 @@ def test_torchrun_four_ranks() -> None:
     monitor = BackgroundMonitor([endpoint])
     env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
     job = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
-         str(ROOT / "scripts" / "example_ddp.py"), "--endpoint", endpoint, "--epochs", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "4",
+            str(ROOT / "scripts" / "example_ddp.py"),
+            "--endpoint",
+            endpoint,
+            "--epochs",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         out, _ = job.communicate(timeout=240)
         assert job.returncode == 0, out
-        monitor.wait(lambda: len(monitor.state.runs) == 1
-                     and next(iter(monitor.state.runs.values())).finished
-                     and len(next(iter(monitor.state.runs.values())).workers) == 4,
-                     timeout_s=30, what="four finished ranks")
+        monitor.wait(
+            lambda: (
+                len(monitor.state.runs) == 1
+                and next(iter(monitor.state.runs.values())).finished
+                and len(next(iter(monitor.state.runs.values())).workers) == 4
+            ),
+            timeout_s=30,
+            what="four finished ranks",
+        )
         run = next(iter(monitor.state.runs.values()))
         workers = sorted(run.workers.values(), key=lambda w: w.rank or 0)
         assert [(w.rank, w.world) for w in workers] == [(0, 4), (1, 4), (2, 4), (3, 4)]

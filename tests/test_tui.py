@@ -182,3 +182,23 @@ def test_replay_plays_pauses_and_saves_the_screen(tmux: Tmux, tmp_path: Path) ->
     tmux.keys("q")
     screen = tmux.wait_text("REPLAY-DONE-42")
     assert f"{path}: " in screen.replace("\n", "") and "intact" in screen
+
+
+def test_chart_and_smoothing_keys(tmux: Tmux, tmp_path: Path) -> None:
+    """c switches the main panel to a chart of the whole run; s changes the smoothing."""
+    endpoint = free_endpoint()
+    _start_watch(tmux, tmp_path, endpoint)
+    pub = start_publisher(endpoint, count=4000, delay_s=0.003)
+    try:
+        tmux.wait_text("loss · last")
+        tmux.keys("c")
+        tmux.wait_text("smoothed 0.60")
+        assert "┤" in tmux.screen()
+        tmux.keys("s")
+        tmux.wait_text("smoothed 0.80")
+        tmux.keys("c")
+        tmux.wait_text("loss · last")
+        tmux.keys("q")
+        _assert_restored(tmux, tmp_path)
+    finally:
+        stop(pub)

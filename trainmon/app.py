@@ -18,7 +18,15 @@ from trainmon.keys import Action, quit_on_signals, terminal_keys
 from trainmon.state import RunState
 from trainmon.view import ViewOptions, footer, header, render, status_line
 
-__all__ = ["AppSettings", "DoneWatch", "is_done", "run_dashboard", "run_plain", "save_screen"]
+__all__ = [
+    "AppSettings",
+    "DoneWatch",
+    "is_done",
+    "next_smoothing",
+    "run_dashboard",
+    "run_plain",
+    "save_screen",
+]
 
 _DRAIN_SLICE_S = 0.02
 _NOTICE_S = 6.0
@@ -108,6 +116,12 @@ def run_dashboard(
                     opts = replace(opts, paused=not opts.paused, paused_records=0)
                     source.set_paused(opts.paused)
                     frozen, paused_at = None, state.records
+                elif action is Action.TOGGLE_CHART:
+                    opts = replace(opts, chart=not opts.chart)
+                    frozen = None
+                elif action is Action.CYCLE_SMOOTHING:
+                    opts = replace(opts, smoothing=next_smoothing(opts.smoothing))
+                    frozen = None
                 elif action is Action.EXPORT:
                     frame = frozen if frozen is not None else render(state, opts, now)
                     opts = replace(
@@ -132,6 +146,15 @@ def run_dashboard(
                     live.update(render(state, opts, now), refresh=True)
                 next_frame = time.monotonic() + settings.refresh_s
     return opts
+
+
+SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
+
+
+def next_smoothing(weight: float) -> float:
+    """The next smoothing weight in the cycle off, 0.6, 0.8, 0.9, 0.95, 0.99."""
+    later = [w for w in SMOOTHING_STEPS if w > weight + 1e-9]
+    return later[0] if later else SMOOTHING_STEPS[0]
 
 
 def _frame(state: RunState, opts: ViewOptions, now: float) -> Layout:

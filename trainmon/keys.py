@@ -24,6 +24,8 @@ class Action(enum.Enum):
     QUIT = "quit"
     TOGGLE_PAUSE = "pause"
     EXPORT = "export"
+    TOGGLE_CHART = "chart"
+    CYCLE_SMOOTHING = "smoothing"
 
 
 KEYMAP: Final[dict[str, Action]] = {
@@ -32,6 +34,8 @@ KEYMAP: Final[dict[str, Action]] = {
     " ": Action.TOGGLE_PAUSE,
     "e": Action.EXPORT,
     "E": Action.EXPORT,
+    "c": Action.TOGGLE_CHART,
+    "s": Action.CYCLE_SMOOTHING,
     "\x03": Action.QUIT,  # Ctrl-C, should the terminal deliver it as a byte
 }
 

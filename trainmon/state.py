@@ -187,6 +187,11 @@ class Series:
         start = max(len(points) - last, 0)
         return [points[i][1] for i in range(start, len(points))]
 
+    def history_points(self) -> list[tuple[int, float, float, float]]:
+        """The whole series as (step, last, low, high): buckets, then the recent points."""
+        older = [(b.last_step, b.last, b.low, b.high) for b in self.older.in_order()]
+        return older + [(step, value, value, value) for step, value in self.points]
+
     def history(self) -> list[Bucket]:
         """The whole series: downsampled buckets, then the recent points as buckets of one."""
         return self.older.in_order() + [_bucket(step, value) for step, value in self.points]

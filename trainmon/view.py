@@ -16,6 +16,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from trainmon.chart import Line, LineChart, ema
 from trainmon.sparkline import Sparkline
 from trainmon.state import ACCURACY_NAMES, GRAD_NAMES, Run, RunState, Worker
 
@@ -51,6 +52,8 @@ class ViewOptions:
     address: str = ""  # where the monitor listens or connects, for the waiting screen
     interactive: bool = True
     notice: str = ""  # a passing message in the footer, e.g. where a screenshot went
+    chart: bool = False  # the main metric as a line chart of the whole run (key c)
+    smoothing: float = 0.6  # EMA weight of the chart's smoothed line (key s cycles)
 
 
 def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
@@ -165,6 +168,17 @@ def loss_panel(run: Run, opts: ViewOptions) -> Panel:
     bad = len(values) - len(finite)
     if bad:
         caption.append(f"  {bad} non-finite", style="bold red")
+    if opts.chart:
+        raw = series.history_points()
+        lines = [Line(raw, "cyan")]
+        if opts.smoothing:
+            smooth = ema([point[1] for point in raw], opts.smoothing)
+            smoothed = [(p[0], v, v, v) for p, v in zip(raw, smooth, strict=True)]
+            lines.append(Line(smoothed, "bold yellow", band=False))
+        title = f"{name} · all {series.count:,} steps"
+        if opts.smoothing:
+            title += f" · smoothed {opts.smoothing:.2f}"
+        return Panel(_FillHeight(LineChart(lines), caption), title=title, title_align="left")
     return Panel(
         _FillHeight(values, caption),
         title=f"{name} · last {len(values)}",
@@ -173,15 +187,19 @@ def loss_panel(run: Run, opts: ViewOptions) -> Panel:
 
 
 class _FillHeight:
-    """A sparkline as tall as its panel allows, with a caption line under it."""
+    """A sparkline (or a chart) as tall as its panel allows, with a caption line under it."""
 
-    def __init__(self, values: list[float], caption: Text) -> None:
+    def __init__(self, values: list[float] | LineChart, caption: Text) -> None:
         self.values = values
         self.caption = caption
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         height = max((options.height or 4) - 1, 1)
-        yield Sparkline(self.values, height=height)
+        if isinstance(self.values, LineChart):
+            self.values.height = height
+            yield self.values
+        else:
+            yield Sparkline(self.values, height=height)
         yield self.caption
 
 
@@ -318,8 +336,11 @@ class _WorkersTable:
         if hidden:
             yield Text(f"  … {hidden:,} more workers not shown", style="dim")
         if self.untracked:
-            yield Text(f"  worker limit reached: {self.untracked:,} records of further "
-                       "workers not tracked", style="bold yellow")
+            yield Text(
+                f"  worker limit reached: {self.untracked:,} records of further "
+                "workers not tracked",
+                style="bold yellow",
+            )
 
 
 def grid_lines(
@@ -427,8 +448,12 @@ def footer(opts: ViewOptions) -> Text:
         text.append(" quit · ")
         text.append("space", style="bold")
         text.append(" pause · ")
+        text.append("c", style="bold")
+        text.append(" chart · ")
+        text.append("s", style="bold")
+        text.append(" smoothing · ")
         text.append("e", style="bold")
-        text.append(" save svg · training never waits for this window")
+        text.append(" save svg")
     else:
         text.append(" Ctrl-C quits · training is never affected by this window")
     return text

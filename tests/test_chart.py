@@ -1,0 +1,89 @@
+"""The Braille line chart and smoothing, rendered to a StringIO console."""
+
+from __future__ import annotations
+
+import math
+
+from tests.test_state import fed, hello, metrics
+from tests.test_view import screen, text
+from trainmon.app import next_smoothing
+from trainmon.chart import Line, LineChart, Point, ema, y_range
+from trainmon.view import ViewOptions
+
+
+def chart(points: list[Point], width: int = 40, height: int = 6, **options: object) -> str:
+    return text(LineChart([Line(points)], height=height, **options), width, height)  # type: ignore[arg-type]
+
+
+def raw(values: list[float]) -> list[Point]:
+    return [Point(i, v, v, v) for i, v in enumerate(values)]
+
+
+def test_ema_is_debiased_like_tensorboard() -> None:
+    """The first smoothed value is the first value; weight 0 is no smoothing."""
+    values = [4.0, 2.0, 0.0]
+    assert ema(values, 0.0) == values
+    smooth = ema(values, 0.6)
+    assert smooth[0] == 4.0
+    assert math.isclose(smooth[1], (0.6 * 0.4 * 4 + 0.4 * 2) / (1 - 0.36))
+    assert math.isnan(ema([1.0, math.nan, 1.0], 0.5)[1])
+
+
+def test_y_range_ignores_outliers_when_asked() -> None:
+    """A huge first loss does not flatten the curve with the robust range."""
+    values = [1000.0] + [1.0 + i / 100 for i in range(100)]
+    assert y_range(values) == (1.0, 1000.0)
+    low, high = y_range(values, robust=True) or (0, 0)
+    assert low >= 1.0 and high < 2.0
+    assert y_range([math.nan]) is None
+    assert y_range([10.0, 1000.0], log=True) == (1.0, 3.0)
+
+
+def test_chart_axes_and_shape() -> None:
+    """A falling line starts top-left and ends bottom-right, with labelled axes."""
+    out = chart(raw([float(10 - i) for i in range(11)]))
+    lines = out.splitlines()
+    assert len(lines) == 6
+    assert lines[0].lstrip().startswith("10.0 ┤") and "└0" in lines[-1] and "10" in lines[-1]
+    plot = [line.split("┤")[-1].split("│")[-1] for line in lines[:-1]]
+    assert plot[0].strip() and plot[0].index(plot[0].strip()[0]) < 3  # starts at the top left
+    assert plot[-1].rstrip()[-1] != " "  # ends at the bottom right
+
+
+def test_chart_marks_nan_and_inf() -> None:
+    """NaN and infinities are marked on the bottom row, not dropped silently."""
+    out = chart(raw([1.0, 2.0, math.nan, 3.0, math.inf, 2.0]))
+    bottom = out.splitlines()[-2]
+    assert "×" in bottom and "▲" in bottom
+
+
+def test_chart_band_from_downsampled_buckets() -> None:
+    """A bucket's min-max range is drawn: a spike inside a bucket still shows."""
+    points = [Point(0, 1.0, 1.0, 1.0), Point(10, 1.0, 0.5, 9.0), Point(20, 1.0, 1.0, 1.0)]
+    out = chart(points)
+    assert out.splitlines()[0].lstrip().startswith("9.00 ┤")
+
+
+def test_chart_empty_and_single_point() -> None:
+    """No points: blank rows; one point: a dot, no division by zero."""
+    assert chart([]).strip() == ""
+    assert "⠀" not in chart(raw([5.0]))  # a real dot, not an empty Braille cell
+    assert any(ch not in " │┤└0123456789.-" for ch in chart(raw([5.0])))
+
+
+def test_dashboard_chart_mode() -> None:
+    """In chart mode the main panel charts the whole run with its smoothed line."""
+    state = fed(hello(), *(metrics(i, loss=1.0 / i) for i in range(1, 300)))
+    out = screen(state, ViewOptions(chart=True, smoothing=0.6), width=100, height=30)
+    assert "loss · all 299 steps · smoothed 0.60" in out
+    assert "┤" in out and "└0" in out
+    plain = screen(state, ViewOptions(chart=False), width=100, height=30)
+    assert "loss · last 100" in plain
+
+
+def test_smoothing_cycle() -> None:
+    """The s key walks through off and the usual weights, then wraps."""
+    seen = [0.6]
+    for _ in range(6):
+        seen.append(next_smoothing(seen[-1]))
+    assert seen == [0.6, 0.8, 0.9, 0.95, 0.99, 0.0, 0.6]

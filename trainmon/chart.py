@@ -1,0 +1,286 @@
+"""A line chart drawn in Braille dots (2 x 4 per cell), with a y-axis and a step axis.
+
+Downsampled history is drawn honestly: each bucket's min-max range as a dim band and
+its last value on the line, so nothing is sampled away. NaN and ±Inf are marked in red
+on the bottom row rather than hidden. The y-range comes from the finite values, and
+can ignore outliers (5th-95th percentile) or be logarithmic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
+from rich.style import Style
+
+__all__ = ["Line", "LineChart", "Point", "ema", "y_range"]
+
+_LABEL_WIDTH = 8  # y-axis labels are at most this wide (see _short)
+_DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][column] bits
+
+
+class Point(NamedTuple):
+    """One x position: a value, and the range it stands for (equal for a raw point)."""
+
+    x: float
+    y: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A series to draw, with its style; ``band`` draws each point's low-high range."""
+
+    points: Sequence[Point | tuple[float, float, float, float]]  # (x, y, low, high)
+    style: str = "cyan"
+    band: bool = True
+
+
+def ema(values: Sequence[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: a debiased exponential moving average (NaN passes through)."""
+    out: list[float] = []
+    last, count = 0.0, 0
+    for value in values:
+        if not math.isfinite(value):
+            out.append(value)
+            continue
+        last = last * weight + (1 - weight) * value
+        count += 1
+        out.append(last / (1 - weight**count) if weight < 1 else value)
+    return out
+
+
+def y_range(
+    values: Sequence[float], robust: bool = False, log: bool = False
+) -> tuple[float, float] | None:
+    """The finite (positive, for log) values' range; with ``robust``, 5th-95th percentile."""
+    finite = [v for v in values if -math.inf < v < math.inf and (v > 0 or not log)]
+    if not finite:
+        return None
+    if robust and len(finite) >= 20:
+        finite.sort()
+        low, high = finite[len(finite) * 5 // 100], finite[(len(finite) * 95 - 1) // 100]
+    else:
+        low, high = min(finite), max(finite)
+    if log:
+        low, high = math.log10(low), math.log10(high)
+    if high == low:
+        pad = abs(high) * 0.05 or 1.0
+        return low - pad, high + pad
+    return low, high
+
+
+class _Canvas:
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self.bits = [[0] * width for _ in range(height)]
+        self.styles: list[list[Style | None]] = [[None] * width for _ in range(height)]
+        self.marks: dict[int, Style] = {}
+
+    def dot(self, px: int, py: int, style: Style) -> None:
+        if 0 <= px < self.width * 2 and 0 <= py < self.height * 4:
+            row, col = py // 4, px // 2
+            self.bits[row][col] |= _DOTS[py % 4][px % 2]
+            self.styles[row][col] = style
+
+    def vline(self, px: int, py0: int, py1: int, style: Style) -> None:
+        for py in range(min(py0, py1), max(py0, py1) + 1):
+            self.dot(px, py, style)
+
+    def line(self, x0: int, y0: int, x1: int, y1: int, style: Style) -> None:
+        steps = max(abs(x1 - x0), abs(y1 - y0), 1)
+        for i in range(steps + 1):
+            self.dot(round(x0 + (x1 - x0) * i / steps), round(y0 + (y1 - y0) * i / steps), style)
+
+
+class LineChart:
+    """Lines over a shared x-range, with y-axis labels on the left and steps below.
+
+    Args:
+        lines: drawn in order (later ones on top).
+        height: rows, including the step axis; None fills the space given.
+        x_range: the steps shown; None fits all points.
+        robust: ignore outliers when scaling y (5th-95th percentile).
+        log: logarithmic y (non-positive values are left out).
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[Line],
+        *,
+        height: int | None = None,
+        x_range: tuple[float, float] | None = None,
+        robust: bool = False,
+        log: bool = False,
+        mark_style: str = "bold red",
+        axis_style: str = "dim",
+    ):
+        self.lines = lines
+        self.height = height
+        self.x_range = x_range
+        self.robust = robust
+        self.log = log
+        self.mark_style = Style.parse(mark_style)
+        self.axis_style = Style.parse(axis_style)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        height = max(self.height or options.height or 8, 3)
+        width = options.max_width
+        lines = [line for line in self.lines if line.points]
+        if not lines:
+            for _ in range(height):
+                yield Segment(" " * width)
+                yield Segment.line()
+            return
+        x0, x1 = self.x_range or (  # points come in x order
+            min(line.points[0][0] for line in lines),
+            max(line.points[-1][0] for line in lines),
+        )
+        label_width = _LABEL_WIDTH + 1
+        plot_width = max(width - label_width - 1, 4)
+        folded = [(line, _fold(line.points, x0, x1, plot_width * 2)) for line in lines]
+        values = [v for _, columns in folded for _, column in columns for v in column[:3]]
+        yr = y_range(values, self.robust, self.log)
+        labels = _y_labels(yr, height - 1, self.log)
+        canvas = _Canvas(plot_width, height - 1)
+        marked: dict[int, str] = {}
+        if yr is not None:
+            self._draw(canvas, folded, yr, marked)
+        for row in range(height - 1):
+            yield Segment(labels[row].rjust(label_width - 1) + " ", self.axis_style)
+            yield Segment("┤" if labels[row].strip() else "│", self.axis_style)
+            yield from _row_segments(
+                canvas, row, marked if row == height - 2 else {}, self.mark_style
+            )
+            yield Segment.line()
+        left, right = _step_label(x0), _step_label(x1)
+        gap = max(plot_width - len(left) - len(right), 1)
+        yield Segment(" " * label_width + "└" + left + " " * gap + right, self.axis_style)
+        yield Segment.line()
+
+    def _draw(
+        self,
+        canvas: _Canvas,
+        folded: list[tuple[Line, list[tuple[int, tuple[float, float, float, str]]]]],
+        yr: tuple[float, float],
+        marked: dict[int, str],
+    ) -> None:
+        lo, hi = yr
+        px_height = canvas.height * 4
+
+        def to_py(y: float) -> int | None:
+            if self.log:
+                if not y > 0:
+                    return None
+                y = math.log10(y)
+            if not math.isfinite(y):
+                return None
+            scaled = (y - lo) / (hi - lo)
+            return round((1 - min(max(scaled, 0.0), 1.0)) * (px_height - 1))
+
+        for line, columns in folded:
+            style = Style.parse(line.style)
+            band_style = style + Style(dim=True)
+            previous: tuple[int, int] | None = None
+            for px, (y, low, high, mark) in columns:
+                if mark:
+                    marked[px // 2] = mark
+                if line.band and low < high:
+                    top, bottom = to_py(high), to_py(low)
+                    if top is not None and bottom is not None:
+                        canvas.vline(px, top, bottom, band_style)
+                py = to_py(y)
+                if py is None:
+                    previous = None
+                    continue
+                if previous is not None:
+                    canvas.line(*previous, px, py, style)
+                else:
+                    canvas.dot(px, py, style)
+                previous = (px, py)
+
+
+def _fold(
+    points: Sequence[Point | tuple[float, float, float, float]], x0: float, x1: float, px_width: int
+) -> list[tuple[int, tuple[float, float, float, str]]]:
+    """Points gathered per pixel column: last value, finite low and high, any mark.
+
+    However many points there are, drawing costs one step per pixel column.
+    """
+    columns: dict[int, list[Any]] = {}
+    scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
+    inf = math.inf
+    for x, y, low, high in points:
+        if not x0 <= x <= x1:
+            continue
+        px = round((x - x0) * scale)
+        column = columns.get(px)
+        if column is None:
+            column = columns[px] = [y, inf, -inf, ""]
+        else:
+            column[0] = y
+        if -inf < y < inf:
+            if low < column[1]:
+                column[1] = low
+            if high > column[2]:
+                column[2] = high
+        elif not column[3]:
+            column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
+    out = []
+    for px in sorted(columns):
+        y, low, high, mark = columns[px]
+        if low > high:  # no finite value in the column
+            low = high = y
+        out.append((px, (y, low, high, mark)))
+    return out
+
+
+def _row_segments(
+    canvas: _Canvas, row: int, marks: dict[int, str], mark_style: Style
+) -> RenderResult:
+    run: list[str] = []
+    run_style: Style | None = None
+    for col in range(canvas.width):
+        style: Style | None
+        if col in marks:
+            char, style = marks[col], mark_style
+        else:
+            bits = canvas.bits[row][col]
+            char, style = (chr(0x2800 + bits) if bits else " "), canvas.styles[row][col]
+        if style is not run_style and run:
+            yield Segment("".join(run), run_style)
+            run = []
+        run.append(char)
+        run_style = style
+    if run:
+        yield Segment("".join(run), run_style)
+
+
+def _y_labels(yr: tuple[float, float] | None, rows: int, log: bool) -> list[str]:
+    """Labels for the top, middle and bottom rows; blanks elsewhere."""
+    labels = [""] * rows
+    if yr is None or rows < 1:
+        return [label or " " for label in labels]
+    lo, hi = yr
+    for row in {0, rows // 2, rows - 1}:
+        value = hi - (hi - lo) * (row / max(rows - 1, 1))
+        labels[row] = _short(10**value if log else value)
+    return [label or " " for label in labels]
+
+
+def _short(value: float) -> str:
+    magnitude = abs(value)
+    if value == 0:
+        return "0"
+    if 1e-3 <= magnitude < 1e4:
+        return f"{value:.{max(0, 2 - math.floor(math.log10(magnitude)))}f}"[:_LABEL_WIDTH]
+    return f"{value:.1e}"
+
+
+def _step_label(x: float) -> str:
+    return f"{int(x):,}"
