@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -127,3 +128,28 @@ def test_demo_plain_runs_to_the_end() -> None:
         assert "finished, 2 worker(s)" in out and "nothing missed" in out
     finally:
         stop(demo)
+
+
+def test_export_to_a_missing_directory_is_one_line(tmp_path: Path) -> None:
+    """An output path that cannot be written is an error, not a traceback."""
+    from trainmon_client.framing import FrameWriter
+    from trainmon_client.protocol import Record, encode
+
+    path = tmp_path / "r.tmr"
+    with FrameWriter(path) as writer:
+        writer.write(encode([Record("metrics", "r", "w", 1, 1.0, step=0, metrics={"x": 1.0})])[1])
+    result = CliRunner().invoke(
+        main, ["export", str(path), "--format", "csv", "-o", str(tmp_path / "no" / "x.csv")]
+    )
+    assert result.exit_code == 1 and result.output.startswith("Error: cannot write ")
+
+
+def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
+    """Running keygen again does not silently replace keys that clients hold."""
+    assert CliRunner().invoke(main, ["keygen", str(tmp_path)]).exit_code == 0
+    before = (tmp_path / "server.key").read_bytes()
+    result = CliRunner().invoke(main, ["keygen", str(tmp_path)])
+    assert result.exit_code == 1 and "--force" in result.output
+    assert (tmp_path / "server.key").read_bytes() == before
+    assert CliRunner().invoke(main, ["keygen", str(tmp_path), "--force"]).exit_code == 0
+    assert (tmp_path / "server.key").read_bytes() != before

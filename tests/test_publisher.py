@@ -356,3 +356,47 @@ def test_bad_endpoint_is_a_clear_error() -> None:
         Monitor("localhost:5555")
     with pytest.raises(ValueError, match="cannot bind"):
         Monitor("tcp://203.0.113.7:5555", bind=True)
+
+
+def test_bad_values_never_stop_the_publisher(
+    sub: BackgroundMonitor, endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Steps past 2**53, empty names and the like are dropped; later records still go."""
+    state = sub.state
+    with caplog.at_level(logging.WARNING, logger="trainmon_client"):
+        with Monitor(endpoint, run="r") as mon:
+            mon.log(loss=1.0, step=2**64)
+            mon.log(loss=2.0, step=2**60)
+            mon.log(**{"": 0.5, "ok": 1.0})
+            mon.log(loss=3.0, epoch=2**70)
+            for step in range(10):
+                mon.log(loss=float(step))
+        sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+    worker = state.current().workers[mon.worker]
+    assert worker.missed == 0 and state.rejected == 0
+    assert worker.series["loss"].count == 13 and worker.series["ok"].count == 1
+    assert any("step must be" in r.getMessage() for r in caplog.records)
+
+
+def test_reused_dict_is_copied_at_log_time(sub: BackgroundMonitor, endpoint: str) -> None:
+    """A dict the caller fills, logs and clears again is logged as it was at the call."""
+    state = sub.state
+    with Monitor(endpoint, run="r") as mon:
+        values: dict[str, float] = {}
+        for step in range(5):
+            values["loss"] = float(step)
+            mon.log(values)
+            values.clear()
+    sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+    assert state.current().series("loss").values(10) == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_totals_are_checked_at_construction() -> None:
+    """total_steps/total_epochs take whole numbers (300.0 is 300); others are refused."""
+    mon = Monitor(free_endpoint(), total_steps=300.0, total_epochs=3)  # type: ignore[arg-type]
+    try:
+        assert mon.total_steps == 300
+    finally:
+        mon.close()
+    with pytest.raises(ValueError, match="total_steps"):
+        Monitor(free_endpoint(), total_steps=-1)

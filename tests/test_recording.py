@@ -274,3 +274,17 @@ def test_export_pictures(recording: Path, tmp_path: Path, fmt: str) -> None:
         assert "Epoch" in text and "finished" in text
     else:
         assert text.lstrip().lower().startswith("<!doctype html>") and "finished" in text
+
+
+def test_recorder_flushes_without_further_messages(tmp_path: Path) -> None:
+    """What watch --record received reaches the file within about a second, even if
+    nothing else arrives (so a kill -9 then loses at most that second)."""
+    from trainmon.recording import Recorder
+
+    path = tmp_path / "w.tmr"
+    recorder = Recorder(path)
+    try:
+        recorder.write(encode([Record("bye", "r", "w", 1, 1.0)])[1])
+        wait_for(lambda: path.stat().st_size > 16, timeout_s=5, what="the flush")
+    finally:
+        recorder.close()

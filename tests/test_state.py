@@ -260,3 +260,45 @@ def test_downsampled_buckets_never_reshuffle() -> None:
     for early, late in ((100, 500), (500, 999), (100, 999)):
         assert {start for start in seen[late] if start <= early} <= seen[early]
         assert len(seen[late]) <= 8
+
+
+def test_lead_is_a_live_worker() -> None:
+    """A finished process does not hide a live one of the same run."""
+    state = fed(
+        hello("old", rank=None), metrics(1, worker="old"), Record("bye", "r", "old", 2, 101.0)
+    )
+    state.apply(hello("new", rank=None), 102.0)
+    state.apply(metrics(1, worker="new", loss=0.25), 102.0)
+    assert state.current().lead.id == "new"
+
+
+def test_current_run_is_stable_with_two_live_runs() -> None:
+    """With two runs publishing, the dashboard stays on the newer one."""
+    state = RunState()
+    state.apply(hello(run="alpha"), 100.0)
+    state.apply(hello(run="beta"), 101.0)
+    for i in range(1, 5):
+        state.apply(metrics(i, run="beta"), 102.0 + i)
+        state.apply(metrics(i, run="alpha"), 102.5 + i)
+        assert state.current().name == "beta"
+
+
+def test_finished_runs_make_room_for_new_ones() -> None:
+    """At the run limit the run that finished longest ago is let go, not the new one."""
+    state = RunState(Limits(runs=2))
+    for index, name in enumerate(("a", "b", "c")):
+        state.apply(hello(run=name), 100.0 + index)
+        state.apply(Record("bye", name, "w0", 1, 100.0 + index), 100.0 + index)
+    assert set(state.runs) == {"b", "c"} and state.forgotten_runs == 1
+
+
+def test_restarted_process_with_the_same_id_starts_over() -> None:
+    """A process restarted with the same host:pid (a container's PID 1) is not a repeat."""
+    state = fed(hello(), metrics(1, loss=1.0), metrics(2, loss=1.0))
+    restart = Record("hello", "r", "w0", 0, 500.0, info={"host": "h", "pid": 1, "rank": 0})
+    state.apply(restart, 500.0)
+    resumed = Record("metrics", "r", "w0", 1, 501.0, step=2, metrics={"loss": 0.5})
+    state.apply(resumed, 501.0)  # numbered 1 again, but new: not dropped as a repeat
+    worker = state.current().workers["w0"]
+    assert worker.series["loss"].last == 0.5 and worker.missed == 0
+    assert worker.series["loss"].count == 3

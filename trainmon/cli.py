@@ -434,7 +434,10 @@ def export(
     value); jsonl one object per record, as `trainmon tail` prints.
     """
     loaded = _load(files)
-    out = click.open_file(output or "-", "w", encoding="utf-8", lazy=False)
+    try:
+        out = click.open_file(output or "-", "w", encoding="utf-8", lazy=False)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from exc
     try:
         if fmt == "csv":
             count = write_csv(loaded.records, out)
@@ -602,7 +605,8 @@ def relay(
     metavar="NAME",
     help="Key pairs to write [default: server and client].",
 )
-def keygen(directory: str, names: tuple[str, ...]) -> None:
+@click.option("--force", is_flag=True, help="Replace key files that already exist.")
+def keygen(directory: str, names: tuple[str, ...], force: bool) -> None:
     """Write CURVE key pairs into DIRECTORY: NAME.key (public), NAME.key_secret (0600).
 
     Give the binding side (monitor, relay or training) its .key_secret and a
@@ -610,6 +614,16 @@ def keygen(directory: str, names: tuple[str, ...]) -> None:
     .key_secret and the binding side's .key.
     """
     for name in names or ("server", "client"):
+        existing = [
+            p
+            for p in (f"{name}.key", f"{name}.key_secret")
+            if os.path.exists(os.path.join(directory, p))
+        ]
+        if existing and not force:
+            raise click.ClickException(
+                f"{os.path.join(directory, existing[0])} exists; new keys would lock out "
+                "everyone holding the old ones. Use --force to replace them."
+            )
         try:
             public, secret = create_keypair(directory, name)
         except OSError as exc:

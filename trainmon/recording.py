@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,24 +30,36 @@ class Recorder:
     the frames since the last flush, and the file stays readable.
     """
 
-    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] = time.monotonic):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self._writer = FrameWriter(path)
-        self._clock = clock
-        self._next_flush = clock() + FLUSH_INTERVAL_S
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
         self.path = self._writer.path
+        # A timer thread flushes even when nothing more arrives (the last records of a
+        # run must not wait in a buffer for a next message that never comes).
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="trainmon-record", daemon=True
+        )
+        self._flusher.start()
 
     def write(self, payload: bytes) -> None:
-        self._writer.write(payload)
-        if self._clock() >= self._next_flush:
-            self._writer.flush()
-            self._next_flush = self._clock() + FLUSH_INTERVAL_S
+        with self._lock:
+            self._writer.write(payload)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL_S):
+            with self._lock:
+                self._writer.flush()
 
     @property
     def frames(self) -> int:
         return self._writer.frames
 
     def close(self) -> None:
-        self._writer.close()
+        self._stop.set()
+        self._flusher.join(timeout=FLUSH_INTERVAL_S + 1)
+        with self._lock:
+            self._writer.close()
 
 
 @dataclass(slots=True)

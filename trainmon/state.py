@@ -222,6 +222,7 @@ class Worker:
     client_dropped: int = 0
     not_resent: int = 0  # early records older than the client's history, never sent to us
     outages: int = 0  # times nothing came for LOST_AFTER_S and then the worker came back
+    hello_time: float | None = None  # when the process started, by its own clock
     longest_outage_s: float = 0.0
     finished: bool = False
     series: dict[str, Series] = field(default_factory=dict)
@@ -297,14 +298,17 @@ class Run:
     metric_names: list[str] = field(default_factory=list)
     started: float | None = None  # earliest record time
     updated: float = 0.0  # monitor time of the last record
+    created: float = 0.0  # monitor time of the first record
     untracked_workers: int = 0
 
     @property
     def lead(self) -> Worker | None:
-        """The worker whose curves the dashboard shows: lowest rank, else first seen."""
+        """The worker whose curves the dashboard shows: the lowest rank (else the first
+        seen) among those still going, so a finished process never hides a live one."""
         if not self.workers:
             return None
-        return min(self.workers.values(), key=lambda w: (w.sort_key()[:2], w.first_seen))
+        going = [w for w in self.workers.values() if not w.finished] or self.workers.values()
+        return min(going, key=lambda w: (w.sort_key()[:2], w.first_seen))
 
     @property
     def total_epochs(self) -> int | None:
@@ -420,6 +424,7 @@ class RunState:
         self.last_refusal: str | None = None
         self.duplicates = 0
         self.untracked_runs = 0
+        self.forgotten_runs = 0  # finished runs let go to make room for new ones
         self.first_record_at: float | None = None
 
     def apply(self, record: Record, now: float) -> bool:
@@ -444,6 +449,17 @@ class RunState:
         if record.kind == "heartbeat":
             self._heartbeat(worker, record)
             return False
+        if (
+            record.kind == "hello"
+            and record.seq == 0
+            and worker.hello_time is not None
+            and (record.time > worker.hello_time)
+        ):
+            # The same host:pid again, started later: a restarted process (a container's
+            # PID 1, a requeued job). Its numbering starts over.
+            worker.seen_max, worker.gaps, worker.missed, worker.finished = -1, [], 0, False
+        if record.kind == "hello":
+            worker.hello_time = max(worker.hello_time or record.time, record.time)
         if not worker.accept(record.seq):
             self.duplicates += 1
             return False
@@ -483,20 +499,30 @@ class RunState:
         return sum(len(run.workers) for run in self.runs.values())
 
     def current(self, name: str | None = None) -> Run | None:
-        """The run named ``name``, else the one that received a record last."""
+        """The run named ``name``; else the newest run still going (a stable choice when
+        several publish at once); else the one heard from last."""
         if name is not None:
             return self.runs.get(name)
         if not self.runs:
             return None
+        going = [run for run in self.runs.values() if not run.finished]
+        if going:
+            return max(going, key=lambda run: run.created)
         return max(self.runs.values(), key=lambda run: run.updated)
 
     def _run(self, name: str, now: float) -> Run | None:
         run = self.runs.get(name)
         if run is None:
             if len(self.runs) >= self.limits.runs:
-                self.untracked_runs += 1
-                return None
-            run = self.runs[name] = Run(name, updated=now)
+                finished = [r for r in self.runs.values() if r.finished]
+                if not finished:
+                    self.untracked_runs += 1
+                    return None
+                # A monitor left running for days: make room by forgetting the run that
+                # finished longest ago.
+                del self.runs[min(finished, key=lambda r: r.updated).name]
+                self.forgotten_runs += 1
+            run = self.runs[name] = Run(name, updated=now, created=now)
         return run
 
     def _heartbeat(self, worker: Worker, record: Record) -> None:

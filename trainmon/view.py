@@ -492,7 +492,12 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
 def summary(state: RunState, opts: ViewOptions, now: float) -> str:
     """The final report printed when the monitor exits."""
     if not state.runs:
-        return f"trainmon: no records were received on {opts.address}"
+        text = f"trainmon: no records were received on {opts.address}"
+        if state.rejected:
+            text += f"; {state.rejected} messages were rejected (last: {state.last_reject})"
+        if state.refused:
+            text += f"; {state.refused} handshakes refused (last: {state.last_refusal})"
+        return text
     lines = []
     for run in state.runs.values():
         lines.append(
@@ -505,7 +510,12 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
             best = ""
             if name in LOSS_NAMES and series.best_step is not None:
                 best = f" (best {format_value(series.best)} at step {series.best_step})"
-            lines.append(f"  {name}: last {format_value(series.last)}{best}")
+            shown = (
+                format_percent(series.last)
+                if name.lower() in ACCURACY_NAMES
+                else format_value(series.last)
+            )
+            lines.append(f"  {name}: last {shown}{best}")
         if len(run.metric_names) > _SUMMARY_METRICS:
             lines.append(f"  … {len(run.metric_names) - _SUMMARY_METRICS} more metrics")
         lines.append(f"  {_missed_text(run)}")

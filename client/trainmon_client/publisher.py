@@ -10,6 +10,7 @@ records logged before the monitor was there are not lost and a late monitor sees
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import math
@@ -30,6 +31,7 @@ from trainmon_client.identity import Identity, identify
 from trainmon_client.protocol import (
     MAX_METRICS,
     MAX_NAME_CHARS,
+    MAX_STEP,
     PROTOCOL_VERSION,
     pack_payload,
 )
@@ -69,7 +71,7 @@ def _default_run() -> str:
         job = os.environ.get(var, "").strip()
         if job and job != "none":
             return f"{script}-{job}"[:MAX_NAME_CHARS]
-    return f"{script}-{time.strftime('%Y%m%d-%H%M')}"[:MAX_NAME_CHARS]
+    return f"{script}-{time.strftime('%Y%m%d-%H%M%S')}"[:MAX_NAME_CHARS]
 
 
 class Monitor:
@@ -119,8 +121,8 @@ class Monitor:
             )
         self.run = (run or os.environ.get("TRAINMON_RUN") or _default_run())[:MAX_NAME_CHARS]
         self.bind = bind
-        self.total_epochs = total_epochs
-        self.total_steps = total_steps
+        self.total_epochs = _count_arg(total_epochs, "total_epochs")
+        self.total_steps = _count_arg(total_steps, "total_steps")
         self.config = dict(config or {})
         self.flush_timeout_s = flush_timeout_s
         self._max_queue = max_queue
@@ -153,6 +155,11 @@ class Monitor:
         """
         queue = self._queue
         if len(queue) < self._max_queue:
+            if metrics is not None and isinstance(metrics, Mapping):
+                # Copy now: the caller may reuse its dict. (A broken mapping is left for
+                # the I/O thread to warn about.)
+                with contextlib.suppress(Exception):
+                    named, metrics = {**metrics, **named}, None
             queue.append((_now(), step, epoch, metrics, named))
         else:
             self._count_drop()
@@ -419,8 +426,8 @@ class _IOLoop:
                     self.refused = True
                     self._warn_once(
                         "<handshake>",
-                        f"the other side of {self.mon.endpoint} "
-                        "refused the encrypted handshake (check the keys)",
+                        f"the handshake with {self.mon.endpoint} failed: the keys "
+                        "do not match, or only one side encrypts (curve_* options)",
                         dropped=False,
                     )
                 else:
@@ -466,7 +473,12 @@ class _IOLoop:
         queue = self.mon._queue
         wires: list[dict[str, Any]] = []
         while queue:
-            wire = self._take(*queue.popleft())
+            try:
+                wire = self._take(*queue.popleft())
+            except Exception as exc:  # whatever was logged, the thread goes on
+                self._warn_once("<record>", f"cannot publish a record ({exc!r})")
+                self.mon._count_drop()
+                continue
             if wire is not None:
                 wires.append(wire)
             if len(wires) >= _MAX_BATCH_RECORDS:
@@ -486,15 +498,15 @@ class _IOLoop:
         else:
             values = self._numbers(metrics, named)
         if epoch is not None:
-            if type(epoch) is not int or epoch < 0:
-                self._warn_once("epoch", f"epoch must be a non-negative int, not {epoch!r}")
+            if type(epoch) is not int or not 0 <= epoch <= MAX_STEP:
+                self._warn_once("epoch", f"epoch must be an int from 0 to 2**53, not {epoch!r}")
             else:
                 self.epoch = epoch
         if step is not None:
-            if type(step) is int and step >= 0:
+            if type(step) is int and 0 <= step <= MAX_STEP:
                 self.step = step
             else:
-                self._warn_once("step", f"step must be a non-negative int, not {step!r}")
+                self._warn_once("step", f"step must be an int from 0 to 2**53, not {step!r}")
                 step = None
         if step is None and values:
             self.step += 1
@@ -559,7 +571,12 @@ class _IOLoop:
         return wire
 
     def _publish(self, wires: list[dict[str, Any]]) -> None:
-        payload = pack_payload(wires)
+        try:
+            payload = pack_payload(wires)
+        except (ValueError, OverflowError, TypeError) as exc:  # defensive: never expected
+            self._warn_once("<pack>", f"cannot encode a batch ({exc})")
+            self.mon._count_drop(len(wires))
+            return
         if self.writer is not None:
             self.writer.write(payload)
         self.history.append((len(wires), wires[0]["s"], payload))
@@ -619,9 +636,20 @@ def _plain_floats(named: dict[str, Any]) -> bool:
     if len(named) > MAX_METRICS:
         return False
     for name, value in named.items():
-        if type(value) is not float or len(name) > MAX_NAME_CHARS:
+        if type(value) is not float or type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS:
             return False
     return True
+
+
+def _count_arg(value: float | None, what: str) -> int | None:
+    """A total the monitor can show: a whole number from 1 to 2**53, or None."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type(value) is not int or not 0 < value <= MAX_STEP:
+        raise ValueError(f"{what} must be a whole number from 1 to 2**53, not {value!r}")
+    return value
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
