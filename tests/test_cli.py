@@ -33,6 +33,7 @@ def test_version() -> None:
 @pytest.mark.parametrize(
     "args",
     [
+        ["watch", "--bind", "tcp://127.0.0.1:99999"],
         ["watch", "--bind", "localhost:5555"],
         ["watch", "--connect", "tcp://nohost"],
         ["tail", "--bind", "udp://1.2.3.4:5"],
@@ -53,7 +54,7 @@ def test_address_in_use() -> None:
     try:
         result = CliRunner().invoke(main, ["watch", "--bind", endpoint, "--plain"])
         assert result.exit_code == 1
-        assert "address already in use" in result.output and "--bind" in result.output
+        assert "address already in use" in result.output and "another port" in result.output
     finally:
         holder.close()
 

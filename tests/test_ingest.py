@@ -120,7 +120,7 @@ def test_address_in_use_is_explained() -> None:
     endpoint = free_endpoint()
     first = Subscriber([endpoint])
     try:
-        with pytest.raises(EndpointError, match=r"already in use.*--bind"):
+        with pytest.raises(EndpointError, match=r"already in use.*another port"):
             Subscriber([endpoint])
     finally:
         first.close()

@@ -326,7 +326,7 @@ class _JsonLines:
     def apply(self, record: Record, now: float) -> bool:
         if not self.state.apply(record, now):
             return False
-        if record.kind == "metrics":
+        if record.kind == "metrics" and record.metrics:  # not set_epoch()'s empty marks
             try:
                 click.echo(json.dumps(record_json(record)))
             except BrokenPipeError:  # `trainmon tail | head`: the reader has gone

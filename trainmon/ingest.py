@@ -68,8 +68,15 @@ def check_endpoint(endpoint: str) -> str:
         raise EndpointError(
             f"{endpoint!r} is not an endpoint; use tcp://HOST:PORT or ipc:///path/to/socket"
         )
-    if endpoint.startswith("tcp://") and ":" not in endpoint[len("tcp://") :]:
-        raise EndpointError(f"{endpoint!r} has no port; use tcp://HOST:PORT")
+    if endpoint.startswith("tcp://"):
+        if ":" not in endpoint[len("tcp://") :]:
+            raise EndpointError(f"{endpoint!r} has no port; use tcp://HOST:PORT")
+        port = endpoint.rsplit(":", 1)[1]
+        if port != "*" and not (port.isdigit() and 0 < int(port) < 65536):
+            raise EndpointError(
+                f"{endpoint!r}: the port must be 1-65535 (or * for any free "
+                "one); use tcp://HOST:PORT"
+            )
     return endpoint
 
 
@@ -252,8 +259,8 @@ def unencrypted_warning(endpoint: str) -> str:
 def explain_error(exc: zmq.ZMQError, endpoint: str) -> str:
     if exc.errno == zmq.EADDRINUSE:
         return (
-            f"cannot listen on {endpoint}: address already in use; another monitor may "
-            "hold it: stop it, or pick another port with --bind"
+            f"cannot listen on {endpoint}: address already in use; another monitor or relay "
+            "may hold it: stop it, or choose another port"
         )
     if exc.errno == zmq.EADDRNOTAVAIL:
         return f"cannot listen on {endpoint}: no such local address; use 127.0.0.1 or 0.0.0.0"

@@ -69,7 +69,7 @@ def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
         return layout
     layout.split_column(
         Layout(header(state, run, opts, now), size=1),
-        Layout(epoch_bar(run), size=3),
+        Layout(epoch_bar(run, now, opts.stall_after_s), size=3),
         Layout(name="middle", ratio=3, minimum_size=8),
         Layout(workers_panel(run, opts, now), ratio=2, minimum_size=5),
         Layout(footer(opts), size=1),
@@ -112,8 +112,8 @@ def _local_start(run: Run, now: float) -> float:
     return first_seen if run.started is None else min(run.started, first_seen, now)
 
 
-def epoch_bar(run: Run) -> Panel:
-    """Epoch gauge with percent, ETA and steps per second."""
+def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -> Panel:
+    """Epoch gauge with percent, ETA and steps per second (not while the lead is idle)."""
     lead = run.lead
     total = run.total_epochs
     epoch = lead.epoch if lead is not None else None
@@ -136,6 +136,8 @@ def epoch_bar(run: Run) -> Panel:
         percent = f"{fraction * 100:3.0f}%"
     eta = run.eta_s()
     rate = lead.steps_per_s if lead is not None else None
+    if lead is not None and now is not None and lead.status(now, stall_after_s) != "running":
+        eta = rate = None  # a rate from before a worker went quiet would mislead
     step = "" if lead is None or lead.step is None else f"step {lead.step:,}"
     if run.total_steps and step:
         step += f"/{run.total_steps:,}"
@@ -356,7 +358,8 @@ def grid_lines(
     for row in cells:
         for index, cell in enumerate(row):
             widths[index] = max(widths[index], cell.cell_len)
-    flexible = next((i for i, (_, justify) in enumerate(columns) if justify == "left"), 0)
+    # spare width goes to the last left-aligned column (status), keeping hosts compact
+    flexible = max((i for i, (_, justify) in enumerate(columns) if justify == "left"), default=0)
     spare = width - 1 - sum(widths) - 2 * (len(columns) - 1)
     widths[flexible] = max(widths[flexible] + spare, 4)
     lines = []
