@@ -9,13 +9,15 @@ can ignore outliers (5th-95th percentile) or be logarithmic.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
+
+from trainmon.sparkline import joined_segments
 
 __all__ = ["Line", "LineChart", "Point", "ema", "y_range"]
 
@@ -243,22 +245,15 @@ def _fold(
 def _row_segments(
     canvas: _Canvas, row: int, marks: dict[int, str], mark_style: Style
 ) -> RenderResult:
-    run: list[str] = []
-    run_style: Style | None = None
-    for col in range(canvas.width):
-        style: Style | None
-        if col in marks:
-            char, style = marks[col], mark_style
-        else:
-            bits = canvas.bits[row][col]
-            char, style = (chr(0x2800 + bits) if bits else " "), canvas.styles[row][col]
-        if style is not run_style and run:
-            yield Segment("".join(run), run_style)
-            run = []
-        run.append(char)
-        run_style = style
-    if run:
-        yield Segment("".join(run), run_style)
+    def cells() -> Iterator[tuple[str, Style | None]]:
+        for col in range(canvas.width):
+            if col in marks:
+                yield marks[col], mark_style
+            else:
+                bits = canvas.bits[row][col]
+                yield (chr(0x2800 + bits) if bits else " "), canvas.styles[row][col]
+
+    yield from joined_segments(cells())
 
 
 def _y_labels(yr: tuple[float, float] | None, rows: int, log: bool) -> list[str]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
-__all__ = ["Sparkline", "columns"]
+__all__ = ["Sparkline", "columns", "joined_segments"]
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 
@@ -112,18 +112,22 @@ class Sparkline:
 
     @staticmethod
     def _row(cells: Sequence[tuple[str, Style | None] | None], width: int) -> RenderResult:
-        """One line, with neighbouring cells of one style joined into one segment."""
-        run: list[str] = []
-        run_style: Style | None = None
-        for cell in cells:
-            text, style = cell if cell is not None else (" ", None)
-            if style is not run_style and run:
-                yield Segment("".join(run), run_style)
-                run = []
-            run.append(text)
-            run_style = style
-        if run:
-            yield Segment("".join(run), run_style)
+        """One line of cells, padded to ``width``."""
+        yield from joined_segments(cell if cell is not None else (" ", None) for cell in cells)
         if len(cells) < width:
             yield Segment(" " * (width - len(cells)))
         yield Segment.line()
+
+
+def joined_segments(cells: Iterable[tuple[str, Style | None]]) -> Iterator[Segment]:
+    """Cells as segments, neighbours of one style joined: far fewer for Rich to handle."""
+    run: list[str] = []
+    run_style: Style | None = None
+    for text, style in cells:
+        if style is not run_style and run:
+            yield Segment("".join(run), run_style)
+            run = []
+        run.append(text)
+        run_style = style
+    if run:
+        yield Segment("".join(run), run_style)
