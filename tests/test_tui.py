@@ -202,3 +202,18 @@ def test_chart_and_smoothing_keys(tmux: Tmux, tmp_path: Path) -> None:
         _assert_restored(tmux, tmp_path)
     finally:
         stop(pub)
+
+
+def test_ctrl_z_gives_the_terminal_back_and_fg_resumes(tmux: Tmux, tmp_path: Path) -> None:
+    """Ctrl-Z leaves the dashboard with the shell usable; fg brings it back with keys."""
+    endpoint = free_endpoint()
+    _start_watch(tmux, tmp_path, endpoint)
+    tmux.keys("C-z")
+    tmux.wait_text("Stopped")
+    tmux.type("stty -g > " + str(tmp_path / "suspended") + "; echo SUSPENDED-$((6*7))")
+    tmux.wait_text("SUSPENDED-42")
+    assert (tmp_path / "suspended").read_text() == (tmp_path / "before").read_text()
+    tmux.type("fg")
+    tmux.wait_text(f"Waiting for records on {endpoint}")
+    tmux.keys("q")  # keys work again without Enter: cbreak is back
+    _assert_restored(tmux, tmp_path)

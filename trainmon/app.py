@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -95,7 +96,7 @@ def run_dashboard(
     paused_at = 0
     notice_until = 0.0
     with (
-        quit_on_signals() as stop,
+        quit_on_signals(suspendable=True) as stop,
         terminal_keys(settings.interactive) as keys,
         Live(
             console=console,
@@ -107,6 +108,14 @@ def run_dashboard(
     ):
         next_frame = 0.0
         while not stop:
+            if stop.suspend:  # Ctrl-Z: give the terminal back, stop; on fg, take it again
+                stop.suspend = False
+                live.stop()
+                keys.release()
+                os.kill(os.getpid(), signal.SIGSTOP)
+                keys.grab()
+                live.start()
+                next_frame = 0.0
             source.drain(state, budget_s=_DRAIN_SLICE_S)
             now = source.clock()
             for action in keys.read():

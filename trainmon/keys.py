@@ -13,7 +13,7 @@ import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 __all__ = ["Action", "KEYMAP", "KeyReader", "StopFlag", "quit_on_signals", "terminal_keys"]
 
@@ -43,8 +43,19 @@ KEYMAP: Final[dict[str, Action]] = {
 class KeyReader:
     """Reads whatever keys are waiting, without blocking."""
 
-    def __init__(self, fd: int | None) -> None:
+    def __init__(self, fd: int | None, saved: list[Any] | None = None) -> None:
         self.fd = fd
+        self.saved = saved  # the terminal's own settings, to give back
+
+    def release(self) -> None:
+        """Give the terminal its own settings back (before suspending)."""
+        if self.fd is not None and self.saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+
+    def grab(self) -> None:
+        """cbreak mode again (after resuming)."""
+        if self.fd is not None:
+            tty.setcbreak(self.fd, termios.TCSANOW)
 
     def read(self) -> list[Action]:
         if self.fd is None:
@@ -79,16 +90,24 @@ def terminal_keys(enabled: bool = True) -> Iterator[KeyReader]:
     saved = termios.tcgetattr(fd)
     try:
         tty.setcbreak(fd, termios.TCSANOW)
-        yield KeyReader(fd)
+        yield KeyReader(fd, saved)
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 class StopFlag:
-    """Set by SIGINT, SIGTERM or SIGHUP; the app's loop checks it."""
+    """Set by SIGINT, SIGTERM or SIGHUP; the app's loop checks it.
+
+    SIGTSTP (Ctrl-Z) does not stop the loop: it sets ``suspend`` so the app can give
+    the terminal back before the process stops, and take it again on ``fg``.
+    """
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.suspend = False
+
+    def request_suspend(self, signum: int, frame: FrameType | None = None) -> None:
+        self.suspend = True
 
     def __bool__(self) -> bool:
         return self.signal is not None
@@ -98,13 +117,19 @@ class StopFlag:
 
 
 @contextmanager
-def quit_on_signals() -> Iterator[StopFlag]:
-    """Turn SIGINT, SIGTERM and SIGHUP into a flag, restoring the old handlers after."""
+def quit_on_signals(suspendable: bool = False) -> Iterator[StopFlag]:
+    """Turn SIGINT, SIGTERM and SIGHUP into a flag, restoring the old handlers after.
+
+    With ``suspendable``, SIGTSTP sets the flag's ``suspend`` instead of stopping.
+    """
     flag = StopFlag()
     saved = {}
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
             saved[signum] = signal.signal(signum, flag.set)
+    if suspendable:
+        with contextlib.suppress(ValueError):
+            saved[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, flag.request_suspend)
     try:
         yield flag
     finally:
