@@ -97,7 +97,8 @@ def test_history_bound_is_said_not_counted_as_missed() -> None:
     try:
         for step in range(5000):
             mon.log(loss=float(step))
-        time.sleep(0.3)  # let the I/O thread publish all 5000 into its bounded history
+        # the I/O thread has taken all 5000 into its bounded history
+        wait_for(lambda: not mon._queue, what="the client's queue to empty")
         late = BackgroundMonitor([endpoint])
         try:
             late.wait(lambda: (w := _worker(late.state)) is not None and w.step == 4999)
