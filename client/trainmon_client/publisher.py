@@ -185,7 +185,11 @@ class Monitor:
         self.log(epoch=epoch)
 
     def current_loss(self) -> float | None:
-        """The last loss recorded (by ``record_loss`` or ``log(loss=...)``), or None."""
+        """The last loss recorded, or None.
+
+        ``record_loss`` sets it at once; a ``log(loss=...)`` counts once the I/O thread
+        has taken the call (within a few milliseconds).
+        """
         return self._current("loss")
 
     def current_accuracy(self) -> float | None:
