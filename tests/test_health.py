@@ -75,6 +75,7 @@ def test_two_monitors_attach_to_training_that_binds(tmp_path: Path) -> None:
             mon.log(loss=float(step))
         first.wait(lambda: (w := _worker(first.state)) is not None and w.records == 501)
         second = BackgroundMonitor(connect=[endpoint])  # joins late: gets the history
+        second.wait(lambda: (w := _worker(second.state)) is not None and w.records == 501)
         for step in range(500, 1000):
             mon.log(loss=float(step))
         mon.close()
