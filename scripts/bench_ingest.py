@@ -23,16 +23,13 @@ import argparse
 import io
 import itertools
 import os
-import pty
-import re
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
+from _pty_watch import PtyWatch, summary_counts
 from rich.console import Console
 
 from trainmon.state import RunState
@@ -153,41 +150,8 @@ def bare(count: int, seconds: float, rate: float) -> dict[str, float]:
 
 def watch(count: int, seconds: float, rate: float) -> dict[str, float]:
     endpoint = free_endpoint()
-    master, slave = pty.openpty()
-    env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm-256color")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trainmon",
-            "watch",
-            "--bind",
-            endpoint,
-            "--no-interactive",
-            "--exit-when-done",
-        ],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        close_fds=True,
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-
-    def read() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            chunks.append(data)
-            del chunks[:-100]
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    monitor = PtyWatch(endpoint, "--exit-when-done")
+    proc = monitor.proc
     try:
         time.sleep(1.0)
         cpu0, started = cpu_s(proc.pid), time.monotonic()
@@ -199,25 +163,16 @@ def watch(count: int, seconds: float, rate: float) -> dict[str, float]:
             samples.append((time.monotonic(), cpu_s(proc.pid)))
             time.sleep(0.1)
         busy_until = max(
-            (t for (t0, c0), (t, c) in itertools.pairwise(samples)
-             if (c - c0) / (t - t0) > 0.4),
+            (t for (t0, c0), (t, c) in itertools.pairwise(samples) if (c - c0) / (t - t0) > 0.4),
             default=started + elapsed,
         )
         busy = max(busy_until - started, 1e-9)
         cpu1 = max(c for t, c in samples if t <= busy_until)
         if proc.poll() is None:
             print("(no bye from some worker within 30 s: stopping the monitor)", flush=True)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
-        reader.join(timeout=2)
-        os.close(master)
-    text = b"".join(chunks).decode(errors="replace")
-    received = int(re.search(r"records received (\d+)", text).group(1))  # type: ignore[union-attr]
-    missed = 0 if "nothing missed" in text else int(re.search(r"missed (\d+)", text).group(1))  # type: ignore[union-attr]
+        text = monitor.stop()
+    received, missed = summary_counts(text)
     return {
         "sent": logged - dropped + 2 * count,
         "client_dropped": dropped,

@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import pty
-import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
+
+from _pty_watch import PtyWatch, summary_counts
 
 from trainmon.state import RunState
 from trainmon_client.protocol import Record
@@ -127,32 +124,8 @@ def bench_watch(total: int) -> None:
         "sent flat out by one process =="
     )
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    master, slave = pty.openpty()
-    env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm-256color")
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "trainmon", "watch", "--bind", endpoint, "--no-interactive"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        close_fds=True,
-    )
-    os.close(slave)
-    screen: list[bytes] = []
-
-    def read_pty() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            screen.append(data)
-            del screen[:-200]
-
-    reader = threading.Thread(target=read_pty, daemon=True)
-    reader.start()
+    monitor = PtyWatch(endpoint)
+    watch = monitor.proc
     sender: subprocess.Popen[str] | None = None
     samples: list[tuple[float, float]] = []
     try:
@@ -173,16 +146,8 @@ def bench_watch(total: int) -> None:
     finally:
         if sender is not None and sender.poll() is None:
             sender.kill()
-        watch.send_signal(signal.SIGTERM)
-        try:
-            watch.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            watch.kill()
-        reader.join(timeout=2)
-        os.close(master)
-    text = b"".join(screen).decode(errors="replace")
-    received = _number(r"records received (\d+)", text)
-    missed = 0 if "nothing missed" in text else _number(r"missed (\d+)", text)
+        text = monitor.stop()
+    received, missed = summary_counts(text)
     print(f"{'seconds':>8} {'monitor RSS MB':>15}")
     step = max(len(samples) // 12, 1)
     for t, mb in [*samples[::step], samples[-1]]:
@@ -194,11 +159,6 @@ def bench_watch(total: int) -> None:
     )
     warm = [mb for t, mb in samples if t >= elapsed * 0.2] or [mb for _, mb in samples]
     print(f"monitor RSS after warm-up: min {min(warm):.1f} MB, max {max(warm):.1f} MB")
-
-
-def _number(pattern: str, text: str) -> int:
-    match = re.search(pattern, text)
-    return int(match.group(1)) if match else -1
 
 
 def main() -> None:
