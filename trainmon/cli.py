@@ -581,13 +581,15 @@ def relay(
         forwarder = Relay(sub_bind, pub_bind, _curve(curve_secret, None, curve_allow))
     except EndpointError as exc:
         raise click.ClickException(str(exc)) from exc
+    # Signals are caught before saying where to connect: a SIGTERM right after that
+    # line must still stop the relay cleanly.
     try:
-        for warning in forwarder.warnings:
-            click.echo(f"trainmon: {warning}", err=True)
-        workers = ", ".join(forwarder.endpoints["workers"])
-        monitors = ", ".join(forwarder.endpoints["monitors"])
-        click.echo(f"trainmon relay: workers connect to {workers}; monitors to {monitors}")
         with quit_on_signals() as stop:
+            for warning in forwarder.warnings:
+                click.echo(f"trainmon: {warning}", err=True)
+            workers = ", ".join(forwarder.endpoints["workers"])
+            monitors = ", ".join(forwarder.endpoints["monitors"])
+            click.echo(f"trainmon relay: workers connect to {workers}; monitors to {monitors}")
             while not stop:
                 time.sleep(0.1)
     finally:
