@@ -68,11 +68,13 @@ class PtyWatch:
         return b"".join(self._chunks).decode(errors="replace")
 
 
-def summary_counts(text: str) -> tuple[int, int]:
-    """Records received and missed, from the summary watch prints when it stops."""
-    received = re.search(r"records received (\d+)", text)
+def summary_counts(text: str) -> tuple[int, int, float]:
+    """Records received and missed, and the seconds from the first record to the last,
+    from the summary watch prints when it stops (-1 where it says nothing)."""
+    received = re.search(r"records received (\d+)(?: in ([\d.]+) s)?", text)
     missed = re.search(r"missed (\d+)", text)
     return (
         int(received.group(1)) if received else -1,
         0 if "nothing missed" in text else int(missed.group(1)) if missed else -1,
+        float(received.group(2)) if received and received.group(2) else -1.0,
     )

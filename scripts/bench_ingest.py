@@ -3,16 +3,19 @@
 For each scenario, N real publisher processes (the trainmon client) log records with
 5 metrics, flat out or paced, into:
 
-* a bare SUB loop (receive and ``msgpack.unpackb`` only, nothing else): the ceiling;
+* a bare SUB loop (receive, ``msgpack.unpackb`` and count the records, nothing else):
+  the ceiling;
 * a real ``trainmon watch`` drawing its dashboard on a pseudo-terminal at 10 frames/s.
 
 Rates are records received per second from the first record to the last one taken in
-(for watch: until it exits, less its 2 s grace after the last bye).
+(watch prints that span in its summary).
 Each publisher reports what it logged and what its own full queue made it drop; the
 receiver reports what it received and (for watch) what it counted as missed. The
 accounting must close exactly: received + missed = sent (hello and bye included),
 where sent = logged - dropped by the client. Also printed: the monitor's CPU, and the
-time to render one frame with 64 workers and 20 metrics, measured in this process.
+time to render one frame with 64 workers and 20 metrics, measured in this process, and
+"CPU wait": the share of the time the monitor was ready to run but every core was busy
+(publishers flat out on a small machine starve it; /proc/PID/schedstat).
 
 Run: ``python scripts/bench_ingest.py`` (about 3 minutes) or ``--quick``.
 """
@@ -76,7 +79,8 @@ while True:
     if sock.poll(100):
         frames = sock.recv_multipart()
         batch = msgpack.unpackb(frames[1])
-        received += len(batch) if isinstance(batch, list) else 1
+        for item in batch if isinstance(batch, list) else [batch]:
+            received += len(item["t"]) if item["k"] == "cols" else 1
         last = time.monotonic()
         first = first or last
         idle_since = None
@@ -98,6 +102,12 @@ def cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def waited_s(pid: int) -> float:
+    """Seconds the process's main thread was ready to run but waiting for a CPU."""
+    with open(f"/proc/{pid}/schedstat") as stat:
+        return int(stat.read().split()[1]) / 1e9
 
 
 def run_publishers(
@@ -154,32 +164,41 @@ def watch(count: int, seconds: float, rate: float) -> dict[str, float]:
     proc = monitor.proc
     try:
         time.sleep(1.0)
-        cpu0, started = cpu_s(proc.pid), time.monotonic()
+        cpu0, wait0, started = cpu_s(proc.pid), waited_s(proc.pid), time.monotonic()
         logged, dropped, elapsed = run_publishers(endpoint, count, seconds, rate)
         # The monitor is busy ingesting while it uses more than 40% of a core (drawing
         # alone takes far less); it exits 2 s after the last bye (--exit-when-done).
-        samples = [(time.monotonic(), cpu0)]
+        samples = [(time.monotonic(), cpu0, wait0)]
         while proc.poll() is None and time.monotonic() - started < elapsed + 30:
-            samples.append((time.monotonic(), cpu_s(proc.pid)))
+            try:
+                samples.append((time.monotonic(), cpu_s(proc.pid), waited_s(proc.pid)))
+            except OSError:  # it has just exited
+                break
             time.sleep(0.1)
         busy_until = max(
-            (t for (t0, c0), (t, c) in itertools.pairwise(samples) if (c - c0) / (t - t0) > 0.4),
+            (
+                t
+                for (t0, c0, _), (t, c, _) in itertools.pairwise(samples)
+                if (c - c0) / (t - t0) > 0.4
+            ),
             default=started + elapsed,
         )
         busy = max(busy_until - started, 1e-9)
-        cpu1 = max(c for t, c in samples if t <= busy_until)
+        cpu1 = max(c for t, c, _ in samples if t <= busy_until)
+        wait1 = max(w for t, _, w in samples if t <= busy_until)
         if proc.poll() is None:
             print("(no bye from some worker within 30 s: stopping the monitor)", flush=True)
     finally:
         text = monitor.stop()
-    received, missed = summary_counts(text)
+    received, missed, span = summary_counts(text)
     return {
         "sent": logged - dropped + 2 * count,
         "client_dropped": dropped,
         "received": received,
         "missed": missed,
-        "rate": (received - 2 * count) / busy,
+        "rate": received / max(span, 1e-9),
         "cpu": (cpu1 - cpu0) / busy,
+        "waited": (wait1 - wait0) / busy,
     }
 
 
@@ -250,7 +269,7 @@ def main() -> None:
     print(
         f"{'publishers':>10} {'pace/s each':>11} | {'bare rec/s':>11} | {'watch rec/s':>11} "
         f"{'ratio':>6} {'sent':>10} {'received':>10} {'missed':>9} {'r+m=sent':>8} "
-        f"{'client drop':>11} {'watch CPU':>9}"
+        f"{'client drop':>11} {'watch CPU':>9} {'CPU wait':>8}"
     )
     for count, rate in scenarios:
         ceiling = bare(count, seconds, rate)
@@ -262,7 +281,7 @@ def main() -> None:
             f"{result['rate'] / ceiling['rate']:>6.2f} {result['sent']:>10,.0f} "
             f"{result['received']:>10,.0f} {result['missed']:>9,.0f} "
             f"{'yes' if closes else 'NO':>8} {result['client_dropped']:>11,.0f} "
-            f"{result['cpu'] * 100:>8.0f}%",
+            f"{result['cpu'] * 100:>8.0f}% {result['waited'] * 100:>7.0f}%",
             flush=True,
         )
     print(f"\nframe render, 64 workers x 20 metrics, 120x40: {frame_ms():.1f} ms (median of 30)")

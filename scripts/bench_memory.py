@@ -147,7 +147,7 @@ def bench_watch(total: int) -> None:
         if sender is not None and sender.poll() is None:
             sender.kill()
         text = monitor.stop()
-    received, missed = summary_counts(text)
+    received, missed, _ = summary_counts(text)
     print(f"{'seconds':>8} {'monitor RSS MB':>15}")
     step = max(len(samples) // 12, 1)
     for t, mb in [*samples[::step], samples[-1]]:

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 _DRAIN_SLICE_S = 0.02
+_BUSY_REFRESH_S = 0.25  # frame interval while records are waiting
 _NOTICE_S = 6.0
 
 
@@ -153,7 +154,11 @@ def run_dashboard(
                     live.update(frozen, refresh=True)
                 else:
                     live.update(render(state, opts, now), refresh=True)
-                next_frame = time.monotonic() + settings.refresh_s
+                # Under a flood, taking every record in comes before drawing often.
+                interval = settings.refresh_s
+                if source.backlog:
+                    interval = max(interval, _BUSY_REFRESH_S)
+                next_frame = time.monotonic() + interval
     return opts
 
 

@@ -23,7 +23,7 @@ from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, 
 from trainmon.relay import Relay
 from trainmon.state import RunState
 from trainmon.view import ViewOptions, render, summary
-from trainmon_client.protocol import Record
+from trainmon_client.protocol import Columns, Record
 from trainmon_client.security import Curve, create_keypair
 
 __all__ = ["main"]
@@ -333,6 +333,9 @@ class _JsonLines:
                 sys.stderr.close()
                 raise SystemExit(0) from None
         return True
+
+    def apply_columns(self, columns: Columns, now: float) -> int:
+        return sum(self.apply(record, now) for record in columns.records())
 
     def reject(self, reason: str, peer: str = "") -> None:
         self.state.reject(reason, peer)

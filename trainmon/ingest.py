@@ -9,7 +9,13 @@ from typing import Protocol
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from trainmon_client.protocol import MAX_PAYLOAD_BYTES, ProtocolError, Record, decode
+from trainmon_client.protocol import (
+    MAX_PAYLOAD_BYTES,
+    Columns,
+    ProtocolError,
+    Record,
+    decode_items,
+)
 from trainmon_client.security import Curve, ZapHandler, is_loopback
 
 __all__ = [
@@ -32,6 +38,8 @@ class RecordSink(Protocol):
 
     def apply(self, record: Record, now: float) -> bool: ...
 
+    def apply_columns(self, columns: Columns, now: float) -> int: ...
+
     def reject(self, reason: str, peer: str = "") -> None: ...
 
     def refuse(self, reason: str, count: int) -> None: ...
@@ -53,6 +61,11 @@ class RecordSource(Protocol):
     @property
     def finished(self) -> bool:
         """Nothing more will come (the end of a recording); never for a live socket."""
+        ...
+
+    @property
+    def backlog(self) -> bool:
+        """The last drain ran out of time with records still waiting."""
         ...
 
     def close(self) -> None: ...
@@ -124,6 +137,7 @@ class Subscriber:
         self._sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
         self._sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
         self._run = run
+        self._backlog = False
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
@@ -175,6 +189,7 @@ class Subscriber:
         sock = self._sock
         if self._zap is not None or self._events is not None:
             self._report_refusals(sink)
+        self._backlog = False
         if not sock.poll(max(int(budget_s * 1000), 0)):
             return 0
         while True:
@@ -185,17 +200,22 @@ class Subscriber:
             now = time.time()
             frames = [frame.bytes for frame in message]
             try:
-                records = decode(frames)
+                items = decode_items(frames)
             except ProtocolError as exc:
                 sink.reject(str(exc), _peer(message[0]))
                 continue
             if self._on_payload is not None:
                 self._on_payload(frames[1])
-            for record in records:
-                if self._run is None or record.run == self._run:
-                    sink.apply(record, now)
-                    applied += 1
+            for item in items:
+                if self._run is None or item.run == self._run:
+                    if type(item) is Columns:
+                        sink.apply_columns(item, now)
+                        applied += len(item.times)
+                    else:
+                        sink.apply(item, now)  # type: ignore[arg-type]
+                        applied += 1
             if time.monotonic() >= deadline:
+                self._backlog = bool(sock.poll(0))
                 return applied
 
     def _report_refusals(self, sink: RecordSink) -> None:
@@ -228,6 +248,10 @@ class Subscriber:
     @property
     def finished(self) -> bool:
         return False
+
+    @property
+    def backlog(self) -> bool:
+        return self._backlog
 
     def close(self) -> None:
         if self._events is not None:

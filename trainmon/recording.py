@@ -143,6 +143,10 @@ class ReplaySource:
     def finished(self) -> bool:
         return self._next >= len(self._records)
 
+    @property
+    def backlog(self) -> bool:
+        return False  # a replay goes at its own pace
+
     def clock(self) -> float:
         """The replayed time: the recording's own clock, stopped while paused or done."""
         if self.instant or self.finished:

@@ -7,12 +7,13 @@ Everything the screen shows is derived here.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from trainmon_client.protocol import Record
+from trainmon_client.protocol import Columns, Record
 
 __all__ = [
     "Bucket",
@@ -39,7 +40,7 @@ GRAD_NAMES: Final = ("grad_norm", "gradient", "grad")
 class Limits:
     """Bounds that keep the monitor's memory flat whatever it is sent."""
 
-    window: int = 10_000  # full-resolution points kept per metric and worker
+    window: int = 10_000  # full-resolution points kept per metric and worker (and < 1024 more)
     runs: int = 64
     workers: int = 1024  # per run
     metrics: int = 256  # per worker
@@ -97,6 +98,9 @@ def _bucket(step: int, value: float) -> Bucket:
     return bucket
 
 
+_FOLD_AFTER: Final = 1024  # points held back before they are folded into buckets
+
+
 @dataclass(slots=True)
 class Downsampled:
     """Everything older than the recent window, in at most ``max_buckets`` buckets.
@@ -104,62 +108,142 @@ class Downsampled:
     A bucket covers ``width`` steps aligned to multiples of ``width``; when there are
     too many, the width doubles and neighbours merge pairwise, so a point stays in the
     bucket it went into (only coarser) and old points never reshuffle.
+
+    Points are held back and folded a thousand or so at a time, at the width all of
+    them need, so most of the work is ``min``/``max`` over slices. The buckets come out
+    the same as folding point by point: a bucket of width ``w`` is all the points with
+    ``step // w`` equal to its index, and the width ends as the least power of two that
+    fits all points into ``max_buckets``, in whatever batches they came.
     """
 
     max_buckets: int = 512
     width: int = 1
     buckets: dict[int, Bucket] = field(default_factory=dict)
+    pending_steps: list[int] = field(default_factory=list)
+    pending_values: list[float] = field(default_factory=list)
 
     def add(self, step: int, value: float) -> None:
-        index = step // self.width
+        self.pending_steps.append(step)
+        self.pending_values.append(value)
+        if len(self.pending_steps) >= _FOLD_AFTER:
+            self.fold()
+
+    def extend(self, steps: list[int], values: list[float]) -> None:
+        self.pending_steps += steps
+        self.pending_values += values
+        if len(self.pending_steps) >= _FOLD_AFTER:
+            self.fold()
+
+    def fold(self) -> None:
+        """Fold the held-back points into the buckets."""
+        steps, values = self.pending_steps, self.pending_values
+        if not steps:
+            return
+        self.pending_steps, self.pending_values = [], []
+        width = self.width
+        in_order = steps == sorted(steps)
+        while True:
+            if in_order and (
+                len(self.buckets) + steps[-1] // width - steps[0] // width < self.max_buckets
+            ):
+                break  # fits even if every bucket the new points span were a new one
+            ratio = width // self.width
+            indexes = {index // ratio for index in self.buckets}
+            indexes.update({step // width for step in steps})
+            if len(indexes) <= self.max_buckets:
+                break
+            width *= 2
+        self._widen(width)
+        if not in_order:  # late points: one by one, in the order they came
+            for step, value in zip(steps, values, strict=True):
+                self._merge(step // width, _bucket(step, value))
+            return
+        start, end = 0, len(steps)
+        while start < end:
+            index = steps[start] // width
+            stop = bisect.bisect_left(steps, (index + 1) * width, start, end)
+            chunk = values[start:stop]
+            if math.isfinite(sum(chunk)):
+                part = Bucket(
+                    steps[start], steps[stop - 1], min(chunk), max(chunk), chunk[-1], len(chunk)
+                )
+            else:  # NaN or an infinity inside (or a sum too large): point by point
+                part = _bucket(steps[start], chunk[0])
+                for step, value in zip(steps[start + 1 : stop], chunk[1:], strict=True):
+                    part.add(step, value)
+            self._merge(index, part)
+            start = stop
+
+    def _merge(self, index: int, part: Bucket) -> None:
         bucket = self.buckets.get(index)
         if bucket is None:
-            self.buckets[index] = _bucket(step, value)
-            if len(self.buckets) > self.max_buckets:
-                self._coarsen()
+            self.buckets[index] = part
         else:
-            bucket.add(step, value)
+            bucket.merge(part)
 
-    def _coarsen(self) -> None:
-        while len(self.buckets) > self.max_buckets:
-            self.width *= 2
-            merged: dict[int, Bucket] = {}
-            for index in sorted(self.buckets):
-                bucket = self.buckets[index]
-                target = merged.get(index // 2)
-                if target is None:
-                    merged[index // 2] = bucket
-                else:
-                    target.merge(bucket)
-            self.buckets = merged
+    def _widen(self, width: int) -> None:
+        """Merge neighbouring buckets until they are ``width`` steps wide."""
+        if width == self.width:
+            return
+        ratio = width // self.width
+        merged: dict[int, Bucket] = {}
+        for index in sorted(self.buckets):
+            bucket = self.buckets[index]
+            target = merged.get(index // ratio)
+            if target is None:
+                merged[index // ratio] = bucket
+            else:
+                target.merge(bucket)
+        self.buckets, self.width = merged, width
 
     def in_order(self) -> list[Bucket]:
+        self.fold()
         return [self.buckets[i] for i in sorted(self.buckets)]
 
 
 @dataclass(slots=True)
 class Series:
-    """One metric of one worker: recent points at full resolution, older ones downsampled."""
+    """One metric of one worker: recent points at full resolution, older ones downsampled.
 
-    points: deque[tuple[int, float]]
+    The recent window is two columns (steps and values) in step order, so a batch of
+    points is taken in with a few C-level passes rather than a Python step per point.
+    It holds ``window`` points or up to ``spill`` more (1024, or an eighth of a small
+    window): once it reaches ``window + spill`` the oldest ``spill`` points go to the
+    downsampled history together, the same ones whether points came one by one or in
+    batches.
+    """
+
+    window: int
+    spill: int = field(init=False)
+    steps: list[int] = field(default_factory=list)
+    vals: list[float] = field(default_factory=list)
     older: Downsampled = field(default_factory=Downsampled)
     count: int = 0
     best: float = math.inf  # lowest finite value
     best_step: int | None = None
     nonfinite: int = 0
 
+    def __post_init__(self) -> None:
+        self.spill = min(_FOLD_AFTER, self.window // 8 + 1)
+
+    @property
+    def points(self) -> list[tuple[int, float]]:
+        """The recent window as (step, value) pairs, oldest first."""
+        return list(zip(self.steps, self.vals, strict=True))
+
     @property
     def last(self) -> float:
-        return self.points[-1][1] if self.points else math.nan
+        return self.vals[-1] if self.vals else math.nan
 
     def add(self, step: int, value: float) -> None:
-        points = self.points
-        if points and step < points[-1][0]:
+        steps = self.steps
+        if steps and step < steps[-1]:
             self._add_late(step, value)
         else:
-            if len(points) == points.maxlen:
-                self.older.add(*points[0])
-            points.append((step, value))
+            steps.append(step)
+            self.vals.append(value)
+            if len(steps) >= self.window + self.spill:
+                self._evict()
         self.count += 1
         if -math.inf < value < math.inf:
             if value < self.best:
@@ -167,34 +251,65 @@ class Series:
         else:
             self.nonfinite += 1
 
+    def extend(self, steps: list[int], values: list[float], *, sorted_steps: bool = False) -> None:
+        """Add points as :meth:`add` would one by one; fast when the steps do not go
+        down (``sorted_steps`` says the caller has checked that)."""
+        own = self.steps
+        if (own and steps[0] < own[-1]) or (not sorted_steps and steps != sorted(steps)):
+            for step, value in zip(steps, values, strict=True):
+                self.add(step, value)
+            return
+        own += steps
+        self.vals += values
+        while len(own) >= self.window + self.spill:
+            self._evict()
+        self.count += len(values)
+        if math.isfinite(sum(values)):
+            low = min(values)
+            if low < self.best:
+                self.best, self.best_step = low, steps[values.index(low)]
+        else:
+            for step, value in zip(steps, values, strict=True):
+                if -math.inf < value < math.inf:
+                    if value < self.best:
+                        self.best, self.best_step = value, step
+                else:
+                    self.nonfinite += 1
+
+    def _evict(self) -> None:
+        """The oldest ``spill`` points leave the window for the downsampled history."""
+        spill = self.spill
+        self.older.extend(self.steps[:spill], self.vals[:spill])
+        del self.steps[:spill], self.vals[:spill]
+
     def _add_late(self, step: int, value: float) -> None:
         """A point older than the newest (a gap filled by a re-send): keep step order."""
-        points = self.points
-        if step < points[0][0] and len(points) == points.maxlen:
+        steps, vals = self.steps, self.vals
+        if step < steps[0] and len(steps) >= self.window:
             self.older.add(step, value)  # older than the whole window
             return
-        index = len(points)
-        while index > 0 and points[index - 1][0] > step:
-            index -= 1
-        if len(points) == points.maxlen:
-            self.older.add(*points.popleft())
-            index -= 1
-        points.insert(index, (step, value))
+        index = bisect.bisect_right(steps, step)
+        steps.insert(index, step)
+        vals.insert(index, value)
+        if len(steps) >= self.window + self.spill:
+            self._evict()
 
     def values(self, last: int) -> list[float]:
         """The last ``last`` values at full resolution, oldest first."""
-        points = self.points
-        start = max(len(points) - last, 0)
-        return [points[i][1] for i in range(start, len(points))]
+        return self.vals[-last:] if last > 0 else []
 
     def history_points(self) -> list[tuple[int, float, float, float]]:
         """The whole series as (step, last, low, high): buckets, then the recent points."""
         older = [(b.last_step, b.last, b.low, b.high) for b in self.older.in_order()]
-        return older + [(step, value, value, value) for step, value in self.points]
+        return older + [
+            (step, value, value, value) for step, value in zip(self.steps, self.vals, strict=True)
+        ]
 
     def history(self) -> list[Bucket]:
         """The whole series: downsampled buckets, then the recent points as buckets of one."""
-        return self.older.in_order() + [_bucket(step, value) for step, value in self.points]
+        return self.older.in_order() + [
+            _bucket(step, value) for step, value in zip(self.steps, self.vals, strict=True)
+        ]
 
 
 @dataclass(slots=True)
@@ -425,27 +540,18 @@ class RunState:
         self.duplicates = 0
         self.untracked_runs = 0
         self.forgotten_runs = 0  # finished runs let go to make room for new ones
-        self.first_record_at: float | None = None
+        self.first_record_at: float | None = None  # monitor time of the first record
+        self.last_record_at: float | None = None  # and of the latest
 
     def apply(self, record: Record, now: float) -> bool:
         """Fold one record in; ``now`` is the monitor's clock when it arrived.
 
         Returns False for a record not taken: a repeat, a heartbeat, or one past a limit.
         """
-        run = self._run(record.run, now)
-        if run is None:
+        found = self._worker(record.run, record.worker, now)
+        if found is None:
             return False
-        worker = run.workers.get(record.worker)
-        if worker is None:
-            if len(run.workers) >= self.limits.workers:
-                run.untracked_workers += 1
-                return False
-            worker = run.workers[record.worker] = Worker(record.worker, now, now)
-        silence = now - worker.last_seen
-        if silence > LOST_AFTER_S and not worker.finished:
-            worker.outages += 1
-            worker.longest_outage_s = max(worker.longest_outage_s, silence)
-        worker.last_seen = max(worker.last_seen, now)
+        run, worker = found
         if record.kind == "heartbeat":
             self._heartbeat(worker, record)
             return False
@@ -468,6 +574,7 @@ class RunState:
         run.updated = now
         if self.first_record_at is None:
             self.first_record_at = now
+        self.last_record_at = now
         if run.started is None or record.time < run.started:
             run.started = record.time
         if record.kind == "metrics":
@@ -478,6 +585,63 @@ class RunState:
             worker.finished = True
             worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
         return True
+
+    def apply_columns(self, columns: Columns, now: float) -> int:
+        """Fold in consecutive metrics records given as columns; how many were taken.
+
+        The same result as applying ``columns.records()`` one by one, in a few passes
+        per column when the records are all new and their steps do not go down;
+        otherwise it does exactly that.
+        """
+        found = self._worker(columns.run, columns.worker, now)
+        if found is None:
+            return 0
+        run, worker = found
+        seq, count = columns.seq, len(columns.times)
+        steps = columns.steps
+        if seq <= worker.seen_max or None in steps or steps != sorted(steps):  # type: ignore[type-var]
+            return sum(self.apply(record, now) for record in columns.records())
+        worker.expect_through(seq - 1)
+        worker.seen_max = seq + count - 1
+        self.records += count
+        worker.records += count
+        run.updated = now
+        if self.first_record_at is None:
+            self.first_record_at = now
+        self.last_record_at = now
+        times = columns.times
+        started = min(times)
+        if run.started is None or started < run.started:
+            run.started = started
+        epochs = columns.epochs
+        if epochs.count(worker.epoch) != count:
+            for epoch, t in zip(epochs, times, strict=True):
+                if epoch is not None and epoch != worker.epoch:
+                    if worker.epoch is None or epoch > worker.epoch:
+                        worker.epoch_starts.append((epoch, t))
+                    worker.epoch = epoch
+        if not columns.metrics:
+            return count
+        worker.last_metrics_at = now
+        numbers: list[int] = steps  # type: ignore[assignment]  # no None, checked above
+        if worker.step is None or numbers[0] >= worker.step:
+            worker.step = numbers[-1]
+            worker.rate_points.extend(zip(times, numbers, strict=True))
+        elif numbers[-1] >= worker.step:
+            first = bisect.bisect_left(numbers, worker.step)
+            worker.step = numbers[-1]
+            worker.rate_points.extend(zip(times[first:], numbers[first:], strict=True))
+        for name, values in columns.metrics.items():
+            series = worker.series.get(name)
+            if series is None:
+                if len(worker.series) >= self.limits.metrics:
+                    worker.untracked_metrics += count
+                    continue
+                series = worker.series[name] = Series(self.limits.window)
+                if name not in run.metric_names and len(run.metric_names) < self.limits.metrics:
+                    run.metric_names.append(name)
+            series.extend(numbers, values, sorted_steps=True)
+        return count
 
     def reject(self, reason: str, peer: str = "") -> None:
         """Count a message that could not be decoded, and who sent it."""
@@ -509,6 +673,25 @@ class RunState:
         if going:
             return max(going, key=lambda run: run.created)
         return max(self.runs.values(), key=lambda run: run.updated)
+
+    def _worker(self, run_name: str, worker_id: str, now: float) -> tuple[Run, Worker] | None:
+        """The run and worker a record belongs to (made if new and within the limits),
+        with the worker's silence (an outage if long) ended at ``now``."""
+        run = self._run(run_name, now)
+        if run is None:
+            return None
+        worker = run.workers.get(worker_id)
+        if worker is None:
+            if len(run.workers) >= self.limits.workers:
+                run.untracked_workers += 1
+                return None
+            worker = run.workers[worker_id] = Worker(worker_id, now, now)
+        silence = now - worker.last_seen
+        if silence > LOST_AFTER_S and not worker.finished:
+            worker.outages += 1
+            worker.longest_outage_s = max(worker.longest_outage_s, silence)
+        worker.last_seen = max(worker.last_seen, now)
+        return run, worker
 
     def _run(self, name: str, now: float) -> Run | None:
         run = self.runs.get(name)
@@ -563,7 +746,7 @@ class RunState:
                 if len(worker.series) >= self.limits.metrics:
                     worker.untracked_metrics += 1
                     continue
-                series = worker.series[name] = Series(deque(maxlen=self.limits.window))
+                series = worker.series[name] = Series(self.limits.window)
                 if name not in run.metric_names and len(run.metric_names) < self.limits.metrics:
                     run.metric_names.append(name)
             series.add(step, value)

@@ -159,7 +159,7 @@ def loss_panel(run: Run, opts: ViewOptions) -> Panel:
     """The main metric's sparkline over the last ``history`` values."""
     name = run.find_metric(LOSS_NAMES) or (run.metric_names[0] if run.metric_names else None)
     series = run.series(name) if name is not None else None
-    if series is None or not series.points:
+    if series is None or not series.vals:
         return Panel(Text("no metrics yet", style="dim"), title="Loss", title_align="left")
     values = series.values(opts.history)
     finite = [v for v in values if math.isfinite(v)]
@@ -524,7 +524,12 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
         lines.append(f"  {_missed_text(run)}")
         if limits_text(state, run):
             lines.append(f"  limits reached: {limits_text(state, run)}")
-    received = f"records received {state.records}, rejected {state.rejected}"
+    received = f"records received {state.records}"
+    if state.first_record_at is not None and state.last_record_at is not None:
+        span = state.last_record_at - state.first_record_at
+        if span > 0:
+            received += f" in {span:.1f} s ({state.records / span:,.0f}/s)"
+    received += f", rejected {state.rejected}"
     if state.rejected_by_peer:
         received += (
             " ("

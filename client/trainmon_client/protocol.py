@@ -22,6 +22,13 @@ i     identity: host, pid, rank, world, local_rank, epochs,       hello
 c     client counters: logged, dropped, queued                    heartbeat, bye
 ====  ==========================================================  =================
 
+A fifth kind, ``cols``, carries consecutive ``metrics`` records of one worker that log
+the same metric names, column by column, so a batch costs one map instead of one per
+record: ``s`` is the first record's sequence number (the others follow on by one),
+``t``, ``st`` and ``ep`` are lists with one entry per record, and ``m`` maps each metric
+name to its list of values. The publisher sends metrics this way; a monitor accepts
+both forms, and :meth:`Columns.records` turns a ``cols`` item back into records.
+
 ``hello``, ``metrics`` and ``bye`` records take sequence numbers 0, 1, 2, ... so the
 monitor can count what it missed. A ``heartbeat`` carries the last sequence number the
 worker has used without taking one, which also reveals records lost at the tail.
@@ -34,6 +41,7 @@ it does not accept.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -42,6 +50,7 @@ from typing import Any, Final, NamedTuple
 import msgpack
 
 __all__ = [
+    "Columns",
     "KINDS",
     "MAX_BATCH",
     "MAX_METRICS",
@@ -51,8 +60,11 @@ __all__ = [
     "PROTOCOL_VERSION",
     "ProtocolError",
     "Record",
+    "columns_wire",
     "decode",
+    "decode_items",
     "decode_payload",
+    "decode_payload_items",
     "encode",
     "pack_payload",
     "to_wire",
@@ -100,6 +112,68 @@ class Record(NamedTuple):
     counters: Mapping[str, int] = _EMPTY
 
 
+class Columns(NamedTuple):
+    """Consecutive metrics records of one worker, as columns (wire kind ``cols``).
+
+    Record ``i`` has sequence number ``seq + i``, time ``times[i]``, step ``steps[i]``,
+    epoch ``epochs[i]`` and the value ``column[i]`` of each ``metrics`` column.
+    """
+
+    run: str
+    worker: str
+    seq: int
+    times: list[float]
+    steps: list[int | None]
+    epochs: list[int | None]
+    metrics: dict[str, list[float]]
+
+    @property
+    def size(self) -> int:
+        """How many records the columns hold."""
+        return len(self.times)
+
+    def records(self) -> list[Record]:
+        """The same records, one by one."""
+        names = list(self.metrics)
+        rows = zip(*self.metrics.values(), strict=True) if names else itertools.repeat(())
+        return [
+            Record(
+                "metrics",
+                self.run,
+                self.worker,
+                self.seq + i,
+                self.times[i],
+                step=self.steps[i],
+                epoch=self.epochs[i],
+                metrics=dict(zip(names, row, strict=True)),
+            )
+            for i, row in zip(range(len(self.times)), rows, strict=False)
+        ]
+
+
+def columns_wire(
+    run: str,
+    worker: str,
+    seq: int,
+    times: Sequence[float],
+    steps: Sequence[int | None],
+    epochs: Sequence[int | None],
+    metrics: Mapping[str, Sequence[float]],
+) -> dict[str, Any]:
+    """The msgpack-ready ``cols`` map for consecutive metrics records of one worker."""
+    return {
+        "v": PROTOCOL_VERSION,
+        "k": "cols",
+        "r": run,
+        "w": worker,
+        "s": seq,
+        "t": times,
+        "st": steps,
+        "ep": epochs,
+        "m": metrics,
+    }
+
+
 def to_wire(record: Record) -> dict[str, Any]:
     """The msgpack-ready map for ``record``, with only the keys its kind uses."""
     wire: dict[str, Any] = {
@@ -138,6 +212,11 @@ def encode(records: Sequence[Record]) -> list[bytes]:
 
 def decode(frames: Sequence[bytes]) -> list[Record]:
     """The records in one ZeroMQ message, or :class:`ProtocolError`."""
+    return _expand(decode_items(frames))
+
+
+def decode_items(frames: Sequence[bytes]) -> list[Record | Columns]:
+    """Like :func:`decode`, but ``cols`` items stay :class:`Columns` (the fast path)."""
     if len(frames) != 2:
         raise ProtocolError(f"expected 2 frames [topic, payload], got {len(frames)}")
     topic_bytes, payload = frames
@@ -147,15 +226,32 @@ def decode(frames: Sequence[bytes]) -> list[Record]:
         topic = bytes(topic_bytes).decode()
     except UnicodeDecodeError as exc:
         raise ProtocolError("topic is not UTF-8") from exc
-    records = decode_payload(payload)
-    for record in records:
-        if record.run != topic:
-            raise ProtocolError(f"record of run {record.run!r} under topic {topic!r}")
-    return records
+    items = decode_payload_items(payload)
+    for item in items:
+        if item.run != topic:
+            raise ProtocolError(f"record of run {item.run!r} under topic {topic!r}")
+    return items
 
 
 def decode_payload(payload: bytes) -> list[Record]:
     """The records in one payload (a message's second frame, or a recorded frame)."""
+    return _expand(decode_payload_items(payload))
+
+
+def _expand(items: list[Record | Columns]) -> list[Record]:
+    if all(type(item) is Record for item in items):
+        return items  # type: ignore[return-value]
+    records: list[Record] = []
+    for item in items:
+        if type(item) is Columns:
+            records.extend(item.records())
+        else:
+            records.append(item)  # type: ignore[arg-type]
+    return records
+
+
+def decode_payload_items(payload: bytes) -> list[Record | Columns]:
+    """Like :func:`decode_payload`, but ``cols`` items stay :class:`Columns`."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
@@ -177,13 +273,15 @@ def decode_payload(payload: bytes) -> list[Record]:
     return [_record(item) for item in items]
 
 
-def _record(item: object) -> Record:
+def _record(item: object) -> Record | Columns:
     if not isinstance(item, dict):
         raise ProtocolError(f"a record is a map, not {type(item).__name__}")
     version = item.get("v")
     if version != PROTOCOL_VERSION:
         raise ProtocolError(f"unsupported protocol version {version!r}")
     kind = item.get("k")
+    if kind == "cols":
+        return _columns(item)
     if type(kind) is not str or kind not in KINDS:  # a map here would be unhashable
         raise ProtocolError(f"unknown record kind {kind!r}")
     run = _name(item.get("r"), "run")
@@ -210,6 +308,63 @@ def _record(item: object) -> Record:
     if kind == "heartbeat" or (kind == "bye" and "c" in item):
         return Record(kind, run, worker, seq, float(wall), counters=_counters(item.get("c")))
     return Record(kind, run, worker, seq, float(wall))
+
+
+_NUMBER_TYPES: Final = frozenset({float, int, bool})
+_COUNTER_TYPES: Final = frozenset({int, type(None)})
+
+
+def _columns(item: dict[Any, Any]) -> Columns:
+    """A ``cols`` item, checked column by column with C-level passes (map, set, sum)."""
+    run = _name(item.get("r"), "run")
+    worker = _name(item.get("w"), "worker")
+    seq = item.get("s")
+    times = item.get("t")
+    if type(times) is not list or not times:
+        raise ProtocolError("cols: t must be a non-empty list of times")
+    count = len(times)
+    if type(seq) is not int or not 0 <= seq <= _MAX_SEQ - count:
+        raise ProtocolError(f"bad sequence number {seq!r}")
+    kinds = set(map(type, times))
+    if kinds != {float}:
+        if not kinds <= _NUMBER_TYPES - {bool}:
+            raise ProtocolError("cols: every time must be a number")
+        times = [float(t) for t in times]
+    if not math.isfinite(sum(times)):
+        raise ProtocolError("bad time: not finite")
+    steps = _counter_column(item.get("st"), count, "step")
+    epochs = _counter_column(item.get("ep"), count, "epoch")
+    columns = item.get("m")
+    if type(columns) is not dict:
+        raise ProtocolError("metrics must be a map")
+    if len(columns) > MAX_METRICS:
+        raise ProtocolError(f"more than {MAX_METRICS} metrics in one record")
+    metrics: dict[str, list[float]] = {}
+    for name, column in columns.items():
+        if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS:
+            _name(name, "metric name")  # raises, saying why
+        if type(column) is not list or len(column) != count:
+            raise ProtocolError(f"cols: metric {name!r} needs a list of {count} values")
+        kinds = set(map(type, column))
+        if kinds != {float}:
+            if not kinds <= _NUMBER_TYPES:
+                raise ProtocolError(f"metric {name!r} has a value that is not a number")
+            column = [float(value) for value in column]
+        metrics[name] = column
+    return Columns(run, worker, seq, times, steps, epochs, metrics)
+
+
+def _counter_column(value: object, count: int, what: str) -> list[int | None]:
+    if type(value) is not list or len(value) != count:
+        raise ProtocolError(f"cols: {what} needs a list of {count} entries")
+    kinds = set(map(type, value))
+    if not kinds <= _COUNTER_TYPES:
+        raise ProtocolError(f"{what} must be an integer from 0 to 2**53 or nil")
+    if int in kinds:
+        numbers = value if len(kinds) == 1 else [n for n in value if n is not None]
+        if min(numbers) < 0 or max(numbers) > MAX_STEP:
+            raise ProtocolError(f"{what} must be an integer from 0 to 2**53")
+    return value
 
 
 def _name(value: object, what: str) -> str:

@@ -33,6 +33,7 @@ from trainmon_client.protocol import (
     MAX_NAME_CHARS,
     MAX_STEP,
     PROTOCOL_VERSION,
+    columns_wire,
     pack_payload,
 )
 from trainmon_client.security import Curve, ZapHandler, is_loopback
@@ -57,6 +58,9 @@ _EVENTS: Final = (
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 )
+
+# A record on its way out: (seq, time, step, epoch, metric values).
+_Row = tuple[int, float, int | None, int | None, dict[str, Any]]
 
 _log = logging.getLogger("trainmon_client")
 _now = time.time
@@ -475,28 +479,28 @@ class _IOLoop:
     def _drain(self, until: float) -> bool:
         """Turn queued calls into records and send them; True if more are waiting."""
         queue = self.mon._queue
-        wires: list[dict[str, Any]] = []
+        rows: list[_Row] = []
         while queue:
             try:
-                wire = self._take(*queue.popleft())
+                row = self._take(*queue.popleft())
             except Exception as exc:  # whatever was logged, the thread goes on
                 self._warn_once("<record>", f"cannot publish a record ({exc!r})")
                 self.mon._count_drop()
                 continue
-            if wire is not None:
-                wires.append(wire)
-            if len(wires) >= _MAX_BATCH_RECORDS:
-                self._publish(wires)
-                wires = []
+            if row is not None:
+                rows.append(row)
+            if len(rows) >= _MAX_BATCH_RECORDS:
+                self._publish_rows(rows)
+                rows = []
                 if time.monotonic() >= until:
                     break
-        if wires:
-            self._publish(wires)
+        if rows:
+            self._publish_rows(rows)
         return bool(queue)
 
     def _take(
         self, t: float, step: int | None, epoch: int | None, metrics: Any, named: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    ) -> _Row | None:
         if metrics is None and _plain_floats(named):
             values: dict[str, Any] = named  # the common case, checked at a glance
         else:
@@ -523,17 +527,33 @@ class _IOLoop:
             self.mon._latest["accuracy"] = (t, values["accuracy"])
         seq = self.seq
         self.seq = seq + 1
-        return {
-            "v": PROTOCOL_VERSION,
-            "k": "metrics",
-            "r": self.run_name,
-            "w": self.worker,
-            "s": seq,
-            "t": t,
-            "st": self.step if self.step >= 0 else None,
-            "ep": self.epoch,
-            "m": values,
-        }
+        return (seq, t, self.step if self.step >= 0 else None, self.epoch, values)
+
+    def _publish_rows(self, rows: list[_Row]) -> None:
+        """Send consecutive records as ``cols`` items: one per run of the same names."""
+        items: list[dict[str, Any]] = []
+        start = 0
+        names = tuple(rows[0][4])
+        for index in range(1, len(rows)):
+            these = tuple(rows[index][4])
+            if these != names:
+                items.append(self._columns(rows[start:index], names))
+                start, names = index, these
+        items.append(self._columns(rows[start:], names))
+        self._publish(items, len(rows), rows[0][0])
+
+    def _columns(self, rows: list[_Row], names: tuple[str, ...]) -> dict[str, Any]:
+        seqs, times, steps, epochs, values = zip(*rows, strict=True)
+        columns = zip(*(v.values() for v in values), strict=True) if names else ()
+        return columns_wire(
+            self.run_name,
+            self.worker,
+            seqs[0],
+            times,
+            steps,
+            epochs,
+            dict(zip(names, columns, strict=True)),
+        )
 
     def _numbers(self, metrics: Any, named: dict[str, Any]) -> dict[str, float | int]:
         if metrics is not None:
@@ -574,17 +594,17 @@ class _IOLoop:
         self.seq += 1
         return wire
 
-    def _publish(self, wires: list[dict[str, Any]]) -> None:
+    def _publish(self, items: list[dict[str, Any]], records: int, first_seq: int) -> None:
         try:
-            payload = pack_payload(wires)
+            payload = pack_payload(items)
         except (ValueError, OverflowError, TypeError) as exc:  # defensive: never expected
             self._warn_once("<pack>", f"cannot encode a batch ({exc})")
-            self.mon._count_drop(len(wires))
+            self.mon._count_drop(records)
             return
         if self.writer is not None:
             self.writer.write(payload)
-        self.history.append((len(wires), wires[0]["s"], payload))
-        self.history_records += len(wires)
+        self.history.append((records, first_seq, payload))
+        self.history_records += records
         while self.history_records > self.mon._history_records and len(self.history) > 1:
             self.history_records -= self.history.popleft()[0]
         if self.subscribed:
@@ -629,7 +649,8 @@ class _IOLoop:
             self.mon._count_drop(len(self.mon._queue))
             self.mon._queue.clear()
         self.deadline = deadline
-        self._publish([self._wire("bye", _now(), c=self._counters())])
+        bye = self._wire("bye", _now(), c=self._counters())
+        self._publish([bye], 1, bye["s"])
         if self.subscribed:
             remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
             self.sock.setsockopt(zmq.LINGER, remaining_ms)
