@@ -92,6 +92,32 @@ print(received, last - first, flush=True)
 """
 
 
+SENDER = """
+import sys, time, zmq
+from trainmon_client.protocol import columns_wire, pack_payload
+endpoint, total = sys.argv[1], int(sys.argv[2])
+names = ("loss", "accuracy", "grad_norm", "lr", "throughput")
+def item(kind, seq, **fields):
+    return {"v": 1, "k": kind, "r": "load", "w": "sender", "s": seq, "t": time.time(), **fields}
+payloads = [pack_payload(item("hello", 0, i={"host": "h", "pid": 1}))]
+for seq in range(1, total + 1, 128):
+    n = min(128, total + 1 - seq)
+    steps = list(range(seq, seq + n))
+    columns = {name: [1.0 / s for s in steps] for name in names}
+    wire = columns_wire("load", "sender", seq, [time.time()] * n, steps, [0] * n, columns)
+    payloads.append(pack_payload([wire]))
+counters = {"logged": total, "dropped": 0, "queued": 0}
+payloads.append(pack_payload(item("bye", total + 1, c=counters)))
+sock = zmq.Context().socket(zmq.XPUB)
+sock.setsockopt(zmq.SNDHWM, 0)  # no limit: nothing is dropped, the receiver sets the pace
+sock.connect(endpoint)
+sock.recv()  # the receiver's subscription
+for payload in payloads:
+    sock.send_multipart([b"load", payload])
+time.sleep(60)  # keep the queue alive until the receiver has it all (killed then)
+"""
+
+
 def free_endpoint() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -202,6 +228,47 @@ def watch(count: int, seconds: float, rate: float) -> dict[str, float]:
     }
 
 
+def monitor_bound(total: int) -> tuple[float, float]:
+    """Records/s of the bare loop and of watch, fed ``total`` pre-encoded records by one
+    sender that does nothing else: what the receiving side alone can take."""
+    sender_args = [sys.executable, "-c", SENDER]
+    # the bare loop
+    endpoint = free_endpoint()
+    sink = subprocess.Popen(
+        [sys.executable, "-c", BARE, endpoint, "3"], stdout=subprocess.PIPE, text=True
+    )
+    sender = None
+    try:
+        assert sink.stdout is not None
+        sink.stdout.readline()
+        sender = subprocess.Popen([*sender_args, endpoint, str(total)])
+        out, _ = sink.communicate(timeout=300)
+    finally:
+        for proc in (sink, sender):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    received, span = int(out.split()[-2]), float(out.split()[-1])
+    bare_rate = received / max(span, 1e-9)
+    # a drawing watch
+    endpoint = free_endpoint()
+    monitor = PtyWatch(endpoint, "--exit-when-done")
+    sender = None
+    try:
+        time.sleep(1.0)
+        sender = subprocess.Popen([*sender_args, endpoint, str(total)])
+        monitor.proc.wait(timeout=300)
+    finally:
+        text = monitor.stop()
+        if sender is not None:
+            sender.kill()
+            sender.wait()
+    received, _, span = summary_counts(text)
+    if received != total + 2:
+        print(f"(watch received {received:,} of {total + 2:,})")
+    return bare_rate, received / max(span, 1e-9)
+
+
 def frame_ms(workers: int = 64, metrics: int = 20, width: int = 120, height: int = 40) -> float:
     state = RunState()
     now = 1000.0
@@ -284,6 +351,12 @@ def main() -> None:
             f"{result['cpu'] * 100:>8.0f}% {result['waited'] * 100:>7.0f}%",
             flush=True,
         )
+    total = 200_000 if args.quick else 1_000_000
+    bare_rate, watch_rate = monitor_bound(total)
+    print(
+        f"\none sender of {total:,} pre-encoded records (monitor-bound): bare {bare_rate:,.0f}/s, "
+        f"watch {watch_rate:,.0f}/s, ratio {watch_rate / bare_rate:.2f}"
+    )
     print(f"\nframe render, 64 workers x 20 metrics, 120x40: {frame_ms():.1f} ms (median of 30)")
     print(
         f"frame render, 64 workers x 20 metrics, 200x60: "
