@@ -33,9 +33,9 @@ import sys
 import time
 
 from _pty_watch import PtyWatch, summary_counts
-from rich.console import Console
 
 from trainmon.state import RunState
+from trainmon.theme import console_for
 from trainmon.view import ViewOptions, render
 from trainmon_client.protocol import Record
 
@@ -300,7 +300,7 @@ def frame_ms(workers: int = 64, metrics: int = 20, width: int = 120, height: int
                 ),
                 now + step * 0.01,
             )
-    console = Console(
+    console = console_for(
         file=io.StringIO(),
         width=width,
         height=height,

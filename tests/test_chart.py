@@ -75,7 +75,7 @@ def test_dashboard_chart_mode() -> None:
     """In chart mode the main panel charts the whole run with its smoothed line."""
     state = fed(hello(), *(metrics(i, loss=1.0 / i) for i in range(1, 300)))
     out = screen(state, ViewOptions(chart=True, smoothing=0.6), width=100, height=30)
-    assert "loss · all 299 steps · smoothed 0.60" in out
+    assert "loss · 299 steps · smoothed 0.60" in out
     assert "┤" in out and "└0" in out
     plain = screen(state, ViewOptions(chart=False), width=100, height=30)
     assert "loss · last 100" in plain

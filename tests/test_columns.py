@@ -111,6 +111,7 @@ def _snapshot(state: RunState) -> str:
                 worker.epoch,
                 list(worker.epoch_starts),
                 list(worker.rate_points),
+                worker.forward_records,
                 worker.last_metrics_at,
                 worker.untracked_metrics,
             ]

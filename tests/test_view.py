@@ -6,11 +6,12 @@ import io
 import math
 
 import pytest
-from rich.console import Console, RenderableType
+from rich.console import RenderableType
 
 from tests.test_state import beat, fed, hello, metrics
 from trainmon.sparkline import Sparkline, columns
 from trainmon.state import RunState
+from trainmon.theme import console_for
 from trainmon.view import (
     ViewOptions,
     format_duration,
@@ -26,7 +27,7 @@ NOW = 100.5
 
 
 def text(renderable: RenderableType, width: int = 80, height: int = 24) -> str:
-    console = Console(
+    console = console_for(
         file=io.StringIO(),
         width=width,
         height=height,

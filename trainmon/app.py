@@ -12,17 +12,20 @@ from dataclasses import dataclass, replace
 from rich.console import Console, RenderableType
 from rich.layout import Layout
 from rich.live import Live
+from rich.theme import Theme
 
+from trainmon.alerts import AlertWatch
 from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
 from trainmon.keys import Action, quit_on_signals, terminal_keys
-from trainmon.state import RunState
-from trainmon.view import ViewOptions, footer, header, render, status_line
+from trainmon.state import RunState, Worker
+from trainmon.view import ViewOptions, footer, header, main_metric, render, status_line
 
 __all__ = [
     "AppSettings",
     "DoneWatch",
     "is_done",
+    "next_options",
     "next_smoothing",
     "run_dashboard",
     "run_plain",
@@ -46,6 +49,8 @@ class AppSettings:
     max_duration_s: float | None = None  # stop after this long whatever happens
     export_dir: str = "."
     finished_notice: str = ""  # shown once the source has nothing more to give
+    theme: Theme | None = None  # the dark theme unless given
+    bell: bool = False  # ring the terminal bell for each new alert
 
 
 def is_done(state: RunState) -> bool:
@@ -108,6 +113,7 @@ def run_dashboard(
         ) as live,
     ):
         next_frame = 0.0
+        alerts = AlertWatch()
         while not stop:
             if stop.suspend:  # Ctrl-Z: give the terminal back, stop; on fg, take it again
                 stop.suspend = False
@@ -126,19 +132,16 @@ def run_dashboard(
                     opts = replace(opts, paused=not opts.paused, paused_records=0)
                     source.set_paused(opts.paused)
                     frozen, paused_at = None, state.records
-                elif action is Action.TOGGLE_CHART:
-                    opts = replace(opts, chart=not opts.chart)
-                    frozen = None
-                elif action is Action.CYCLE_SMOOTHING:
-                    opts = replace(opts, smoothing=next_smoothing(opts.smoothing))
-                    frozen = None
                 elif action is Action.EXPORT:
                     frame = frozen if frozen is not None else render(state, opts, now)
                     opts = replace(
                         opts,
-                        notice=_export_notice(frame, state, opts, console, settings.export_dir),
+                        notice=_export_notice(frame, state, opts, console, settings),
                     )
                     notice_until = time.monotonic() + _NOTICE_S
+                else:
+                    opts = next_options(opts, action, state)
+                    frozen = None  # a paused view is redrawn as asked, still frozen in time
                 next_frame = 0.0
             if deadline.reached(state):
                 break
@@ -147,6 +150,11 @@ def run_dashboard(
             if settings.finished_notice and source.finished and not opts.notice:
                 opts = replace(opts, notice=settings.finished_notice)
             if time.monotonic() >= next_frame:
+                if not opts.paused:
+                    new_alerts = alerts.check(state, now, opts.stall_after_s)
+                    if new_alerts and settings.bell:
+                        console.file.write("\a" * min(len(new_alerts), 3))
+                        console.file.flush()
                 if opts.paused:
                     opts = replace(opts, paused_records=state.records - paused_at)
                     frozen = frozen or _frame(state, opts, now)
@@ -163,6 +171,86 @@ def run_dashboard(
 
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
+
+
+def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOptions:
+    """The view after a key's ``action`` (all but quit, pause and export)."""
+    run = state.current(opts.run)
+    if action is Action.HELP:
+        return replace(opts, help=not opts.help)
+    if action is Action.CLOSE:
+        return replace(opts, help=False, runs_list=False)
+    if action is Action.TOGGLE_CHART:
+        return replace(opts, chart=not opts.chart, help=False)
+    if action is Action.CYCLE_SMOOTHING:
+        return replace(opts, smoothing=next_smoothing(opts.smoothing))
+    if action is Action.GRID:
+        return replace(opts, grid=not opts.grid, help=False, runs_list=False)
+    if action is Action.NEXT_PAGE:
+        return replace(opts, grid=True, page=opts.page + 1)
+    if action is Action.PREV_PAGE:
+        return replace(opts, grid=True, page=max(opts.page - 1, 0))
+    if action is Action.ZOOM_IN:
+        return replace(opts, chart=True, zoom=min(opts.zoom + 1, 16))
+    if action is Action.ZOOM_OUT:
+        zoom = max(opts.zoom - 1, 0)
+        return replace(opts, chart=True, zoom=zoom, pan=min(opts.pan, _max_pan(zoom)))
+    if action is Action.PAN_LEFT:
+        return replace(opts, chart=True, pan=min(opts.pan + 1, _max_pan(opts.zoom)))
+    if action is Action.PAN_RIGHT:
+        return replace(opts, chart=True, pan=max(opts.pan - 1, 0))
+    if action is Action.FOLLOW:
+        return replace(opts, chart=True, pan=0)
+    if action is Action.TOGGLE_LOG:
+        return replace(opts, chart=True, log_y=not opts.log_y)
+    if action is Action.TOGGLE_ROBUST:
+        return replace(opts, chart=True, robust=not opts.robust)
+    if action is Action.WORKERS_MODE:
+        modes = ("one", "band", "lines")
+        return replace(
+            opts, chart=True, workers_mode=modes[(modes.index(opts.workers_mode) + 1) % 3]
+        )
+    if run is None:
+        return opts
+    if action in (Action.NEXT_METRIC, Action.PREV_METRIC) and run.metric_names:
+        names = run.metric_names
+        current = main_metric(run, opts)
+        index = names.index(current) if current in names else 0
+        step = 1 if action is Action.NEXT_METRIC else -1
+        return replace(opts, metric=names[(index + step) % len(names)], page=0)
+    if action is Action.NEXT_WORKER:
+        workers = [w.id for w in sorted(run.workers.values(), key=Worker.sort_key)]
+        if opts.worker not in workers:
+            lead = run.lead
+            index = workers.index(lead.id) if lead is not None else -1
+        else:
+            index = workers.index(opts.worker)
+        return replace(opts, worker=workers[(index + 1) % len(workers)], workers_mode="one")
+    if action is Action.NEXT_RUN:
+        names = [r.name for r in sorted(state.runs.values(), key=lambda r: r.created)]
+        index = names.index(run.name)
+        return replace(opts, run=names[(index + 1) % len(names)], worker=None)
+    if action is Action.RUNS_LIST:
+        return replace(opts, runs_list=not opts.runs_list, help=False)
+    if action is Action.OVERLAY:
+        others = [
+            r.name
+            for r in sorted(state.runs.values(), key=lambda r: r.created)
+            if r.name != run.name
+        ]
+        if not others:
+            return replace(opts, overlay=None)
+        if opts.overlay not in others:
+            return replace(opts, chart=True, overlay=others[-1])
+        index = others.index(opts.overlay)
+        following = others[index - 1] if index > 0 else None  # newest first, then off
+        return replace(opts, chart=True, overlay=following)
+    return opts
+
+
+def _max_pan(zoom: int) -> int:
+    """Half-windows from the live tail back to the start, at zoom level ``zoom``."""
+    return max((2 << zoom) - 2, 0)
 
 
 def next_smoothing(weight: float) -> float:
@@ -185,10 +273,15 @@ def _repaint_bars(frame: Layout, state: RunState, opts: ViewOptions, now: float)
 
 
 def _export_notice(
-    frame: RenderableType, state: RunState, opts: ViewOptions, console: Console, directory: str
+    frame: RenderableType,
+    state: RunState,
+    opts: ViewOptions,
+    console: Console,
+    settings: AppSettings,
 ) -> str:
     try:
-        path = save_screen(frame, state, opts, console.size.width, console.size.height, directory)
+        width, height = console.size
+        path = save_screen(frame, state, opts, width, height, settings.export_dir, settings.theme)
     except OSError as exc:
         return f"could not save the screen: {exc.strerror or exc}"
     return f"screen saved to {path}"
@@ -201,6 +294,7 @@ def save_screen(
     width: int,
     height: int,
     directory: str = ".",
+    theme: Theme | None = None,
 ) -> str:
     """Write ``frame`` as an SVG picture in ``directory``; the file's path."""
     run = state.current(opts.run)
@@ -212,6 +306,7 @@ def save_screen(
         width=width,
         height=height,
         title=f"trainmon · {run.name if run else 'waiting'}",
+        theme=theme,
     )
     with open(path, "w", encoding="utf-8") as file:
         file.write(svg)

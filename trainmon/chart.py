@@ -8,6 +8,8 @@ can ignore outliers (5th-95th percentile) or be logarithmic.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,11 +20,20 @@ from rich.segment import Segment
 from rich.style import Style
 
 from trainmon.sparkline import joined_segments
+from trainmon.theme import resolve
 
 __all__ = ["Line", "LineChart", "Point", "ema", "y_range"]
 
 _LABEL_WIDTH = 8  # y-axis labels are at most this wide (see _short)
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][column] bits
+# _RUNS[column][first][last]: the bits of dot rows first..last in one cell's column
+_RUNS = tuple(
+    tuple(
+        tuple(sum(_DOTS[r][half] for r in range(first, last + 1)) for last in range(4))
+        for first in range(4)
+    )
+    for half in range(2)
+)
 
 
 class Point(NamedTuple):
@@ -36,15 +47,68 @@ class Point(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """A series to draw, with its style; ``band`` draws each point's low-high range."""
+    """A series to draw, with its style; ``band`` draws each point's low-high range.
+
+    ``points`` are (x, y, low, high) in x order; ``steps`` and ``values`` are raw points
+    after them, as two sorted columns, folded per pixel column with C-level slices (a
+    series' recent window goes here without being copied into tuples).
+    """
 
     points: Sequence[Point | tuple[float, float, float, float]]  # (x, y, low, high)
-    style: str = "cyan"
+    style: str = "tm.line"
     band: bool = True
+    steps: Sequence[int] = ()
+    values: Sequence[float] = ()
+    label: str = ""
+    # downsampled history before everything else: steps, last values, lows, highs, marks
+    buckets: (
+        tuple[Sequence[int], Sequence[float], Sequence[float], Sequence[float], Sequence[str]]
+        | None
+    ) = None
+
+    @property
+    def first_x(self) -> float | None:
+        if self.buckets and self.buckets[0]:
+            return self.buckets[0][0]
+        if self.points:
+            return self.points[0][0]
+        return self.steps[0] if self.steps else None
+
+    @property
+    def last_x(self) -> float | None:
+        if self.steps:
+            return self.steps[-1]
+        if self.points:
+            return self.points[-1][0]
+        return self.buckets[0][-1] if self.buckets and self.buckets[0] else None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.points or self.steps or (self.buckets and self.buckets[0]))
 
 
 def ema(values: Sequence[float], weight: float) -> list[float]:
     """TensorBoard's smoothing: a debiased exponential moving average (NaN passes through)."""
+    if weight >= 1:
+        return list(values)
+    if not values or not math.isfinite(sum(values)):
+        return _ema_slow(values, weight)
+    keep = 1 - weight
+    # the running average in C-level steps, then the first values debiased
+    raw = list(
+        itertools.accumulate(values, lambda last, value: last * weight + keep * value, initial=0.0)
+    )
+    out = raw[1:]
+    power = 1.0
+    for index in range(len(out)):
+        power *= weight
+        if power < 1e-16:
+            break
+        out[index] = out[index] / (1 - power)
+    return out
+
+
+def _ema_slow(values: Sequence[float], weight: float) -> list[float]:
     out: list[float] = []
     last, count = 0.0, 0
     for value in values:
@@ -53,7 +117,7 @@ def ema(values: Sequence[float], weight: float) -> list[float]:
             continue
         last = last * weight + (1 - weight) * value
         count += 1
-        out.append(last / (1 - weight**count) if weight < 1 else value)
+        out.append(last / (1 - weight**count))
     return out
 
 
@@ -91,10 +155,31 @@ class _Canvas:
             self.styles[row][col] = style
 
     def vline(self, px: int, py0: int, py1: int, style: Style) -> None:
-        for py in range(min(py0, py1), max(py0, py1) + 1):
-            self.dot(px, py, style)
+        """Dots from ``py0`` to ``py1`` in pixel column ``px``, a cell at a time."""
+        if not 0 <= px < self.width * 2:
+            return
+        if py0 > py1:
+            py0, py1 = py1, py0
+        top = py0 if py0 > 0 else 0
+        bottom = py1 if py1 < self.height * 4 else self.height * 4 - 1
+        col, masks = px // 2, _RUNS[px % 2]
+        bits, styles = self.bits, self.styles
+        py = top
+        while py <= bottom:
+            row = py >> 2
+            last = row * 4 + 3
+            if last > bottom:
+                last = bottom
+            bits[row][col] |= masks[py & 3][last & 3]
+            styles[row][col] = style
+            py = last + 1
 
     def line(self, x0: int, y0: int, x1: int, y1: int, style: Style) -> None:
+        if abs(x1 - x0) <= 1:  # neighbouring columns: two vertical runs meeting halfway
+            middle = (y0 + y1) // 2
+            self.vline(x0, y0, middle, style)
+            self.vline(x1, middle if y1 >= y0 else middle + 1, y1, style)
+            return
         steps = max(abs(x1 - x0), abs(y1 - y0), 1)
         for i in range(steps + 1):
             self.dot(round(x0 + (x1 - x0) * i / steps), round(y0 + (y1 - y0) * i / steps), style)
@@ -119,54 +204,55 @@ class LineChart:
         x_range: tuple[float, float] | None = None,
         robust: bool = False,
         log: bool = False,
-        mark_style: str = "bold red",
-        axis_style: str = "dim",
+        mark_style: str = "tm.mark",
+        axis_style: str = "tm.axis",
     ):
         self.lines = lines
         self.height = height
         self.x_range = x_range
         self.robust = robust
         self.log = log
-        self.mark_style = Style.parse(mark_style)
-        self.axis_style = Style.parse(axis_style)
+        self.mark_style = mark_style
+        self.axis_style = axis_style
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         height = max(self.height or options.height or 8, 3)
+        axis_style = resolve(console, self.axis_style)
+        mark_style = resolve(console, self.mark_style)
         width = options.max_width
-        lines = [line for line in self.lines if line.points]
+        lines = [line for line in self.lines if not line.empty]
         if not lines:
             for _ in range(height):
                 yield Segment(" " * width)
                 yield Segment.line()
             return
         x0, x1 = self.x_range or (  # points come in x order
-            min(line.points[0][0] for line in lines),
-            max(line.points[-1][0] for line in lines),
+            min(x for line in lines if (x := line.first_x) is not None),
+            max(x for line in lines if (x := line.last_x) is not None),
         )
         label_width = _LABEL_WIDTH + 1
         plot_width = max(width - label_width - 1, 4)
-        folded = [(line, _fold(line.points, x0, x1, plot_width * 2)) for line in lines]
+        folded = [(line, _fold_line(line, x0, x1, plot_width * 2)) for line in lines]
         values = [v for _, columns in folded for _, column in columns for v in column[:3]]
         yr = y_range(values, self.robust, self.log)
         labels = _y_labels(yr, height - 1, self.log)
         canvas = _Canvas(plot_width, height - 1)
         marked: dict[int, str] = {}
         if yr is not None:
-            self._draw(canvas, folded, yr, marked)
+            self._draw(console, canvas, folded, yr, marked)
         for row in range(height - 1):
-            yield Segment(labels[row].rjust(label_width - 1) + " ", self.axis_style)
-            yield Segment("┤" if labels[row].strip() else "│", self.axis_style)
-            yield from _row_segments(
-                canvas, row, marked if row == height - 2 else {}, self.mark_style
-            )
+            yield Segment(labels[row].rjust(label_width - 1) + " ", axis_style)
+            yield Segment("┤" if labels[row].strip() else "│", axis_style)
+            yield from _row_segments(canvas, row, marked if row == height - 2 else {}, mark_style)
             yield Segment.line()
         left, right = _step_label(x0), _step_label(x1)
         gap = max(plot_width - len(left) - len(right), 1)
-        yield Segment(" " * label_width + "└" + left + " " * gap + right, self.axis_style)
+        yield Segment(" " * label_width + "└" + left + " " * gap + right, axis_style)
         yield Segment.line()
 
     def _draw(
         self,
+        console: Console,
         canvas: _Canvas,
         folded: list[tuple[Line, list[tuple[int, tuple[float, float, float, str]]]]],
         yr: tuple[float, float],
@@ -186,7 +272,7 @@ class LineChart:
             return round((1 - min(max(scaled, 0.0), 1.0)) * (px_height - 1))
 
         for line, columns in folded:
-            style = Style.parse(line.style)
+            style = resolve(console, line.style)
             band_style = style + Style(dim=True)
             previous: tuple[int, int] | None = None
             for px, (y, low, high, mark) in columns:
@@ -207,14 +293,137 @@ class LineChart:
                 previous = (px, py)
 
 
+def _fold_line(
+    line: Line, x0: float, x1: float, px_width: int
+) -> list[tuple[int, tuple[float, float, float, str]]]:
+    """A line's points gathered per pixel column: last value, finite low and high, any
+    mark. However many points there are, drawing costs one step per pixel column."""
+    columns: dict[int, list[Any]] = {}
+    if line.buckets:
+        _fold_buckets(*line.buckets, x0, x1, px_width, columns)
+    _fold_points(line.points, x0, x1, px_width, columns)
+    if line.steps:
+        _fold_sorted(line.steps, line.values, x0, x1, px_width, columns)
+    out = []
+    for px in sorted(columns):
+        y, low, high, mark = columns[px]
+        if low > high:  # no finite value in the column
+            low = high = y
+        out.append((px, (y, low, high, mark)))
+    return out
+
+
 def _fold(
     points: Sequence[Point | tuple[float, float, float, float]], x0: float, x1: float, px_width: int
 ) -> list[tuple[int, tuple[float, float, float, str]]]:
-    """Points gathered per pixel column: last value, finite low and high, any mark.
+    """``points`` gathered per pixel column (see :func:`_fold_line`)."""
+    return _fold_line(Line(points), x0, x1, px_width)
 
-    However many points there are, drawing costs one step per pixel column.
-    """
-    columns: dict[int, list[Any]] = {}
+
+def _fold_sorted(
+    steps: Sequence[int],
+    values: Sequence[float],
+    x0: float,
+    x1: float,
+    px_width: int,
+    columns: dict[int, list[Any]],
+) -> None:
+    """Raw points with sorted steps, a pixel column at a time: bisect, then min/max."""
+    start = bisect.bisect_left(steps, x0)
+    stop = bisect.bisect_right(steps, x1)
+    scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
+    inf = math.inf
+    while start < stop:
+        px = round((steps[start] - x0) * scale)
+        end = (
+            stop if scale == 0 else bisect.bisect_left(steps, x0 + (px + 0.5) / scale, start, stop)
+        )
+        end = max(end, start + 1)
+        chunk = values[start:end]
+        total = sum(chunk)
+        column = columns.get(px)
+        if column is None:
+            column = columns[px] = [chunk[-1], inf, -inf, ""]
+        else:
+            column[0] = chunk[-1]
+        if -inf < total < inf:
+            low, high = min(chunk), max(chunk)
+            if low < column[1]:
+                column[1] = low
+            if high > column[2]:
+                column[2] = high
+        else:
+            for y in chunk:
+                if -inf < y < inf:
+                    column[1] = min(column[1], y)
+                    column[2] = max(column[2], y)
+                elif not column[3]:
+                    column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
+        start = end
+
+
+_MARKS = {"nan": "×", "+inf": "▲", "-inf": "▼"}
+
+
+def _fold_buckets(
+    steps: Sequence[int],
+    lasts: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    marks: Sequence[str],
+    x0: float,
+    x1: float,
+    px_width: int,
+    columns: dict[int, list[Any]],
+) -> None:
+    """Downsampled buckets (as columns, in step order) a pixel column at a time."""
+    start = bisect.bisect_left(steps, x0)
+    stop = bisect.bisect_right(steps, x1)
+    scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
+    inf = math.inf
+    while start < stop:
+        px = round((steps[start] - x0) * scale)
+        end = (
+            stop if scale == 0 else bisect.bisect_left(steps, x0 + (px + 0.5) / scale, start, stop)
+        )
+        end = max(end, start + 1)
+        y = lasts[end - 1]
+        column = columns.get(px)
+        if column is None:
+            column = columns[px] = [y, inf, -inf, ""]
+        else:
+            column[0] = y
+        low_chunk, high_chunk = lows[start:end], highs[start:end]
+        if -inf < sum(low_chunk) + sum(high_chunk) < inf:
+            low, high = min(low_chunk), max(high_chunk)
+            if low < column[1]:
+                column[1] = low
+            if high > column[2]:
+                column[2] = high
+        else:  # buckets with no finite value (NaN low and high) are skipped
+            for low, high in zip(low_chunk, high_chunk, strict=True):
+                if -inf < low < inf and low < column[1]:
+                    column[1] = low
+                if -inf < high < inf and high > column[2]:
+                    column[2] = high
+        if not column[3]:
+            for mark in marks[start:end]:
+                if mark:
+                    column[3] = _MARKS[mark]
+                    break
+            else:
+                if not -inf < y < inf:
+                    column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
+        start = end
+
+
+def _fold_points(
+    points: Sequence[Point | tuple[float, float, float, float]],
+    x0: float,
+    x1: float,
+    px_width: int,
+    columns: dict[int, list[Any]],
+) -> None:
     scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
     inf = math.inf
     for x, y, low, high in points:
@@ -233,13 +442,6 @@ def _fold(
                 column[2] = high
         elif not column[3]:
             column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
-    out = []
-    for px in sorted(columns):
-        y, low, high, mark = columns[px]
-        if low > high:  # no finite value in the column
-            low = high = y
-        out.append((px, (y, low, high, mark)))
-    return out
 
 
 def _row_segments(

@@ -22,6 +22,7 @@ from trainmon.keys import quit_on_signals
 from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
 from trainmon.relay import Relay
 from trainmon.state import RunState
+from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render, summary
 from trainmon_client.protocol import Columns, Record
 from trainmon_client.security import Curve, create_keypair
@@ -168,6 +169,29 @@ def _display_options(func: F) -> F:
             help="Seconds between status lines in plain mode.",
         ),
         click.option(
+            "--theme",
+            default="dark",
+            show_default=True,
+            envvar="TRAINMON_THEME",
+            type=click.Choice(["dark", "light", "mono"]),
+            help="Colours: dark or light terminal backgrounds, or mono (none). NO_COLOR "
+            "in the environment also turns colour off. [env: TRAINMON_THEME]",
+        ),
+        click.option(
+            "--theme-file",
+            metavar="FILE",
+            envvar="TRAINMON_THEME_FILE",
+            type=click.Path(dir_okay=False),
+            help="A TOML file of style names to colours over the theme, e.g. "
+            'line = "bright_green" (see the README). [env: TRAINMON_THEME_FILE]',
+        ),
+        click.option(
+            "--bell",
+            is_flag=True,
+            help="Ring the terminal bell once for each new alert (NaN, loss spike, "
+            "stalled or lost worker, missed records, an alert from training).",
+        ),
+        click.option(
             "--export-dir",
             default=".",
             show_default=True,
@@ -255,12 +279,18 @@ def _display(
     display: dict[str, Any], exit_when_done: bool, address: str, run: str | None
 ) -> tuple[AppSettings, ViewOptions, bool]:
     interactive = not display["no_interactive"]
+    try:
+        theme = load_theme(display["theme"], display["theme_file"])
+    except ThemeError as exc:
+        raise click.ClickException(str(exc)) from exc
     settings = AppSettings(
         refresh_s=display["refresh_ms"] / 1000,
         interactive=interactive,
         exit_when_done=exit_when_done,
         plain_interval_s=display["plain_interval"],
         export_dir=display["export_dir"],
+        theme=theme,
+        bell=display["bell"],
     )
     opts = ViewOptions(
         history=display["history"],
@@ -274,7 +304,7 @@ def _display(
 
 def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain: bool) -> None:
     state = RunState()
-    console = Console()
+    console = console_for(settings.theme)
     if plain or not console.is_terminal:
         if not plain:
             click.echo(

@@ -9,7 +9,9 @@ from collections.abc import Iterable, Iterator
 from typing import IO
 
 from rich.console import Console, RenderableType
+from rich.theme import Theme
 
+from trainmon.theme import load_theme
 from trainmon_client.protocol import Record
 
 __all__ = [
@@ -85,10 +87,16 @@ def record_json(record: Record) -> dict[str, object]:
 
 
 def dashboard_picture(
-    renderable: RenderableType, fmt: str, width: int = 120, height: int = 40, title: str = ""
+    renderable: RenderableType,
+    fmt: str,
+    width: int = 120,
+    height: int = 40,
+    title: str = "",
+    theme: Theme | None = None,
 ) -> str:
     """The renderable as an SVG or a standalone HTML page, as a terminal would show it."""
     console = Console(
+        theme=theme or load_theme(),
         record=True,
         width=width,
         height=height,

@@ -15,7 +15,17 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Final
 
-__all__ = ["Action", "KEYMAP", "KeyReader", "StopFlag", "quit_on_signals", "terminal_keys"]
+__all__ = [
+    "Action",
+    "ESCAPES",
+    "HELP",
+    "KEYMAP",
+    "KeyReader",
+    "StopFlag",
+    "parse_keys",
+    "quit_on_signals",
+    "terminal_keys",
+]
 
 
 class Action(enum.Enum):
@@ -26,6 +36,25 @@ class Action(enum.Enum):
     EXPORT = "export"
     TOGGLE_CHART = "chart"
     CYCLE_SMOOTHING = "smoothing"
+    HELP = "help"
+    CLOSE = "close"
+    GRID = "grid"
+    NEXT_PAGE = "next page"
+    PREV_PAGE = "previous page"
+    NEXT_METRIC = "next metric"
+    PREV_METRIC = "previous metric"
+    NEXT_WORKER = "next worker"
+    WORKERS_MODE = "workers mode"
+    NEXT_RUN = "next run"
+    RUNS_LIST = "runs list"
+    OVERLAY = "overlay"
+    ZOOM_IN = "zoom in"
+    ZOOM_OUT = "zoom out"
+    PAN_LEFT = "pan left"
+    PAN_RIGHT = "pan right"
+    FOLLOW = "follow"
+    TOGGLE_LOG = "log scale"
+    TOGGLE_ROBUST = "ignore outliers"
 
 
 KEYMAP: Final[dict[str, Action]] = {
@@ -36,8 +65,85 @@ KEYMAP: Final[dict[str, Action]] = {
     "E": Action.EXPORT,
     "c": Action.TOGGLE_CHART,
     "s": Action.CYCLE_SMOOTHING,
+    "?": Action.HELP,
+    "\x1b": Action.CLOSE,  # Esc alone
+    "g": Action.GRID,
+    "]": Action.NEXT_PAGE,
+    "[": Action.PREV_PAGE,
+    "m": Action.NEXT_METRIC,
+    "M": Action.PREV_METRIC,
+    "w": Action.NEXT_WORKER,
+    "b": Action.WORKERS_MODE,
+    "r": Action.NEXT_RUN,
+    "R": Action.RUNS_LIST,
+    "o": Action.OVERLAY,
+    "+": Action.ZOOM_IN,
+    "=": Action.ZOOM_IN,
+    "-": Action.ZOOM_OUT,
+    "h": Action.PAN_LEFT,
+    "l": Action.PAN_RIGHT,
+    "f": Action.FOLLOW,
+    "y": Action.TOGGLE_LOG,
+    "i": Action.TOGGLE_ROBUST,
     "\x03": Action.QUIT,  # Ctrl-C, should the terminal deliver it as a byte
 }
+# Escape sequences of the keys that send them (xterm and most terminals).
+ESCAPES: Final[dict[str, Action]] = {
+    "\x1b[D": Action.PAN_LEFT,
+    "\x1b[C": Action.PAN_RIGHT,
+    "\x1bOD": Action.PAN_LEFT,
+    "\x1bOC": Action.PAN_RIGHT,
+    "\x1b[F": Action.FOLLOW,  # End
+    "\x1bOF": Action.FOLLOW,
+    "\x1b[4~": Action.FOLLOW,
+    "\x1b[5~": Action.PREV_PAGE,  # Page Up
+    "\x1b[6~": Action.NEXT_PAGE,  # Page Down
+}
+# What the help overlay lists, in order: keys, then what they do.
+HELP: Final = (
+    ("q", "quit (training goes on)"),
+    ("space", "pause / resume the view"),
+    ("?  Esc", "this help / close it"),
+    ("c", "chart of the whole run / sparkline"),
+    ("g", "grid of every metric's chart"),
+    ("]  [", "next / previous page of the grid (PgDn PgUp)"),
+    ("m  M", "next / previous main metric"),
+    ("+  -", "zoom the steps shown in / out"),
+    ("←  →", "pan back / forward (h l)"),
+    ("f", "follow the live tail again (End)"),
+    ("y", "log-scale y axis"),
+    ("i", "ignore outliers in the y range (5-95%)"),
+    ("s", "smoothing weight (off, 0.6 ... 0.99)"),
+    ("w", "next worker (rank) shown"),
+    ("b", "workers: one / min-mean-max band / lines"),
+    ("r", "next run"),
+    ("R", "list of runs"),
+    ("o", "overlay another run's main metric"),
+    ("e", "save the screen as an SVG picture"),
+)
+
+
+def parse_keys(data: str) -> list[Action]:
+    """The actions in a chunk of terminal input, escape sequences included."""
+    actions: list[Action] = []
+    index = 0
+    while index < len(data):
+        char = data[index]
+        if char == "\x1b" and index + 1 < len(data) and data[index + 1] in "[O":
+            end = index + 2
+            while end < len(data) and not (data[end].isalpha() or data[end] == "~"):
+                end += 1
+            sequence = data[index : end + 1]
+            action = ESCAPES.get(sequence)
+            if action is not None:
+                actions.append(action)
+            index = end + 1
+            continue
+        action = KEYMAP.get(char)
+        if action is not None:
+            actions.append(action)
+        index += 1
+    return actions
 
 
 class KeyReader:
@@ -69,10 +175,7 @@ class KeyReader:
             if not data:
                 self.fd = None  # end of input: no more keys
                 return actions
-            for char in data.decode(errors="ignore"):
-                action = KEYMAP.get(char)
-                if action is not None:
-                    actions.append(action)
+            actions.extend(parse_keys(data.decode(errors="ignore")))
         return actions
 
 

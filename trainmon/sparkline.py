@@ -55,16 +55,18 @@ class Sparkline:
         *,
         height: int = 1,
         width: int | None = None,
-        style: str = "cyan",
-        mark_style: str = "bold red",
+        style: str = "tm.line",
+        mark_style: str = "tm.mark",
     ) -> None:
         self.values = values
         self.height = max(height, 1)
         self.width = width
-        self.style = Style.parse(style)
-        self.mark_style = Style.parse(mark_style)
+        self.style_name, self.mark_style_name = style, mark_style
+        self.style = self.mark_style = Style.null()
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        self.style = console.get_style(self.style_name, default=Style.null())
+        self.mark_style = console.get_style(self.mark_style_name, default=Style.null())
         width = min(self.width or options.max_width, options.max_width)
         height = self.height
         cols = columns(self.values, width)

@@ -11,29 +11,53 @@ import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from trainmon_client.protocol import Columns, Record
 
 __all__ = [
+    "Alert",
     "Bucket",
+    "BucketColumns",
     "Downsampled",
     "LOST_AFTER_S",
     "Limits",
     "Run",
     "RunState",
     "Series",
+    "WARMUP_RECORDS",
     "Worker",
+    "worker_label",
 ]
 
 LOST_AFTER_S: Final = 5.0  # heartbeats come every second; five missed means gone
+# The first records of a worker (compiling, warming caches, the first batches) are
+# slower than the rest: rates and ETAs leave them out.
+WARMUP_RECORDS: Final = 3
 _MAX_GAPS: Final = 64
 _MAX_PEERS: Final = 64
+_MAX_CLIENT_ALERTS: Final = 1000
 _RATE_POINTS: Final = 64
 _EPOCH_TIMES: Final = 16
 
 ACCURACY_NAMES: Final = ("accuracy", "acc", "val_accuracy", "val_acc")
 GRAD_NAMES: Final = ("grad_norm", "gradient", "grad")
+SAMPLE_NAMES: Final = ("samples", "batch_size")  # logged per step
+TOKEN_NAMES: Final = ("tokens",)
+
+
+class Alert(NamedTuple):
+    """One alert: when (monitor time), which run, what kind, and what to say."""
+
+    time: float
+    run: str
+    kind: str  # nan, spike, stalled, lost, missed, client
+    text: str
+
+
+def worker_label(worker: Worker) -> str:
+    """How the dashboard names a worker in one word: its rank, else its id."""
+    return f"rank {worker.rank}" if worker.rank is not None else worker.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +122,16 @@ def _bucket(step: int, value: float) -> Bucket:
     return bucket
 
 
+class BucketColumns(NamedTuple):
+    """Downsampled buckets in step order, a list per field."""
+
+    steps: list[int]  # each bucket's last step
+    lasts: list[float]
+    lows: list[float]  # NaN where a bucket holds no finite value
+    highs: list[float]
+    marks: list[str]  # "nan", "+inf", "-inf" or ""
+
+
 _FOLD_AFTER: Final = 1024  # points held back before they are folded into buckets
 
 
@@ -121,6 +155,7 @@ class Downsampled:
     buckets: dict[int, Bucket] = field(default_factory=dict)
     pending_steps: list[int] = field(default_factory=list)
     pending_values: list[float] = field(default_factory=list)
+    _drawn: BucketColumns | None = None  # columns(), until the next fold
 
     def add(self, step: int, value: float) -> None:
         self.pending_steps.append(step)
@@ -140,6 +175,7 @@ class Downsampled:
         if not steps:
             return
         self.pending_steps, self.pending_values = [], []
+        self._drawn = None
         width = self.width
         in_order = steps == sorted(steps)
         while True:
@@ -199,6 +235,26 @@ class Downsampled:
     def in_order(self) -> list[Bucket]:
         self.fold()
         return [self.buckets[i] for i in sorted(self.buckets)]
+
+    def points(self) -> list[tuple[int, float, float, float]]:
+        """The buckets as (last step, last value, low, high)."""
+        steps, lasts, lows, highs, _ = self.columns()
+        return list(zip(steps, lasts, lows, highs, strict=True))
+
+    def columns(self) -> BucketColumns:
+        """The buckets as columns, kept until the next fold (every frame draws them;
+        they change a thousand points at a time)."""
+        self.fold()
+        if self._drawn is None:
+            buckets = self.in_order()
+            self._drawn = BucketColumns(
+                [b.last_step for b in buckets],
+                [b.last for b in buckets],
+                [b.low for b in buckets],
+                [b.high for b in buckets],
+                [b.mark for b in buckets],
+            )
+        return self._drawn
 
 
 @dataclass(slots=True)
@@ -300,8 +356,7 @@ class Series:
 
     def history_points(self) -> list[tuple[int, float, float, float]]:
         """The whole series as (step, last, low, high): buckets, then the recent points."""
-        older = [(b.last_step, b.last, b.low, b.high) for b in self.older.in_order()]
-        return older + [
+        return self.older.points() + [
             (step, value, value, value) for step, value in zip(self.steps, self.vals, strict=True)
         ]
 
@@ -345,6 +400,7 @@ class Worker:
     rate_points: deque[tuple[float, int]] = field(
         default_factory=lambda: deque(maxlen=_RATE_POINTS)
     )
+    forward_records: int = 0  # metrics records that moved the step on (rate after warm-up)
     epoch_starts: deque[tuple[int, float]] = field(
         default_factory=lambda: deque(maxlen=_EPOCH_TIMES)
     )
@@ -389,6 +445,26 @@ class Worker:
         if t1 <= t0 or s1 < s0:
             return None
         return (s1 - s0) / (t1 - t0)
+
+    def per_step(self, names: tuple[str, ...]) -> float | None:
+        """The last value of the first of ``names`` logged (e.g. samples per step)."""
+        for name in names:
+            series = self.series.get(name)
+            if series is not None and math.isfinite(series.last):
+                return series.last
+        return None
+
+    def throughput(self) -> dict[str, float]:
+        """steps/s, and samples/s and tokens/s where the worker logs them per step."""
+        rate = self.steps_per_s
+        if rate is None:
+            return {}
+        out = {"steps": rate}
+        for unit, names in (("samples", SAMPLE_NAMES), ("tokens", TOKEN_NAMES)):
+            per_step = self.per_step(names)
+            if per_step is not None:
+                out[unit] = rate * per_step
+        return out
 
     def status(self, now: float, stall_after_s: float) -> str:
         """``finished``, ``lost``, ``stalled`` or ``running``."""
@@ -442,6 +518,11 @@ class Run:
         return sum(w.missed for w in self.workers.values())
 
     @property
+    def records(self) -> int:
+        """Records taken in for this run."""
+        return sum(w.records for w in self.workers.values())
+
+    @property
     def client_dropped(self) -> int:
         return sum(w.client_dropped for w in self.workers.values())
 
@@ -457,6 +538,47 @@ class Run:
             sum(w.outages for w in workers),
             max((w.longest_outage_s for w in workers), default=0.0),
         )
+
+    def throughput(self, now: float, stall_after_s: float) -> dict[str, float]:
+        """Summed over the running workers: steps/s (of the lead), samples/s, tokens/s."""
+        total: dict[str, float] = {}
+        for worker in self.workers.values():
+            if worker.status(now, stall_after_s) != "running":
+                continue
+            for unit, rate in worker.throughput().items():
+                total[unit] = total.get(unit, 0.0) + rate
+        lead = self.lead
+        if "steps" in total and lead is not None:
+            lead_rate = lead.steps_per_s
+            if lead_rate is None:
+                del total["steps"]
+            else:
+                total["steps"] = lead_rate  # steps are shared by data-parallel ranks
+        return total
+
+    def straggler(self, now: float, stall_after_s: float) -> Worker | None:
+        """The running worker furthest behind the others, if it is clearly behind: more
+        than a few seconds of steps behind the median, or under 80% of the median rate."""
+        running = [
+            w
+            for w in self.workers.values()
+            if w.step is not None and w.status(now, stall_after_s) == "running"
+        ]
+        if len(running) < 2:
+            return None
+        steps = sorted(w.step for w in running if w.step is not None)
+        median_step = steps[len(steps) // 2]
+        rates = sorted(r for w in running if (r := w.steps_per_s))
+        median_rate = rates[len(rates) // 2] if rates else None
+        slowest = min(running, key=lambda w: (w.step or 0, w.steps_per_s or 0.0))
+        behind = median_step - (slowest.step or 0)
+        if median_rate:
+            slow = slowest.steps_per_s is not None and slowest.steps_per_s < 0.8 * median_rate
+            if behind > max(3 * median_rate, 2) or (slow and behind > 0):
+                return slowest
+        elif behind > 10:
+            return slowest
+        return None
 
     def status(self, now: float, stall_after_s: float) -> str:
         """The run's status: the most hopeful of its workers' statuses."""
@@ -512,7 +634,8 @@ def _epoch_duration(worker: Worker) -> float | None:
     starts = worker.epoch_starts
     if len(starts) < 2:
         return None
-    (e0, t0), (e1, t1) = starts[0], starts[-1]
+    # The first epoch includes the warm-up: leave it out once later ones are known.
+    (e0, t0), (e1, t1) = starts[1 if len(starts) >= 3 else 0], starts[-1]
     return (t1 - t0) / (e1 - e0) if e1 > e0 and t1 > t0 else None
 
 
@@ -540,6 +663,9 @@ class RunState:
         self.duplicates = 0
         self.untracked_runs = 0
         self.forgotten_runs = 0  # finished runs let go to make room for new ones
+        self.alerts: list[Alert] = []  # raised so far, newest last (see trainmon.alerts)
+        self.client_alerts: list[Alert] = []  # sent by training scripts (the latest)
+        self.client_alerts_total = 0
         self.first_record_at: float | None = None  # monitor time of the first record
         self.last_record_at: float | None = None  # and of the latest
 
@@ -581,6 +707,12 @@ class RunState:
             self._metrics(run, worker, record, now)
         elif record.kind == "hello":
             self._hello(worker, record.info)
+        elif record.kind == "alert":
+            title, text = record.info.get("title", "alert"), record.info.get("text", "")
+            said = f"{worker_label(worker)}: {title}" + (f" — {text}" if text else "")
+            self.client_alerts.append(Alert(now, run.name, "client", said))
+            self.client_alerts_total += 1
+            del self.client_alerts[:-_MAX_CLIENT_ALERTS]
         elif record.kind == "bye":
             worker.finished = True
             worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
@@ -624,13 +756,16 @@ class RunState:
             return count
         worker.last_metrics_at = now
         numbers: list[int] = steps  # type: ignore[assignment]  # no None, checked above
+        first = -1
         if worker.step is None or numbers[0] >= worker.step:
-            worker.step = numbers[-1]
-            worker.rate_points.extend(zip(times, numbers, strict=True))
+            first = 0
         elif numbers[-1] >= worker.step:
             first = bisect.bisect_left(numbers, worker.step)
+        if first >= 0:  # records from `first` on move the step forward
             worker.step = numbers[-1]
-            worker.rate_points.extend(zip(times[first:], numbers[first:], strict=True))
+            skip = first + max(WARMUP_RECORDS - worker.forward_records, 0)
+            worker.forward_records += count - first
+            worker.rate_points.extend(zip(times[skip:], numbers[skip:], strict=True))
         for name, values in columns.metrics.items():
             series = worker.series.get(name)
             if series is None:
@@ -739,7 +874,9 @@ class RunState:
         worker.last_metrics_at = now
         if worker.step is None or step >= worker.step:
             worker.step = step
-            worker.rate_points.append((record.time, step))
+            worker.forward_records += 1
+            if worker.forward_records > WARMUP_RECORDS:
+                worker.rate_points.append((record.time, step))
         for name, value in record.metrics.items():
             series = worker.series.get(name)
             if series is None:

@@ -7,18 +7,29 @@ sees can be tested by rendering to a ``Console`` writing into a ``StringIO``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.layout import Layout
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from trainmon.chart import Line, LineChart, ema
+from trainmon.chart import Line, LineChart, _fold_line, ema
+from trainmon.keys import HELP
 from trainmon.sparkline import Sparkline
-from trainmon.state import ACCURACY_NAMES, GRAD_NAMES, Run, RunState, Worker
+from trainmon.state import (
+    ACCURACY_NAMES,
+    GRAD_NAMES,
+    Alert,
+    Run,
+    RunState,
+    Series,
+    Worker,
+    worker_label,
+)
 
 __all__ = [
     "ViewOptions",
@@ -30,14 +41,15 @@ __all__ = [
 ]
 
 STATUS_STYLE = {
-    "running": "green",
-    "stalled": "yellow",
-    "lost": "bold red",
-    "finished": "blue",
-    "waiting": "dim",
+    "running": "tm.running",
+    "stalled": "tm.stalled",
+    "lost": "tm.lost",
+    "finished": "tm.finished",
+    "waiting": "tm.waiting",
 }
 LOSS_NAMES = ("loss", "train_loss", "training_loss")
 _SUMMARY_METRICS = 20
+_MAX_WORKER_LINES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,18 @@ class ViewOptions:
     notice: str = ""  # a passing message in the footer, e.g. where a screenshot went
     chart: bool = False  # the main metric as a line chart of the whole run (key c)
     smoothing: float = 0.6  # EMA weight of the chart's smoothed line (key s cycles)
+    help: bool = False  # the keys overlay (key ?)
+    grid: bool = False  # every metric's chart, a page at a time (key g)
+    page: int = 0  # the grid's page (keys ] and [)
+    metric: str | None = None  # the main metric; None: loss, else the first logged
+    zoom: int = 0  # each level halves the steps shown (keys + and -)
+    pan: int = 0  # half-windows back from the live tail; 0 follows it (arrows, f)
+    log_y: bool = False  # logarithmic y axis (key y)
+    robust: bool = False  # y range from the 5th-95th percentile (key i)
+    worker: str | None = None  # the worker whose curves are shown; None: the lead (key w)
+    workers_mode: str = "one"  # one, band (min/mean/max over workers) or lines (key b)
+    overlay: str | None = None  # a run whose main metric is drawn over this one's (key o)
+    runs_list: bool = False  # the list of runs (key R)
 
 
 def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
@@ -63,33 +87,57 @@ def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
     if run is None:
         layout.split_column(
             Layout(header(state, None, opts, now), size=1),
-            Layout(waiting_panel(state, opts)),
+            Layout(help_panel() if opts.help else waiting_panel(state, opts)),
             Layout(footer(opts), size=1),
         )
         return layout
-    layout.split_column(
-        Layout(header(state, run, opts, now), size=1),
-        Layout(epoch_bar(run, now, opts.stall_after_s), size=3),
-        Layout(name="middle", ratio=3, minimum_size=8),
-        Layout(workers_panel(run, opts, now), ratio=2, minimum_size=5),
-        Layout(footer(opts), size=1),
-    )
-    layout["middle"].split_row(
-        Layout(loss_panel(run, opts), ratio=3),
-        Layout(stats_panel(state, run), ratio=2, minimum_size=30),
-    )
+    parts = [Layout(header(state, run, opts, now), size=1)]
+    alerts = [a for a in state.alerts if a.run == run.name]
+    if alerts:
+        parts.append(Layout(alert_line(alerts, now), size=1))
+    parts.append(Layout(epoch_bar(run, now, opts.stall_after_s), size=3))
+    if opts.help:
+        parts.append(Layout(help_panel()))
+    elif opts.runs_list:
+        parts.append(Layout(runs_panel(state, run, opts, now)))
+    elif opts.grid:
+        parts.append(Layout(main_panel(state, run, replace(opts, chart=True)), ratio=2))
+        parts.append(Layout(_ChartGrid(run, opts), name="grid", ratio=3, minimum_size=7))
+    else:
+        middle = Layout(name="middle", ratio=3, minimum_size=8)
+        middle.split_row(
+            Layout(main_panel(state, run, opts), ratio=3),
+            Layout(stats_panel(state, run, opts, now), ratio=2, minimum_size=30),
+        )
+        parts.append(middle)
+        parts.append(Layout(workers_panel(run, opts, now), ratio=2, minimum_size=5))
+    parts.append(Layout(footer(opts), size=1))
+    layout.split_column(*parts)
     return layout
+
+
+def alert_line(alerts: list[Alert], now: float) -> Text:
+    """The newest alert, how long ago, and how many there are."""
+    latest = alerts[-1]
+    text = Text()
+    text.append(f" ⚠ {len(alerts)} alert{'s' if len(alerts) != 1 else ''} ", style="tm.alert")
+    text.append(f" {latest.text}", style="tm.bad")
+    text.append(f"  ({format_duration(max(now - latest.time, 0.0))} ago)", style="tm.dim")
+    if len(alerts) > 1:
+        text.append(f"  · before: {alerts[-2].text}", style="tm.dim")
+    text.truncate(1000, overflow="ellipsis")
+    return text
 
 
 def header(state: RunState, run: Run | None, opts: ViewOptions, now: float) -> Text:
     """Title, run, status, elapsed time and the number of workers, on one line."""
     text = Text()
-    text.append(" trainmon ", style="bold reverse")
+    text.append(" trainmon ", style="tm.title")
     if run is None:
-        text.append("  waiting for records", style="dim")
+        text.append("  waiting for records", style="tm.dim")
         return text
     status = run.status(now, opts.stall_after_s)
-    text.append(f"  run {run.name}", style="bold")
+    text.append(f"  run {run.name}", style="tm.heading")
     text.append("  ● ", style=STATUS_STYLE[status])
     text.append(status, style=STATUS_STYLE[status])
     if run.started is not None:
@@ -100,9 +148,9 @@ def header(state: RunState, run: Run | None, opts: ViewOptions, now: float) -> T
     text.append(f"  {len(run.workers)} worker{'s' if len(run.workers) != 1 else ''}")
     others = len(state.runs) - 1
     if others > 0:
-        text.append(f"  (+{others} other run{'s' if others > 1 else ''})", style="dim")
+        text.append(f"  (+{others} other run{'s' if others > 1 else ''})", style="tm.dim")
     if opts.paused:
-        text.append("  PAUSED", style="bold black on yellow")
+        text.append("  PAUSED", style="tm.paused")
     return text
 
 
@@ -129,10 +177,16 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
     grid.add_column(no_wrap=True, justify="right")
     bar: RenderableType
     if fraction is None:
-        bar = Text("progress unknown: pass total_epochs or total_steps", style="dim")
+        bar = Text("progress unknown: pass total_epochs or total_steps", style="tm.dim")
         percent = ""
     else:
-        bar = ProgressBar(total=1.0, completed=fraction, complete_style="green")
+        bar = ProgressBar(
+            total=1.0,
+            completed=fraction,
+            style="tm.barback",
+            complete_style="tm.bar",
+            finished_style="tm.bar",
+        )
         percent = f"{fraction * 100:3.0f}%"
     eta = run.eta_s()
     rate = lead.steps_per_s if lead is not None else None
@@ -147,45 +201,291 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
             percent,
             f"ETA {format_duration(eta)}" if eta is not None else ("done" if run.finished else ""),
             f"{rate:,.1f} steps/s" if rate is not None and not run.finished else "",
+            *(
+                f"{format_rate(value)} {unit}/s"
+                for unit, value in (
+                    run.throughput(now, stall_after_s).items() if now is not None else ()
+                )
+                if unit != "steps" and rate is not None and not run.finished
+            ),
             step,
         )
         if part
     )
-    grid.add_row(Text(label, style="bold"), bar, right)
+    grid.add_row(Text(label, style="tm.heading"), bar, right)
     return Panel(grid, title="Progress", title_align="left", height=3)
 
 
-def loss_panel(run: Run, opts: ViewOptions) -> Panel:
-    """The main metric's sparkline over the last ``history`` values."""
-    name = run.find_metric(LOSS_NAMES) or (run.metric_names[0] if run.metric_names else None)
-    series = run.series(name) if name is not None else None
-    if series is None or not series.vals:
-        return Panel(Text("no metrics yet", style="dim"), title="Loss", title_align="left")
+def main_metric(run: Run, opts: ViewOptions) -> str | None:
+    """The metric shown large: the chosen one, else the loss, else the first logged."""
+    if opts.metric is not None and opts.metric in run.metric_names:
+        return opts.metric
+    return run.find_metric(LOSS_NAMES) or (run.metric_names[0] if run.metric_names else None)
+
+
+def shown_worker(run: Run, opts: ViewOptions) -> Worker | None:
+    """The worker whose curves are drawn: the chosen one, else the lead."""
+    if opts.worker is not None and opts.worker in run.workers:
+        return run.workers[opts.worker]
+    return run.lead
+
+
+def series_line(series: Series, style: str = "tm.line", band: bool = True, label: str = "") -> Line:
+    """A series as a chart line: downsampled buckets as points, then the raw window."""
+    return Line(
+        (),
+        style,
+        band,
+        steps=series.steps,
+        values=series.vals,
+        label=label,
+        buckets=series.older.columns(),
+    )
+
+
+def step_window(lines: list[Line], zoom: int, pan: int) -> tuple[tuple[float, float] | None, str]:
+    """The steps to show for ``zoom`` and ``pan``, and words for the title."""
+    firsts = [x for line in lines if (x := line.first_x) is not None]
+    lasts = [x for line in lines if (x := line.last_x) is not None]
+    if not firsts or (zoom == 0 and pan == 0):
+        return None, ""
+    low, high = min(firsts), max(lasts)
+    span = (high - low) / 2**zoom
+    right = high - pan * span / 2
+    left = max(right - span, low)
+    right = left + span
+    words = f"zoom ×{2**zoom}" if zoom else ""
+    words += (" · " if words else "") + (
+        "following" if pan == 0 else f"← {pan * span / 2:,.0f} steps back"
+    )
+    return (left, right), words
+
+
+def _smoothed(series: Series, weight: float) -> Line:
+    older = series.older.columns()
+    steps = older.steps + series.steps
+    values = ema(older.lasts + series.vals, weight)
+    return Line((), "tm.smooth", band=False, steps=steps, values=values, label="smoothed")
+
+
+def _band_line(run: Run, name: str) -> Line | None:
+    """Min, mean and max across workers of metric ``name``, in 400 step bins."""
+    lines = [series_line(w.series[name]) for w in run.workers.values() if name in w.series]
+    firsts = [x for line in lines if (x := line.first_x) is not None]
+    if len(lines) < 2 or not firsts:
+        return None
+    x0 = min(firsts)
+    x1 = max(x for line in lines if (x := line.last_x) is not None)
+    bins: dict[int, list[float]] = {}
+    for line in lines:
+        for px, (y, low, high, _mark) in _fold_line(line, x0, x1, 400):
+            cell = bins.get(px)
+            if cell is None:
+                bins[px] = [low, high, y, 1.0]
+            else:
+                cell[0], cell[1] = min(cell[0], low), max(cell[1], high)
+                cell[2] += y
+                cell[3] += 1
+    scale = (x1 - x0) / 399 if x1 > x0 else 0.0
+    points = [
+        (x0 + px * scale, cell[2] / cell[3], cell[0], cell[1]) for px, cell in sorted(bins.items())
+    ]
+    return Line(points, "tm.line", band=True, label=f"mean of {len(lines)} workers, min–max band")
+
+
+def chart_lines(state: RunState, run: Run, name: str, opts: ViewOptions) -> tuple[list[Line], str]:
+    """The lines of the main chart and what they show, for the title."""
+    lines: list[Line] = []
+    parts: list[str] = []
+    worker = shown_worker(run, opts)
+    if opts.workers_mode == "band" and (band := _band_line(run, name)) is not None:
+        lines.append(band)
+        parts.append(band.label)
+    elif opts.workers_mode == "lines" and len(run.workers) > 1:
+        ranked = sorted(run.workers.values(), key=Worker.sort_key)[:_MAX_WORKER_LINES]
+        for index, each in enumerate(ranked):
+            if name in each.series:
+                lines.append(series_line(each.series[name], f"tm.worker{index + 1}", band=False))
+        parts.append(f"{len(lines)} workers" + (" (first 8)" if len(run.workers) > 8 else ""))
+    elif worker is not None and name in worker.series:
+        series = worker.series[name]
+        lines.append(series_line(series))
+        if opts.smoothing:
+            lines.append(_smoothed(series, opts.smoothing))
+            parts.append(f"smoothed {opts.smoothing:.2f}")
+        if len(run.workers) > 1:
+            parts.insert(0, worker_label(worker))
+    if opts.overlay is not None and opts.overlay != run.name:
+        other = state.runs.get(opts.overlay)
+        lead = other.lead if other is not None else None
+        if lead is not None and name in lead.series:
+            lines.append(series_line(lead.series[name], "tm.overlay", band=False))
+            parts.append(f"vs {opts.overlay} (magenta)")
+    return lines, " · ".join(parts)
+
+
+def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
+    """The main metric: a sparkline of the last values, or a chart of the whole run."""
+    name = main_metric(run, opts)
+    worker = shown_worker(run, opts)
+    series = worker.series.get(name) if worker is not None and name is not None else None
+    if series is None and name is not None:
+        series = run.series(name)
+    if name is None or series is None or not series.vals:
+        return Panel(Text("no metrics yet", style="tm.dim"), title="Loss", title_align="left")
     values = series.values(opts.history)
     finite = [v for v in values if math.isfinite(v)]
-    caption = Text(style="dim")
+    caption = Text(style="tm.dim")
     if finite:
         caption.append(f"min {format_value(min(finite))}  max {format_value(max(finite))}  ")
     caption.append(f"last {format_value(values[-1])}")
     bad = len(values) - len(finite)
     if bad:
-        caption.append(f"  {bad} non-finite", style="bold red")
+        caption.append(f"  {bad} non-finite", style="tm.bad")
     if opts.chart:
-        raw = series.history_points()
-        lines = [Line(raw, "cyan")]
-        if opts.smoothing:
-            smooth = ema([point[1] for point in raw], opts.smoothing)
-            smoothed = [(p[0], v, v, v) for p, v in zip(raw, smooth, strict=True)]
-            lines.append(Line(smoothed, "bold yellow", band=False))
-        title = f"{name} · all {series.count:,} steps"
-        if opts.smoothing:
-            title += f" · smoothed {opts.smoothing:.2f}"
-        return Panel(_FillHeight(LineChart(lines), caption), title=title, title_align="left")
+        lines, what = chart_lines(state, run, name, opts)
+        x_range, where = step_window(lines, opts.zoom, opts.pan)
+        flags = (where, "log y" if opts.log_y else "", "5–95% y" if opts.robust else "", what)
+        title = f"{name} · {series.count:,} steps" + "".join(f" · {f}" for f in flags if f)
+        chart = LineChart(lines, x_range=x_range, log=opts.log_y, robust=opts.robust)
+        return Panel(_FillHeight(chart, caption), title=title, title_align="left")
     return Panel(
         _FillHeight(values, caption),
         title=f"{name} · last {len(values)}",
         title_align="left",
     )
+
+
+def loss_panel(run: Run, opts: ViewOptions) -> Panel:
+    """The main metric's panel (kept for callers that have no state at hand)."""
+    return main_panel(RunState(), run, opts)
+
+
+class _ChartGrid:
+    """A chart for every metric but the main one, as many as fit, a page at a time."""
+
+    MIN_WIDTH = 40
+    MIN_HEIGHT = 8
+    MAX_COLUMNS = 4
+
+    def __init__(self, run: Run, opts: ViewOptions) -> None:
+        self.run = run
+        self.opts = opts
+        main = main_metric(run, opts)
+        self.names = [n for n in run.metric_names if n != main]
+
+    def pages(self, width: int, height: int) -> tuple[int, int, int]:
+        """Columns, rows and pages for a grid ``width`` x ``height`` cells."""
+        cols = max(1, min(len(self.names) or 1, width // self.MIN_WIDTH, self.MAX_COLUMNS))
+        rows = max(1, (height - 1) // self.MIN_HEIGHT)
+        per_page = cols * rows
+        return cols, rows, max(1, -(-len(self.names) // per_page))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width, height = options.max_width, options.height or 20
+        if not self.names:
+            yield Text(" no other metrics", style="tm.dim")
+            return
+        cols, rows, pages = self.pages(width, height)
+        page = self.opts.page % pages
+        per_page = cols * rows
+        shown = self.names[page * per_page : (page + 1) * per_page]
+        heading = Text(
+            f" metrics {page * per_page + 1}–{page * per_page + len(shown)} of {len(self.names)}",
+            style="tm.heading",
+        )
+        if pages > 1:
+            heading.append(f" · page {page + 1}/{pages} · ] next · [ previous", style="tm.dim")
+        yield heading
+        # Rows of cells rendered to lines and laid side by side: far cheaper than a Layout.
+        room = max(height - 1, 1)
+        row_count = -(-len(shown) // cols)
+        cell_width = width // cols
+        for row_index in range(row_count):
+            cell_height = room // row_count + (1 if row_index < room % row_count else 0)
+            names = shown[row_index * cols : (row_index + 1) * cols]
+            cells = [
+                console.render_lines(
+                    self._cell(name),
+                    options.update(width=cell_width, height=cell_height),
+                    pad=True,
+                )
+                for name in names
+            ]
+            blank = [Segment(" " * (width - cell_width * len(cells)))]
+            for line in range(cell_height):
+                for cell in cells:
+                    yield from cell[line]
+                yield from blank
+                yield Segment.line()
+
+    def _cell(self, name: str) -> Panel:
+        worker = shown_worker(self.run, self.opts)
+        series = worker.series.get(name) if worker is not None else None
+        if series is None or not series.vals:
+            return Panel(Text("–", style="tm.dim"), title=name, title_align="left")
+        line = series_line(series)
+        x_range, _ = step_window([line], self.opts.zoom, self.opts.pan)
+        chart = LineChart([line], x_range=x_range, log=self.opts.log_y, robust=self.opts.robust)
+        title = f"{name[:24]} {format_value(series.last)}"
+        return Panel(chart, title=title, title_align="left", padding=(0, 0))
+
+
+def help_panel() -> Panel:
+    """Every key and what it does."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="tm.key", no_wrap=True)
+    grid.add_column()
+    for keys, what in HELP:
+        grid.add_row(keys, what)
+    return Panel(grid, title="Keys · ? or Esc closes", title_align="left")
+
+
+def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Panel:
+    """Every run: status, workers, step and main metric; r switches, o overlays."""
+    columns = (
+        ("", "left"),
+        ("run", "left"),
+        ("status", "left"),
+        ("workers", "right"),
+        ("step", "right"),
+        ("main metric", "right"),
+    )
+    rows: list[tuple[str | Text, ...]] = []
+    for run in sorted(state.runs.values(), key=lambda r: r.created):
+        status = run.status(now, opts.stall_after_s)
+        name = main_metric(run, opts)
+        series = run.series(name) if name else None
+        lead = run.lead
+        marker = "▶" if run is shown else ("◆" if run.name == opts.overlay else "")
+        rows.append(
+            (
+                marker,
+                run.name,
+                Text(status, style=STATUS_STYLE[status]),
+                str(len(run.workers)),
+                "–" if lead is None or lead.step is None else f"{lead.step:,}",
+                f"{name} {format_value(series.last)}" if series is not None and name else "–",
+            )
+        )
+    return Panel(
+        _Lines(grid_lines(columns, rows, 200)),
+        title=f"Runs ({len(state.runs)}) · ▶ shown · ◆ overlaid · r next · o overlay · R closes",
+        title_align="left",
+    )
+
+
+class _Lines:
+    """Lines cut to the space given."""
+
+    def __init__(self, lines: list[Text]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines[: options.height or len(self.lines)]:
+            line = line.copy()
+            line.truncate(options.max_width, overflow="ellipsis")
+            yield line
 
 
 class _FillHeight:
@@ -205,8 +505,10 @@ class _FillHeight:
         yield self.caption
 
 
-def stats_panel(state: RunState, run: Run) -> Panel:
-    """Current loss, accuracy, grad norm, best loss, and what was received."""
+def stats_panel(
+    state: RunState, run: Run, opts: ViewOptions | None = None, now: float | None = None
+) -> Panel:
+    """Current loss, accuracy, grad norm, best loss, throughput, and what was received."""
     grid = _Pairs()
     loss_name = run.find_metric(LOSS_NAMES)
     acc_name = run.find_metric(ACCURACY_NAMES)
@@ -222,21 +524,32 @@ def stats_panel(state: RunState, run: Run) -> Panel:
         grid.add_row("best loss", f"{format_value(loss.best)} @ {loss.best_step:,}")
     else:
         grid.add_row("best loss", "–")
-    grid.add_row("records", f"{state.records:,}")
+    if opts is not None and now is not None:
+        rates = run.throughput(now, opts.stall_after_s)
+        for unit in ("samples", "tokens"):
+            if unit in rates:
+                grid.add_row(f"{unit}/s", format_rate(rates[unit]))
+        straggler = run.straggler(now, opts.stall_after_s)
+        if straggler is not None:
+            grid.add_row(
+                "straggler",
+                Text(f"{worker_label(straggler)} at step {straggler.step:,}", style="tm.straggler"),
+            )
+    grid.add_row("records", f"{run.records:,}")
     missed, dropped = run.missed, run.client_dropped
-    grid.add_row("missed", Text(f"{missed:,}", style="bold yellow" if missed else ""))
+    grid.add_row("missed", Text(f"{missed:,}", style="tm.warn" if missed else ""))
     if dropped:
-        grid.add_row("dropped", Text(f"{dropped:,} by the client", style="bold yellow"))
+        grid.add_row("dropped", Text(f"{dropped:,} by the client", style="tm.warn"))
     if run.not_resent:
-        grid.add_row("before", Text(f"{run.not_resent:,} older than history", style="dim"))
+        grid.add_row("before", Text(f"{run.not_resent:,} older than history", style="tm.dim"))
     outages, longest = run.outages
     if outages:
-        grid.add_row("outages", Text(f"{outages:,} (longest {longest:.1f} s)", style="yellow"))
+        grid.add_row("outages", Text(f"{outages:,} (longest {longest:.1f} s)", style="tm.stalled"))
     if limits_text(state, run):
-        grid.add_row("limits", Text("reached: see the summary", style="bold yellow"))
+        grid.add_row("limits", Text("reached: see the summary", style="tm.warn"))
     grid.add_row("rejected", _rejected_text(state))
     if state.refused:
-        grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="bold red"))
+        grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="tm.bad"))
     for name in run.metric_names:
         if name not in shown:
             series = run.series(name)
@@ -260,22 +573,22 @@ class _Pairs:
         if len(rows) > room:
             rows = rows[: max(room - 1, 0)]
         for label, value in rows:
-            line = Text(f"{label:<10} ", style="bold", no_wrap=True, overflow="ellipsis")
+            line = Text(f"{label:<10} ", style="tm.heading", no_wrap=True, overflow="ellipsis")
             line.append_text(value if isinstance(value, Text) else Text(value))
             line.truncate(options.max_width, overflow="ellipsis")
             yield line
         if len(rows) < len(self.rows):
-            yield Text(f"… {len(self.rows) - len(rows)} more", style="dim")
+            yield Text(f"… {len(self.rows) - len(rows)} more", style="tm.dim")
 
 
 def _rejected_text(state: RunState) -> Text:
     """The reject count, with the peer that sent most of them."""
     if not state.rejected:
         return Text("0")
-    text = Text(f"{state.rejected:,}", style="bold red")
+    text = Text(f"{state.rejected:,}", style="tm.bad")
     if state.rejected_by_peer:
         peer, count = max(state.rejected_by_peer.items(), key=lambda item: item[1])
-        text.append(f" ({count:,} from {peer})", style="red")
+        text.append(f" ({count:,} from {peer})", style="tm.bad")
     return text
 
 
@@ -314,13 +627,15 @@ class _WorkersTable:
         ("step", "right"),
         ("last seen", "right"),
         ("steps/s", "right"),
+        ("step ms", "right"),
         ("missed", "right"),
         ("status", "left"),
     )
 
     def __init__(self, run: Run, opts: ViewOptions, now: float) -> None:
+        straggler = run.straggler(now, opts.stall_after_s)
         self.rows = [
-            _worker_row(worker, opts, now)
+            _worker_row(worker, opts, now, worker is straggler)
             for worker in sorted(run.workers.values(), key=Worker.sort_key)
         ]
         self.untracked = run.untracked_workers
@@ -336,12 +651,12 @@ class _WorkersTable:
             rows = rows[:keep]
         yield from grid_lines(self.COLUMNS, rows, options.max_width)
         if hidden:
-            yield Text(f"  … {hidden:,} more workers not shown", style="dim")
+            yield Text(f"  … {hidden:,} more workers not shown", style="tm.dim")
         if self.untracked:
             yield Text(
                 f"  worker limit reached: {self.untracked:,} records of further "
                 "workers not tracked",
-                style="bold yellow",
+                style="tm.warn",
             )
 
 
@@ -363,7 +678,7 @@ def grid_lines(
     spare = width - 1 - sum(widths) - 2 * (len(columns) - 1)
     widths[flexible] = max(widths[flexible] + spare, 4)
     lines = []
-    header = Text(" ", style="bold")
+    header = Text(" ", style="tm.heading")
     for index, (name, justify) in enumerate(columns):
         header.append(_fit(Text(name), widths[index], justify))
         header.append("  " if index < len(columns) - 1 else "")
@@ -390,9 +705,15 @@ def _fit(text: Text, width: int, justify: str) -> Text:
     return text
 
 
-def _worker_row(worker: Worker, opts: ViewOptions, now: float) -> tuple[str | Text, ...]:
+def _worker_row(
+    worker: Worker, opts: ViewOptions, now: float, straggler: bool = False
+) -> tuple[str | Text, ...]:
     status = worker.status(now, opts.stall_after_s)
     rate = worker.steps_per_s
+    shown_rate = rate is not None and not worker.finished and status == "running"
+    status_text = Text(status, style=STATUS_STYLE[status])
+    if straggler:
+        status_text.append(" · straggler", style="tm.straggler")
     missed = f"{worker.missed:,}"
     if worker.client_dropped:
         missed += f"+{worker.client_dropped:,}"
@@ -402,9 +723,10 @@ def _worker_row(worker: Worker, opts: ViewOptions, now: float) -> tuple[str | Te
         "–" if worker.pid is None else str(worker.pid),
         "–" if worker.step is None else f"{worker.step:,}",
         f"{max(now - worker.last_seen, 0):.1f}s ago",
-        "–" if rate is None or worker.finished else f"{rate:,.1f}",
-        Text(missed, style="yellow" if missed != "0" else ""),
-        Text(status, style=STATUS_STYLE[status]),
+        f"{rate:,.1f}" if shown_rate and rate is not None else "–",
+        f"{1000 / rate:,.1f}" if shown_rate and rate else "–",
+        Text(missed, style="tm.stalled" if missed != "0" else ""),
+        status_text,
     )
 
 
@@ -412,21 +734,20 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
     """What to do while nothing has arrived yet."""
     text = Text()
     text.append(
-        f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n", style="bold"
+        f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n",
+        style="tm.heading",
     )
-    text.append("In the training script:\n\n", style="dim")
+    text.append("In the training script:\n\n", style="tm.dim")
     text.append("    from trainmon_client import Monitor\n")
     text.append(
         f"    mon = Monitor({opts.address!r})\n" if opts.address else "    mon = Monitor()\n"
     )
     text.append("    mon.log(loss=loss, accuracy=acc)\n")
     if state.rejected:
-        text.append(
-            f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="bold red"
-        )
+        text.append(f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="tm.bad")
     if state.refused:
         text.append(
-            f"\n{state.refused:,} handshakes refused; last: {state.last_refusal}", style="bold red"
+            f"\n{state.refused:,} handshakes refused; last: {state.last_refusal}", style="tm.bad"
         )
     return Panel(text, title="No data yet", title_align="left")
 
@@ -435,27 +756,29 @@ def footer(opts: ViewOptions) -> Text:
     """The keys, or the pause notice, and any passing notice."""
     text = Text()
     if opts.notice:
-        text.append(f" {opts.notice} ", style="bold black on cyan")
+        text.append(f" {opts.notice} ", style="tm.notice")
         text.append(" ")
     if opts.paused:
-        text.append(" PAUSED ", style="bold black on yellow")
+        text.append(" PAUSED ", style="tm.paused")
         text.append(f" view frozen · {opts.paused_records:,} records arrived since · ")
-        text.append("space", style="bold")
+        text.append("space", style="tm.heading")
         text.append(" resume · ")
-        text.append("e", style="bold")
+        text.append("e", style="tm.heading")
         text.append(" save svg · ")
-        text.append("q", style="bold")
+        text.append("q", style="tm.heading")
         text.append(" quit")
     elif opts.interactive:
-        text.append(" q", style="bold")
+        text.append(" ?", style="tm.heading")
+        text.append(" keys · ")
+        text.append("q", style="tm.heading")
         text.append(" quit · ")
-        text.append("space", style="bold")
+        text.append("space", style="tm.heading")
         text.append(" pause · ")
-        text.append("c", style="bold")
+        text.append("c", style="tm.heading")
         text.append(" chart · ")
-        text.append("s", style="bold")
+        text.append("s", style="tm.heading")
         text.append(" smoothing · ")
-        text.append("e", style="bold")
+        text.append("e", style="tm.heading")
         text.append(" save svg")
     else:
         text.append(" Ctrl-C quits · training is never affected by this window")
@@ -558,6 +881,14 @@ def _missed_text(run: Run) -> str:
     if outages:
         text += f"; {outages} outage{'s' if outages > 1 else ''} (longest {longest:.1f} s)"
     return text
+
+
+def format_rate(value: float) -> str:
+    """A rate in few characters: 950, 12.3k, 4.5M."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
 def format_value(value: float) -> str:

@@ -8,7 +8,8 @@ or a list of records (a batch). Every record is a map with short keys:
 key   meaning                                                     kinds
 ====  ==========================================================  =================
 v     protocol version (1)                                        all
-k     kind: ``hello``, ``metrics``, ``heartbeat`` or ``bye``      all
+k     kind: ``hello``, ``metrics``, ``alert``, ``heartbeat``,    all
+      ``bye``
 r     run name (equals the topic)                                 all
 w     worker id, unique per publishing process                    all
 s     per-worker sequence number                                  all
@@ -16,6 +17,7 @@ t     wall time, seconds since the epoch                          all
 st    step (int or nil)                                           metrics
 ep    epoch, counted from 0 like ``range()`` (int or nil)         metrics
 m     map of metric name to number (NaN and +-Inf allowed)        metrics
+a     alert from the training script: title, text                 alert
 i     identity: host, pid, rank, world, local_rank, epochs,       hello
       steps, config; ``from``: the first sequence number the
       client still holds (older records are not re-sent)
@@ -29,7 +31,7 @@ record: ``s`` is the first record's sequence number (the others follow on by one
 name to its list of values. The publisher sends metrics this way; a monitor accepts
 both forms, and :meth:`Columns.records` turns a ``cols`` item back into records.
 
-``hello``, ``metrics`` and ``bye`` records take sequence numbers 0, 1, 2, ... so the
+``hello``, ``metrics``, ``alert`` and ``bye`` records take sequence numbers 0, 1, 2, ... so the
 monitor can count what it missed. A ``heartbeat`` carries the last sequence number the
 worker has used without taking one, which also reveals records lost at the tail.
 Unknown keys are ignored, so a newer client works with an older monitor.
@@ -71,7 +73,9 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Final = 1
-KINDS: Final = frozenset({"hello", "metrics", "heartbeat", "bye"})
+KINDS: Final = frozenset({"hello", "metrics", "heartbeat", "bye", "alert"})
+MAX_ALERT_TITLE: Final = 200
+MAX_ALERT_TEXT: Final = 2000
 
 MAX_PAYLOAD_BYTES: Final = 4 * 1024 * 1024
 MAX_BATCH: Final = 4096
@@ -190,6 +194,8 @@ def to_wire(record: Record) -> dict[str, Any]:
         wire["m"] = dict(record.metrics)
     elif record.kind == "hello":
         wire["i"] = dict(record.info)
+    elif record.kind == "alert":
+        wire["a"] = dict(record.info)
     elif record.counters:
         wire["c"] = dict(record.counters)
     return wire
@@ -305,6 +311,8 @@ def _record(item: object) -> Record | Columns:
         )
     if kind == "hello":
         return Record(kind, run, worker, seq, float(wall), info=_info(item.get("i")))
+    if kind == "alert":
+        return Record(kind, run, worker, seq, float(wall), info=_alert(item.get("a")))
     if kind == "heartbeat" or (kind == "bye" and "c" in item):
         return Record(kind, run, worker, seq, float(wall), counters=_counters(item.get("c")))
     return Record(kind, run, worker, seq, float(wall))
@@ -398,6 +406,17 @@ def _metrics(value: object) -> dict[str, float]:
         else:
             raise ProtocolError(f"metric {name!r} is {kind.__name__}, not a number")
     return out
+
+
+def _alert(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ProtocolError("an alert must be a map with a title")
+    title, text = value.get("title"), value.get("text", "")
+    if not isinstance(title, str) or not 0 < len(title) <= MAX_ALERT_TITLE:
+        raise ProtocolError(f"alert title must be a string of 1 to {MAX_ALERT_TITLE} characters")
+    if not isinstance(text, str) or len(text) > MAX_ALERT_TEXT:
+        raise ProtocolError(f"alert text must be a string of at most {MAX_ALERT_TEXT} characters")
+    return {"title": title, "text": text}
 
 
 def _info(value: object) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from zmq.utils.monitor import recv_monitor_message
 from trainmon_client.framing import FileFormatError, FrameWriter
 from trainmon_client.identity import Identity, identify
 from trainmon_client.protocol import (
+    MAX_ALERT_TITLE,
     MAX_METRICS,
     MAX_NAME_CHARS,
     MAX_STEP,
@@ -61,6 +62,8 @@ _EVENTS: Final = (
 
 # A record on its way out: (seq, time, step, epoch, metric values).
 _Row = tuple[int, float, int | None, int | None, dict[str, Any]]
+
+_ALERT: Final = object()  # marks an alert() call in the queue
 
 _log = logging.getLogger("trainmon_client")
 _now = time.time
@@ -183,6 +186,19 @@ class Monitor:
     def record_gradient(self, grad_norm: float) -> None:
         """Publish the gradient norm (metric ``grad_norm``)."""
         self.log(grad_norm=grad_norm)
+
+    def alert(self, title: str, text: str = "") -> None:
+        """Raise an alert on the monitor's alert line (and its bell, with ``--bell``),
+        e.g. ``alert("validation loss went up", "epoch 3: 0.41 -> 0.52")``.
+
+        Never blocks and never raises; the title is cut to 200 characters and the
+        text to 2,000.
+        """
+        queue = self._queue
+        if len(queue) < self._max_queue:
+            queue.append((_now(), None, None, _ALERT, {"title": title, "text": text}))
+        else:
+            self._count_drop()
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (from 0); later records carry it until it changes."""
@@ -487,7 +503,12 @@ class _IOLoop:
                 self._warn_once("<record>", f"cannot publish a record ({exc!r})")
                 self.mon._count_drop()
                 continue
-            if row is not None:
+            if isinstance(row, dict):  # an alert: after the rows before it, on its own
+                if rows:
+                    self._publish_rows(rows)
+                    rows = []
+                self._publish([row], 1, row["s"])
+            elif row is not None:
                 rows.append(row)
             if len(rows) >= _MAX_BATCH_RECORDS:
                 self._publish_rows(rows)
@@ -500,7 +521,11 @@ class _IOLoop:
 
     def _take(
         self, t: float, step: int | None, epoch: int | None, metrics: Any, named: dict[str, Any]
-    ) -> _Row | None:
+    ) -> _Row | dict[str, Any] | None:
+        if metrics is _ALERT:
+            self.logged += 1
+            title = str(named["title"])[:MAX_ALERT_TITLE] or "alert"
+            return self._wire("alert", t, a={"title": title, "text": str(named["text"])[:2000]})
         if metrics is None and _plain_floats(named):
             values: dict[str, Any] = named  # the common case, checked at a glance
         else:

@@ -1,0 +1,112 @@
+"""Frame render time of every dashboard view, in the states that cost most.
+
+States: no data; one point; NaN in the loss; 64 workers x 20 metrics; one worker with 50
+metrics; each series holding a full window (10,000 points) plus downsampled history
+where it says so. Views: the default (sparkline), the chart (c), the grid of every
+metric (g), the workers band (b) and per-worker lines (b b), the help (?) and the runs
+list (R). Each is rendered to an in-memory terminal of 80x24 and 200x60 with colour, the
+way the live dashboard draws it; the figure is the median of 15 frames (ms).
+
+Run: ``python scripts/bench_frame.py``. The target is under 20 ms at 200x60 with 50
+metrics.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from trainmon.alerts import AlertWatch
+from trainmon.state import RunState
+from trainmon.theme import console_for
+from trainmon.view import ViewOptions, render
+from trainmon_client.protocol import Columns, Record
+
+NOW = 10_000.0
+
+
+def _state(workers: int, metrics: int, steps: int, nan: bool = False) -> RunState:
+    state = RunState()
+    names = ["loss", "accuracy", "grad_norm"] + [f"metric_{i}" for i in range(metrics - 3)]
+    for w in range(workers):
+        info = {"host": f"node{w // 8}", "pid": 100 + w, "rank": w, "steps": 2 * steps}
+        state.apply(Record("hello", "bench", f"w{w}", 0, NOW, info=info), NOW)
+    for start in range(1, steps + 1, 128):
+        count = min(128, steps + 1 - start)
+        step_list: list[int | None] = list(range(start, start + count))
+        times = [NOW - steps * 0.01 + s * 0.01 for s in range(start, start + count)]
+        for w in range(workers):
+            columns = {
+                name: [
+                    2 * math.exp(-s / 3000) + 0.1 * math.sin(s / (7 + i) + w)
+                    for s in range(start, start + count)
+                ]
+                for i, name in enumerate(names)
+            }
+            if nan and start == 1:
+                columns["loss"][5] = math.nan
+            state.apply_columns(
+                Columns("bench", f"w{w}", start, times, step_list, [0] * count, columns), NOW
+            )
+    AlertWatch().check(state, NOW, 60.0)
+    return state
+
+
+STATES: dict[str, Callable[[], RunState]] = {
+    "no data": RunState,
+    "one point": lambda: _state(1, 3, 1),
+    "NaN": lambda: _state(1, 5, 2_000, nan=True),
+    "64 workers x 20 metrics": lambda: _state(64, 20, 12_000),
+    "50 metrics": lambda: _state(1, 50, 30_000),
+}
+VIEWS: dict[str, ViewOptions] = {
+    "default": ViewOptions(),
+    "chart": ViewOptions(chart=True),
+    "grid": ViewOptions(grid=True),
+    "band": ViewOptions(chart=True, workers_mode="band"),
+    "lines": ViewOptions(chart=True, workers_mode="lines"),
+    "zoomed": ViewOptions(chart=True, zoom=3, pan=2, log_y=True),
+    "help": ViewOptions(help=True),
+    "runs": ViewOptions(runs_list=True),
+}
+
+
+def frame_ms(state: RunState, opts: ViewOptions, width: int, height: int) -> float:
+    console = console_for(
+        file=io.StringIO(),
+        width=width,
+        height=height,
+        force_terminal=True,
+        color_system="truecolor",
+        legacy_windows=False,
+    )
+    times = []
+    for _ in range(15):
+        started = time.perf_counter()
+        console.print(render(state, replace(opts, address="tcp://127.0.0.1:5555"), NOW))
+        times.append((time.perf_counter() - started) * 1000)
+        console.file.seek(0)
+        console.file.truncate()
+    return statistics.median(times)
+
+
+def main() -> None:
+    print(__doc__.split("\n\n")[0] + "\n")
+    sizes = ((80, 24), (200, 60))
+    print(f"{'state':<24} {'view':<8} " + " ".join(f"{w}x{h:<3} ms" for w, h in sizes))
+    for state_name, make in STATES.items():
+        state = make()
+        for view_name, opts in VIEWS.items():
+            figures = [frame_ms(state, opts, w, h) for w, h in sizes]
+            print(
+                f"{state_name:<24} {view_name:<8} " + " ".join(f"{f:>9.1f}" for f in figures),
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""Every dashboard view in every state, at 80x24 and 200x60; the keys that change the
+view; themes; alerts; throughput and stragglers. Rendered to a StringIO console."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from rich.console import RenderableType
+
+from trainmon.alerts import AlertWatch
+from trainmon.app import next_options
+from trainmon.keys import Action, parse_keys
+from trainmon.state import WARMUP_RECORDS, RunState
+from trainmon.theme import ThemeError, console_for, load_theme
+from trainmon.view import ViewOptions, render
+from trainmon_client.protocol import Columns, Record
+
+NOW = 10_000.0
+SIZES = ((80, 24), (200, 60))
+
+
+def build(
+    workers: int = 1,
+    metrics: int = 3,
+    steps: int = 500,
+    run: str = "r",
+    nan_at: int | None = None,
+    rate_of: dict[int, float] | None = None,
+    extra: dict[str, float] | None = None,
+    state: RunState | None = None,
+) -> RunState:
+    """A run of ``workers`` ranks logging ``metrics`` metrics for ``steps`` steps, the
+    last record at NOW; worker w does ``rate_of[w]`` steps/s (100 unless given)."""
+    state = state or RunState()
+    names = ["loss", "accuracy", "grad_norm"][:metrics] + [
+        f"metric_{i}" for i in range(metrics - 3)
+    ]
+    for w in range(workers):
+        rate = (rate_of or {}).get(w, 100.0)
+        done = int(steps * rate / 100)
+        info = {"host": f"node{w // 8}", "pid": 100 + w, "rank": w, "steps": 2 * steps}
+        state.apply(Record("hello", run, f"{run}-w{w}", 0, NOW - 60, info=info), NOW - 60)
+        for start in range(1, done + 1, 128):
+            count = min(128, done + 1 - start)
+            step_list: list[int | None] = list(range(start, start + count))
+            times = [NOW - (done - s) / rate for s in range(start, start + count)]
+            columns = {
+                name: [
+                    2 * math.exp(-s / 200) + 0.01 * math.sin(s + i)
+                    for s in range(start, start + count)
+                ]
+                for i, name in enumerate(names)
+            }
+            for name, value in (extra or {}).items():
+                columns[name] = [value] * count
+            if nan_at is not None and start <= nan_at < start + count:
+                columns["loss"][nan_at - start] = math.nan
+            state.apply_columns(
+                Columns(run, f"{run}-w{w}", start, times, step_list, [0] * count, columns),
+                times[-1],
+            )
+    return state
+
+
+def draw(
+    state: RunState,
+    opts: ViewOptions | None = None,
+    width: int = 80,
+    height: int = 24,
+    **kw: object,
+) -> str:
+    console = console_for(
+        file=io.StringIO(), width=width, height=height, color_system=None, legacy_windows=False
+    )
+    opts = opts or ViewOptions(address="tcp://127.0.0.1:5555")
+    renderable: RenderableType = render(state, replace(opts, **kw) if kw else opts, NOW)  # type: ignore[arg-type]
+    console.print(renderable)
+    return str(console.file.getvalue())  # type: ignore[attr-defined]
+
+
+STATES = {
+    "no data": lambda: RunState(),
+    "one point": lambda: build(steps=1),
+    "NaN": lambda: build(steps=300, nan_at=150),
+    "64 workers": lambda: build(workers=64, metrics=20, steps=300),
+    "50 metrics": lambda: build(metrics=50, steps=300),
+}
+VIEWS = {
+    "default": {},
+    "chart": {"chart": True},
+    "grid": {"grid": True},
+    "band": {"chart": True, "workers_mode": "band"},
+    "lines": {"chart": True, "workers_mode": "lines"},
+    "zoomed": {"chart": True, "zoom": 2, "pan": 1, "log_y": True, "robust": True},
+    "help": {"help": True},
+    "runs": {"runs_list": True},
+    "paused": {"paused": True, "paused_records": 7},
+}
+
+
+@pytest.fixture(scope="module")
+def states() -> dict[str, RunState]:
+    built = {name: make() for name, make in STATES.items()}
+    for state in built.values():
+        AlertWatch().check(state, NOW, 60.0)
+    return built
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("state_name", STATES)
+def test_every_view_fits_every_state(
+    states: dict[str, RunState], state_name: str, view: str, size: tuple[int, int]
+) -> None:
+    """Each view draws in each state, filling the terminal and nothing more."""
+    width, height = size
+    out = draw(states[state_name], width=width, height=height, **VIEWS[view])
+    lines = out.split("\n")[:-1]
+    assert len(lines) == height, f"{len(lines)} lines"
+    assert max(len(line) for line in lines) <= width
+    if state_name == "no data":
+        assert "Waiting for records" in out or "Keys" in out
+        return
+    expected = {
+        "help": ["Keys", "zoom", "log-scale y axis", "follow the live tail"],
+        "runs": ["Runs (1)", "▶"],
+        "paused": ["PAUSED", "7 records arrived since"],
+        "zoomed": ["zoom ×4"] if state_name != "one point" else [],
+        "grid": ["metrics 1–"] if state_name != "one point" else [],
+    }.get(view, [])
+    for text in expected:
+        assert text in out, text
+    if state_name == "NaN" and view in ("default", "chart", "grid", "zoomed"):
+        assert "NaN/Inf in loss" in out  # the alert line
+    if state_name == "64 workers" and view == "band":
+        assert "mean of 64 workers" in out
+    if state_name == "64 workers" and view == "lines" and height > 30:
+        assert "8 workers (first 8)" in out
+
+
+def test_chart_marks_nan_and_grid_pages_through_metrics(states: dict[str, RunState]) -> None:
+    out = draw(states["NaN"], chart=True, width=120, height=40)
+    assert "×" in out, "the NaN is marked on the chart"
+    first = draw(states["50 metrics"], grid=True, width=200, height=60)
+    match = re.search(r"metrics 1–(\d+) of 49 · page 1/(\d+)", first)
+    assert match, first
+    per_page, pages = int(match.group(1)), int(match.group(2))
+    assert per_page * pages >= 49 and per_page * (pages - 1) < 49
+    second = draw(states["50 metrics"], grid=True, page=1, width=200, height=60)
+    assert f"metrics {per_page + 1}–" in second and "page 2/" in second
+    wrapped = draw(states["50 metrics"], grid=True, page=pages, width=200, height=60)
+    assert "page 1/" in wrapped  # past the last page comes the first again
+
+
+def test_grid_at_80x24_still_shows_charts(states: dict[str, RunState]) -> None:
+    out = draw(states["50 metrics"], grid=True)
+    assert "metrics 1–" in out and "┤" in out
+
+
+# -- keys ---------------------------------------------------------------------------
+
+
+def test_keys_and_escape_sequences() -> None:
+    assert parse_keys("?g][+-hlfyi") == [
+        Action.HELP,
+        Action.GRID,
+        Action.NEXT_PAGE,
+        Action.PREV_PAGE,
+        Action.ZOOM_IN,
+        Action.ZOOM_OUT,
+        Action.PAN_LEFT,
+        Action.PAN_RIGHT,
+        Action.FOLLOW,
+        Action.TOGGLE_LOG,
+        Action.TOGGLE_ROBUST,
+    ]
+    assert parse_keys("\x1b[D\x1b[C\x1b[5~\x1b[6~\x1b[F\x1b[A") == [
+        Action.PAN_LEFT,
+        Action.PAN_RIGHT,
+        Action.PREV_PAGE,
+        Action.NEXT_PAGE,
+        Action.FOLLOW,
+    ]  # the up arrow means nothing and is skipped whole
+    assert parse_keys("\x1b") == [Action.CLOSE]
+    assert parse_keys("mMwbrRo") == [
+        Action.NEXT_METRIC,
+        Action.PREV_METRIC,
+        Action.NEXT_WORKER,
+        Action.WORKERS_MODE,
+        Action.NEXT_RUN,
+        Action.RUNS_LIST,
+        Action.OVERLAY,
+    ]
+
+
+def test_zoom_and_pan_stay_within_the_run() -> None:
+    state = build(steps=1000)
+    opts = ViewOptions()
+    opts = next_options(opts, Action.PAN_LEFT, state)
+    assert opts.chart and opts.pan == 0, "nothing to pan at full zoom"
+    for _ in range(2):
+        opts = next_options(opts, Action.ZOOM_IN, state)
+    assert opts.zoom == 2
+    for _ in range(20):
+        opts = next_options(opts, Action.PAN_LEFT, state)
+    assert opts.pan == 6  # a quarter of the run wide: 6 half-windows back is the start
+    out = draw(state, opts, width=120, height=40)
+    assert re.search(r"└1\s+25\d ", out), "the window starts at the first step"
+    opts = next_options(opts, Action.ZOOM_OUT, state)
+    assert (opts.zoom, opts.pan) == (1, 2)
+    opts = next_options(opts, Action.FOLLOW, state)
+    assert opts.pan == 0
+    out = draw(state, opts, width=120, height=40)
+    assert "following" in out and "1,000" in out
+
+
+def test_metric_worker_run_and_overlay_choice() -> None:
+    state = build(workers=3, metrics=4, steps=200, run="a")
+    build(workers=1, metrics=4, steps=100, run="b", state=state)
+    opts = ViewOptions(run="a", chart=True)
+    opts = next_options(opts, Action.NEXT_METRIC, state)
+    assert opts.metric == "accuracy"
+    assert "accuracy · 200 steps" in draw(state, opts, width=120, height=40)
+    opts = next_options(opts, Action.PREV_METRIC, state)
+    opts = next_options(opts, Action.PREV_METRIC, state)
+    assert opts.metric == "metric_0"  # wraps around
+    opts = next_options(opts, Action.NEXT_WORKER, state)
+    assert opts.worker == "a-w1"
+    assert "rank 1" in draw(state, opts, width=120, height=40)
+    opts = next_options(opts, Action.OVERLAY, state)
+    assert opts.overlay == "b"
+    assert "vs b" in draw(state, opts, width=120, height=40)
+    opts = next_options(opts, Action.OVERLAY, state)
+    assert opts.overlay is None
+    opts = next_options(opts, Action.NEXT_RUN, state)
+    assert opts.run == "b" and opts.worker is None
+    opts = next_options(opts, Action.RUNS_LIST, state)
+    out = draw(state, opts, width=120, height=40)
+    assert "Runs (2)" in out and re.search(r"▶\s+b", out)
+    assert next_options(opts, Action.CLOSE, state).runs_list is False
+
+
+def test_workers_mode_cycles() -> None:
+    state = build(workers=3, steps=100)
+    modes = []
+    opts = ViewOptions()
+    for _ in range(3):
+        opts = next_options(opts, Action.WORKERS_MODE, state)
+        modes.append(opts.workers_mode)
+    assert modes == ["band", "lines", "one"]
+
+
+# -- numbers ------------------------------------------------------------------------
+
+
+def test_samples_and_tokens_per_second_and_step_time() -> None:
+    state = build(workers=2, steps=400, extra={"batch_size": 32.0, "tokens": 4096.0})
+    out = draw(state, width=200, height=60)
+    # two data-parallel ranks at 100 steps/s, each with its own batch of 32
+    assert "100.0 steps/s  6.4k samples/s  819.2k tokens/s" in out
+    assert re.search(r"100\.0\s+10\.0\s+0\s+running", out), "steps/s, step ms, missed"
+
+
+def test_rate_leaves_out_the_warm_up() -> None:
+    """A slow first step (compiling) does not drag the rate or the ETA."""
+    state = RunState()
+    state.apply(Record("hello", "r", "w", 0, 0.0, info={"steps": 1000}), 0.0)
+    t = 30.0  # step 0 took 30 s
+    for step in range(40):
+        t += 0.1 if step else 0.0
+        state.apply(Record("metrics", "r", "w", step + 1, t, step=step, metrics={"loss": 1.0}), t)
+    worker = state.runs["r"].workers["w"]
+    assert worker.steps_per_s == pytest.approx(10.0)
+    assert WARMUP_RECORDS >= 1
+
+
+def test_straggler_is_flagged() -> None:
+    state = build(workers=4, steps=400, rate_of={2: 50.0})
+    run = state.runs["r"]
+    straggler = run.straggler(NOW, 60.0)
+    assert straggler is not None and straggler.rank == 2
+    out = draw(state, width=200, height=60)
+    assert "straggler" in out
+    assert build(workers=4, steps=400).runs["r"].straggler(NOW, 60.0) is None
+
+
+# -- alerts -------------------------------------------------------------------------
+
+
+def test_alerts_nan_spike_stall_missed_client_once_each() -> None:
+    state = RunState()
+    watch = AlertWatch()
+    state.apply(Record("hello", "r", "w", 0, 0.0, info={"rank": 0}), 0.0)
+    seq = 1
+    for step in range(100):
+        loss = 1.0 - step * 0.005 + 0.01 * math.sin(step)
+        state.apply(Record("metrics", "r", "w", seq, step, step=step, metrics={"loss": loss}), 1.0)
+        seq += 1
+    assert watch.check(state, 1.0, 60.0) == [], "a smooth decrease raises nothing"
+    state.apply(Record("metrics", "r", "w", seq, 100, step=100, metrics={"loss": 9.0}), 2.0)
+    seq += 1
+    new = watch.check(state, 2.0, 60.0)
+    assert [a.kind for a in new] == ["spike"] and "step 100" in new[0].text
+    state.apply(Record("metrics", "r", "w", seq, 101, step=101, metrics={"loss": math.nan}), 3.0)
+    seq += 2  # and one record lost on the way
+    state.apply(Record("metrics", "r", "w", seq, 102, step=102, metrics={"loss": 0.5}), 3.0)
+    state.apply(Record("alert", "r", "w", seq + 1, 103, info={"title": "val up", "text": "x"}), 3.0)
+    kinds = sorted(a.kind for a in watch.check(state, 3.0, 60.0))
+    assert kinds == ["client", "missed", "nan"]
+    assert watch.check(state, 3.5, 60.0) == [], "each alert is raised once"
+    assert [a.kind for a in watch.check(state, 70.0, 60.0)] == ["lost"]
+    out = draw(state, width=120, height=40)
+    assert "5 alerts" in out and "rank 0 lost" in out
+
+
+# -- themes -------------------------------------------------------------------------
+
+
+def _colours(state: RunState, theme: str, **kwargs: object) -> str:
+    console = console_for(
+        load_theme(theme),
+        file=io.StringIO(),
+        width=120,
+        height=40,
+        force_terminal=True,
+        color_system="truecolor",
+        **kwargs,
+    )
+    console.print(render(state, ViewOptions(chart=True), NOW))
+    return str(console.file.getvalue())  # type: ignore[attr-defined]
+
+
+def test_themes_colour_and_mono(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = build(workers=2, steps=200, nan_at=100)
+    AlertWatch().check(state, NOW, 60.0)
+    dark, light, mono = (_colours(state, t) for t in ("dark", "light", "mono"))
+    colour = re.compile(r"\x1b\[[0-9;]*(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])[;m]")
+    assert colour.search(dark) and colour.search(light)
+    assert dark != light
+    assert not colour.search(mono), "mono uses no colour"
+    assert "\x1b[1m" in mono or "\x1b[1;" in mono, "mono still marks with bold"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour.search(_colours(state, "dark"))
+
+
+def test_theme_file(tmp_path: Path) -> None:
+    path = tmp_path / "theme.toml"
+    path.write_text('base = "light"\nline = "bright_green"\n')
+    theme = load_theme("dark", path)
+    assert str(theme.styles["tm.line"]) == "bright_green"
+    assert str(theme.styles["tm.good"]) == "dark_green"  # from the light base
+    for text, message in (
+        ("nope = 'red'", "unknown style 'nope'"),
+        ("line = 3", "must be a string"),
+        ("line = 'not a colour at all'", "line"),
+        ("line = ", "not TOML"),
+        ("base = 'neon'", "base must be"),
+    ):
+        path.write_text(text)
+        with pytest.raises(ThemeError, match=message):
+            load_theme("dark", path)
+    with pytest.raises(ThemeError, match="cannot read"):
+        load_theme("dark", tmp_path / "missing.toml")
+    with pytest.raises(ThemeError, match="unknown theme"):
+        load_theme("neon")

@@ -1,0 +1,145 @@
+"""Alerts: what a person watching would want to be told about without looking closely.
+
+Computed by the monitor on each frame from the state: NaN or infinity in any metric, a
+loss spike (far above its smoothed value), a worker that stalls or is lost, records
+missed on the way. Alerts a training script raises with ``Monitor.alert()`` arrive as
+records and join the same list. Each alert is raised once; ``--bell`` rings for each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Final
+
+from trainmon.state import Alert, Run, RunState, Series, Worker, worker_label
+
+__all__ = [
+    "Alert",
+    "AlertWatch",
+    "SPIKE_FACTOR",
+    "worker_label",
+]
+
+SPIKE_FACTOR: Final = 6.0  # a spike is this many mean deviations above the smoothed value
+_SPIKE_WEIGHT: Final = 0.9  # EMA weight of the smoothed value and of its mean deviation
+_SPIKE_MIN_POINTS: Final = 20  # values seen before spikes are looked for
+_CHECK_AT_MOST: Final = 5000  # newest values looked at per series and frame
+_KEEP: Final = 200  # alerts kept per run
+
+
+@dataclass(slots=True)
+class _Spikes:
+    """The smoothed value and mean deviation of one series, as far as it was checked."""
+
+    checked: int = 0  # series.count when last checked
+    smooth: float = math.nan
+    deviation: float = 0.0
+    seen: int = 0
+
+
+@dataclass
+class AlertWatch:
+    """Finds new alerts and keeps them in ``state.alerts`` (newest last)."""
+
+    spike_factor: float = SPIKE_FACTOR
+    raised: set[tuple[str, ...]] = field(default_factory=set)
+    spikes: dict[tuple[str, str, str], _Spikes] = field(default_factory=dict)
+    statuses: dict[tuple[str, str], str] = field(default_factory=dict)
+    client_seen: int = 0
+
+    def check(self, state: RunState, now: float, stall_after_s: float) -> list[Alert]:
+        """The alerts new since the last check, also appended to ``state.alerts``."""
+        new: list[Alert] = []
+        # alerts from training scripts, taken in by apply() since the last check
+        fresh = min(state.client_alerts_total - self.client_seen, len(state.client_alerts))
+        self.client_seen = state.client_alerts_total
+        if fresh > 0:
+            new.extend(state.client_alerts[-fresh:])
+        for run in state.runs.values():
+            for worker in run.workers.values():
+                new.extend(self._worker(run, worker, now, stall_after_s))
+        for alert in new:
+            state.alerts.append(alert)
+        del state.alerts[:-_KEEP]
+        return new
+
+    def _raise(self, key: tuple[str, ...], alert: Alert) -> list[Alert]:
+        if key in self.raised:
+            return []
+        self.raised.add(key)
+        return [alert]
+
+    def _worker(self, run: Run, worker: Worker, now: float, stall_after_s: float) -> list[Alert]:
+        out: list[Alert] = []
+        who = worker_label(worker)
+        for name, series in worker.series.items():
+            if series.nonfinite:
+                out += self._raise(
+                    (run.name, worker.id, name, "nan"),
+                    Alert(now, run.name, "nan", f"NaN/Inf in {name} ({who})"),
+                )
+            if name.lower() in ("loss", "train_loss", "training_loss"):
+                out += self._spikes(run, worker, name, series, now)
+        status = worker.status(now, stall_after_s)
+        key = (run.name, worker.id)
+        before = self.statuses.get(key, "running")
+        self.statuses[key] = status
+        if status in ("stalled", "lost") and before != status:
+            episode = str(worker.outages) + ":" + str(worker.last_metrics_at)
+            what = (
+                f"{who} stalled: no metrics for {now - (worker.last_metrics_at or now):.0f} s"
+                if status == "stalled"
+                else f"{who} lost: silent for {now - worker.last_seen:.0f} s"
+            )
+            out += self._raise(
+                (run.name, worker.id, status, episode), Alert(now, run.name, status, what)
+            )
+        if worker.missed:
+            out += self._raise(
+                (run.name, worker.id, "missed"),
+                Alert(now, run.name, "missed", f"records missed from {who} ({worker.missed:,})"),
+            )
+        return out
+
+    def _spikes(
+        self, run: Run, worker: Worker, name: str, series: Series, now: float
+    ) -> list[Alert]:
+        """Look at the values that came since the last check for a jump far above the
+        smoothed value (an EMA, with an EMA of the absolute deviation as the scale)."""
+        key = (run.name, worker.id, name)
+        tracker = self.spikes.get(key)
+        if tracker is None:
+            tracker = self.spikes[key] = _Spikes()
+        new = min(series.count - tracker.checked, _CHECK_AT_MOST, len(series.vals))
+        tracker.checked = series.count
+        if new <= 0:
+            return []
+        out: list[Alert] = []
+        steps, values = series.steps[-new:], series.vals[-new:]
+        smooth, deviation, seen = tracker.smooth, tracker.deviation, tracker.seen
+        weight = _SPIKE_WEIGHT
+        for step, value in zip(steps, values, strict=True):
+            if not math.isfinite(value):
+                continue
+            if seen >= _SPIKE_MIN_POINTS and deviation > 0:
+                jump = value - smooth
+                if jump > self.spike_factor * deviation and jump > 0.5 * abs(smooth):
+                    out += self._raise(
+                        (run.name, worker.id, name, "spike", str(step)),
+                        Alert(
+                            now,
+                            run.name,
+                            "spike",
+                            f"{name} spike at step {step:,} ({worker_label(worker)}): "
+                            f"{value:.4g}, smoothed {smooth:.4g}",
+                        ),
+                    )
+            if seen == 0:
+                smooth = value
+            else:
+                deviation = weight * deviation + (1 - weight) * abs(value - smooth)
+                smooth = weight * smooth + (1 - weight) * value
+            seen += 1
+        tracker.smooth, tracker.deviation, tracker.seen = smooth, deviation, seen
+        return out
