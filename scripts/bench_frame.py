@@ -5,7 +5,8 @@ metrics; each series holding a full window (10,000 points) plus downsampled hist
 where it says so. Views: the default (sparkline), the chart (c), the grid of every
 metric (g), the workers band (b) and per-worker lines (b b), the help (?) and the runs
 list (R). Each is rendered to an in-memory terminal of 80x24 and 200x60 with colour, the
-way the live dashboard draws it; the figure is the median of 15 frames (ms).
+way the live dashboard draws it, with 10 new steps from every worker arriving before
+each frame (a live run); the figure is the median of 15 frames (ms).
 
 Run: ``python scripts/bench_frame.py``. The target is under 20 ms at 200x60 with 50
 metrics.
@@ -31,11 +32,21 @@ NOW = 10_000.0
 
 def _state(workers: int, metrics: int, steps: int, nan: bool = False) -> RunState:
     state = RunState()
-    names = ["loss", "accuracy", "grad_norm"] + [f"metric_{i}" for i in range(metrics - 3)]
     for w in range(workers):
         info = {"host": f"node{w // 8}", "pid": 100 + w, "rank": w, "steps": 2 * steps}
         state.apply(Record("hello", "bench", f"w{w}", 0, NOW, info=info), NOW)
-    for start in range(1, steps + 1, 128):
+    grow(state, workers, metrics, 1, steps, nan)
+    AlertWatch().check(state, NOW, 60.0)
+    return state
+
+
+def grow(
+    state: RunState, workers: int, metrics: int, first: int, last: int, nan: bool = False
+) -> None:
+    """Steps ``first`` to ``last`` from every worker, in batches as the client sends."""
+    names = ["loss", "accuracy", "grad_norm"] + [f"metric_{i}" for i in range(metrics - 3)]
+    steps = last
+    for start in range(first, last + 1, 128):
         count = min(128, steps + 1 - start)
         step_list: list[int | None] = list(range(start, start + count))
         times = [NOW - steps * 0.01 + s * 0.01 for s in range(start, start + count)]
@@ -52,16 +63,15 @@ def _state(workers: int, metrics: int, steps: int, nan: bool = False) -> RunStat
             state.apply_columns(
                 Columns("bench", f"w{w}", start, times, step_list, [0] * count, columns), NOW
             )
-    AlertWatch().check(state, NOW, 60.0)
-    return state
 
 
-STATES: dict[str, Callable[[], RunState]] = {
-    "no data": RunState,
-    "one point": lambda: _state(1, 3, 1),
-    "NaN": lambda: _state(1, 5, 2_000, nan=True),
-    "64 workers x 20 metrics": lambda: _state(64, 20, 12_000),
-    "50 metrics": lambda: _state(1, 50, 30_000),
+# name: (workers, metrics, steps, NaN)
+STATES: dict[str, tuple[int, int, int, bool]] = {
+    "no data": (0, 0, 0, False),
+    "one point": (1, 3, 1, False),
+    "NaN": (1, 5, 2_000, True),
+    "64 workers x 20 metrics": (64, 20, 12_000, False),
+    "50 metrics": (1, 50, 30_000, False),
 }
 VIEWS: dict[str, ViewOptions] = {
     "default": ViewOptions(),
@@ -75,7 +85,26 @@ VIEWS: dict[str, ViewOptions] = {
 }
 
 
-def frame_ms(state: RunState, opts: ViewOptions, width: int, height: int) -> float:
+class _Feed:
+    """A live run: 10 new steps from every worker before each frame."""
+
+    def __init__(self, state: RunState, workers: int, metrics: int, steps: int) -> None:
+        self.state, self.workers, self.metrics, self.done = state, workers, metrics, steps
+
+    def __call__(self, frame: int) -> None:
+        grow(self.state, self.workers, self.metrics, self.done + 1, self.done + 10)
+        self.done += 10
+
+
+def frame_ms(
+    state: RunState,
+    opts: ViewOptions,
+    width: int,
+    height: int,
+    feed: Callable[[int], None] | None = None,
+) -> float:
+    """Median ms per frame; with ``feed``, new records arrive between frames (a live run:
+    ``feed(frame)`` adds them), as they do while the dashboard runs."""
     console = console_for(
         file=io.StringIO(),
         width=width,
@@ -85,7 +114,9 @@ def frame_ms(state: RunState, opts: ViewOptions, width: int, height: int) -> flo
         legacy_windows=False,
     )
     times = []
-    for _ in range(15):
+    for frame in range(15):
+        if feed is not None:
+            feed(frame)
         started = time.perf_counter()
         console.print(render(state, replace(opts, address="tcp://127.0.0.1:5555"), NOW))
         times.append((time.perf_counter() - started) * 1000)
@@ -98,10 +129,12 @@ def main() -> None:
     print(__doc__.split("\n\n")[0] + "\n")
     sizes = ((80, 24), (200, 60))
     print(f"{'state':<24} {'view':<8} " + " ".join(f"{w}x{h:<3} ms" for w, h in sizes))
-    for state_name, make in STATES.items():
-        state = make()
+    for state_name, (workers, metrics, steps, nan) in STATES.items():
+        state = _state(workers, metrics, steps, nan) if workers else RunState()
+        feed = _Feed(state, workers, metrics, steps) if workers and steps > 1 else None
+
         for view_name, opts in VIEWS.items():
-            figures = [frame_ms(state, opts, w, h) for w, h in sizes]
+            figures = [frame_ms(state, opts, w, h, feed) for w, h in sizes]
             print(
                 f"{state_name:<24} {view_name:<8} " + " ".join(f"{f:>9.1f}" for f in figures),
                 flush=True,

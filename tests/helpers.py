@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -78,8 +78,10 @@ def start_publisher(
     hold_s: float = 0.0,
     epochs: int | None = None,
     env: dict[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> subprocess.Popen[str]:
-    """A real publisher process that logs ``count`` records and closes."""
+    """A real publisher process that logs ``count`` records and closes (``extra``:
+    more publisher_proc.py options, e.g. ``--metrics 30``)."""
     args = [
         sys.executable,
         str(PUBLISHER),
@@ -97,6 +99,7 @@ def start_publisher(
         args.append("--bind")
     if epochs is not None:
         args += ["--epochs", str(epochs)]
+    args += extra
     return subprocess.Popen(
         args,
         env={**os.environ, **(env or {})},

@@ -87,3 +87,28 @@ def test_smoothing_cycle() -> None:
     for _ in range(6):
         seen.append(next_smoothing(seen[-1]))
     assert seen == [0.6, 0.8, 0.9, 0.95, 0.99, 0.0, 0.6]
+
+
+def test_smoothed_line_kept_between_frames_equals_a_fresh_one() -> None:
+    """The dashboard extends its cached EMA with new points; it must equal the EMA of
+    the whole series computed afresh, across NaNs, evictions and late points."""
+    import math
+
+    from trainmon.chart import ema
+    from trainmon.state import Series
+    from trainmon.view import _smoothed
+
+    series = Series(window=64)
+    step = 0
+    for frame in range(60):
+        for _ in range(frame % 7 + 1):
+            value = 1.0 / (step + 1) if step % 37 else math.nan
+            series.add(step, value)
+            step += 1
+        if frame == 40:
+            series.add(step - 5, 0.5)  # a late point
+        cached = _smoothed(series, 0.9)
+        older = series.older.columns()
+        fresh = ema(older.lasts + series.vals, 0.9)
+        assert list(cached.steps) == older.steps + series.steps
+        assert [repr(round(v, 12)) for v in cached.values] == [repr(round(v, 12)) for v in fresh]

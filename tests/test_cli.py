@@ -154,3 +154,33 @@ def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
     assert (tmp_path / "server.key").read_bytes() == before
     assert CliRunner().invoke(main, ["keygen", str(tmp_path), "--force"]).exit_code == 0
     assert (tmp_path / "server.key").read_bytes() != before
+
+
+def test_plain_mode_prints_alerts() -> None:
+    """Without a terminal each alert is a line of its own: for logs and CI."""
+    endpoint = free_endpoint()
+    watch = _run_cli("watch", "--bind", endpoint, "--plain", "--exit-when-done")
+    wait_listening(endpoint)
+    pub = start_publisher(endpoint, count=50, extra=["--nan-at", "5", "--alert-at", "10"])
+    try:
+        out, err = watch.communicate(timeout=60)
+        assert watch.returncode == 0, err
+        assert "trainmon: alert: run r: NaN/Inf in loss" in out
+        assert "custom title from training — at step 10" in out
+        assert out.count("trainmon: alert:") == 2
+    finally:
+        stop(watch)
+        stop(pub)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--theme", "neon"], "'neon' is not one of"),
+        (["--theme-file", "/nonexistent/theme.toml"], "cannot read theme file"),
+    ],
+)
+def test_bad_theme_is_one_line(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["watch", "--plain", *args])
+    assert result.exit_code == 2 if "neon" in args else result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output

@@ -368,3 +368,32 @@ def test_theme_file(tmp_path: Path) -> None:
         load_theme("dark", tmp_path / "missing.toml")
     with pytest.raises(ThemeError, match="unknown theme"):
         load_theme("neon")
+
+
+def test_grid_cells_follow_a_live_run_a_few_at_a_time() -> None:
+    """Small charts whose series changed are redrawn at most a few per frame, the
+    longest-waiting first, so every one catches up within a few frames."""
+    state = build(metrics=12, steps=300)
+    opts = ViewOptions(grid=True)
+    first = draw(state, opts, width=200, height=60)
+    assert "accuracy 0." in first
+    # every metric moves on to a value that shows in each cell's title
+    for step in range(301, 311):
+        state.apply(
+            Record(
+                "metrics",
+                "r",
+                "r-w0",
+                step,
+                NOW,
+                step=step,
+                metrics={n: 7.25 for n in state.runs["r"].metric_names},
+            ),
+            NOW,
+        )
+    titles = re.compile(r"─ \w+ 7\.250 ─")  # a cell's title: its metric and last value
+    shown = [len(titles.findall(draw(state, opts, width=200, height=60))) for _ in range(8)]
+    cells = 11  # every metric but the main one (loss)
+    assert shown[0] == 2, "two cells redrawn in a frame"
+    assert shown == sorted(shown), "cells catch up, never go back"
+    assert shown[-1] >= cells, shown

@@ -213,3 +213,20 @@ def test_metrics_round_trip_property(
     assert back.metrics.keys() == metrics.keys()
     for name, value in metrics.items():
         assert back.metrics[name] == value or (math.isnan(value) and math.isnan(back.metrics[name]))
+
+
+def test_alert_round_trip_and_bad_alerts() -> None:
+    """An alert from the training script carries a title and a text, both bounded."""
+    alert = Record("alert", "run", "w1", 7, 5.0, info={"title": "val loss up", "text": "0.4"})
+    assert decode(encode([alert])) == [alert]
+    base = {"v": 1, "k": "alert", "r": "run", "w": "w1", "s": 7, "t": 5.0}
+    for bad, reason in (
+        ({}, "alert must be a map"),
+        ({"a": {"text": "x"}}, "title"),
+        ({"a": {"title": ""}}, "title"),
+        ({"a": {"title": "x" * 201}}, "title"),
+        ({"a": {"title": "t", "text": 3}}, "text"),
+        ({"a": {"title": "t", "text": "x" * 2001}}, "text"),
+    ):
+        with pytest.raises(ProtocolError, match=reason):
+            decode(_frames({**base, **bad}))

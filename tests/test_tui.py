@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import shlex
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -217,3 +221,120 @@ def test_ctrl_z_gives_the_terminal_back_and_fg_resumes(tmux: Tmux, tmp_path: Pat
     tmux.wait_text(f"Waiting for records on {endpoint}")
     tmux.keys("q")  # keys work again without Enter: cbreak is back
     _assert_restored(tmux, tmp_path)
+
+
+def test_every_key_changes_the_view(tmp_path: Path) -> None:
+    """Each key of the help overlay, pressed in a real terminal, does what it says."""
+    tmux = Tmux(140, 45)
+    endpoint = free_endpoint()
+    pubs = []
+    try:
+        _start_watch(tmux, tmp_path, endpoint)
+        pubs.append(start_publisher(endpoint, run="s", count=40_000, delay_s=0.002))
+        tmux.wait_text("run s")
+        pubs += [
+            start_publisher(
+                endpoint,
+                run="r",
+                count=40_000,
+                delay_s=0.002,
+                env={"RANK": str(rank), "WORLD_SIZE": "2"},
+                extra=["--metrics", "40"],
+            )
+            for rank in range(2)
+        ]
+        tmux.wait_text("2 workers")  # the newest run, r, is shown
+        steps = [
+            ("?", "Keys · ? or Esc closes"),
+            ("Escape", "Stats"),
+            ("g", "metrics 1–"),
+            ("]", "page 2/"),
+            ("PageUp", "page 1/"),
+            ("g", "Stats"),
+            ("m", "accuracy · "),
+            ("M", "loss · "),
+            ("+", "zoom ×2 · following"),
+            ("Left", "steps back"),
+            ("l", "following"),
+            ("h", "steps back"),
+            ("f", "zoom ×2 · following"),
+            ("-", "loss · "),
+            ("y", "log y"),
+            ("i", "5–95% y"),
+            ("s", "smoothed 0.80"),
+            ("w", "rank 1"),
+            ("b", "mean of 2 workers"),
+            ("b", "5–95% y · 2 workers"),
+            ("o", "vs s"),
+            ("R", "Runs (2)"),
+            ("R", "Stats"),
+            ("r", "run s"),
+            ("r", "run r"),
+            ("c", "loss · last"),
+        ]
+        for key, expected in steps:
+            tmux.keys(key)
+            tmux.wait_text(expected)
+        assert "Keys · ?" not in tmux.screen()
+        tmux.keys("q")
+        _assert_restored(tmux, tmp_path)
+    finally:
+        for pub in pubs:
+            stop(pub)
+        tmux.close()
+
+
+def test_alerts_show_and_ring_the_bell(tmp_path: Path) -> None:
+    """A NaN and an alert() from training appear on the alert line, and with --bell the
+    terminal gets a bell for each; without --bell it gets none."""
+
+    def watch_output(*extra: str) -> tuple[bytes, str]:
+        endpoint = free_endpoint()
+        master, slave = pty.openpty()
+        env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm-256color")
+        proc = subprocess.Popen(
+            shlex.split(command("watch", "--bind", endpoint, "--no-interactive", *extra)),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+        )
+        os.close(slave)
+        chunks: list[bytes] = []
+
+        def read() -> None:
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        pub = start_publisher(
+            endpoint, count=400, delay_s=0.005, extra=["--nan-at", "50", "--alert-at", "120"]
+        )
+        try:
+            wait_for(
+                lambda: b"custom title from training" in b"".join(chunks),
+                20,
+                0.05,
+                "the client's alert on screen",
+            )
+            wait_for(lambda: b"NaN/Inf in loss" in b"".join(chunks), 10, 0.05, "the NaN alert")
+        finally:
+            stop(pub)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+            reader.join(timeout=2)
+            os.close(master)
+        output = b"".join(chunks)
+        return output, output.decode(errors="replace")
+
+    raw, _ = watch_output("--bell")
+    assert raw.count(b"\x07") >= 2, "one bell per alert: the NaN and the client's"
+    quiet, _ = watch_output()
+    assert b"\x07" not in quiet

@@ -320,14 +320,18 @@ def run_plain(
     settings: AppSettings,
     emit: Callable[[str], None],
 ) -> None:
-    """No terminal to draw on: a status line every few seconds until stopped or done."""
+    """No terminal to draw on: a status line every few seconds, and a line for each
+    alert as it is raised, until stopped or done."""
     deadline = _Deadline(settings)
     next_line = time.monotonic()
+    alerts = AlertWatch()
     with quit_on_signals() as stop:
         while not stop:
             source.drain(state, budget_s=_DRAIN_SLICE_S * 5)
             if deadline.reached(state):
                 break
+            for alert in alerts.check(state, source.clock(), opts.stall_after_s):
+                emit(f"trainmon: alert: run {alert.run}: {alert.text}")
             if time.monotonic() >= next_line:
                 emit(status_line(state, opts, source.clock()))
                 next_line = time.monotonic() + settings.plain_interval_s

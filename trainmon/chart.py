@@ -22,7 +22,7 @@ from rich.style import Style
 from trainmon.sparkline import joined_segments
 from trainmon.theme import resolve
 
-__all__ = ["Line", "LineChart", "Point", "ema", "y_range"]
+__all__ = ["Line", "LineChart", "Point", "ema", "ema_extend", "y_range"]
 
 _LABEL_WIDTH = 8  # y-axis labels are at most this wide (see _short)
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][column] bits
@@ -89,36 +89,41 @@ class Line:
 
 def ema(values: Sequence[float], weight: float) -> list[float]:
     """TensorBoard's smoothing: a debiased exponential moving average (NaN passes through)."""
+    return ema_extend(values, weight, 0.0, 0)[0]
+
+
+def ema_extend(
+    values: Sequence[float], weight: float, last: float, count: int
+) -> tuple[list[float], float, int]:
+    """:func:`ema` of ``values`` continuing from an earlier run's state: ``last`` is its
+    running (not yet debiased) average and ``count`` the finite values it took in.
+    Returns the smoothed values and the new state."""
     if weight >= 1:
-        return list(values)
-    if not values or not math.isfinite(sum(values)):
-        return _ema_slow(values, weight)
+        return list(values), last, count
+    if not values:
+        return [], last, count
+    if not math.isfinite(sum(values)):
+        out: list[float] = []
+        for value in values:
+            if not math.isfinite(value):
+                out.append(value)
+                continue
+            last = last * weight + (1 - weight) * value
+            count += 1
+            out.append(last / (1 - weight**count))
+        return out, last, count
     keep = 1 - weight
     # the running average in C-level steps, then the first values debiased
-    raw = list(
-        itertools.accumulate(values, lambda last, value: last * weight + keep * value, initial=0.0)
-    )
-    out = raw[1:]
-    power = 1.0
+    out = list(
+        itertools.accumulate(values, lambda acc, value: acc * weight + keep * value, initial=last)
+    )[1:]
+    power = weight**count if count < 4000 else 0.0
     for index in range(len(out)):
         power *= weight
         if power < 1e-16:
             break
         out[index] = out[index] / (1 - power)
-    return out
-
-
-def _ema_slow(values: Sequence[float], weight: float) -> list[float]:
-    out: list[float] = []
-    last, count = 0.0, 0
-    for value in values:
-        if not math.isfinite(value):
-            out.append(value)
-            continue
-        last = last * weight + (1 - weight) * value
-        count += 1
-        out.append(last / (1 - weight**count))
-    return out
+    return out, out[-1] * (1 - power) if power >= 1e-16 else out[-1], count + len(out)
 
 
 def y_range(

@@ -278,6 +278,8 @@ class Series:
     best: float = math.inf  # lowest finite value
     best_step: int | None = None
     nonfinite: int = 0
+    revision: int = 0  # changes when points leave the window or arrive out of order
+    drawn: Any = None  # the dashboard's cache for this series (see view._smoothed)
 
     def __post_init__(self) -> None:
         self.spill = min(_FOLD_AFTER, self.window // 8 + 1)
@@ -335,12 +337,14 @@ class Series:
     def _evict(self) -> None:
         """The oldest ``spill`` points leave the window for the downsampled history."""
         spill = self.spill
+        self.revision += 1
         self.older.extend(self.steps[:spill], self.vals[:spill])
         del self.steps[:spill], self.vals[:spill]
 
     def _add_late(self, step: int, value: float) -> None:
         """A point older than the newest (a gap filled by a re-send): keep step order."""
         steps, vals = self.steps, self.vals
+        self.revision += 1
         if step < steps[0] and len(steps) >= self.window:
             self.older.add(step, value)  # older than the whole window
             return
@@ -491,6 +495,7 @@ class Run:
     updated: float = 0.0  # monitor time of the last record
     created: float = 0.0  # monitor time of the first record
     untracked_workers: int = 0
+    drawn: dict[Any, Any] = field(default_factory=dict)  # the dashboard's cache
 
     @property
     def lead(self) -> Worker | None:

@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from trainmon.chart import Line, LineChart, _fold_line, ema
+from trainmon.chart import Line, LineChart, _fold_line, ema_extend
 from trainmon.keys import HELP
 from trainmon.sparkline import Sparkline
 from trainmon.state import (
@@ -261,11 +261,46 @@ def step_window(lines: list[Line], zoom: int, pan: int) -> tuple[tuple[float, fl
     return (left, right), words
 
 
+@dataclass(slots=True)
+class _Smoothed:
+    """A series' smoothed line, kept between frames and extended by the new points."""
+
+    weight: float
+    revision: int
+    count: int
+    steps: list[int]
+    values: list[float]
+    last: float
+    taken: int
+
+
 def _smoothed(series: Series, weight: float) -> Line:
-    older = series.older.columns()
-    steps = older.steps + series.steps
-    values = ema(older.lasts + series.vals, weight)
-    return Line((), "tm.smooth", band=False, steps=steps, values=values, label="smoothed")
+    """The EMA of the whole series (bucket values, then the window), computed once and
+    then only for points that arrived since, until points leave the window."""
+    cache = series.drawn
+    new = series.count - cache.count if isinstance(cache, _Smoothed) else -1
+    if (
+        not isinstance(cache, _Smoothed)
+        or cache.weight != weight
+        or cache.revision != series.revision
+        or not 0 <= new <= len(series.vals)
+    ):
+        older = series.older.columns()
+        values, last, taken = ema_extend(older.lasts + series.vals, weight, 0.0, 0)
+        cache = _Smoothed(
+            weight, series.revision, series.count, older.steps + series.steps, values, last, taken
+        )
+        series.drawn = cache
+    elif new:
+        values, cache.last, cache.taken = ema_extend(
+            series.vals[-new:], weight, cache.last, cache.taken
+        )
+        cache.values += values
+        cache.steps += series.steps[-new:]
+        cache.count = series.count
+    return Line(
+        (), "tm.smooth", band=False, steps=cache.steps, values=cache.values, label="smoothed"
+    )
 
 
 def _band_line(run: Run, name: str) -> Line | None:
@@ -367,6 +402,7 @@ class _ChartGrid:
     MIN_WIDTH = 40
     MIN_HEIGHT = 8
     MAX_COLUMNS = 4
+    REDRAWS_PER_FRAME = 2
 
     def __init__(self, run: Run, opts: ViewOptions) -> None:
         self.run = run
@@ -401,23 +437,71 @@ class _ChartGrid:
         room = max(height - 1, 1)
         row_count = -(-len(shown) // cols)
         cell_width = width // cols
-        for row_index in range(row_count):
-            cell_height = room // row_count + (1 if row_index < room % row_count else 0)
-            names = shown[row_index * cols : (row_index + 1) * cols]
-            cells = [
-                console.render_lines(
-                    self._cell(name),
-                    options.update(width=cell_width, height=cell_height),
-                    pad=True,
-                )
-                for name in names
-            ]
+        heights = [room // row_count + (1 if i < room % row_count else 0) for i in range(row_count)]
+        drawn = self._draw_cells(console, options, shown, cols, cell_width, heights)
+        for row_index, cell_height in enumerate(heights):
+            cells = drawn[row_index * cols : (row_index + 1) * cols]
             blank = [Segment(" " * (width - cell_width * len(cells)))]
             for line in range(cell_height):
                 for cell in cells:
                     yield from cell[line]
                 yield from blank
                 yield Segment.line()
+
+    def _draw_cells(
+        self,
+        console: Console,
+        options: ConsoleOptions,
+        names: list[str],
+        cols: int,
+        cell_width: int,
+        heights: list[int],
+    ) -> list[list[list[Segment]]]:
+        """Each cell's lines: drawn afresh if its series changed, but at most
+        ``REDRAWS_PER_FRAME`` of them a frame (the longest-waiting first), the others
+        as last drawn. Small charts then follow a live run a few times a second while
+        the frame stays cheap; the main chart is drawn every frame."""
+        cache = self.run.drawn
+        frame = cache["frame"] = cache.get("frame", 0) + 1
+        worker = shown_worker(self.run, self.opts)
+        opts = self.opts
+        keys, stale = [], []
+        for index, name in enumerate(names):
+            series = worker.series.get(name) if worker is not None else None
+            version = (series.count, series.revision) if series is not None else None
+            key = (
+                worker.id if worker else "",
+                name,
+                cell_width,
+                heights[index // cols],
+                opts.zoom,
+                opts.pan,
+                opts.log_y,
+                opts.robust,
+            )
+            keys.append(key)
+            entry = cache.get(key)
+            if entry is None:
+                stale.append((-1, index))  # never drawn: now, whatever it costs
+            elif entry[1] != version:
+                stale.append((entry[2], index))
+        stale.sort()
+        redraw = [index for drawn_at, index in stale if drawn_at < 0]
+        redraw += [index for drawn_at, index in stale if drawn_at >= 0][: self.REDRAWS_PER_FRAME]
+        for index in redraw:
+            name = names[index]
+            series = worker.series.get(name) if worker is not None else None
+            version = (series.count, series.revision) if series is not None else None
+            lines = console.render_lines(
+                self._cell(name),
+                options.update(width=cell_width, height=heights[index // cols]),
+                pad=True,
+            )
+            cache[keys[index]] = (lines, version, frame)
+        if len(cache) > 4 * len(names) + 8:  # forget cells of other pages and sizes
+            for key in [k for k, v in cache.items() if k != "frame" and v[2] < frame - 50]:
+                del cache[key]
+        return [cache[key][0] for key in keys]
 
     def _cell(self, name: str) -> Panel:
         worker = shown_worker(self.run, self.opts)
