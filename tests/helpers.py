@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -187,7 +189,30 @@ class Tmux:
         return int(self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
 
     def close(self) -> None:
+        """Kill whatever still runs in the pane (a test that failed half-way), then tmux."""
+        try:
+            shell = self.pane_pid()
+        except (subprocess.SubprocessError, ValueError):
+            shell = None
+        if shell is not None:
+            for pid in _descendants(shell):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, children first."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        out = subprocess.run(
+            ["pgrep", "-P", str(todo.pop())], capture_output=True, text=True
+        ).stdout.split()
+        children = [int(child) for child in out]
+        found += children
+        todo += children
+    return found
 
 
 def command(*args: str) -> str:

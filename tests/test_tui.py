@@ -248,8 +248,12 @@ def test_every_key_changes_the_view(tmp_path: Path) -> None:
             ("?", "Keys · ? or Esc closes"),
             ("Escape", "Stats"),
             ("g", "metrics 1–"),
-            ("]", "page 2/"),
-            ("PageUp", "page 1/"),
+            ("Space", "PAUSED"),
+            ("]", "paused view redrawn"),
+            ("Space", "? keys"),
+            ("]", "page 3/"),
+            ("PageUp", "page 2/"),
+            ("[", "page 1/"),
             ("g", "Stats"),
             ("m", "accuracy · "),
             ("M", "loss · "),
@@ -276,8 +280,20 @@ def test_every_key_changes_the_view(tmp_path: Path) -> None:
             tmux.keys(key)
             tmux.wait_text(expected)
         assert "Keys · ?" not in tmux.screen()
+        # the layout follows the terminal's size live, down to 80x24
+        tmux._tmux("resize-window", "-t", "t", "-x", "80", "-y", "24")
+        try:
+            screen = tmux.wait_screen(
+                lambda s: "Progress" in s and "Workers" in s and "? keys" in s.splitlines()[-1],
+                what="the dashboard redrawn at 80x24",
+            )
+        except AssertionError:
+            raise AssertionError(tmux.screen()) from None
+        assert len(screen.splitlines()) == 24
+        assert "run r" in screen.splitlines()[0]
         tmux.keys("q")
-        _assert_restored(tmux, tmp_path)
+        tmux.wait_text("MARKER-AFTER-42")  # (the summary is longer than 24 lines)
+        assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
     finally:
         for pub in pubs:
             stop(pub)

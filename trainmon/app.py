@@ -141,7 +141,11 @@ def run_dashboard(
                     notice_until = time.monotonic() + _NOTICE_S
                 else:
                     opts = next_options(opts, action, state)
-                    frozen = None  # a paused view is redrawn as asked, still frozen in time
+                    frozen = None
+                    if opts.paused:  # redrawn as asked, with what has arrived; still paused
+                        paused_at = state.records
+                        opts = replace(opts, notice="paused view redrawn with the latest records")
+                        notice_until = time.monotonic() + _NOTICE_S
                 next_frame = 0.0
             if deadline.reached(state):
                 break

@@ -13,6 +13,7 @@ TOML table of style names to Rich styles, applied over a built-in theme::
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Final
@@ -157,8 +158,26 @@ def load_theme(name: str = "dark", path: str | Path | None = None) -> Theme:
 
 
 def console_for(theme: Theme | None = None, **kwargs: object) -> Console:
-    """A console that knows the ``tm.*`` styles (the dark theme unless told)."""
+    """A console that knows the ``tm.*`` styles (the dark theme unless told).
+
+    On a terminal that reports its size, COLUMNS and LINES in the environment are
+    ignored (Rich would take them as a fixed size), so the dashboard follows the
+    window as it is resized.
+    """
+    if "file" not in kwargs and "_environ" not in kwargs and _terminal_size() is not None:
+        kwargs["_environ"] = {
+            key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")
+        }
     return Console(theme=theme or load_theme(), **kwargs)  # type: ignore[arg-type]
+
+
+def _terminal_size() -> os.terminal_size | None:
+    """The size standard output's terminal reports, if it is one and says."""
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return size if size.columns > 0 and size.lines > 0 else None
 
 
 def resolve(console: Console, style: str | Style) -> Style:
