@@ -397,3 +397,14 @@ def test_grid_cells_follow_a_live_run_a_few_at_a_time() -> None:
     assert shown[0] == 2, "two cells redrawn in a frame"
     assert shown == sorted(shown), "cells catch up, never go back"
     assert shown[-1] >= cells, shown
+
+
+def test_band_follows_new_data_within_a_few_frames() -> None:
+    """The across-workers band is kept between frames but catches up with new data."""
+    state = build(workers=3, steps=300)
+    opts = ViewOptions(chart=True, workers_mode="band")
+    assert "40.0 ┤" not in draw(state, opts, width=120, height=40)
+    state.apply(Record("metrics", "r", "r-w1", 400, NOW, step=310, metrics={"loss": 40.0}), NOW)
+    frames = [draw(state, opts, width=120, height=40) for _ in range(6)]
+    assert any("40.0 ┤" in frame for frame in frames), "the spike shows within 5 frames"
+    assert "40.0 ┤" in frames[-1]
