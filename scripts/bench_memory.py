@@ -3,12 +3,13 @@
 Two parts, run one after the other:
 
 1. **state**: feeds N records (default 10 million; 8 workers, 5 metrics each) straight
-   into ``RunState.apply`` in this process and prints the process RSS and the records/s
+   into ``RunState.apply_columns`` in this process, in batches of 128 as the client
+   sends them, and prints the process RSS and the records/s
    every 10% of the way. Flat RSS after warm-up means the state is bounded: each series
    keeps a full-resolution window plus a bounded downsampled history.
 2. **watch**: starts a real ``trainmon watch`` on a pseudo-terminal (so it draws the full
    dashboard at its normal refresh rate) and one process that sends N records as 8
-   workers, flat out, in batches of 128 (as the client batches); samples the monitor's
+   workers, flat out, in column batches of 128 (as the client sends); samples the monitor's
    RSS every second and prints what it received (and counted as missed) per second.
 
 Run: ``python scripts/bench_memory.py`` (several minutes) or ``--quick`` (1 million).
@@ -26,7 +27,7 @@ import time
 from _pty_watch import PtyWatch, summary_counts
 
 from trainmon.state import RunState
-from trainmon_client.protocol import Record
+from trainmon_client.protocol import Columns, Record
 
 WORKERS = 8
 METRICS = ("loss", "accuracy", "grad_norm", "lr", "throughput")
@@ -50,26 +51,26 @@ def bench_state(total: int) -> None:
     checkpoint = max(total // 10, 1)
     started = last = time.perf_counter()
     baseline = rss_mb()
-    for i in range(total):
-        w, seq = i % WORKERS, i // WORKERS + 1
-        value = 1.0 / seq
-        record = Record(
-            "metrics",
-            "bench",
-            f"w{w}",
-            seq,
-            now + seq * 0.001,
-            step=seq - 1,
-            metrics={name: value for name in METRICS},
-        )
-        state.apply(record, now)
-        if (i + 1) % checkpoint == 0:
-            t = time.perf_counter()
-            print(f"{i + 1:>12,} {rss_mb():>8.1f} {checkpoint / (t - last):>12,.0f}", flush=True)
-            last = t
+    done, seq, batch = 0, 1, 128
+    while done < total:
+        # as the client sends them: 128 consecutive records of a worker as columns
+        steps: list[int | None] = list(range(seq - 1, seq - 1 + batch))
+        times = [now + (seq + k) * 0.001 for k in range(batch)]
+        values = [1.0 / (seq + k) for k in range(batch)]
+        for w in range(WORKERS):
+            columns = {name: list(values) for name in METRICS}
+            state.apply_columns(
+                Columns("bench", f"w{w}", seq, times, steps, [0] * batch, columns), now
+            )
+            done += batch
+            if done % checkpoint < batch:
+                t = time.perf_counter()
+                print(f"{done:>12,} {rss_mb():>8.1f} {checkpoint / (t - last):>12,.0f}", flush=True)
+                last = t
+        seq += batch
     elapsed = time.perf_counter() - started
     print(
-        f"state: {total / elapsed:,.0f} records/s overall; RSS {baseline:.1f} MB before, "
+        f"state: {done / elapsed:,.0f} records/s overall; RSS {baseline:.1f} MB before, "
         f"{rss_mb():.1f} MB after (Python itself is part of both)"
     )
 
@@ -82,6 +83,7 @@ def free_port() -> int:
 
 SENDER = """
 import sys, time, msgpack, zmq
+from trainmon_client.protocol import columns_wire
 total, endpoint, workers = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 ctx = zmq.Context()
 sock = ctx.socket(zmq.XPUB)
@@ -97,14 +99,12 @@ sent, seq, batch = 0, 1, 128
 names = ("loss", "accuracy", "grad_norm", "lr", "throughput")
 while sent < total:
     for w in range(workers):
-        wires = []
-        for k in range(batch):
-            v = 1.0 / (seq + k)
-            wires.append({"v": 1, "k": "metrics", "r": "bench", "w": f"w{w}", "s": seq + k,
-                          "t": now + (seq + k) * 0.001, "st": seq + k - 1, "ep": 0,
-                          "m": {n: v for n in names}})
+        values = [1.0 / (seq + k) for k in range(batch)]
+        wire = columns_wire("bench", f"w{w}", seq, [now + (seq + k) * 0.001 for k in range(batch)],
+                            list(range(seq - 1, seq - 1 + batch)), [0] * batch,
+                            {n: values for n in names})
         try:
-            sock.send_multipart([b"bench", msgpack.packb(wires)], flags=zmq.NOBLOCK)
+            sock.send_multipart([b"bench", msgpack.packb([wire])], flags=zmq.NOBLOCK)
         except zmq.Again:
             pass  # the monitor is behind: dropped here, counted there as missed
         sent += batch
