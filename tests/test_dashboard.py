@@ -408,3 +408,14 @@ def test_band_follows_new_data_within_a_few_frames() -> None:
     frames = [draw(state, opts, width=120, height=40) for _ in range(6)]
     assert any("40.0 ┤" in frame for frame in frames), "the spike shows within 5 frames"
     assert "40.0 ┤" in frames[-1]
+
+
+def test_summary_names_workers_lost_without_a_bye() -> None:
+    """A worker that vanished may have sent records nobody counted: the summary says so."""
+    from trainmon.view import summary
+
+    state = build(workers=3, steps=50)
+    state.apply(Record("bye", "r", "r-w0", 51, NOW), NOW)
+    text = summary(state, ViewOptions(), NOW + 30)
+    assert "2 workers lost without a bye (rank 1, rank 2)" in text
+    assert "lost without" not in summary(state, ViewOptions(), NOW + 1)

@@ -948,6 +948,17 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
         if len(run.metric_names) > _SUMMARY_METRICS:
             lines.append(f"  … {len(run.metric_names) - _SUMMARY_METRICS} more metrics")
         lines.append(f"  {_missed_text(run)}")
+        gone = [
+            worker_label(w)
+            for w in run.workers.values()
+            if w.status(now, opts.stall_after_s) == "lost"
+        ]
+        if gone:
+            lines.append(
+                f"  {len(gone)} worker{'s' if len(gone) > 1 else ''} lost without a bye "
+                f"({', '.join(gone[:8])}{', …' if len(gone) > 8 else ''}): "
+                "records after their last heartbeat are unknown"
+            )
         if limits_text(state, run):
             lines.append(f"  limits reached: {limits_text(state, run)}")
     received = f"records received {state.records}"
