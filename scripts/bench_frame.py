@@ -79,7 +79,7 @@ VIEWS: dict[str, ViewOptions] = {
     "grid": ViewOptions(grid=True),
     "band": ViewOptions(chart=True, workers_mode="band"),
     "lines": ViewOptions(chart=True, workers_mode="lines"),
-    "zoomed": ViewOptions(chart=True, zoom=3, pan=2, log_y=True),
+    "zoomed": ViewOptions(chart=True, zoom=3, window=(1_000.0, 4_000.0), log_y=True),
     "help": ViewOptions(help=True),
     "runs": ViewOptions(runs_list=True),
 }

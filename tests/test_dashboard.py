@@ -96,7 +96,7 @@ VIEWS = {
     "grid": {"grid": True},
     "band": {"chart": True, "workers_mode": "band"},
     "lines": {"chart": True, "workers_mode": "lines"},
-    "zoomed": {"chart": True, "zoom": 2, "pan": 1, "log_y": True, "robust": True},
+    "zoomed": {"chart": True, "zoom": 2, "window": (50.0, 120.0), "log_y": True, "robust": True},
     "help": {"help": True},
     "runs": {"runs_list": True},
     "paused": {"paused": True, "paused_records": 7},
@@ -199,24 +199,35 @@ def test_keys_and_escape_sequences() -> None:
 
 
 def test_zoom_and_pan_stay_within_the_run() -> None:
-    state = build(steps=1000)
-    opts = ViewOptions()
-    opts = next_options(opts, Action.PAN_LEFT, state)
-    assert opts.chart and opts.pan == 0, "nothing to pan at full zoom"
+    state = build(steps=1000)  # steps 1 to 1,000
+    opts = next_options(ViewOptions(), Action.PAN_LEFT, state)
+    assert opts.chart and opts.window is None, "nothing to pan at full zoom"
     for _ in range(2):
         opts = next_options(opts, Action.ZOOM_IN, state)
-    assert opts.zoom == 2
+    assert opts.zoom == 2 and opts.window is None
+    out = draw(state, opts, width=120, height=40)
+    assert "zoom ×4 · following" in out and re.search(r"└750\s+1,000 ", out)
+    opts = next_options(opts, Action.PAN_LEFT, state)
+    assert opts.window == pytest.approx((625.375, 875.125))  # half a window back
+    # the window stays where it was panned to while the run goes on
+    grown = build(steps=1200)
+    assert "└625" in draw(grown, opts, width=120, height=40)
     for _ in range(20):
         opts = next_options(opts, Action.PAN_LEFT, state)
-    assert opts.pan == 6  # a quarter of the run wide: 6 half-windows back is the start
+    assert opts.window == pytest.approx((1.0, 250.75)), "stops at the first step"
     out = draw(state, opts, width=120, height=40)
-    assert re.search(r"└1\s+25\d ", out), "the window starts at the first step"
+    assert re.search(r"└1\s+250 ", out) and "749 steps back" in out
     opts = next_options(opts, Action.ZOOM_OUT, state)
-    assert (opts.zoom, opts.pan) == (1, 2)
+    assert opts.zoom == 1 and opts.window == pytest.approx((1.0, 500.5))
+    opts = next_options(opts, Action.ZOOM_IN, state)
+    assert opts.zoom == 2 and opts.window == pytest.approx((125.875, 375.625))
     opts = next_options(opts, Action.FOLLOW, state)
-    assert opts.pan == 0
-    out = draw(state, opts, width=120, height=40)
-    assert "following" in out and "1,000" in out
+    assert opts.window is None
+    for _ in range(2):  # panning back to the live end follows it again
+        opts = next_options(opts, Action.PAN_LEFT, state)
+    opts = next_options(next_options(opts, Action.PAN_RIGHT, state), Action.PAN_RIGHT, state)
+    assert opts.window is None
+    assert "following" in draw(state, opts, width=120, height=40)
 
 
 def test_metric_worker_run_and_overlay_choice() -> None:
@@ -376,7 +387,7 @@ def test_grid_cells_follow_a_live_run_a_few_at_a_time() -> None:
     state = build(metrics=12, steps=300)
     opts = ViewOptions(grid=True)
     first = draw(state, opts, width=200, height=60)
-    assert "accuracy 0." in first
+    assert re.search(r"accuracy \d+\.\d+%", first)
     # every metric moves on to a value that shows in each cell's title
     for step in range(301, 311):
         state.apply(
@@ -391,7 +402,8 @@ def test_grid_cells_follow_a_live_run_a_few_at_a_time() -> None:
             ),
             NOW,
         )
-    titles = re.compile(r"─ \w+ 7\.250 ─")  # a cell's title: its metric and last value
+    # a cell's title: its metric and last value (accuracy as a percentage)
+    titles = re.compile(r"─ \w+ 7\.250?%? ─")
     shown = [len(titles.findall(draw(state, opts, width=200, height=60))) for _ in range(8)]
     cells = 11  # every metric but the main one (loss)
     assert shown[0] == 2, "two cells redrawn in a frame"
@@ -419,3 +431,22 @@ def test_summary_names_workers_lost_without_a_bye() -> None:
     text = summary(state, ViewOptions(), NOW + 30)
     assert "2 workers lost without a bye (rank 1, rank 2)" in text
     assert "lost without" not in summary(state, ViewOptions(), NOW + 1)
+
+
+def test_keys_that_cannot_act_say_why() -> None:
+    state = build(steps=50)
+    opts = ViewOptions()
+    assert "only one run" in next_options(opts, Action.NEXT_RUN, state).notice
+    assert "only one run" in next_options(opts, Action.OVERLAY, state).notice
+    assert "only one worker" in next_options(opts, Action.NEXT_WORKER, state).notice
+    grid = ViewOptions(grid=True)
+    assert "g leaves it" in next_options(grid, Action.TOGGLE_CHART, state).notice
+
+
+def test_summary_lists_the_alerts() -> None:
+    from trainmon.view import summary
+
+    state = build(steps=300, nan_at=100)
+    AlertWatch().check(state, NOW, 60.0)
+    text = summary(state, ViewOptions(), NOW)
+    assert "1 alert:\n    NaN/Inf in loss (rank 0)" in text

@@ -18,8 +18,16 @@ from trainmon.alerts import AlertWatch
 from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
 from trainmon.keys import Action, quit_on_signals, terminal_keys
-from trainmon.state import RunState, Worker
-from trainmon.view import ViewOptions, footer, header, main_metric, render, status_line
+from trainmon.state import Run, RunState, Worker
+from trainmon.view import (
+    ViewOptions,
+    footer,
+    header,
+    main_metric,
+    render,
+    shown_worker,
+    status_line,
+)
 
 __all__ = [
     "AppSettings",
@@ -140,8 +148,11 @@ def run_dashboard(
                     )
                     notice_until = time.monotonic() + _NOTICE_S
                 else:
+                    said = opts.notice
                     opts = next_options(opts, action, state)
                     frozen = None
+                    if opts.notice != said:  # the key explains why it did nothing
+                        notice_until = time.monotonic() + _NOTICE_S
                     if opts.paused:  # redrawn as asked, with what has arrived; still paused
                         paused_at = state.records
                         opts = replace(opts, notice="paused view redrawn with the latest records")
@@ -185,6 +196,8 @@ def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOpti
     if action is Action.CLOSE:
         return replace(opts, help=False, runs_list=False)
     if action is Action.TOGGLE_CHART:
+        if opts.grid:
+            return replace(opts, notice="the grid always shows charts; g leaves it")
         return replace(opts, chart=not opts.chart, help=False)
     if action is Action.CYCLE_SMOOTHING:
         return replace(opts, smoothing=next_smoothing(opts.smoothing))
@@ -194,17 +207,8 @@ def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOpti
         return replace(opts, grid=True, page=opts.page + 1)
     if action is Action.PREV_PAGE:
         return replace(opts, grid=True, page=max(opts.page - 1, 0))
-    if action is Action.ZOOM_IN:
-        return replace(opts, chart=True, zoom=min(opts.zoom + 1, 16))
-    if action is Action.ZOOM_OUT:
-        zoom = max(opts.zoom - 1, 0)
-        return replace(opts, chart=True, zoom=zoom, pan=min(opts.pan, _max_pan(zoom)))
-    if action is Action.PAN_LEFT:
-        return replace(opts, chart=True, pan=min(opts.pan + 1, _max_pan(opts.zoom)))
-    if action is Action.PAN_RIGHT:
-        return replace(opts, chart=True, pan=max(opts.pan - 1, 0))
-    if action is Action.FOLLOW:
-        return replace(opts, chart=True, pan=0)
+    if action in _MOVES:
+        return _move(opts, action, state)
     if action is Action.TOGGLE_LOG:
         return replace(opts, chart=True, log_y=not opts.log_y)
     if action is Action.TOGGLE_ROBUST:
@@ -222,6 +226,10 @@ def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOpti
         index = names.index(current) if current in names else 0
         step = 1 if action is Action.NEXT_METRIC else -1
         return replace(opts, metric=names[(index + step) % len(names)], page=0)
+    if action in (Action.NEXT_RUN, Action.OVERLAY) and len(state.runs) < 2:
+        return replace(opts, notice="only one run so far: nothing to switch to or overlay")
+    if action is Action.NEXT_WORKER and len(run.workers) < 2:
+        return replace(opts, notice="only one worker in this run")
     if action is Action.NEXT_WORKER:
         workers = [w.id for w in sorted(run.workers.values(), key=Worker.sort_key)]
         if opts.worker not in workers:
@@ -252,9 +260,60 @@ def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOpti
     return opts
 
 
-def _max_pan(zoom: int) -> int:
-    """Half-windows from the live tail back to the start, at zoom level ``zoom``."""
-    return max((2 << zoom) - 2, 0)
+_MOVES = (Action.ZOOM_IN, Action.ZOOM_OUT, Action.PAN_LEFT, Action.PAN_RIGHT, Action.FOLLOW)
+
+
+def _move(opts: ViewOptions, action: Action, state: RunState) -> ViewOptions:
+    """Zoom and pan the steps shown. Panned, the window is fixed in steps, so what was
+    panned to stays put while the run goes on; panning back near the live end, or f,
+    follows it again."""
+    opts = replace(opts, chart=True)
+    run = state.current(opts.run)
+    extent = _extent(run, opts) if run is not None else None
+    if action is Action.FOLLOW or extent is None:
+        zoom = opts.zoom + (action is Action.ZOOM_IN) - (action is Action.ZOOM_OUT)
+        return replace(opts, window=None, zoom=min(max(zoom, 0), 16))
+    low, high = extent
+    if opts.window is not None:
+        left, right = opts.window
+    else:
+        span = (high - low) / 2**opts.zoom
+        left, right = max(high - span, low), high
+    span, zoom = right - left, opts.zoom
+    if action is Action.ZOOM_IN:
+        zoom = min(zoom + 1, 16)
+        if opts.window is None:
+            return replace(opts, zoom=zoom)
+        left, right = left + span / 4, right - span / 4
+    elif action is Action.ZOOM_OUT:
+        zoom = max(zoom - 1, 0)
+        if opts.window is None or zoom == 0:
+            return replace(opts, zoom=zoom, window=None)
+        left, right = left - span / 2, right + span / 2
+    elif action is Action.PAN_LEFT:
+        if zoom == 0:
+            return opts  # the whole run is shown: nothing to pan to
+        left, right = left - span / 2, right - span / 2
+    elif action is Action.PAN_RIGHT:
+        if opts.window is None:
+            return opts
+        left, right = left + span / 2, right + span / 2
+    if left < low:
+        left, right = low, low + (right - left)
+    if right >= high - (right - left) / 4:
+        return replace(opts, zoom=zoom, window=None)  # at the live end: follow it
+    return replace(opts, zoom=zoom, window=(left, right))
+
+
+def _extent(run: Run, opts: ViewOptions) -> tuple[float, float] | None:
+    """The first and last step of the main metric of the worker shown."""
+    name = main_metric(run, opts)
+    worker = shown_worker(run, opts)
+    series = worker.series.get(name) if worker is not None and name is not None else None
+    if series is None or not series.steps:
+        return None
+    older = series.older.columns().steps
+    return float(older[0] if older else series.steps[0]), float(series.steps[-1])
 
 
 def next_smoothing(weight: float) -> float:

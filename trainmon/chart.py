@@ -469,9 +469,13 @@ def _y_labels(yr: tuple[float, float] | None, rows: int, log: bool) -> list[str]
     if yr is None or rows < 1:
         return [label or " " for label in labels]
     lo, hi = yr
-    for row in {0, rows // 2, rows - 1}:
+    shown: set[str] = set()
+    for row in sorted({0, rows // 2, rows - 1}):
         value = hi - (hi - lo) * (row / max(rows - 1, 1))
-        labels[row] = _short(10**value if log else value)
+        label = _short(10**value if log else value)
+        if label not in shown:  # a narrow range would repeat itself at this precision
+            labels[row] = label
+            shown.add(label)
     return [label or " " for label in labels]
 
 

@@ -153,7 +153,7 @@ def _display_options(func: F) -> F:
         click.option(
             "--no-interactive",
             is_flag=True,
-            help="Do not read keys (q, space, e); quit with Ctrl-C.",
+            help="Do not read keys (? lists them); quit with Ctrl-C.",
         ),
         click.option(
             "--plain",
@@ -264,8 +264,9 @@ def watch(
 
     By default it listens on tcp://127.0.0.1:5555, where Monitor() in a training
     script connects. To watch training on another machine that binds, use
-    --connect tcp://HOST:PORT. Keys: q quits, space pauses the view, e saves
-    an SVG picture of the screen.
+    --connect tcp://HOST:PORT. Keys: ? lists them all; q quits, space pauses
+    the view, c charts the whole run, g shows every metric, + - zoom, arrows pan,
+    m picks the main metric, w the worker, r the run, e saves an SVG picture.
     """
     curve = _curve(curve_secret, curve_server, curve_allow)
     with _subscriber(bind, connect, run, record, curve) as source:

@@ -49,7 +49,9 @@ STATUS_STYLE = {
 }
 LOSS_NAMES = ("loss", "train_loss", "training_loss")
 _SUMMARY_METRICS = 20
+_SUMMARY_ALERTS = 5
 _MAX_WORKER_LINES = 8
+_SMALL_WORKERS_PANEL = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class ViewOptions:
     page: int = 0  # the grid's page (keys ] and [)
     metric: str | None = None  # the main metric; None: loss, else the first logged
     zoom: int = 0  # each level halves the steps shown (keys + and -)
-    pan: int = 0  # half-windows back from the live tail; 0 follows it (arrows, f)
+    window: tuple[float, float] | None = None  # steps panned to; None follows (arrows, f)
     log_y: bool = False  # logarithmic y axis (key y)
     robust: bool = False  # y range from the 5th-95th percentile (key i)
     worker: str | None = None  # the worker whose curves are shown; None: the lead (key w)
@@ -110,7 +112,11 @@ def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
             Layout(stats_panel(state, run, opts, now), ratio=2, minimum_size=30),
         )
         parts.append(middle)
-        parts.append(Layout(workers_panel(run, opts, now), ratio=2, minimum_size=5))
+        rows = len(run.workers) + 3 + (1 if run.untracked_workers else 0)  # borders, header
+        if rows <= _SMALL_WORKERS_PANEL:  # a few workers: no empty rows under them
+            parts.append(Layout(workers_panel(run, opts, now), size=max(rows, 5)))
+        else:
+            parts.append(Layout(workers_panel(run, opts, now), ratio=2, minimum_size=5))
     parts.append(Layout(footer(opts), size=1))
     layout.split_column(*parts)
     return layout
@@ -243,22 +249,26 @@ def series_line(series: Series, style: str = "tm.line", band: bool = True, label
     )
 
 
-def step_window(lines: list[Line], zoom: int, pan: int) -> tuple[tuple[float, float] | None, str]:
-    """The steps to show for ``zoom`` and ``pan``, and words for the title."""
+def step_window(
+    lines: list[Line], zoom: int, window: tuple[float, float] | None
+) -> tuple[tuple[float, float] | None, str]:
+    """The steps to show, and words for the title: the last ``1/2**zoom`` of the run
+    while following the live tail, else the fixed ``window`` panned to."""
     firsts = [x for line in lines if (x := line.first_x) is not None]
     lasts = [x for line in lines if (x := line.last_x) is not None]
-    if not firsts or (zoom == 0 and pan == 0):
+    if not firsts or (zoom == 0 and window is None):
         return None, ""
     low, high = min(firsts), max(lasts)
-    span = (high - low) / 2**zoom
-    right = high - pan * span / 2
-    left = max(right - span, low)
-    right = left + span
     words = f"zoom ×{2**zoom}" if zoom else ""
-    words += (" · " if words else "") + (
-        "following" if pan == 0 else f"← {pan * span / 2:,.0f} steps back"
-    )
-    return (left, right), words
+    if window is None:
+        span = (high - low) / 2**zoom
+        left = max(high - span, low)
+        right = left + span
+        where = "following"
+    else:
+        left, right = window
+        where = f"← {max(high - right, 0):,.0f} steps back"
+    return (left, right), words + (" · " if words else "") + where
 
 
 @dataclass(slots=True)
@@ -397,8 +407,13 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
     if bad:
         caption.append(f"  {bad} non-finite", style="tm.bad")
     if opts.chart:
+        caption = Text(f"last {format_value(values[-1])}", style="tm.dim")
+        if series.best_step is not None:
+            caption.append(f"  lowest {format_value(series.best)} at step {series.best_step:,}")
+        if series.nonfinite:
+            caption.append(f"  {series.nonfinite:,} non-finite", style="tm.bad")
         lines, what = chart_lines(state, run, name, opts)
-        x_range, where = step_window(lines, opts.zoom, opts.pan)
+        x_range, where = step_window(lines, opts.zoom, opts.window)
         flags = (where, "log y" if opts.log_y else "", "5–95% y" if opts.robust else "", what)
         title = f"{name} · {series.count:,} steps" + "".join(f" · {f}" for f in flags if f)
         chart = LineChart(lines, x_range=x_range, log=opts.log_y, robust=opts.robust)
@@ -494,7 +509,7 @@ class _ChartGrid:
                 cell_width,
                 heights[index // cols],
                 opts.zoom,
-                opts.pan,
+                opts.window,
                 opts.log_y,
                 opts.robust,
             )
@@ -528,9 +543,14 @@ class _ChartGrid:
         if series is None or not series.vals:
             return Panel(Text("–", style="tm.dim"), title=name, title_align="left")
         line = series_line(series)
-        x_range, _ = step_window([line], self.opts.zoom, self.opts.pan)
+        x_range, _ = step_window([line], self.opts.zoom, self.opts.window)
         chart = LineChart([line], x_range=x_range, log=self.opts.log_y, robust=self.opts.robust)
-        title = f"{name[:24]} {format_value(series.last)}"
+        shown = (
+            format_percent(series.last)
+            if name.lower() in ACCURACY_NAMES
+            else format_value(series.last)
+        )
+        title = f"{name[:24]} {shown}"
         return Panel(chart, title=title, title_align="left", padding=(0, 0))
 
 
@@ -572,23 +592,24 @@ def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Pa
             )
         )
     return Panel(
-        _Lines(grid_lines(columns, rows, 200)),
+        _Grid(columns, rows),
         title=f"Runs ({len(state.runs)}) · ▶ shown · ◆ overlaid · r next · o overlay · R closes",
         title_align="left",
     )
 
 
-class _Lines:
-    """Lines cut to the space given."""
+class _Grid:
+    """A plain table laid out at the width it is given, cut to the height."""
 
-    def __init__(self, lines: list[Text]) -> None:
-        self.lines = lines
+    def __init__(
+        self, columns: tuple[tuple[str, str], ...], rows: list[tuple[str | Text, ...]]
+    ) -> None:
+        self.columns, self.rows = columns, rows
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for line in self.lines[: options.height or len(self.lines)]:
-            line = line.copy()
-            line.truncate(options.max_width, overflow="ellipsis")
-            yield line
+        lines = grid_lines(self.columns, self.rows, options.max_width)
+        room = options.height or len(lines)
+        yield from lines[:room]
 
 
 class _FillHeight:
@@ -903,6 +924,8 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
         parts.append(f"epoch {lead.epoch + 1}/{total}" if total else f"epoch {lead.epoch + 1}")
     if lead is not None and lead.step is not None:
         parts.append(f"step {lead.step}")
+    for unit, rate in run.throughput(now, opts.stall_after_s).items():
+        parts.append(f"{format_rate(rate)} {unit}/s")
     for label, names in (("loss", LOSS_NAMES), ("acc", ACCURACY_NAMES)):
         name = run.find_metric(names)
         series = run.series(name) if name else None
@@ -961,6 +984,12 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
             )
         if limits_text(state, run):
             lines.append(f"  limits reached: {limits_text(state, run)}")
+        alerts = [a for a in state.alerts if a.run == run.name]
+        if alerts:
+            lines.append(f"  {len(alerts)} alert{'s' if len(alerts) > 1 else ''}:")
+            lines += [f"    {a.text}" for a in alerts[-_SUMMARY_ALERTS:]]
+            if len(alerts) > _SUMMARY_ALERTS:
+                lines.append(f"    … and {len(alerts) - _SUMMARY_ALERTS} before")
     received = f"records received {state.records}"
     if state.first_record_at is not None and state.last_record_at is not None:
         span = state.last_record_at - state.first_record_at
