@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -19,7 +19,6 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
-from trainmon.sparkline import joined_segments
 from trainmon.theme import resolve
 
 __all__ = ["Line", "LineChart", "Point", "ema", "ema_extend", "y_range"]
@@ -452,15 +451,28 @@ def _fold_points(
 def _row_segments(
     canvas: _Canvas, row: int, marks: dict[int, str], mark_style: Style
 ) -> RenderResult:
-    def cells() -> Iterator[tuple[str, Style | None]]:
-        for col in range(canvas.width):
-            if col in marks:
-                yield marks[col], mark_style
-            else:
-                bits = canvas.bits[row][col]
-                yield (chr(0x2800 + bits) if bits else " "), canvas.styles[row][col]
-
-    yield from joined_segments(cells())
+    """One row of the canvas as few segments: a blank cell joins whatever run it is in
+    (a space shows no colour), so segments change only where dots change style."""
+    bits, styles = canvas.bits[row], canvas.styles[row]
+    text: list[str] = []
+    style: Style | None = None
+    dotted = False  # the run so far has more than blanks
+    for col in range(canvas.width):
+        if col in marks:
+            char, cell_style = marks[col], mark_style
+        else:
+            dots = bits[col]
+            if not dots:
+                text.append(" ")
+                continue
+            char, cell_style = chr(0x2800 + dots), styles[col]
+        if cell_style is not style and dotted:
+            yield Segment("".join(text), style)
+            text = []
+        style, dotted = cell_style, True
+        text.append(char)
+    if text:
+        yield Segment("".join(text), style)
 
 
 def _y_labels(yr: tuple[float, float] | None, rows: int, log: bool) -> list[str]:

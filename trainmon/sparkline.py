@@ -80,22 +80,32 @@ class Sparkline:
         high = max(c[1] for c in finite)
         span = high - low
         levels = height * 8
+        # Bars reach the column's maximum; the band below its minimum is solid.
+        bars = [
+            None
+            if math.isnan(col[1])
+            else (levels // 2 if span == 0 else 1 + round((col[1] - low) / span * (levels - 1)))
+            for col in cols
+        ]
+        marked_rows = {row for row in (0, height - 1) for col in cols if col[2]}
         for row in range(height):
+            base = (height - 1 - row) * 8
+            if row not in marked_rows:  # one segment for the whole row
+                line = "".join(
+                    " " if bar is None else _BLOCKS[min(max(bar - base, 0), 8)] for bar in bars
+                )
+                yield Segment(line.ljust(width), self.style)
+                yield Segment.line()
+                continue
             cells: list[tuple[str, Style | None]] = []
-            for col in cols:
+            for col, bar in zip(cols, bars, strict=True):
                 marked = self._mark(col, row, height)
                 if marked is not None:
                     cells.append(marked)
-                    continue
-                if math.isnan(col[1]):
+                elif bar is None:
                     cells.append((" ", None))
-                    continue
-                # Bars reach the column's maximum; the band below its minimum is solid.
-                level = (
-                    levels // 2 if span == 0 else 1 + round((col[1] - low) / span * (levels - 1))
-                )
-                filled = level - (height - 1 - row) * 8
-                cells.append((_BLOCKS[min(max(filled, 0), 8)], self.style))
+                else:
+                    cells.append((_BLOCKS[min(max(bar - base, 0), 8)], self.style))
             yield from self._row(cells, width)
 
     def _mark(
