@@ -30,7 +30,7 @@ from trainmon_client.protocol import Columns, Record
 NOW = 10_000.0
 
 
-def _state(workers: int, metrics: int, steps: int, nan: bool = False) -> RunState:
+def build_state(workers: int, metrics: int, steps: int, nan: bool = False) -> RunState:
     state = RunState()
     for w in range(workers):
         info = {"host": f"node{w // 8}", "pid": 100 + w, "rank": w, "steps": 2 * steps}
@@ -85,7 +85,7 @@ VIEWS: dict[str, ViewOptions] = {
 }
 
 
-class _Feed:
+class LiveFeed:
     """A live run: 10 new steps from every worker before each frame."""
 
     def __init__(self, state: RunState, workers: int, metrics: int, steps: int) -> None:
@@ -130,8 +130,8 @@ def main() -> None:
     sizes = ((80, 24), (200, 60))
     print(f"{'state':<24} {'view':<8} " + " ".join(f"{w}x{h:<3} ms" for w, h in sizes))
     for state_name, (workers, metrics, steps, nan) in STATES.items():
-        state = _state(workers, metrics, steps, nan) if workers else RunState()
-        feed = _Feed(state, workers, metrics, steps) if workers and steps > 1 else None
+        state = build_state(workers, metrics, steps, nan) if workers else RunState()
+        feed = LiveFeed(state, workers, metrics, steps) if workers and steps > 1 else None
 
         for view_name, opts in VIEWS.items():
             figures = [frame_ms(state, opts, w, h, feed) for w, h in sizes]

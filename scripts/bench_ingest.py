@@ -23,21 +23,18 @@ Run: ``python scripts/bench_ingest.py`` (about 3 minutes) or ``--quick``.
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
 
 from _pty_watch import PtyWatch, summary_counts
+from bench_frame import LiveFeed, build_state
+from bench_frame import frame_ms as render_ms
 
-from trainmon.state import RunState
-from trainmon.theme import console_for
-from trainmon.view import ViewOptions, render
-from trainmon_client.protocol import Record
+from trainmon.view import ViewOptions
 
 PUBLISHER = """
 import sys, time
@@ -269,53 +266,10 @@ def monitor_bound(total: int) -> tuple[float, float]:
     return bare_rate, received / max(span, 1e-9)
 
 
-def frame_ms(workers: int = 64, metrics: int = 20, width: int = 120, height: int = 40) -> float:
-    state = RunState()
-    now = 1000.0
-    names = [f"metric_{i}" for i in range(metrics - 3)] + ["loss", "accuracy", "grad_norm"]
-    for w in range(workers):
-        state.apply(
-            Record(
-                "hello",
-                "load",
-                f"w{w}",
-                0,
-                now,
-                info={"host": f"node{w // 8}", "pid": 100 + w, "rank": w, "epochs": 10},
-            ),
-            now,
-        )
-    for step in range(1, 2001):
-        for w in range(workers):
-            state.apply(
-                Record(
-                    "metrics",
-                    "load",
-                    f"w{w}",
-                    step,
-                    now + step * 0.01,
-                    step=step,
-                    epoch=step // 200,
-                    metrics=dict.fromkeys(names, 1.0 / step),
-                ),
-                now + step * 0.01,
-            )
-    console = console_for(
-        file=io.StringIO(),
-        width=width,
-        height=height,
-        force_terminal=True,
-        color_system="truecolor",
-        legacy_windows=False,
-    )
-    times = []
-    for _ in range(30):
-        started = time.perf_counter()
-        console.print(render(state, ViewOptions(), now + 20.5))
-        times.append((time.perf_counter() - started) * 1000)
-        console.file.seek(0)
-        console.file.truncate()
-    return statistics.median(times)
+def frame_ms(width: int = 120, height: int = 40) -> float:
+    """One frame of the default view, 64 workers x 20 metrics, records arriving."""
+    state = build_state(64, 20, 2_000)
+    return render_ms(state, ViewOptions(), width, height, LiveFeed(state, 64, 20, 2_000))
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -333,23 +333,11 @@ def _fold_sorted(
     columns: dict[int, list[Any]],
 ) -> None:
     """Raw points with sorted steps, a pixel column at a time: bisect, then min/max."""
-    start = bisect.bisect_left(steps, x0)
-    stop = bisect.bisect_right(steps, x1)
-    scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
     inf = math.inf
-    while start < stop:
-        px = round((steps[start] - x0) * scale)
-        end = (
-            stop if scale == 0 else bisect.bisect_left(steps, x0 + (px + 0.5) / scale, start, stop)
-        )
-        end = max(end, start + 1)
+    for px, start, end in _pixel_runs(steps, x0, x1, px_width):
         chunk = values[start:end]
         total = sum(chunk)
-        column = columns.get(px)
-        if column is None:
-            column = columns[px] = [chunk[-1], inf, -inf, ""]
-        else:
-            column[0] = chunk[-1]
+        column = _column(columns, px, chunk[-1])
         if -inf < total < inf:
             low, high = min(chunk), max(chunk)
             if low < column[1]:
@@ -363,6 +351,33 @@ def _fold_sorted(
                     column[2] = max(column[2], y)
                 elif not column[3]:
                     column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
+
+
+def _column(columns: dict[int, list[Any]], px: int, y: float) -> list[Any]:
+    """Pixel column ``px`` as [last y, low, high, mark], its last value now ``y``."""
+    column = columns.get(px)
+    if column is None:
+        column = columns[px] = [y, math.inf, -math.inf, ""]
+    else:
+        column[0] = y
+    return column
+
+
+def _pixel_runs(
+    steps: Sequence[int], x0: float, x1: float, px_width: int
+) -> Iterator[tuple[int, int, int]]:
+    """(pixel column, start, end): the slices of sorted ``steps`` within [x0, x1] that
+    fall in each pixel column, found by bisection."""
+    start = bisect.bisect_left(steps, x0)
+    stop = bisect.bisect_right(steps, x1)
+    scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
+    while start < stop:
+        px = round((steps[start] - x0) * scale)
+        end = (
+            stop if scale == 0 else bisect.bisect_left(steps, x0 + (px + 0.5) / scale, start, stop)
+        )
+        end = max(end, start + 1)
+        yield px, start, end
         start = end
 
 
@@ -381,22 +396,10 @@ def _fold_buckets(
     columns: dict[int, list[Any]],
 ) -> None:
     """Downsampled buckets (as columns, in step order) a pixel column at a time."""
-    start = bisect.bisect_left(steps, x0)
-    stop = bisect.bisect_right(steps, x1)
-    scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
     inf = math.inf
-    while start < stop:
-        px = round((steps[start] - x0) * scale)
-        end = (
-            stop if scale == 0 else bisect.bisect_left(steps, x0 + (px + 0.5) / scale, start, stop)
-        )
-        end = max(end, start + 1)
+    for px, start, end in _pixel_runs(steps, x0, x1, px_width):
         y = lasts[end - 1]
-        column = columns.get(px)
-        if column is None:
-            column = columns[px] = [y, inf, -inf, ""]
-        else:
-            column[0] = y
+        column = _column(columns, px, y)
         low_chunk, high_chunk = lows[start:end], highs[start:end]
         if -inf < sum(low_chunk) + sum(high_chunk) < inf:
             low, high = min(low_chunk), max(high_chunk)
@@ -418,7 +421,6 @@ def _fold_buckets(
             else:
                 if not -inf < y < inf:
                     column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
-        start = end
 
 
 def _fold_points(
@@ -456,6 +458,7 @@ def _row_segments(
     bits, styles = canvas.bits[row], canvas.styles[row]
     text: list[str] = []
     style: Style | None = None
+    cell_style: Style | None
     dotted = False  # the run so far has more than blanks
     for col in range(canvas.width):
         if col in marks:
