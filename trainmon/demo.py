@@ -1,7 +1,9 @@
 """Simulated training workers for ``trainmon demo`` (run as ``python -m trainmon.demo``).
 
 Each worker publishes through the real client, so the demo exercises the same path as
-a training script: loss falls with noise, accuracy rises, the gradient norm varies.
+a training script: loss falls with noise (with one spike on rank 0, which the monitor
+raises as an alert), accuracy rises, the gradient norm varies, and batch_size and
+tokens per step give samples/s and tokens/s.
 """
 
 from __future__ import annotations
@@ -38,11 +40,15 @@ def simulate(endpoint: str, run: str, rank: int, world: int, epochs: int, step_s
                 accuracy = min(0.99, 0.1 + 0.88 * (1 - math.exp(-5.0 * progress)))
                 accuracy += rng.gauss(0, 0.01)
                 grad_norm = abs(1.5 * math.exp(-3.0 * progress) + rng.gauss(0, 0.15))
+                if rank == 0 and step == total * 3 // 5:
+                    loss *= 5  # one bad batch: the monitor raises a loss-spike alert
                 mon.log(
                     loss=max(loss, 0.01),
                     accuracy=accuracy,
                     grad_norm=grad_norm,
                     lr=3e-4 * 0.5 * (1 + math.cos(math.pi * progress)),
+                    batch_size=64,  # per step: the dashboard shows samples/s
+                    tokens=64 * 512,  # and tokens/s
                     step=step,
                 )
                 step += 1
