@@ -450,3 +450,12 @@ def test_summary_lists_the_alerts() -> None:
     AlertWatch().check(state, NOW, 60.0)
     text = summary(state, ViewOptions(), NOW)
     assert "1 alert:\n    NaN/Inf in loss (rank 0)" in text
+
+
+def test_the_readme_theme_file_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert example, "the README shows a theme file"
+    path = tmp_path / "theme.toml"
+    path.write_text(example.group(1))
+    assert str(load_theme("dark", path).styles["tm.line"]) == "bright_green"
