@@ -770,6 +770,7 @@ class RunState:
             worker.step = numbers[-1]
             skip = first + max(WARMUP_RECORDS - worker.forward_records, 0)
             worker.forward_records += count - first
+            skip = max(skip, count - _RATE_POINTS)  # the deque keeps only the newest
             worker.rate_points.extend(zip(times[skip:], numbers[skip:], strict=True))
         for name, values in columns.metrics.items():
             series = worker.series.get(name)
