@@ -15,7 +15,7 @@ from rich.console import RenderableType
 from trainmon.alerts import AlertWatch
 from trainmon.app import next_options
 from trainmon.keys import Action, parse_keys
-from trainmon.state import WARMUP_RECORDS, RunState
+from trainmon.state import WARMUP_RECORDS, Limits, RunState
 from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render
 from trainmon_client.protocol import Columns, Record
@@ -459,3 +459,85 @@ def test_the_readme_theme_file_example_loads(tmp_path: Path) -> None:
     path = tmp_path / "theme.toml"
     path.write_text(example.group(1))
     assert str(load_theme("dark", path).styles["tm.line"]) == "bright_green"
+
+
+# -- found by review: each of these crashed, leaked or miscounted ---------------------
+
+
+def test_grid_keeps_cells_it_shows_after_other_sizes() -> None:
+    """Cells of a still run drawn long ago are still on screen: the cache of other sizes
+    may be pruned, never what is shown."""
+    state = build(metrics=8, steps=300)
+    opts = ViewOptions(grid=True)
+    draw(state, opts, width=200, height=60)  # nothing changes: cells drawn once, here
+    for width in range(120, 200, 10):  # a window resized a few times, and back
+        draw(state, opts, width=width, height=60)
+    assert len(state.runs["r"].drawn["grid"]) > 4 * 7 + 8, "enough sizes to prune some"
+    for _ in range(60):
+        assert "metrics 1–" in draw(state, opts, width=200, height=60)
+
+
+@pytest.mark.parametrize("values", [[1e308, -1e308], [1e300], [-1e308, 1e308, 3.0]])
+def test_extreme_values_draw_in_every_view(values: list[float]) -> None:
+    state = RunState()
+    for step, value in enumerate(values * 10):
+        state.apply(
+            Record(
+                "metrics", "r", "w", step + 1, NOW, step=step, metrics={"loss": value, "x": value}
+            ),
+            NOW,
+        )
+    for view in VIEWS.values():
+        for log_y in (False, True):
+            out = draw(state, ViewOptions(**{**view, "log_y": log_y}), width=120, height=40)  # type: ignore[arg-type]
+            assert "trainmon" in out
+
+
+def test_alert_watch_forgets_runs_the_state_let_go() -> None:
+    state = RunState(Limits(runs=4))
+    watch = AlertWatch()
+    for index in range(50):
+        run = f"run{index}"
+        state.apply(Record("hello", run, "w", 0, NOW), NOW)
+        state.apply(Record("metrics", run, "w", 2, NOW, step=0, metrics={"loss": math.nan}), NOW)
+        state.apply(Record("bye", run, "w", 3, NOW), NOW)
+        watch.check(state, NOW, 60.0)
+    assert len(state.runs) <= 4
+    assert len(watch.raised) <= 3 * 4 and len(watch.statuses) <= 4 and len(watch.spikes) <= 4
+
+
+def test_limits_count_records_alike_in_both_forms() -> None:
+    by_columns, by_records = (
+        RunState(Limits(workers=1, runs=1)),
+        RunState(Limits(workers=1, runs=1)),
+    )
+    for state in (by_columns, by_records):
+        state.apply(Record("hello", "r", "w0", 0, NOW), NOW)
+    for worker, run in (("w1", "r"), ("w0", "other")):
+        columns = Columns(
+            run, worker, 1, [NOW] * 100, list(range(100)), [0] * 100, {"x": [1.0] * 100}
+        )
+        by_columns.apply_columns(columns, NOW)
+        for record in columns.records():
+            by_records.apply(record, NOW)
+    assert by_columns.runs["r"].untracked_workers == by_records.runs["r"].untracked_workers == 100
+    assert by_columns.untracked_runs == by_records.untracked_runs == 100
+
+
+def test_switching_runs_follows_and_a_forgotten_run_falls_back() -> None:
+    state = build(steps=1000, run="a")
+    build(steps=50, run="b", state=state)
+    opts = ViewOptions(run="a", zoom=2, window=(100.0, 350.0))
+    opts = next_options(opts, Action.NEXT_RUN, state)
+    assert opts.run == "b" and opts.window is None
+    del state.runs["b"]  # forgotten past the run limit
+    assert "run a" in draw(state, opts, width=120, height=40).splitlines()[0]
+    assert next_options(opts, Action.NEXT_METRIC, state).metric == "accuracy"
+
+
+def test_chosen_worker_without_the_main_metric_charts_the_leads() -> None:
+    state = build(workers=2, steps=100)
+    state.apply(Record("metrics", "r", "r-w9", 1, NOW, step=0, metrics={"other": 1.0}), NOW)
+    out = draw(state, ViewOptions(chart=True, worker="r-w9"), width=120, height=40)
+    assert "loss · 100 steps" in out
+    assert re.search(r"[⠁-⣿]", out), "a line is drawn"

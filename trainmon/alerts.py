@@ -36,6 +36,7 @@ class _Spikes:
     smooth: float = math.nan
     deviation: float = 0.0
     seen: int = 0
+    last_spike: int = -1  # the step of the last spike raised
 
 
 @dataclass
@@ -51,6 +52,7 @@ class AlertWatch:
     def check(self, state: RunState, now: float, stall_after_s: float) -> list[Alert]:
         """The alerts new since the last check, also appended to ``state.alerts``."""
         new: list[Alert] = []
+        self._forget_gone_runs(state)
         # alerts from training scripts, taken in by apply() since the last check
         fresh = min(state.client_alerts_total - self.client_seen, len(state.client_alerts))
         self.client_seen = state.client_alerts_total
@@ -63,6 +65,15 @@ class AlertWatch:
             state.alerts.append(alert)
         del state.alerts[:-_KEEP]
         return new
+
+    def _forget_gone_runs(self, state: RunState) -> None:
+        """Let go of what was kept for runs the state no longer holds (bounded memory)."""
+        runs = state.runs
+        if all(key[0] in runs for key in self.statuses):
+            return
+        self.raised = {key for key in self.raised if key[0] in runs}
+        self.statuses = {key: value for key, value in self.statuses.items() if key[0] in runs}
+        self.spikes = {key: value for key, value in self.spikes.items() if key[0] in runs}
 
     def _raise(self, key: tuple[str, ...], alert: Alert) -> list[Alert]:
         if key in self.raised:
@@ -124,9 +135,13 @@ class AlertWatch:
                 continue
             if seen >= _SPIKE_MIN_POINTS and deviation > 0:
                 jump = value - smooth
-                if jump > self.spike_factor * deviation and jump > 0.5 * abs(smooth):
-                    out += self._raise(
-                        (run.name, worker.id, name, "spike", str(step)),
+                if (
+                    jump > self.spike_factor * deviation
+                    and jump > 0.5 * abs(smooth)
+                    and step != tracker.last_spike  # each spike once (values are seen once)
+                ):
+                    tracker.last_spike = step
+                    out.append(
                         Alert(
                             now,
                             run.name,

@@ -25,6 +25,7 @@ from trainmon.view import (
     header,
     main_metric,
     render,
+    shown_run,
     shown_worker,
     status_line,
 )
@@ -190,7 +191,7 @@ SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
 
 def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOptions:
     """The view after a key's ``action`` (all but quit, pause and export)."""
-    run = state.current(opts.run)
+    run = shown_run(state, opts)
     if action is Action.HELP:
         return replace(opts, help=not opts.help)
     if action is Action.CLOSE:
@@ -241,7 +242,8 @@ def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOpti
     if action is Action.NEXT_RUN:
         names = [r.name for r in sorted(state.runs.values(), key=lambda r: r.created)]
         index = names.index(run.name)
-        return replace(opts, run=names[(index + 1) % len(names)], worker=None)
+        # another run has other steps: follow its live tail rather than keep a window
+        return replace(opts, run=names[(index + 1) % len(names)], worker=None, window=None)
     if action is Action.RUNS_LIST:
         return replace(opts, runs_list=not opts.runs_list, help=False)
     if action is Action.OVERLAY:
@@ -268,7 +270,7 @@ def _move(opts: ViewOptions, action: Action, state: RunState) -> ViewOptions:
     panned to stays put while the run goes on; panning back near the live end, or f,
     follows it again."""
     opts = replace(opts, chart=True)
-    run = state.current(opts.run)
+    run = shown_run(state, opts)
     extent = _extent(run, opts) if run is not None else None
     if action is Action.FOLLOW or extent is None:
         zoom = opts.zoom + (action is Action.ZOOM_IN) - (action is Action.ZOOM_OUT)
@@ -331,7 +333,7 @@ def _frame(state: RunState, opts: ViewOptions, now: float) -> Layout:
 def _repaint_bars(frame: Layout, state: RunState, opts: ViewOptions, now: float) -> None:
     """Refresh the header and footer of a frozen frame (PAUSED and its count)."""
     children = frame.children
-    children[0].update(header(state, state.current(opts.run), opts, now))
+    children[0].update(header(state, shown_run(state, opts), opts, now))
     children[-1].update(footer(opts))
 
 
@@ -360,7 +362,7 @@ def save_screen(
     theme: Theme | None = None,
 ) -> str:
     """Write ``frame`` as an SVG picture in ``directory``; the file's path."""
-    run = state.current(opts.run)
+    run = shown_run(state, opts)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", run.name if run else "waiting")[:60]
     path = os.path.join(directory, f"trainmon-{name}-{time.strftime('%Y%m%d-%H%M%S')}.svg")
     svg = dashboard_picture(

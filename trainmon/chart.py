@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -141,8 +142,10 @@ def y_range(
         low, high = math.log10(low), math.log10(high)
     if high == low:
         pad = abs(high) * 0.05 or 1.0
-        return low - pad, high + pad
-    return low, high
+        low, high = low - pad, high + pad
+    # within the floats either way (a pad past 1.8e308, or 10**308.3, would overflow)
+    top = 308.0 if log else sys.float_info.max
+    return max(low, -top), min(high, top)
 
 
 class _Canvas:
@@ -265,6 +268,9 @@ class LineChart:
         lo, hi = yr
         px_height = canvas.height * 4
 
+        # Halved, so that a range from -1e308 to 1e308 does not overflow to inf.
+        half_lo, half_span = lo / 2, hi / 2 - lo / 2
+
         def to_py(y: float) -> int | None:
             if self.log:
                 if not y > 0:
@@ -272,7 +278,7 @@ class LineChart:
                 y = math.log10(y)
             if not math.isfinite(y):
                 return None
-            scaled = (y - lo) / (hi - lo)
+            scaled = (y / 2 - half_lo) / half_span
             return round((1 - min(max(scaled, 0.0), 1.0)) * (px_height - 1))
 
         for line, columns in folded:
@@ -486,7 +492,8 @@ def _y_labels(yr: tuple[float, float] | None, rows: int, log: bool) -> list[str]
     lo, hi = yr
     shown: set[str] = set()
     for row in sorted({0, rows // 2, rows - 1}):
-        value = hi - (hi - lo) * (row / max(rows - 1, 1))
+        share = row / max(rows - 1, 1)
+        value = hi - share * hi + share * lo  # (hi - lo) itself may overflow
         label = _short(10**value if log else value)
         if label not in shown:  # a narrow range would repeat itself at this precision
             labels[row] = label

@@ -76,15 +76,15 @@ class Sparkline:
                 marks = [self._mark(c, row, height) for c in cols]
                 yield from self._row(marks, width)
             return
-        low = min(c[0] for c in finite)
-        high = max(c[1] for c in finite)
+        low = min(c[0] for c in finite) / 2  # halved: -1e308..1e308 must not overflow
+        high = max(c[1] for c in finite) / 2
         span = high - low
         levels = height * 8
         # Bars reach the column's maximum; the band below its minimum is solid.
         bars = [
             None
             if math.isnan(col[1])
-            else (levels // 2 if span == 0 else 1 + round((col[1] - low) / span * (levels - 1)))
+            else (levels // 2 if span == 0 else 1 + round((col[1] / 2 - low) / span * (levels - 1)))
             for col in cols
         ]
         marked_rows = {row for row in (0, height - 1) for col in cols if col[2]}

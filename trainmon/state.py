@@ -730,7 +730,7 @@ class RunState:
         per column when the records are all new and their steps do not go down;
         otherwise it does exactly that.
         """
-        found = self._worker(columns.run, columns.worker, now)
+        found = self._worker(columns.run, columns.worker, now, len(columns.times))
         if found is None:
             return 0
         run, worker = found
@@ -815,16 +815,18 @@ class RunState:
             return max(going, key=lambda run: run.created)
         return max(self.runs.values(), key=lambda run: run.updated)
 
-    def _worker(self, run_name: str, worker_id: str, now: float) -> tuple[Run, Worker] | None:
-        """The run and worker a record belongs to (made if new and within the limits),
-        with the worker's silence (an outage if long) ended at ``now``."""
-        run = self._run(run_name, now)
+    def _worker(
+        self, run_name: str, worker_id: str, now: float, records: int = 1
+    ) -> tuple[Run, Worker] | None:
+        """The run and worker ``records`` records belong to (made if new and within the
+        limits), with the worker's silence (an outage if long) ended at ``now``."""
+        run = self._run(run_name, now, records)
         if run is None:
             return None
         worker = run.workers.get(worker_id)
         if worker is None:
             if len(run.workers) >= self.limits.workers:
-                run.untracked_workers += 1
+                run.untracked_workers += records
                 return None
             worker = run.workers[worker_id] = Worker(worker_id, now, now)
         silence = now - worker.last_seen
@@ -834,13 +836,13 @@ class RunState:
         worker.last_seen = max(worker.last_seen, now)
         return run, worker
 
-    def _run(self, name: str, now: float) -> Run | None:
+    def _run(self, name: str, now: float, records: int = 1) -> Run | None:
         run = self.runs.get(name)
         if run is None:
             if len(self.runs) >= self.limits.runs:
                 finished = [r for r in self.runs.values() if r.finished]
                 if not finished:
-                    self.untracked_runs += 1
+                    self.untracked_runs += records
                     return None
                 # A monitor left running for days: make room by forgetting the run that
                 # finished longest ago.

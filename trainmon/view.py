@@ -84,7 +84,7 @@ class ViewOptions:
 
 def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
     """The whole dashboard for one frame."""
-    run = state.current(opts.run)
+    run = shown_run(state, opts)
     layout = Layout(name="root")
     if run is None:
         layout.split_column(
@@ -222,6 +222,14 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
     return Panel(grid, title="Progress", title_align="left", height=3)
 
 
+def shown_run(state: RunState, opts: ViewOptions) -> Run | None:
+    """The run on screen: the one chosen (``--run`` or the r key) while it is known,
+    else the newest one still going (a chosen run can be forgotten past the run limit)."""
+    if opts.run is not None and opts.run in state.runs:
+        return state.runs[opts.run]
+    return state.current()
+
+
 def main_metric(run: Run, opts: ViewOptions) -> str | None:
     """The metric shown large: the chosen one, else the loss, else the first logged."""
     if opts.metric is not None and opts.metric in run.metric_names:
@@ -317,7 +325,7 @@ _BAND_BINS = 200
 _BAND_EVERY = 5  # frames between recomputing a band whose data changed
 
 
-def _band_line(run: Run, name: str) -> Line | None:
+def _band_line(run: Run, name: str, opts: ViewOptions) -> Line | None:
     """Min, mean and max across workers of metric ``name``, in 200 step bins.
 
     Folding every worker's series costs a few milliseconds each (64 workers: ~80 ms),
@@ -325,21 +333,25 @@ def _band_line(run: Run, name: str) -> Line | None:
     cache = run.drawn.setdefault("band", {})
     calls = cache["calls"] = cache.get("calls", 0) + 1
     version = sum(w.series[name].count for w in run.workers.values() if name in w.series)
-    kept = cache.get(name)
+    key = (name, opts.zoom, opts.window)  # another window is another band, at once
+    kept = cache.get(key)
     if kept is not None and (kept[1] == version or calls - kept[2] < _BAND_EVERY):
         return kept[0]  # type: ignore[no-any-return]
-    band = _fold_band(run, name)
-    cache[name] = (band, version, calls)
+    band = _fold_band(run, name, opts)
+    if len(cache) > 16:
+        cache.clear()
+        cache["calls"] = calls
+    cache[key] = (band, version, calls)
     return band
 
 
-def _fold_band(run: Run, name: str) -> Line | None:
+def _fold_band(run: Run, name: str, opts: ViewOptions) -> Line | None:
     lines = [series_line(w.series[name]) for w in run.workers.values() if name in w.series]
     firsts = [x for line in lines if (x := line.first_x) is not None]
     if len(lines) < 2 or not firsts:
         return None
-    x0 = min(firsts)
-    x1 = max(x for line in lines if (x := line.last_x) is not None)
+    window, _ = step_window(lines, opts.zoom, opts.window)  # bins over what is shown
+    x0, x1 = window or (min(firsts), max(x for line in lines if (x := line.last_x) is not None))
     bins: dict[int, list[float]] = {}
     for line in lines:
         for px, (y, low, high, _mark) in _fold_line(line, x0, x1, _BAND_BINS):
@@ -362,7 +374,7 @@ def chart_lines(state: RunState, run: Run, name: str, opts: ViewOptions) -> tupl
     lines: list[Line] = []
     parts: list[str] = []
     worker = shown_worker(run, opts)
-    if opts.workers_mode == "band" and (band := _band_line(run, name)) is not None:
+    if opts.workers_mode == "band" and (band := _band_line(run, name, opts)) is not None:
         lines.append(band)
         parts.append(band.label)
     elif opts.workers_mode == "lines" and len(run.workers) > 1:
@@ -392,6 +404,9 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
     """The main metric: a sparkline of the last values, or a chart of the whole run."""
     name = main_metric(run, opts)
     worker = shown_worker(run, opts)
+    if worker is not None and name is not None and name not in worker.series:
+        opts = replace(opts, worker=None)  # that worker does not log it: the lead's
+        worker = shown_worker(run, opts)
     series = worker.series.get(name) if worker is not None and name is not None else None
     if series is None and name is not None:
         series = run.series(name)
@@ -533,7 +548,10 @@ class _ChartGrid:
             )
             cache[keys[index]] = (lines, version, frame)
         if len(cache) > 4 * len(names) + 8:  # forget cells of other pages and sizes
-            for key in [k for k, v in cache.items() if k != "frame" and v[2] < frame - 50]:
+            shown = set(keys)
+            for key in [
+                k for k, v in cache.items() if k != "frame" and k not in shown and v[2] < frame - 50
+            ]:
                 del cache[key]
         return [cache[key][0] for key in keys]
 
@@ -911,7 +929,7 @@ def footer(opts: ViewOptions) -> Text:
 
 def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
     """One plain line for logs and pipes, when there is no terminal to draw on."""
-    run = state.current(opts.run)
+    run = shown_run(state, opts)
     if run is None:
         extra = f"; {state.rejected} rejected" if state.rejected else ""
         if state.refused:
