@@ -323,13 +323,6 @@ def _fold_line(
     return out
 
 
-def _fold(
-    points: Sequence[Point | tuple[float, float, float, float]], x0: float, x1: float, px_width: int
-) -> list[tuple[int, tuple[float, float, float, str]]]:
-    """``points`` gathered per pixel column (see :func:`_fold_line`)."""
-    return _fold_line(Line(points), x0, x1, px_width)
-
-
 def _fold_sorted(
     steps: Sequence[int],
     values: Sequence[float],

@@ -236,11 +236,6 @@ class Downsampled:
         self.fold()
         return [self.buckets[i] for i in sorted(self.buckets)]
 
-    def points(self) -> list[tuple[int, float, float, float]]:
-        """The buckets as (last step, last value, low, high)."""
-        steps, lasts, lows, highs, _ = self.columns()
-        return list(zip(steps, lasts, lows, highs, strict=True))
-
     def columns(self) -> BucketColumns:
         """The buckets as columns, kept until the next fold (every frame draws them;
         they change a thousand points at a time)."""
@@ -357,12 +352,6 @@ class Series:
     def values(self, last: int) -> list[float]:
         """The last ``last`` values at full resolution, oldest first."""
         return self.vals[-last:] if last > 0 else []
-
-    def history_points(self) -> list[tuple[int, float, float, float]]:
-        """The whole series as (step, last, low, high): buckets, then the recent points."""
-        return self.older.points() + [
-            (step, value, value, value) for step, value in zip(self.steps, self.vals, strict=True)
-        ]
 
     def history(self) -> list[Bucket]:
         """The whole series: downsampled buckets, then the recent points as buckets of one."""

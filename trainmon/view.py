@@ -440,11 +440,6 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
     )
 
 
-def loss_panel(run: Run, opts: ViewOptions) -> Panel:
-    """The main metric's panel (kept for callers that have no state at hand)."""
-    return main_panel(RunState(), run, opts)
-
-
 class _ChartGrid:
     """A chart for every metric but the main one, as many as fit, a page at a time."""
 
