@@ -343,8 +343,7 @@ def test_alerts_show_and_ring_the_bell(tmp_path: Path) -> None:
             wait_for(lambda: b"NaN/Inf in loss" in b"".join(chunks), 10, 0.05, "the NaN alert")
         finally:
             stop(pub)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
+            stop(proc)  # SIGTERM, then SIGKILL if it does not go
             reader.join(timeout=2)
             os.close(master)
         output = b"".join(chunks)
