@@ -310,10 +310,11 @@ def _fold_line(
     mark. However many points there are, drawing costs one step per pixel column."""
     columns: dict[int, list[Any]] = {}
     if line.buckets:
-        _fold_buckets(*line.buckets, x0, x1, px_width, columns)
+        _fold_columns(*line.buckets, x0, x1, px_width, columns)
     _fold_points(line.points, x0, x1, px_width, columns)
     if line.steps:
-        _fold_sorted(line.steps, line.values, x0, x1, px_width, columns)
+        values = line.values
+        _fold_columns(line.steps, values, values, values, None, x0, x1, px_width, columns)
     out = []
     for px in sorted(columns):
         y, low, high, mark = columns[px]
@@ -321,35 +322,6 @@ def _fold_line(
             low = high = y
         out.append((px, (y, low, high, mark)))
     return out
-
-
-def _fold_sorted(
-    steps: Sequence[int],
-    values: Sequence[float],
-    x0: float,
-    x1: float,
-    px_width: int,
-    columns: dict[int, list[Any]],
-) -> None:
-    """Raw points with sorted steps, a pixel column at a time: bisect, then min/max."""
-    inf = math.inf
-    for px, start, end in _pixel_runs(steps, x0, x1, px_width):
-        chunk = values[start:end]
-        total = sum(chunk)
-        column = _column(columns, px, chunk[-1])
-        if -inf < total < inf:
-            low, high = min(chunk), max(chunk)
-            if low < column[1]:
-                column[1] = low
-            if high > column[2]:
-                column[2] = high
-        else:
-            for y in chunk:
-                if -inf < y < inf:
-                    column[1] = min(column[1], y)
-                    column[2] = max(column[2], y)
-                elif not column[3]:
-                    column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
 
 
 def _column(columns: dict[int, list[Any]], px: int, y: float) -> list[Any]:
@@ -383,43 +355,57 @@ def _pixel_runs(
 _MARKS = {"nan": "×", "+inf": "▲", "-inf": "▼"}
 
 
-def _fold_buckets(
+def _fold_columns(
     steps: Sequence[int],
     lasts: Sequence[float],
     lows: Sequence[float],
     highs: Sequence[float],
-    marks: Sequence[str],
+    marks: Sequence[str] | None,
     x0: float,
     x1: float,
     px_width: int,
     columns: dict[int, list[Any]],
 ) -> None:
-    """Downsampled buckets (as columns, in step order) a pixel column at a time."""
+    """Points given as columns in step order, a pixel column at a time: bisect, then
+    C-level min/max. Downsampled buckets bring their lows, highs and marks; raw points
+    are buckets of one (``lasts``, ``lows`` and ``highs`` the same list, no ``marks``:
+    a NaN or infinity is its own mark)."""
     inf = math.inf
+    raw = marks is None
     for px, start, end in _pixel_runs(steps, x0, x1, px_width):
         y = lasts[end - 1]
         column = _column(columns, px, y)
-        low_chunk, high_chunk = lows[start:end], highs[start:end]
-        if -inf < sum(low_chunk) + sum(high_chunk) < inf:
+        low_chunk = lows[start:end]
+        high_chunk = low_chunk if raw else highs[start:end]
+        total = sum(low_chunk) if raw else sum(low_chunk) + sum(high_chunk)
+        if -inf < total < inf:
             low, high = min(low_chunk), max(high_chunk)
             if low < column[1]:
                 column[1] = low
             if high > column[2]:
                 column[2] = high
-        else:  # buckets with no finite value (NaN low and high) are skipped
+        else:  # NaN or an infinity inside (a bucket with no finite value has NaN bounds)
             for low, high in zip(low_chunk, high_chunk, strict=True):
-                if -inf < low < inf and low < column[1]:
-                    column[1] = low
+                if -inf < low < inf:
+                    if low < column[1]:
+                        column[1] = low
+                elif raw and not column[3]:
+                    column[3] = _mark_of(low)
                 if -inf < high < inf and high > column[2]:
                     column[2] = high
-        if not column[3]:
+        if marks is not None and not column[3]:
             for mark in marks[start:end]:
                 if mark:
                     column[3] = _MARKS[mark]
                     break
             else:
                 if not -inf < y < inf:
-                    column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
+                    column[3] = _mark_of(y)
+
+
+def _mark_of(value: float) -> str:
+    """How a non-finite value is marked on the bottom row."""
+    return "×" if value != value else ("▲" if value > 0 else "▼")
 
 
 def _fold_points(
@@ -434,19 +420,14 @@ def _fold_points(
     for x, y, low, high in points:
         if not x0 <= x <= x1:
             continue
-        px = round((x - x0) * scale)
-        column = columns.get(px)
-        if column is None:
-            column = columns[px] = [y, inf, -inf, ""]
-        else:
-            column[0] = y
+        column = _column(columns, round((x - x0) * scale), y)
         if -inf < y < inf:
             if low < column[1]:
                 column[1] = low
             if high > column[2]:
                 column[2] = high
         elif not column[3]:
-            column[3] = "×" if y != y else ("▲" if y > 0 else "▼")
+            column[3] = _mark_of(y)
 
 
 def _row_segments(
