@@ -898,28 +898,28 @@ def footer(opts: ViewOptions) -> Text:
     if opts.paused:
         text.append(" PAUSED ", style="tm.paused")
         text.append(f" view frozen · {opts.paused_records:,} records arrived since · ")
-        text.append("space", style="tm.heading")
-        text.append(" resume · ")
-        text.append("e", style="tm.heading")
-        text.append(" save svg · ")
-        text.append("q", style="tm.heading")
-        text.append(" quit")
+        _keys(text, ("space", "resume"), ("e", "save svg"), ("q", "quit"))
     elif opts.interactive:
-        text.append(" ?", style="tm.heading")
-        text.append(" keys · ")
-        text.append("q", style="tm.heading")
-        text.append(" quit · ")
-        text.append("space", style="tm.heading")
-        text.append(" pause · ")
-        text.append("c", style="tm.heading")
-        text.append(" chart · ")
-        text.append("s", style="tm.heading")
-        text.append(" smoothing · ")
-        text.append("e", style="tm.heading")
-        text.append(" save svg")
+        text.append(" ")
+        _keys(
+            text,
+            ("?", "keys"),
+            ("q", "quit"),
+            ("space", "pause"),
+            ("c", "chart"),
+            ("s", "smoothing"),
+            ("e", "save svg"),
+        )
     else:
         text.append(" Ctrl-C quits · training is never affected by this window")
     return text
+
+
+def _keys(text: Text, *pairs: tuple[str, str]) -> None:
+    """Append ``key what · key what ...`` with the keys in bold."""
+    for index, (key, what) in enumerate(pairs):
+        text.append(key, style="tm.heading")
+        text.append(f" {what}" + (" · " if index < len(pairs) - 1 else ""))
 
 
 def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
