@@ -24,6 +24,7 @@ __all__ = [
     "RecordSink",
     "RecordSource",
     "Subscriber",
+    "bind_checked",
     "check_endpoint",
     "explain_error",
     "unencrypted_warning",
@@ -73,6 +74,17 @@ class RecordSource(Protocol):
 
 class EndpointError(Exception):
     """An endpoint that cannot be used; the message says why and what to try."""
+
+
+def bind_checked(
+    sock: zmq.Socket[bytes], endpoint: str, encrypted: bool, warnings: list[str]
+) -> str:
+    """Bind ``sock`` to a checked ``endpoint``, warning in ``warnings`` if it is reachable
+    from other machines unencrypted; the address bound (a real port for ``:0``/``*``)."""
+    if not encrypted and not is_loopback(endpoint):
+        warnings.append(unencrypted_warning(endpoint))
+    sock.bind(check_endpoint(endpoint))
+    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
 def check_endpoint(endpoint: str) -> str:
@@ -146,10 +158,9 @@ class Subscriber:
             if curve is not None:
                 self._secure(curve, bind, connect)
             for endpoint in bind:
-                if curve is None and not is_loopback(endpoint):
-                    self.warnings.append(unencrypted_warning(endpoint))
-                self._sock.bind(check_endpoint(endpoint))
-                self.endpoints.append(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
+                self.endpoints.append(
+                    bind_checked(self._sock, endpoint, curve is not None, self.warnings)
+                )
             for endpoint in connect:
                 self._sock.connect(check_endpoint(endpoint))
                 self.endpoints.append(endpoint)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import zmq
 
-from trainmon.ingest import EndpointError, check_endpoint, explain_error, unencrypted_warning
+from trainmon.ingest import EndpointError, bind_checked, explain_error
 from trainmon_client.protocol import MAX_PAYLOAD_BYTES
-from trainmon_client.security import Curve, ZapHandler, is_loopback
+from trainmon_client.security import Curve, ZapHandler
 
 __all__ = ["Relay"]
 
@@ -48,10 +48,9 @@ class Relay:
                 ("monitors", self._xpub, pub_bind),
             ):
                 for endpoint in endpoints:
-                    if curve is None and not is_loopback(endpoint):
-                        self.warnings.append(unencrypted_warning(endpoint))
-                    sock.bind(check_endpoint(endpoint))
-                    self.endpoints[side].append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+                    self.endpoints[side].append(
+                        bind_checked(sock, endpoint, curve is not None, self.warnings)
+                    )
         except ValueError as exc:
             self.close()
             raise EndpointError(str(exc)) from exc
