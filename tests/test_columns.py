@@ -70,6 +70,13 @@ def test_columns_without_metrics_are_epoch_marks() -> None:
         ({"s": 2**63 - 2}, "sequence"),  # the last records would pass 2**63
         ({"st": [1, 2]}, "3 entries"),
         ({"st": [1, True, 3]}, "step"),
+        ({"st": [True, 2, 3]}, "step"),
+        ({"st": [5, True, 3]}, "step"),  # not in order: every entry is looked at
+        ({"st": [1, 2.0, 3]}, "step"),
+        ({"ep": [0, None, -1]}, "epoch"),
+        ({"t": [1.0, None, 3.0]}, "every time"),
+        ({"m": {"loss": [1.0, [2.0], 3.0]}}, "not a number"),
+        ({"m": {"loss": [1.0, {"x": 1}, 3.0]}}, "not a number"),
         ({"st": [1, -2, 3]}, "step"),
         ({"st": [1, 2**60, 3]}, "step"),
         ({"ep": [0, 0.5, 1]}, "epoch"),
@@ -92,6 +99,24 @@ def test_bad_columns_are_rejected(changes: dict[str, Any], reason: str) -> None:
 def test_steps_may_be_nil() -> None:
     records = decode(_frames(_cols(st=[None, 4, None])))
     assert [r.step for r in records] == [None, 4, None]
+
+
+@pytest.mark.parametrize(
+    ("steps", "ordered"),
+    [([10, 11, 12], True), ([10, 10, 12], True), ([12, 11, 13], False), ([None, 4, 5], False)],
+)
+def test_columns_say_whether_their_steps_are_in_order(
+    steps: list[int | None], ordered: bool
+) -> None:
+    (item,) = decode_items(_frames(_cols(st=steps)))
+    assert isinstance(item, Columns) and item.ordered is ordered
+
+
+def test_ints_among_floats_are_kept_as_numbers() -> None:
+    (item,) = decode_items(_frames(_cols(m={"loss": [0.5, 2, 0.25]}, t=[1, 2, 3])))
+    assert isinstance(item, Columns)
+    assert item.metrics["loss"] == [0.5, 2, 0.25] and item.times == [1.0, 2.0, 3.0]
+    assert all(type(t) is float for t in item.times)
 
 
 def _snapshot(state: RunState) -> str:
