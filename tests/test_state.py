@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainmon.state import LOST_AFTER_S, Limits, RunState
+from trainmon.state import LOST_AFTER_S, Limits, RunState, Series
 from trainmon_client.protocol import Record
 
 
@@ -126,6 +126,48 @@ def test_best_loss_ignores_nan() -> None:
     )
     series = state.current().series("loss")
     assert (series.best, series.best_step, series.nonfinite) == (0.3, 2, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.tuples(
+                    st.integers(0, 400),
+                    st.one_of(st.floats(-5, 5), st.sampled_from([math.nan, math.inf, -math.inf])),
+                ),
+                min_size=1,
+                max_size=40,
+            ),
+            st.booleans(),  # asked for the best after this batch
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_best_is_the_lowest_finite_point_however_asked(
+    batches: list[tuple[list[tuple[int, float]], bool]],
+) -> None:
+    """The best value is found when asked (over the window and the folded history):
+    it is the lowest finite point so far, at a step where it came, whatever the order of
+    steps, the batches, and how often it is asked for."""
+    series = Series(window=16)
+    seen: list[tuple[int, float]] = []
+    for points, ask in batches:
+        steps, values = [s for s, _ in points], [v for _, v in points]
+        if len(points) % 2:
+            series.extend(steps, values)
+        else:
+            for step, value in points:
+                series.add(step, value)
+        seen += points
+        if ask:
+            finite = [v for _, v in seen if math.isfinite(v)]
+            assert series.best == (min(finite) if finite else math.inf)
+            assert (series.best_step is None) == (not finite)
+            assert not finite or (series.best_step, series.best) in seen
+    assert series.nonfinite == sum(not math.isfinite(v) for _, v in seen)
 
 
 def test_lead_worker_is_lowest_rank() -> None:

@@ -155,29 +155,44 @@ class Downsampled:
     buckets: dict[int, Bucket] = field(default_factory=dict)
     pending_steps: list[int] = field(default_factory=list)
     pending_values: list[float] = field(default_factory=list)
+    pending_sorted: bool = True  # the held-back steps do not go down
+    low: float = math.inf  # the lowest finite value folded so far
+    low_step: int | None = None  # and its step (the first such)
     _drawn: BucketColumns | None = None  # columns(), until the next fold
 
     def add(self, step: int, value: float) -> None:
-        self.pending_steps.append(step)
+        pending = self.pending_steps
+        if pending and step < pending[-1]:
+            self.pending_sorted = False
+        pending.append(step)
         self.pending_values.append(value)
-        if len(self.pending_steps) >= _FOLD_AFTER:
+        if len(pending) >= _FOLD_AFTER:
             self.fold()
 
     def extend(self, steps: list[int], values: list[float]) -> None:
-        self.pending_steps += steps
+        """Hold back points whose ``steps`` do not go down (a slice of a window)."""
+        pending = self.pending_steps
+        if pending and steps[0] < pending[-1]:
+            self.pending_sorted = False
+        pending += steps
         self.pending_values += values
-        if len(self.pending_steps) >= _FOLD_AFTER:
+        if len(pending) >= _FOLD_AFTER:
             self.fold()
+
+    def lowest(self) -> tuple[float, int | None]:
+        """The lowest finite value of all the points (inf if none) and its step."""
+        self.fold()
+        return self.low, self.low_step
 
     def fold(self) -> None:
         """Fold the held-back points into the buckets."""
         steps, values = self.pending_steps, self.pending_values
         if not steps:
             return
-        self.pending_steps, self.pending_values = [], []
+        in_order = self.pending_sorted
+        self.pending_steps, self.pending_values, self.pending_sorted = [], [], True
         self._drawn = None
         width = self.width
-        in_order = steps == sorted(steps)
         while True:
             if in_order and (
                 len(self.buckets) + steps[-1] // width - steps[0] // width < self.max_buckets
@@ -193,6 +208,8 @@ class Downsampled:
         if not in_order:  # late points: one by one, in the order they came
             for step, value in zip(steps, values, strict=True):
                 self._merge(step // width, _bucket(step, value))
+                if -math.inf < value < self.low:
+                    self.low, self.low_step = value, step
             return
         start, end = 0, len(steps)
         while start < end:
@@ -207,6 +224,8 @@ class Downsampled:
                 part = _bucket(steps[start], chunk[0])
                 for step, value in zip(steps[start + 1 : stop], chunk[1:], strict=True):
                     part.add(step, value)
+            if part.low < self.low:  # False while low is NaN (no finite value)
+                self.low, self.low_step = part.low, steps[start + chunk.index(part.low)]
             self._merge(index, part)
             start = stop
 
@@ -270,14 +289,42 @@ class Series:
     vals: list[float] = field(default_factory=list)
     older: Downsampled = field(default_factory=Downsampled)
     count: int = 0
-    best: float = math.inf  # lowest finite value
-    best_step: int | None = None
     nonfinite: int = 0
     revision: int = 0  # changes when points leave the window or arrive out of order
     drawn: Any = None  # the dashboard's cache for this series (see view._smoothed)
+    # The window's lowest finite value and its step, as of (revision, window length):
+    # found when asked, over the points that came since.
+    _low: tuple[float, int | None] = (math.inf, None)
+    _low_as_of: tuple[int, int] = (-1, 0)
 
     def __post_init__(self) -> None:
         self.spill = min(_FOLD_AFTER, self.window // 8 + 1)
+
+    @property
+    def best(self) -> float:
+        """The lowest finite value so far (inf if none)."""
+        return self._lowest()[0]
+
+    @property
+    def best_step(self) -> int | None:
+        """The step of :attr:`best` (the first, in step order, if it came more than once)."""
+        return self._lowest()[1]
+
+    def _lowest(self) -> tuple[float, int | None]:
+        revision, length = self._low_as_of
+        if revision != self.revision or length > len(self.vals):
+            revision, length, self._low = self.revision, 0, (math.inf, None)
+        if length < len(self.vals):
+            fresh = self.vals[length:]
+            if math.isfinite(sum(fresh)):
+                low = min(fresh)
+            else:
+                low = min((v for v in fresh if -math.inf < v < math.inf), default=math.inf)
+            if low < self._low[0]:
+                self._low = (low, self.steps[length + fresh.index(low)])
+            self._low_as_of = (revision, len(self.vals))
+        older = self.older.lowest()
+        return older if older[0] <= self._low[0] and older[1] is not None else self._low
 
     @property
     def points(self) -> list[tuple[int, float]]:
@@ -298,10 +345,7 @@ class Series:
             if len(steps) >= self.window + self.spill:
                 self._evict()
         self.count += 1
-        if -math.inf < value < math.inf:
-            if value < self.best:
-                self.best, self.best_step = value, step
-        else:
+        if not -math.inf < value < math.inf:
             self.nonfinite += 1
 
     def extend(self, steps: list[int], values: list[float], *, sorted_steps: bool = False) -> None:
@@ -317,17 +361,8 @@ class Series:
         while len(own) >= self.window + self.spill:
             self._evict()
         self.count += len(values)
-        if math.isfinite(sum(values)):
-            low = min(values)
-            if low < self.best:
-                self.best, self.best_step = low, steps[values.index(low)]
-        else:
-            for step, value in zip(steps, values, strict=True):
-                if -math.inf < value < math.inf:
-                    if value < self.best:
-                        self.best, self.best_step = value, step
-                else:
-                    self.nonfinite += 1
+        if not math.isfinite(sum(values)):
+            self.nonfinite += sum(1 for value in values if not -math.inf < value < math.inf)
 
     def _evict(self) -> None:
         """The oldest ``spill`` points leave the window for the downsampled history."""
@@ -725,7 +760,9 @@ class RunState:
         run, worker = found
         seq, count = columns.seq, len(columns.times)
         steps = columns.steps
-        if seq <= worker.seen_max or None in steps or steps != sorted(steps):  # type: ignore[type-var]
+        if seq <= worker.seen_max or not (
+            columns.ordered or (None not in steps and steps == sorted(steps))  # type: ignore[type-var]
+        ):
             return sum(self.apply(record, now) for record in columns.records())
         worker.expect_through(seq - 1)
         worker.seen_max = seq + count - 1
