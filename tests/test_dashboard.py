@@ -10,9 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import RenderableType
 
-from trainmon.alerts import AlertWatch
+from trainmon.alerts import SPIKE_FACTOR, AlertWatch
 from trainmon.app import next_options
 from trainmon.keys import Action, parse_keys
 from trainmon.state import WARMUP_RECORDS, Limits, RunState
@@ -327,6 +329,72 @@ def test_alerts_nan_spike_stall_missed_client_once_each() -> None:
     assert [a.kind for a in watch.check(state, 70.0, 60.0)] == ["lost"]
     out = draw(state, width=120, height=40)
     assert "5 alerts" in out and "rank 0 lost" in out
+
+
+def _spike_steps_by_definition(steps: list[int], values: list[float]) -> list[int]:
+    """Steps of spikes as the docs define them, one value at a time: a finite value
+    more than SPIKE_FACTOR mean deviations and 50% above the EMA (weight 0.9) of the
+    values before it, once 20 finite values have been seen."""
+    found, smooth, deviation, seen = [], math.nan, 0.0, 0
+    for step, value in zip(steps, values, strict=True):
+        if not math.isfinite(value):
+            continue
+        jump = value - smooth
+        big = jump > SPIKE_FACTOR * deviation and jump > 0.5 * abs(smooth)
+        if seen >= 20 and deviation > 0 and big:
+            found.append(step)
+        if seen == 0:
+            smooth = value
+        else:
+            deviation = 0.9 * deviation + 0.1 * abs(value - smooth)
+            smooth = 0.9 * smooth + 0.1 * value
+        seen += 1
+    return found
+
+
+@st.composite
+def _losses(draw: st.DrawFn) -> list[float]:
+    """Noise around 1 with a few jumps of any height (many near the thresholds) and
+    some NaN/Inf."""
+    phase = draw(st.floats(0.0, 6.0))
+    values = [1.0 + 0.03 * math.sin(1.7 * i + phase) for i in range(draw(st.integers(1, 300)))]
+    for _ in range(draw(st.integers(0, 6))):
+        index = draw(st.integers(0, min(len(values) - 1, draw(st.sampled_from([25, 300])))))
+        values[index] = draw(
+            st.one_of(
+                st.floats(1.48, 1.53),  # about 50% above the smoothed value: the threshold
+                st.floats(1.2, 3.0),
+                st.sampled_from([math.nan, math.inf, -math.inf]),
+            )
+        )
+    return values
+
+
+@settings(max_examples=300, deadline=None)
+@given(_losses(), st.lists(st.integers(1, 120), min_size=1, max_size=10))
+def test_spikes_are_found_as_defined_whatever_the_frames(
+    values: list[float], pieces: list[int]
+) -> None:
+    """The fast detector, run once per frame on whatever came since, finds exactly the
+    spikes of the one-value-at-a-time definition."""
+    state, watch = RunState(), AlertWatch()
+    found: list[int] = []
+    start, frame = 0, 0
+    while start < len(values):
+        count = pieces[frame % len(pieces)]
+        chunk = values[start : start + count]
+        steps = list(range(start, start + len(chunk)))
+        state.apply_columns(
+            Columns(
+                "r", "w", start, [float(s) for s in steps], steps, [0] * len(chunk), {"loss": chunk}
+            ),
+            1.0,
+        )
+        for alert in watch.check(state, 1.0, 60.0):
+            if alert.kind == "spike":
+                found.append(int(re.search(r"step ([\d,]+)", alert.text)[1].replace(",", "")))
+        start, frame = start + len(chunk), frame + 1
+    assert found == _spike_steps_by_definition(list(range(len(values))), values)
 
 
 # -- themes -------------------------------------------------------------------------

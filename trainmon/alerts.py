@@ -128,33 +128,49 @@ class AlertWatch:
             return []
         out: list[Alert] = []
         steps, values = series.steps[-new:], series.vals[-new:]
+        if not math.isfinite(sum(values)):  # NaN and infinities are not looked at
+            finite = [(s, v) for s, v in zip(steps, values, strict=True) if math.isfinite(v)]
+            steps, values = [s for s, _ in finite], [v for _, v in finite]
         smooth, deviation, seen = tracker.smooth, tracker.deviation, tracker.seen
-        weight = _SPIKE_WEIGHT
-        for step, value in zip(steps, values, strict=True):
-            if not math.isfinite(value):
-                continue
-            if seen >= _SPIKE_MIN_POINTS and deviation > 0:
-                jump = value - smooth
-                if (
-                    jump > self.spike_factor * deviation
-                    and jump > 0.5 * abs(smooth)
-                    and step != tracker.last_spike  # each spike once (values are seen once)
-                ):
-                    tracker.last_spike = step
-                    out.append(
-                        Alert(
-                            now,
-                            run.name,
-                            "spike",
-                            f"{name} spike at step {step:,} ({worker_label(worker)}): "
-                            f"{value:.4g}, smoothed {smooth:.4g}",
-                        ),
-                    )
+        weight, rest = _SPIKE_WEIGHT, 1 - _SPIKE_WEIGHT
+        factor = self.spike_factor
+        # The first values only start the smoothed value and its deviation off.
+        warm = min(max(_SPIKE_MIN_POINTS - seen, 0), len(values))
+        for value in values[:warm]:
             if seen == 0:
                 smooth = value
             else:
-                deviation = weight * deviation + (1 - weight) * abs(value - smooth)
-                smooth = weight * smooth + (1 - weight) * value
+                deviation = weight * deviation + rest * abs(value - smooth)
+                smooth = weight * smooth + rest * value
             seen += 1
+        # The hot loop (every loss value, up to hundreds of thousands a second), with as
+        # few float operations as it can: the deviation is kept times the factor (the
+        # threshold itself), the smoothed value moves by a share of the jump.
+        threshold, share = factor * deviation, rest * factor
+        index = warm - 1
+        for value in values[warm:]:
+            index += 1
+            jump = value - smooth
+            if (
+                jump > threshold
+                and threshold > 0
+                and jump > 0.5 * abs(smooth)
+                and steps[index] != tracker.last_spike  # each spike once (seen once)
+            ):
+                step = tracker.last_spike = steps[index]
+                out.append(
+                    Alert(
+                        now,
+                        run.name,
+                        "spike",
+                        f"{name} spike at step {step:,} ({worker_label(worker)}): "
+                        f"{value:.4g}, smoothed {smooth:.4g}",
+                    ),
+                )
+            threshold = weight * threshold + share * abs(jump)
+            smooth += rest * jump
+        if len(values) > warm and factor > 0:
+            deviation = threshold / factor
+        seen += len(values) - warm
         tracker.smooth, tracker.deviation, tracker.seen = smooth, deviation, seen
         return out
