@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from rich.console import RenderableType
 
 from trainmon.alerts import SPIKE_FACTOR, AlertWatch
-from trainmon.app import next_options
+from trainmon.app import frame_interval, next_options
 from trainmon.keys import Action, parse_keys
 from trainmon.state import WARMUP_RECORDS, Limits, RunState
 from trainmon.theme import ThemeError, console_for, load_theme
@@ -300,6 +300,13 @@ def test_straggler_is_flagged() -> None:
     out = draw(state, width=200, height=60)
     assert "straggler" in out
     assert build(workers=4, steps=400).runs["r"].straggler(NOW, 60.0) is None
+
+
+def test_frames_slow_down_while_ingest_is_heavy() -> None:
+    assert frame_interval(0.1, backlog=False, busy_share=0.2) == 0.1
+    assert frame_interval(0.1, backlog=True, busy_share=0.2) == 0.25
+    assert frame_interval(0.1, backlog=False, busy_share=0.8) == 0.25
+    assert frame_interval(1.0, backlog=True, busy_share=0.8) == 1.0, "never faster than asked"
 
 
 # -- alerts -------------------------------------------------------------------------

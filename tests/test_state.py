@@ -170,6 +170,27 @@ def test_best_is_the_lowest_finite_point_however_asked(
     assert series.nonfinite == sum(not math.isfinite(v) for _, v in seen)
 
 
+def test_nan_going_straight_to_the_history_is_marked() -> None:
+    """The history skips its NaN checks for a series that never had one: a batch whose
+    NaN and infinity leave the window at once must still mark their buckets."""
+    for one_by_one in (False, True):
+        series = Series(window=16)
+        series.extend(list(range(50)), [1.0] * 50)  # all finite so far
+        values = [2.0] * 100
+        values[3], values[7] = math.nan, math.inf
+        steps = list(range(50, 150))
+        if one_by_one:
+            for step, value in zip(steps, values, strict=True):
+                series.add(step, value)
+        else:
+            series.extend(steps, values)
+        history = series.older.columns()
+        assert sorted(mark for mark in history.marks if mark) == ["+inf", "nan"]
+        unmarked = [low for low, mark in zip(history.lows, history.marks, strict=True) if not mark]
+        assert set(unmarked) == {1.0, 2.0}, "an unmarked bucket has a finite minimum"
+        assert series.nonfinite == 2
+
+
 def test_lead_worker_is_lowest_rank() -> None:
     """Curves come from rank 0 whatever order workers appear in."""
     state = fed(hello("a", rank=3), hello("b", rank=0), hello("c", rank=None))

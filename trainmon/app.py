@@ -33,6 +33,7 @@ from trainmon.view import (
 __all__ = [
     "AppSettings",
     "DoneWatch",
+    "frame_interval",
     "is_done",
     "next_options",
     "next_smoothing",
@@ -42,7 +43,8 @@ __all__ = [
 ]
 
 _DRAIN_SLICE_S = 0.02
-_BUSY_REFRESH_S = 0.25  # frame interval while records are waiting
+_BUSY_REFRESH_S = 0.25  # frame interval while records are waiting or ingest is heavy
+_BUSY_SHARE = 0.5  # ingest is heavy when the loop is busy more than this share of the time
 _NOTICE_S = 6.0
 
 
@@ -123,6 +125,7 @@ def run_dashboard(
     ):
         next_frame = 0.0
         alerts = AlertWatch()
+        busy = _BusyShare()
         while not stop:
             if stop.suspend:  # Ctrl-Z: give the terminal back, stop; on fg, take it again
                 stop.suspend = False
@@ -178,12 +181,32 @@ def run_dashboard(
                     live.update(frozen, refresh=True)
                 else:
                     live.update(render(state, opts, now), refresh=True)
-                # Under a flood, taking every record in comes before drawing often.
-                interval = settings.refresh_s
-                if source.backlog:
-                    interval = max(interval, _BUSY_REFRESH_S)
+                busy.frame()
+                interval = frame_interval(settings.refresh_s, source.backlog, busy.share)
                 next_frame = time.monotonic() + interval
     return opts
+
+
+def frame_interval(refresh_s: float, backlog: bool, busy_share: float) -> float:
+    """Seconds to the next frame. Under a flood (records left waiting, or the loop busy
+    most of the time) taking every record in comes before drawing often."""
+    if backlog or busy_share > _BUSY_SHARE:
+        return max(refresh_s, _BUSY_REFRESH_S)
+    return refresh_s
+
+
+class _BusyShare:
+    """The share of the wall time the loop's thread spent on the CPU between frames."""
+
+    def __init__(self) -> None:
+        self.share = 0.0
+        self._cpu, self._wall = time.thread_time(), time.monotonic()
+
+    def frame(self) -> None:
+        cpu, wall = time.thread_time(), time.monotonic()
+        if wall > self._wall:
+            self.share = (cpu - self._cpu) / (wall - self._wall)
+        self._cpu, self._wall = cpu, wall
 
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)

@@ -156,6 +156,7 @@ class Downsampled:
     pending_steps: list[int] = field(default_factory=list)
     pending_values: list[float] = field(default_factory=list)
     pending_sorted: bool = True  # the held-back steps do not go down
+    pending_finite: bool = True  # and their values are all finite
     low: float = math.inf  # the lowest finite value folded so far
     low_step: int | None = None  # and its step (the first such)
     _drawn: BucketColumns | None = None  # columns(), until the next fold
@@ -164,16 +165,21 @@ class Downsampled:
         pending = self.pending_steps
         if pending and step < pending[-1]:
             self.pending_sorted = False
+        if not -math.inf < value < math.inf:
+            self.pending_finite = False
         pending.append(step)
         self.pending_values.append(value)
         if len(pending) >= _FOLD_AFTER:
             self.fold()
 
-    def extend(self, steps: list[int], values: list[float]) -> None:
-        """Hold back points whose ``steps`` do not go down (a slice of a window)."""
+    def extend(self, steps: list[int], values: list[float], *, finite: bool = False) -> None:
+        """Hold back points whose ``steps`` do not go down (a slice of a window);
+        ``finite`` says the caller knows every value is finite."""
         pending = self.pending_steps
         if pending and steps[0] < pending[-1]:
             self.pending_sorted = False
+        if not finite:
+            self.pending_finite = False
         pending += steps
         self.pending_values += values
         if len(pending) >= _FOLD_AFTER:
@@ -189,8 +195,9 @@ class Downsampled:
         steps, values = self.pending_steps, self.pending_values
         if not steps:
             return
-        in_order = self.pending_sorted
-        self.pending_steps, self.pending_values, self.pending_sorted = [], [], True
+        in_order, finite = self.pending_sorted, self.pending_finite
+        self.pending_steps, self.pending_values = [], []
+        self.pending_sorted = self.pending_finite = True
         self._drawn = None
         width = self.width
         while True:
@@ -216,7 +223,7 @@ class Downsampled:
             index = steps[start] // width
             stop = bisect.bisect_left(steps, (index + 1) * width, start, end)
             chunk = values[start:stop]
-            if math.isfinite(sum(chunk)):
+            if finite or math.isfinite(sum(chunk)):
                 part = Bucket(
                     steps[start], steps[stop - 1], min(chunk), max(chunk), chunk[-1], len(chunk)
                 )
@@ -336,6 +343,9 @@ class Series:
         return self.vals[-1] if self.vals else math.nan
 
     def add(self, step: int, value: float) -> None:
+        self.count += 1
+        if not -math.inf < value < math.inf:
+            self.nonfinite += 1  # counted before the point can go on to the history
         steps = self.steps
         if steps and step < steps[-1]:
             self._add_late(step, value)
@@ -344,9 +354,6 @@ class Series:
             self.vals.append(value)
             if len(steps) >= self.window + self.spill:
                 self._evict()
-        self.count += 1
-        if not -math.inf < value < math.inf:
-            self.nonfinite += 1
 
     def extend(self, steps: list[int], values: list[float], *, sorted_steps: bool = False) -> None:
         """Add points as :meth:`add` would one by one; fast when the steps do not go
@@ -356,19 +363,20 @@ class Series:
             for step, value in zip(steps, values, strict=True):
                 self.add(step, value)
             return
+        self.count += len(values)
+        if not math.isfinite(sum(values)):  # counted before points go on to the history
+            self.nonfinite += sum(1 for value in values if not -math.inf < value < math.inf)
         own += steps
         self.vals += values
         while len(own) >= self.window + self.spill:
             self._evict()
-        self.count += len(values)
-        if not math.isfinite(sum(values)):
-            self.nonfinite += sum(1 for value in values if not -math.inf < value < math.inf)
 
     def _evict(self) -> None:
         """The oldest ``spill`` points leave the window for the downsampled history."""
         spill = self.spill
         self.revision += 1
-        self.older.extend(self.steps[:spill], self.vals[:spill])
+        # No value of the series was ever NaN or infinite: the history need not look.
+        self.older.extend(self.steps[:spill], self.vals[:spill], finite=not self.nonfinite)
         del self.steps[:spill], self.vals[:spill]
 
     def _add_late(self, step: int, value: float) -> None:
