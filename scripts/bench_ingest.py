@@ -92,13 +92,14 @@ print(received, last - first, flush=True)
 SENDER = """
 import sys, time, zmq
 from trainmon_client.protocol import columns_wire, pack_payload
+from trainmon_client.publisher import _MAX_BATCH_RECORDS as batch  # as the client sends
 endpoint, total = sys.argv[1], int(sys.argv[2])
 names = ("loss", "accuracy", "grad_norm", "lr", "throughput")
 def item(kind, seq, **fields):
     return {"v": 1, "k": kind, "r": "load", "w": "sender", "s": seq, "t": time.time(), **fields}
 payloads = [pack_payload(item("hello", 0, i={"host": "h", "pid": 1}))]
-for seq in range(1, total + 1, 128):
-    n = min(128, total + 1 - seq)
+for seq in range(1, total + 1, batch):
+    n = min(batch, total + 1 - seq)
     steps = list(range(seq, seq + n))
     columns = {name: [1.0 / s for s in steps] for name in names}
     wire = columns_wire("load", "sender", seq, [time.time()] * n, steps, [0] * n, columns)
