@@ -3,13 +3,13 @@
 Two parts, run one after the other:
 
 1. **state**: feeds N records (default 10 million; 8 workers, 5 metrics each) straight
-   into ``RunState.apply_columns`` in this process, in batches of 128 as the client
-   sends them, and prints the process RSS and the records/s
+   into ``RunState.apply_columns`` in this process, in batches as large as the client
+   sends them (512 records), and prints the process RSS and the records/s
    every 10% of the way. Flat RSS after warm-up means the state is bounded: each series
    keeps a full-resolution window plus a bounded downsampled history.
 2. **watch**: starts a real ``trainmon watch`` on a pseudo-terminal (so it draws the full
    dashboard at its normal refresh rate) and one process that sends N records as 8
-   workers, flat out, in column batches of 128 (as the client sends); samples the monitor's
+   workers, flat out, in column batches as the client sends them; samples the monitor's
    RSS every second and prints what it received (and counted as missed) per second.
 
 Run: ``python scripts/bench_memory.py`` (several minutes) or ``--quick`` (1 million).
@@ -28,6 +28,7 @@ from _pty_watch import PtyWatch, summary_counts
 
 from trainmon.state import RunState
 from trainmon_client.protocol import Columns, Record
+from trainmon_client.publisher import _MAX_BATCH_RECORDS as BATCH  # as the client sends
 
 WORKERS = 8
 METRICS = ("loss", "accuracy", "grad_norm", "lr", "throughput")
@@ -51,16 +52,18 @@ def bench_state(total: int) -> None:
     checkpoint = max(total // 10, 1)
     started = last = time.perf_counter()
     baseline = rss_mb()
-    done, seq, batch = 0, 1, 128
+    done, seq, batch = 0, 1, BATCH
     while done < total:
-        # as the client sends them: 128 consecutive records of a worker as columns
+        # as the client sends them: consecutive records of a worker as columns
         steps: list[int | None] = list(range(seq - 1, seq - 1 + batch))
         times = [now + (seq + k) * 0.001 for k in range(batch)]
         values = [1.0 / (seq + k) for k in range(batch)]
         for w in range(WORKERS):
             columns = {name: list(values) for name in METRICS}
             state.apply_columns(
-                Columns("bench", f"w{w}", seq, times, steps, [0] * batch, columns), now
+                # ordered: steps in order, as decode finds and says
+                Columns("bench", f"w{w}", seq, times, steps, [0] * batch, columns, True),
+                now,
             )
             done += batch
             if done % checkpoint < batch:
@@ -95,7 +98,8 @@ for w in range(workers):
     hello = {"v": 1, "k": "hello", "r": "bench", "w": f"w{w}", "s": 0, "t": now,
              "i": {"host": "bench", "pid": w, "rank": w, "world": workers}}
     sock.send_multipart([b"bench", msgpack.packb(hello)])
-sent, seq, batch = 0, 1, 128
+from trainmon_client.publisher import _MAX_BATCH_RECORDS as batch  # as the client sends
+sent, seq = 0, 1
 names = ("loss", "accuracy", "grad_norm", "lr", "throughput")
 while sent < total:
     for w in range(workers):

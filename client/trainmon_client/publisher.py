@@ -95,7 +95,8 @@ class Monitor:
         total_steps: steps the run will do, for the same.
         config: hyperparameters, shown by the monitor (plain values only).
         max_queue: records held for the I/O thread before new ones are dropped.
-        history: records kept to send again to a monitor that attaches later.
+        history: records kept to send again to a monitor that attaches later (at
+            least this many, and less than one batch of up to 512 more).
         flush_timeout_s: the longest ``close()`` waits to deliver what is left.
         record_to: also append every record to this file (flushed every second), so
             the run is kept even if no monitor ever watched; ``trainmon replay`` reads
@@ -648,8 +649,11 @@ class _IOLoop:
             self.writer.write(payload)
         self.history.append((records, first_seq, payload))
         self.history_records += records
-        while self.history_records > self.mon._history_records and len(self.history) > 1:
-            self.history_records -= self.history.popleft()[0]
+        # Keep at least the last `history` records: the oldest batch goes only if the
+        # rest still hold that many (so up to a batch more are kept).
+        limit, history = self.mon._history_records, self.history
+        while len(history) > 1 and self.history_records - history[0][0] >= limit:
+            self.history_records -= history.popleft()[0]
         if self.subscribed:
             self._send(payload)
 
