@@ -131,3 +131,34 @@ def test_malformed_endpoints(endpoint: str) -> None:
     """Endpoints that are not ZeroMQ addresses are refused with the expected form."""
     with pytest.raises(EndpointError, match="tcp://HOST:PORT"):
         Subscriber([endpoint])
+
+
+def test_idle_time_is_the_time_spent_waiting_for_records() -> None:
+    """The loop slows its frames when it is rarely idle: idle_s grows by the time a
+    drain waits with nothing to read, and by no more than the wait when records come."""
+    endpoint = free_endpoint()
+    source = Subscriber([endpoint])
+    state = RunState()
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    try:
+        before = source.idle_s
+        assert source.drain(state, budget_s=0.2) == 0
+        assert source.idle_s - before >= 0.15, "an empty wait is idle time"
+        pub.connect(endpoint)
+        deadline = time.monotonic() + 10
+        while not pub.poll(10):  # the subscription arrives while the SUB is serviced
+            source.drain(state, budget_s=0.01)
+            assert time.monotonic() < deadline, "no subscription"
+        pub.recv()
+        before, started = source.idle_s, time.monotonic()
+        pub.send_multipart(encode(GOOD))
+        assert source.drain(state, budget_s=5.0) == 2
+        elapsed = time.monotonic() - started
+        assert elapsed < 5.0, "a drain returns once the records are in, not at its budget"
+        assert source.idle_s - before <= elapsed
+    finally:
+        pub.close()
+        source.close()
+        ctx.term()

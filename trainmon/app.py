@@ -125,7 +125,7 @@ def run_dashboard(
     ):
         next_frame = 0.0
         alerts = AlertWatch()
-        busy = _BusyShare()
+        busy = _BusyShare(source)
         while not stop:
             if stop.suspend:  # Ctrl-Z: give the terminal back, stop; on fg, take it again
                 stop.suspend = False
@@ -196,17 +196,22 @@ def frame_interval(refresh_s: float, backlog: bool, busy_share: float) -> float:
 
 
 class _BusyShare:
-    """The share of the wall time the loop's thread spent on the CPU between frames."""
+    """The share of the wall time between frames the loop was not waiting for records.
 
-    def __init__(self) -> None:
+    Not the CPU time: on a machine whose cores are taken (publishers flat out beside
+    the monitor) the loop may get a third of a core and still never wait for a record.
+    """
+
+    def __init__(self, source: RecordSource) -> None:
+        self.source = source
         self.share = 0.0
-        self._cpu, self._wall = time.thread_time(), time.monotonic()
+        self._idle, self._wall = source.idle_s, time.monotonic()
 
     def frame(self) -> None:
-        cpu, wall = time.thread_time(), time.monotonic()
+        idle, wall = self.source.idle_s, time.monotonic()
         if wall > self._wall:
-            self.share = (cpu - self._cpu) / (wall - self._wall)
-        self._cpu, self._wall = cpu, wall
+            self.share = 1.0 - (idle - self._idle) / (wall - self._wall)
+        self._idle, self._wall = idle, wall
 
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)

@@ -69,6 +69,12 @@ class RecordSource(Protocol):
         """The last drain ran out of time with records still waiting."""
         ...
 
+    @property
+    def idle_s(self) -> float:
+        """Seconds spent so far waiting for records (the rest of the loop's time is work,
+        or waiting for a CPU)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -150,6 +156,7 @@ class Subscriber:
         self._sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
         self._run = run
         self._backlog = False
+        self._idle_s = 0.0
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
@@ -201,7 +208,10 @@ class Subscriber:
         if self._zap is not None or self._events is not None:
             self._report_refusals(sink)
         self._backlog = False
-        if not sock.poll(max(int(budget_s * 1000), 0)):
+        waiting_since = time.monotonic()
+        ready = sock.poll(max(int(budget_s * 1000), 0))
+        self._idle_s += time.monotonic() - waiting_since
+        if not ready:
             return 0
         while True:
             try:
@@ -263,6 +273,10 @@ class Subscriber:
     @property
     def backlog(self) -> bool:
         return self._backlog
+
+    @property
+    def idle_s(self) -> float:
+        return self._idle_s
 
     def close(self) -> None:
         if self._events is not None:

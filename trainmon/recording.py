@@ -130,6 +130,7 @@ class ReplaySource:
     ) -> None:
         self._records = records
         self._next = 0
+        self._idle_s = 0.0
         self._wall = wall
         self.first = records[0].time if records else 0.0
         self.last = records[-1].time if records else 0.0
@@ -171,7 +172,12 @@ class ReplaySource:
             applied += 1
         if not applied and budget_s > 0 and not self.finished:
             time.sleep(min(budget_s, 0.01))
+            self._idle_s += min(budget_s, 0.01)
         return applied
+
+    @property
+    def idle_s(self) -> float:
+        return self._idle_s
 
     def close(self) -> None:
         """Nothing to release: the records are in memory."""
