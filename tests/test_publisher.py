@@ -26,8 +26,10 @@ from tests.helpers import (
 )
 from trainmon.ingest import Subscriber
 from trainmon.state import RunState
-from trainmon_client import Monitor
+from trainmon_client import Monitor, publisher
+from trainmon_client.framing import ReadReport, read_frames
 from trainmon_client.identity import identify
+from trainmon_client.protocol import Columns, decode_payload_items
 
 
 @pytest.fixture
@@ -400,3 +402,32 @@ def test_totals_are_checked_at_construction() -> None:
         mon.close()
     with pytest.raises(ValueError, match="total_steps"):
         Monitor(free_endpoint(), total_steps=-1)
+
+
+def test_a_batch_too_large_for_the_monitor_goes_in_parts(
+    sub: BackgroundMonitor, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records whose metric names change from one to the next repeat the names in each
+    column group: a batch can pass the monitor's payload limit. The client sends it in
+    parts instead; every record arrives. (The limit is lowered here so that the batches
+    this machine makes are over it.)"""
+    limit = 20_000
+    monkeypatch.setattr(publisher, "MAX_PAYLOAD_BYTES", limit)
+    wide = {f"grad_norm/model.layers.{i}.self_attn.q_proj.weight": 0.5 for i in range(64)}
+    state = sub.state
+    path = tmp_path / "sent.tmrec"
+    with Monitor(endpoint, run="r", record_to=str(path)) as mon:
+        for step in range(600):
+            mon.log(wide if step % 2 else {"loss": 0.1}, step=step)
+        sub.wait(lambda: records_of(state) >= 601)
+    sub.wait(lambda: state.current().finished)
+    worker = state.current().workers[mon.worker]
+    assert worker.missed == 0 and state.rejected == 0 and worker.step == 599
+    payloads = list(read_frames(path, ReadReport()))
+    assert payloads and max(len(p) for p in payloads) <= limit
+    assert sum(size for p in payloads for size in _sizes(p)) == 600 + 2  # hello, bye
+
+
+def _sizes(payload: bytes) -> list[int]:
+    """Records in each item of an encoded batch."""
+    return [item.size if isinstance(item, Columns) else 1 for item in decode_payload_items(payload)]

@@ -32,6 +32,7 @@ from trainmon_client.protocol import (
     MAX_ALERT_TITLE,
     MAX_METRICS,
     MAX_NAME_CHARS,
+    MAX_PAYLOAD_BYTES,
     MAX_STEP,
     PROTOCOL_VERSION,
     columns_wire,
@@ -584,7 +585,17 @@ class _IOLoop:
                 items.append(self._columns(rows[start:index], names))
                 start, names = index, these
         items.append(self._columns(rows[start:], names))
-        self._publish(items, len(rows), rows[0][0])
+        payload = self._pack(items, len(rows))
+        if payload is None:
+            return
+        if len(payload) > MAX_PAYLOAD_BYTES and len(rows) > 1:
+            # Too large for a monitor to take (many long metric names, changing from
+            # record to record, each change repeating them): two halves instead.
+            half = len(rows) // 2
+            self._publish_rows(rows[:half])
+            self._publish_rows(rows[half:])
+            return
+        self._keep_and_send(payload, len(rows), rows[0][0])
 
     def _columns(self, rows: list[_Row], names: tuple[str, ...]) -> dict[str, Any]:
         seqs, times, steps, epochs, values = zip(*rows, strict=True)
@@ -639,12 +650,21 @@ class _IOLoop:
         return wire
 
     def _publish(self, items: list[dict[str, Any]], records: int, first_seq: int) -> None:
+        payload = self._pack(items, records)
+        if payload is not None:
+            self._keep_and_send(payload, records, first_seq)
+
+    def _pack(self, items: list[dict[str, Any]], records: int) -> bytes | None:
+        """The encoded batch; None (its records counted as dropped) if it cannot be."""
         try:
-            payload = pack_payload(items)
+            return pack_payload(items)
         except (ValueError, OverflowError, TypeError) as exc:  # defensive: never expected
             self._warn_once("<pack>", f"cannot encode a batch ({exc})")
             self.mon._count_drop(records)
-            return
+            return None
+
+    def _keep_and_send(self, payload: bytes, records: int, first_seq: int) -> None:
+        """Record, keep in the history and send an encoded batch."""
         if self.writer is not None:
             self.writer.write(payload)
         self.history.append((records, first_seq, payload))
