@@ -75,6 +75,7 @@ def test_columns_without_metrics_are_epoch_marks() -> None:
         ({"st": [1, 2.0, 3]}, "step"),
         ({"ep": [0, None, -1]}, "epoch"),
         ({"t": [1.0, None, 3.0]}, "every time"),
+        ({"t": [1.0, True, 3.0]}, "every time"),
         ({"m": {"loss": [1.0, [2.0], 3.0]}}, "not a number"),
         ({"m": {"loss": [1.0, {"x": 1}, 3.0]}}, "not a number"),
         ({"st": [1, -2, 3]}, "step"),
@@ -112,11 +113,14 @@ def test_columns_say_whether_their_steps_are_in_order(
     assert isinstance(item, Columns) and item.ordered is ordered
 
 
-def test_ints_among_floats_are_kept_as_numbers() -> None:
-    (item,) = decode_items(_frames(_cols(m={"loss": [0.5, 2, 0.25]}, t=[1, 2, 3])))
+def test_ints_among_floats_are_numbers_and_records_get_floats() -> None:
+    (item,) = decode_items(_frames(_cols(m={"loss": [0.5, 2, True]}, t=[1, 2, 3])))
     assert isinstance(item, Columns)
-    assert item.metrics["loss"] == [0.5, 2, 0.25] and item.times == [1.0, 2.0, 3.0]
+    assert item.metrics["loss"] == [0.5, 2, 1] and item.times == [1.0, 2.0, 3.0]
     assert all(type(t) is float for t in item.times)
+    records = item.records()  # what export and replay see
+    assert [r.metrics["loss"] for r in records] == [0.5, 2.0, 1.0]
+    assert all(type(r.metrics["loss"]) is float for r in records)
 
 
 def _snapshot(state: RunState) -> str:

@@ -139,7 +139,7 @@ class Columns(NamedTuple):
         return len(self.times)
 
     def records(self) -> list[Record]:
-        """The same records, one by one."""
+        """The same records, one by one (every metric value a float)."""
         names = list(self.metrics)
         rows = zip(*self.metrics.values(), strict=True) if names else itertools.repeat(())
         return [
@@ -151,7 +151,7 @@ class Columns(NamedTuple):
                 self.times[i],
                 step=self.steps[i],
                 epoch=self.epochs[i],
-                metrics=dict(zip(names, row, strict=True)),
+                metrics=dict(zip(names, map(float, row), strict=True)),
             )
             for i, row in zip(range(len(self.times)), rows, strict=False)
         ]
@@ -326,10 +326,12 @@ _COUNTER_TYPES: Final = frozenset({int, type(None)})
 def _columns(item: dict[Any, Any]) -> Columns:
     """A ``cols`` item, checked column by column with C-level passes.
 
-    A column of numbers is checked by summing it (anything else raises TypeError), a
-    column of counters by ``math.gcd`` over it (only ints pass): a few nanoseconds a
-    value, where a look at each value's type costs several times that. A column of
-    ints becomes floats; ints among floats are numbers all the same and stay as sent.
+    A metric column is checked by summing it (anything but numbers raises TypeError), a
+    column of steps or epochs by ``math.gcd`` over it (only ints pass): a few nanoseconds
+    a value, where a look at each value's type costs several times that. A column of
+    ints becomes floats; ints (or bools) among floats are numbers all the same and stay
+    as sent here (the state takes them as they are); :meth:`Columns.records` gives
+    floats.
     """
     run = _name(item.get("r"), "run")
     worker = _name(item.get("w"), "worker")
@@ -340,11 +342,13 @@ def _columns(item: dict[Any, Any]) -> Columns:
     count = len(times)
     if type(seq) is not int or not 0 <= seq <= _MAX_SEQ - count:
         raise ProtocolError(f"bad sequence number {seq!r}")
-    total = _sum(times, "cols: every time must be a number")
-    if not math.isfinite(total):
-        raise ProtocolError("bad time: not finite")
-    if type(total) is not float:
+    kinds = set(map(type, times))  # one column: the strict look is cheap enough
+    if kinds != {float}:
+        if not kinds <= {float, int}:
+            raise ProtocolError("cols: every time must be a number")
         times = [float(t) for t in times]
+    if not math.isfinite(sum(times)):
+        raise ProtocolError("bad time: not finite")
     steps, ordered = _counter_column(item.get("st"), count, "step")
     epochs, _ = _counter_column(item.get("ep"), count, "epoch")
     columns = item.get("m")
