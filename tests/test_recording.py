@@ -208,6 +208,20 @@ def test_replay_clock_speed_and_pause() -> None:
     assert state.records == 10 and source.finished
 
 
+def test_finished_replay_waits_idle_instead_of_spinning() -> None:
+    """Once every record is played, a drain waits its whole budget and counts it as idle:
+    the loop neither spins nor takes itself for busy (which would slow its frames)."""
+    records = [Record("metrics", "r", "w", 1, 100.0, step=1, metrics={"x": 1.0})]
+    source = ReplaySource(records, instant=True)
+    state = RunState()
+    source.drain(state, 0)
+    assert source.finished
+    before, started = source.idle_s, time.monotonic()
+    assert source.drain(state, 0.05) == 0
+    assert time.monotonic() - started >= 0.045
+    assert source.idle_s - before == pytest.approx(0.05)
+
+
 def test_default_speed_plays_in_about_ten_seconds() -> None:
     """Without --speed a long recording plays in about 10 s, a short one in real time."""
     long_run = [Record("bye", "r", "w", i, t) for i, t in enumerate((0.0, 3600.0))]

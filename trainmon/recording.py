@@ -170,9 +170,12 @@ class ReplaySource:
             sink.apply(records[self._next], records[self._next].time)
             self._next += 1
             applied += 1
-        if not applied and budget_s > 0 and not self.finished:
-            time.sleep(min(budget_s, 0.01))
-            self._idle_s += min(budget_s, 0.01)
+        if not applied and budget_s > 0:
+            # Nothing due yet: wait a little; nothing more at all: wait the whole budget
+            # (the loop is only waiting for keys then: no spinning).
+            wait = budget_s if self.finished else min(budget_s, 0.01)
+            time.sleep(wait)
+            self._idle_s += wait
         return applied
 
     @property
