@@ -302,6 +302,11 @@ def test_straggler_is_flagged() -> None:
     assert build(workers=4, steps=400).runs["r"].straggler(NOW, 60.0) is None
 
 
+def test_spike_factor_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="spike_factor"):
+        AlertWatch(spike_factor=0.0)
+
+
 def test_frames_slow_down_while_ingest_is_heavy() -> None:
     assert frame_interval(0.1, backlog=False, busy_share=0.2) == 0.1
     assert frame_interval(0.1, backlog=True, busy_share=0.2) == 0.25

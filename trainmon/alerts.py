@@ -49,6 +49,10 @@ class AlertWatch:
     statuses: dict[tuple[str, str], str] = field(default_factory=dict)
     client_seen: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.spike_factor > 0:
+            raise ValueError(f"spike_factor must be above 0, not {self.spike_factor!r}")
+
     def check(self, state: RunState, now: float, stall_after_s: float) -> list[Alert]:
         """The alerts new since the last check, also appended to ``state.alerts``."""
         new: list[Alert] = []
@@ -168,8 +172,8 @@ class AlertWatch:
                     ),
                 )
             threshold = weight * threshold + share * abs(jump)
-            smooth += rest * jump
-        if len(values) > warm and factor > 0:
+            smooth = weight * smooth + rest * value  # (not smooth + rest*jump: overflows)
+        if len(values) > warm:
             deviation = threshold / factor
         seen += len(values) - warm
         tracker.smooth, tracker.deviation, tracker.seen = smooth, deviation, seen

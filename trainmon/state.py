@@ -314,7 +314,8 @@ class Series:
 
     @property
     def best_step(self) -> int | None:
-        """The step of :attr:`best` (the first, in step order, if it came more than once)."""
+        """A step at which :attr:`best` came (the first, for points that came in step
+        order; a late point equal to it does not take its place)."""
         return self._lowest()[1]
 
     def _lowest(self) -> tuple[float, int | None]:
