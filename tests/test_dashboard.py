@@ -299,6 +299,9 @@ def test_straggler_is_flagged() -> None:
     assert straggler is not None and straggler.rank == 2
     out = draw(state, width=200, height=60)
     assert "straggler" in out
+    narrow = draw(state, width=80, height=30)  # the workers table's row says it in full
+    row = next(line for line in narrow.splitlines() if line.startswith("│     2 "))
+    assert row.rstrip(" │").endswith("straggler"), row
     assert build(workers=4, steps=400).runs["r"].straggler(NOW, 60.0) is None
 
 

@@ -849,8 +849,8 @@ def _worker_row(
     rate = worker.steps_per_s
     shown_rate = rate is not None and not worker.finished and status == "running"
     status_text = Text(status, style=STATUS_STYLE[status])
-    if straggler:
-        status_text.append(" · straggler", style="tm.straggler")
+    if straggler:  # running, but behind the others: say that alone (fits at 80 columns)
+        status_text = Text("straggler", style="tm.straggler")
     missed = f"{worker.missed:,}"
     if worker.client_dropped:
         missed += f"+{worker.client_dropped:,}"
