@@ -317,6 +317,43 @@ def test_frames_slow_down_while_ingest_is_heavy() -> None:
     assert frame_interval(1.0, backlog=True, busy_share=0.8) == 1.0, "never faster than asked"
 
 
+@pytest.mark.parametrize(
+    "opts",
+    [
+        ViewOptions(),
+        ViewOptions(grid=True),
+        ViewOptions(chart=True, metric="x[/]"),
+        ViewOptions(metric="x[/]"),
+        ViewOptions(chart=True, metric="[bold red]y"),
+        ViewOptions(runs_list=True),
+        ViewOptions(help=True),
+    ],
+)
+def test_names_are_shown_as_sent_never_read_as_markup(opts: ViewOptions) -> None:
+    """Names come from the wire: a metric named ``x[/]`` once crashed the grid (Rich took
+    it for a closing tag) and ``[bold red]y`` lost its brackets. Every view shows them
+    as they are, an alert about them too."""
+    state = RunState()
+    state.apply(Record("hello", "r[/]", "w", 0, NOW - 30, info={"rank": 0}), NOW - 30)
+    for i in range(1, 30):
+        values = {"loss": 1.0 / i, "x[/]": float(i), "[bold red]y": math.nan if i == 9 else 2.0}
+        state.apply(
+            Record("metrics", "r[/]", "w", i, NOW - 30 + i, step=i, metrics=values), NOW - 30 + i
+        )
+    AlertWatch().check(state, NOW, 60.0)
+    out = draw(state, opts, width=100, height=30)
+    assert "r[/]" in out
+    if opts.grid or opts.metric:
+        assert "x[/]" in out and "[bold red]y" in out
+
+
+def test_long_panel_titles_end_with_an_ellipsis() -> None:
+    state = build(workers=4, steps=400)
+    opts = ViewOptions(chart=True, workers_mode="band", log_y=True, zoom=2)
+    title = next(line for line in draw(state, opts).splitlines() if "steps · zoom" in line)
+    assert "…" in title.split("╮")[0], title
+
+
 # -- alerts -------------------------------------------------------------------------
 
 

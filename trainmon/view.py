@@ -432,10 +432,10 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
         flags = (where, "log y" if opts.log_y else "", "5–95% y" if opts.robust else "", what)
         title = f"{name} · {series.count:,} steps" + "".join(f" · {f}" for f in flags if f)
         chart = LineChart(lines, x_range=x_range, log=opts.log_y, robust=opts.robust)
-        return Panel(_FillHeight(chart, caption), title=title, title_align="left")
+        return Panel(_FillHeight(chart, caption), title=_panel_title(title), title_align="left")
     return Panel(
         _FillHeight(values, caption),
-        title=f"{name} · last {len(values)}",
+        title=_panel_title(f"{name} · last {len(values)}"),
         title_align="left",
     )
 
@@ -554,7 +554,7 @@ class _ChartGrid:
         worker = shown_worker(self.run, self.opts)
         series = worker.series.get(name) if worker is not None else None
         if series is None or not series.vals:
-            return Panel(Text("–", style="tm.dim"), title=name, title_align="left")
+            return Panel(Text("–", style="tm.dim"), title=_panel_title(name), title_align="left")
         line = series_line(series)
         x_range, _ = step_window([line], self.opts.zoom, self.opts.window)
         chart = LineChart([line], x_range=x_range, log=self.opts.log_y, robust=self.opts.robust)
@@ -563,8 +563,15 @@ class _ChartGrid:
             if name.lower() in ACCURACY_NAMES
             else format_value(series.last)
         )
-        title = f"{name[:24]} {shown}"
+        title = _panel_title(f"{name[:24]} {shown}")
         return Panel(chart, title=title, title_align="left", padding=(0, 0))
+
+
+def _panel_title(text: str) -> Text:
+    """A panel title from names that came over the wire: plain text (a Rich markup
+    string would take a metric named ``x[/]`` for a tag and fail, or ``[red]x`` for a
+    style), cut with an ellipsis where the panel is narrower."""
+    return Text(text, overflow="ellipsis")
 
 
 def help_panel() -> Panel:
