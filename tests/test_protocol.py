@@ -106,6 +106,18 @@ BAD = [
     pytest.param(_frames(_good(m={"loss": [1]})), id="list value"),
     pytest.param(_frames(_good(m={"": 1.0})), id="empty metric name"),
     pytest.param(_frames(_good(m={"x" * 200: 1.0})), id="long metric name"),
+    pytest.param(_frames(_good(m={"evil\x1b[2J": 1.0})), id="escape in metric name"),
+    pytest.param(_frames(_good(m={"a\u009bb": 1.0})), id="C1 control in metric name"),
+    pytest.param(_frames(_good(w="w\x07")), id="bell in worker"),
+    pytest.param(
+        [
+            b"run",
+            msgpack.packb(
+                {"v": 1, "k": "hello", "r": "run", "w": "w", "s": 0, "t": 1.0, "i": {"host": "h\n"}}
+            ),
+        ],
+        id="newline in host",
+    ),
     pytest.param(
         _frames(_good(m={f"m{i}": 1.0 for i in range(MAX_METRICS + 1)})), id="too many metrics"
     ),
@@ -155,6 +167,14 @@ def test_rejects(frames: list[bytes]) -> None:
         decode(frames)
 
 
+def test_alert_text_control_characters_become_spaces() -> None:
+    """Alert text is free text shown on a terminal: no escape sequence gets through."""
+    wire = {"v": 1, "k": "alert", "r": "run", "w": "w", "s": 1, "t": 1.0}
+    wire["a"] = {"title": "val\x1b]0;x\x07 up", "text": "line 1\nline 2\u009b"}
+    [record] = decode([b"run", msgpack.packb(wire)])
+    assert record.info == {"title": "val ]0;x  up", "text": "line 1 line 2 "}
+
+
 def test_huge_string_rejected_before_building_it() -> None:
     """A 10 MB string inside a payload under the size limit is refused by msgpack's bounds."""
     payload = msgpack.packb(_good(w="x" * 100_000))
@@ -177,7 +197,7 @@ def test_decode_only_raises_protocol_error(payload: bytes, topic: bytes) -> None
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
-names = st.text(min_size=1, max_size=20)
+names = st.text(min_size=1, max_size=20).filter(str.isprintable)
 
 
 @settings(max_examples=200, deadline=None)

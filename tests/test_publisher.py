@@ -152,6 +152,26 @@ def test_non_numbers_dropped_with_one_warning(
     assert any("mapping" in m for m in messages) and any("step" in m for m in messages)
 
 
+def test_unprintable_names_are_refused_at_the_source(
+    sub: BackgroundMonitor, endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A metric name with a control character (an escape sequence would reach the
+    watcher's terminal, and the monitor refuses it) is dropped with a warning, the rest of
+    the record goes; a run name with one is an error at construction."""
+    state = sub.state
+    with caplog.at_level(logging.WARNING, logger="trainmon_client"):
+        with Monitor(endpoint, run="r") as mon:
+            for step in range(5):
+                mon.log(loss=float(step), **{"evil\x1b[2J": 1.0, "tab\tname": 2.0})
+        sub.wait(lambda: state.runs.get("r") is not None and state.current().finished)
+    worker = state.current().workers[mon.worker]
+    assert set(worker.series) == {"loss"} and worker.series["loss"].count == 5
+    assert state.rejected == 0, "nothing the monitor refuses was sent"
+    assert sum("printable" in r.getMessage() for r in caplog.records) == 2
+    with pytest.raises(ValueError, match="printable"):
+        Monitor(endpoint, run="run\x1b]0;title\x07")
+
+
 def test_numpy_like_scalars_are_numbers(sub: BackgroundMonitor, endpoint: str) -> None:
     """Anything with __float__ (numpy scalars, 0-d tensors) is logged as its value."""
 

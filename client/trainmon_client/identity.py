@@ -35,7 +35,8 @@ class Identity:
 def identify(environ: Mapping[str, str] | None = None, pid: int | None = None) -> Identity:
     """The identity of this process, reading launcher variables from ``environ``."""
     env = os.environ if environ is None else environ
-    host = socket.gethostname()[:64] or "localhost"
+    host = "".join(c if c.isprintable() else "?" for c in socket.gethostname()[:64])
+    host = host or "localhost"
     return Identity(
         host=host,
         pid=os.getpid() if pid is None else pid,

@@ -48,7 +48,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeGuard
 
 import msgpack
 
@@ -71,6 +71,7 @@ __all__ = [
     "encode",
     "pack_payload",
     "to_wire",
+    "valid_name",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -358,7 +359,7 @@ def _columns(item: dict[Any, Any]) -> Columns:
         raise ProtocolError(f"more than {MAX_METRICS} metrics in one record")
     metrics: dict[str, list[float]] = {}
     for name, column in columns.items():
-        if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS:
+        if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
             _name(name, "metric name")  # raises, saying why
         if type(column) is not list or len(column) != count:
             raise ProtocolError(f"cols: metric {name!r} needs a list of {count} values")
@@ -403,10 +404,23 @@ def _counter_column(value: object, count: int, what: str) -> tuple[list[int | No
     return value, ordered
 
 
+def valid_name(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can name a run, worker, host or metric: a string of 1 to
+    MAX_NAME_CHARS printable characters. Names end up on a terminal: a control
+    character (an escape sequence) in one could clear or retitle the watcher's screen."""
+    return type(value) is str and 0 < len(value) <= MAX_NAME_CHARS and value.isprintable()
+
+
 def _name(value: object, what: str) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_CHARS:
-        raise ProtocolError(f"{what} must be a string of 1 to {MAX_NAME_CHARS} characters")
+    if not valid_name(value):
+        raise ProtocolError(
+            f"{what} must be a string of 1 to {MAX_NAME_CHARS} printable characters"
+        )
     return value
+
+
+# Control characters (C0, DEL, C1) in free text become spaces: it is shown on terminals.
+_CONTROLS: Final = {c: " " for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 def _counter(value: object, what: str) -> int | None:
@@ -424,7 +438,7 @@ def _metrics(value: object) -> dict[str, float]:
         raise ProtocolError(f"more than {MAX_METRICS} metrics in one record")
     out: dict[str, float] = {}
     for name, number in value.items():
-        if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS:
+        if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
             _name(name, "metric name")  # raises, saying why
         kind = type(number)
         if kind is float:
@@ -444,7 +458,7 @@ def _alert(value: object) -> dict[str, str]:
         raise ProtocolError(f"alert title must be a string of 1 to {MAX_ALERT_TITLE} characters")
     if not isinstance(text, str) or len(text) > MAX_ALERT_TEXT:
         raise ProtocolError(f"alert text must be a string of at most {MAX_ALERT_TEXT} characters")
-    return {"title": title, "text": text}
+    return {"title": title.translate(_CONTROLS), "text": text.translate(_CONTROLS)}
 
 
 def _info(value: object) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from trainmon_client.protocol import (
     PROTOCOL_VERSION,
     columns_wire,
     pack_payload,
+    valid_name,
 )
 from trainmon_client.security import Curve, ZapHandler, is_loopback
 
@@ -132,6 +133,8 @@ class Monitor:
                 f"endpoint {self.endpoint!r} must start with tcp://, ipc:// or inproc://"
             )
         self.run = (run or os.environ.get("TRAINMON_RUN") or _default_run())[:MAX_NAME_CHARS]
+        if not valid_name(self.run):
+            raise ValueError(f"run name {self.run!r}: use 1 to 128 printable characters")
         self.bind = bind
         self.total_epochs = _count_arg(total_epochs, "total_epochs")
         self.total_steps = _count_arg(total_steps, "total_steps")
@@ -627,8 +630,10 @@ class _IOLoop:
                 except Exception:
                     self._warn_once(str(name), f"metric {name!r}: {kind.__name__} is not a number")
                     continue
-            if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS:
-                self._warn_once(str(name)[:40], "metric names are strings of 1-128 characters")
+            if not valid_name(name):
+                self._warn_once(
+                    repr(name)[:40], "metric names are strings of 1-128 printable characters"
+                )
                 continue
             if len(out) >= MAX_METRICS:
                 self._warn_once("<too-many>", f"more than {MAX_METRICS} metrics in one call")
@@ -728,7 +733,7 @@ def _plain_floats(named: dict[str, Any]) -> bool:
     if len(named) > MAX_METRICS:
         return False
     for name, value in named.items():
-        if type(value) is not float or type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS:
+        if type(value) is not float or not valid_name(name):
             return False
     return True
 
