@@ -8,9 +8,10 @@ import math
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import RenderableType
 
@@ -661,3 +662,61 @@ def test_chosen_worker_without_the_main_metric_charts_the_leads() -> None:
     out = draw(state, ViewOptions(chart=True, worker="r-w9"), width=120, height=40)
     assert "loss · 100 steps" in out
     assert re.search(r"[⠁-⣿]", out), "a line is drawn"
+
+
+_names = st.text(  # printable: letters, marks, numbers, punctuation, symbols, space
+    st.characters(whitelist_categories=("L", "M", "N", "P", "S")) | st.just(" "),
+    min_size=1,
+    max_size=40,
+)
+_wire_records = st.lists(
+    st.tuples(
+        st.sampled_from(["hello", "metrics", "metrics", "metrics", "alert", "bye"]),
+        st.sampled_from(["r", "other run"]) | _names,
+        st.sampled_from(["w1", "w2"]) | _names,
+        st.integers(0, 60),
+        st.none() | st.integers(0, 2**53),
+        st.dictionaries(
+            st.sampled_from(["loss", "accuracy", "grad_norm"]) | _names,
+            st.floats() | st.sampled_from([1e308, -1e308, 5e-324, 0.0, -0.0]),
+            max_size=4,
+        ),
+        _names,
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_wire_records)
+@example([("metrics", "r", "w1", 0, None, {"loss": 5e-324}, "0")])  # once a ZeroDivisionError
+@example(
+    [
+        ("metrics", "r", "w1", 0, 3, {"loss": 0.0}, "0"),
+        ("metrics", "r", "w1", 1, 4, {"loss": 5e-324}, "0"),
+    ]
+)
+def test_any_records_draw_in_every_view(records: list[tuple[Any, ...]]) -> None:
+    """Whatever valid records arrive (any printable names, extreme values and steps),
+    every view draws at 80x24 and 200x60 without raising, filling the screen."""
+    state = RunState(Limits(window=32))
+    for kind, run, worker, seq, step, metrics, text in records:
+        record = Record(
+            kind,
+            run,
+            worker,
+            seq,
+            NOW - 60 + seq,
+            step=step if kind == "metrics" else None,
+            metrics=metrics if kind == "metrics" else {},
+            info={"host": text, "rank": seq % 4}
+            if kind == "hello"
+            else ({"title": text, "text": text} if kind == "alert" else {}),
+        )
+        state.apply(record, NOW - 60 + seq)
+    AlertWatch().check(state, NOW, 60.0)
+    for view in VIEWS.values():
+        for width, height in ((80, 24), (200, 60)):
+            out = draw(state, width=width, height=height, **view)
+            assert len(out.split("\n")[:-1]) == height

@@ -140,7 +140,7 @@ def y_range(
         low, high = min(finite), max(finite)
     if log:
         low, high = math.log10(low), math.log10(high)
-    if high == low:
+    if not high / 2 - low / 2 > 0:  # one value, or a span so small its half is 0 (5e-324)
         pad = abs(high) * 0.05 or 1.0
         low, high = low - pad, high + pad
     # within the floats either way (a pad past 1.8e308, or 10**308.3, would overflow)
@@ -270,6 +270,8 @@ class LineChart:
 
         # Halved, so that a range from -1e308 to 1e308 does not overflow to inf.
         half_lo, half_span = lo / 2, hi / 2 - lo / 2
+        if not half_span > 0:  # y_range never gives this; a division by 0 must not happen
+            half_span = 1.0
 
         def to_py(y: float) -> int | None:
             if self.log:
