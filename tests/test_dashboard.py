@@ -688,6 +688,29 @@ _wire_records = st.lists(
 )
 
 
+def _state_from(records: list[tuple[Any, ...]]) -> RunState:
+    """A state fed the records _wire_records makes (a name, an alert text, a host)."""
+    state = RunState(Limits(window=32))
+    for kind, run, worker, seq, step, metrics, text in records:
+        info: dict[str, Any] = {}
+        if kind == "hello":
+            info = {"host": text, "rank": seq % 4}
+        elif kind == "alert":
+            info = {"title": text, "text": text}
+        record = Record(
+            kind,
+            run,
+            worker,
+            seq,
+            NOW - 60 + seq,
+            step=step if kind == "metrics" else None,
+            metrics=metrics if kind == "metrics" else {},
+            info=info,
+        )
+        state.apply(record, NOW - 60 + seq)
+    return state
+
+
 @settings(max_examples=40, deadline=None)
 @given(_wire_records)
 @example([("metrics", "r", "w1", 0, None, {"loss": 5e-324}, "0")])  # once a ZeroDivisionError
@@ -700,23 +723,43 @@ _wire_records = st.lists(
 def test_any_records_draw_in_every_view(records: list[tuple[Any, ...]]) -> None:
     """Whatever valid records arrive (any printable names, extreme values and steps),
     every view draws at 80x24 and 200x60 without raising, filling the screen."""
-    state = RunState(Limits(window=32))
-    for kind, run, worker, seq, step, metrics, text in records:
-        record = Record(
-            kind,
-            run,
-            worker,
-            seq,
-            NOW - 60 + seq,
-            step=step if kind == "metrics" else None,
-            metrics=metrics if kind == "metrics" else {},
-            info={"host": text, "rank": seq % 4}
-            if kind == "hello"
-            else ({"title": text, "text": text} if kind == "alert" else {}),
-        )
-        state.apply(record, NOW - 60 + seq)
+    state = _state_from(records)
     AlertWatch().check(state, NOW, 60.0)
     for view in VIEWS.values():
         for width, height in ((80, 24), (200, 60)):
             out = draw(state, width=width, height=height, **view)
             assert len(out.split("\n")[:-1]) == height
+
+
+_any_options = st.builds(
+    ViewOptions,
+    chart=st.booleans(),
+    grid=st.booleans(),
+    zoom=st.integers(0, 12),
+    window=st.none()
+    | st.tuples(st.floats(-1e18, 1e18, allow_nan=False), st.floats(-1e18, 1e18, allow_nan=False)),
+    log_y=st.booleans(),
+    robust=st.booleans(),
+    smoothing=st.sampled_from([0.0, 0.6, 0.99]),
+    workers_mode=st.sampled_from(["one", "band", "lines"]),
+    worker=st.none() | st.sampled_from(["w1", "w2", "gone"]),
+    overlay=st.none() | st.sampled_from(["r", "other run", "gone"]),
+    metric=st.none() | st.sampled_from(["loss", "accuracy", "gone"]),
+    history=st.integers(2, 1000),
+    page=st.integers(0, 5),
+    paused=st.booleans(),
+    runs_list=st.booleans(),
+    help=st.booleans(),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(_wire_records, _any_options, st.sampled_from([(80, 24), (200, 60), (40, 10)]))
+def test_any_records_draw_with_any_options(
+    records: list[tuple[Any, ...]], opts: ViewOptions, size: tuple[int, int]
+) -> None:
+    """Any mix of keys' effects (zoom, pan anywhere, log, robust, a worker or run that
+    is gone, a page past the end) draws any records at any size, filling the screen."""
+    state = _state_from(records)
+    out = draw(state, opts, width=size[0], height=size[1])
+    assert len(out.split("\n")[:-1]) == size[1]
