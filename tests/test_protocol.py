@@ -109,6 +109,8 @@ BAD = [
     pytest.param(_frames(_good(m={"evil\x1b[2J": 1.0})), id="escape in metric name"),
     pytest.param(_frames(_good(m={"a\u009bb": 1.0})), id="C1 control in metric name"),
     pytest.param(_frames(_good(w="w\x07")), id="bell in worker"),
+    pytest.param(_frames(_good(m={"gnil\u202eloss": 1.0})), id="bidi override in metric name"),
+    pytest.param(_frames(_good(m={"a\u2028b": 1.0})), id="line separator in metric name"),
     pytest.param(
         [
             b"run",
@@ -168,11 +170,35 @@ def test_rejects(frames: list[bytes]) -> None:
 
 
 def test_alert_text_control_characters_become_spaces() -> None:
-    """Alert text is free text shown on a terminal: no escape sequence gets through."""
+    """Alert text is free text shown on a terminal: no escape sequence, no reordering."""
     wire = {"v": 1, "k": "alert", "r": "run", "w": "w", "s": 1, "t": 1.0}
-    wire["a"] = {"title": "val\x1b]0;x\x07 up", "text": "line 1\nline 2\u009b"}
+    wire["a"] = {"title": "val\x1b]0;x\x07 up", "text": "line 1\nline 2\u009b\u202e!\u2028é"}
     [record] = decode([b"run", msgpack.packb(wire)])
-    assert record.info == {"title": "val ]0;x  up", "text": "line 1 line 2 "}
+    assert record.info == {"title": "val ]0;x  up", "text": "line 1 line 2  ! é"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "val\u00a0loss",
+        "损失\u3000值",
+        "👩\u200d💻",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        "\U0001fae8",
+    ],
+    ids=[
+        "no-break space",
+        "ideographic space",
+        "emoji with joiner",
+        "zero-width non-joiner",
+        "newer emoji",
+    ],
+)
+def test_names_in_any_language_and_emoji_are_taken(name: str) -> None:
+    """Only characters unsafe on a terminal make a name invalid, not every character
+    Python calls unprintable (joiners, no-break spaces, emoji its tables do not know)."""
+    [record] = decode(_frames(_good(m={name: 1.0, "loss": 0.5})))
+    assert record.metrics == {name: 1.0, "loss": 0.5}
 
 
 def test_huge_string_rejected_before_building_it() -> None:

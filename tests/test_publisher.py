@@ -29,7 +29,7 @@ from trainmon.state import RunState
 from trainmon_client import Monitor, publisher
 from trainmon_client.framing import ReadReport, read_frames
 from trainmon_client.identity import identify
-from trainmon_client.protocol import Columns, decode_payload_items
+from trainmon_client.protocol import Columns, decode_payload_items, valid_name
 
 
 @pytest.fixture
@@ -167,9 +167,23 @@ def test_unprintable_names_are_refused_at_the_source(
     worker = state.current().workers[mon.worker]
     assert set(worker.series) == {"loss"} and worker.series["loss"].count == 5
     assert state.rejected == 0, "nothing the monitor refuses was sent"
-    assert sum("printable" in r.getMessage() for r in caplog.records) == 2
-    with pytest.raises(ValueError, match="printable"):
+    assert sum("control characters" in r.getMessage() for r in caplog.records) == 2
+    with pytest.raises(ValueError, match="control characters"):
         Monitor(endpoint, run="run\x1b]0;title\x07")
+
+
+@pytest.mark.parametrize("script", ["train\u00a0v2.py", "tr\udce9n.py", "a\x1b[2Jb.py"])
+def test_default_run_name_from_any_script_name_is_valid(
+    monkeypatch: pytest.MonkeyPatch, script: str
+) -> None:
+    """The run name made from the script's file name (which may hold anything, even bytes
+    that are not UTF-8) is always one the monitor takes."""
+    monkeypatch.setattr(sys, "argv", [script])
+    monkeypatch.delenv("TRAINMON_RUN", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    name = publisher._default_run()
+    assert valid_name(name) and name.encode()
 
 
 def test_numpy_like_scalars_are_numbers(sub: BackgroundMonitor, endpoint: str) -> None:

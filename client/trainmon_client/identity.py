@@ -7,6 +7,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trainmon_client.protocol import clean_text
+
 __all__ = ["Identity", "identify"]
 
 # Each launcher names rank, world size and local rank in its own variables; the first
@@ -35,8 +37,7 @@ class Identity:
 def identify(environ: Mapping[str, str] | None = None, pid: int | None = None) -> Identity:
     """The identity of this process, reading launcher variables from ``environ``."""
     env = os.environ if environ is None else environ
-    host = "".join(c if c.isprintable() else "?" for c in socket.gethostname()[:64])
-    host = host or "localhost"
+    host = clean_text(socket.gethostname()[:64]).strip() or "localhost"
     return Identity(
         host=host,
         pid=os.getpid() if pid is None else pid,

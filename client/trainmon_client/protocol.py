@@ -46,6 +46,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, TypeGuard
@@ -63,6 +64,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "ProtocolError",
     "Record",
+    "clean_text",
     "columns_wire",
     "decode",
     "decode_items",
@@ -360,7 +362,7 @@ def _columns(item: dict[Any, Any]) -> Columns:
     metrics: dict[str, list[float]] = {}
     for name, column in columns.items():
         if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
-            _name(name, "metric name")  # raises, saying why
+            _name(name, "metric name")  # raises if it is not valid after all
         if type(column) is not list or len(column) != count:
             raise ProtocolError(f"cols: metric {name!r} needs a list of {count} values")
         if type(_sum(column, f"metric {name!r} has a value that is not a number")) is not float:
@@ -404,23 +406,38 @@ def _counter_column(value: object, count: int, what: str) -> tuple[list[int | No
     return value, ordered
 
 
+# What a name may not hold, and what free text has turned into spaces: control
+# characters (C0, DEL, C1: an escape sequence would reach the watcher's terminal), line
+# and paragraph separators, bidirectional overrides and isolates (they reorder what is
+# shown), and lone surrogates (not UTF-8 at all).
+_UNSAFE_CHARS: Final = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE: Final = re.compile(f"[{_UNSAFE_CHARS}]")
+
+
 def valid_name(value: object) -> TypeGuard[str]:
     """Whether ``value`` can name a run, worker, host or metric: a string of 1 to
-    MAX_NAME_CHARS printable characters. Names end up on a terminal: a control
-    character (an escape sequence) in one could clear or retitle the watcher's screen."""
-    return type(value) is str and 0 < len(value) <= MAX_NAME_CHARS and value.isprintable()
+    MAX_NAME_CHARS characters, none of them unsafe on a terminal (see _UNSAFE_CHARS).
+    Other characters are fine, in any language and emoji (joiners included), even ones
+    this Python's Unicode tables do not know yet."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_NAME_CHARS
+        and (value.isprintable() or _UNSAFE.search(value) is None)
+    )
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every unsafe character (see _UNSAFE_CHARS) turned into a space."""
+    return text if text.isprintable() else _UNSAFE.sub(" ", text)
 
 
 def _name(value: object, what: str) -> str:
     if not valid_name(value):
         raise ProtocolError(
-            f"{what} must be a string of 1 to {MAX_NAME_CHARS} printable characters"
+            f"{what} must be a string of 1 to {MAX_NAME_CHARS} characters, "
+            "without control characters"
         )
     return value
-
-
-# Control characters (C0, DEL, C1) in free text become spaces: it is shown on terminals.
-_CONTROLS: Final = {c: " " for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 def _counter(value: object, what: str) -> int | None:
@@ -439,7 +456,7 @@ def _metrics(value: object) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, number in value.items():
         if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
-            _name(name, "metric name")  # raises, saying why
+            _name(name, "metric name")  # raises if it is not valid after all
         kind = type(number)
         if kind is float:
             out[name] = number
@@ -458,7 +475,7 @@ def _alert(value: object) -> dict[str, str]:
         raise ProtocolError(f"alert title must be a string of 1 to {MAX_ALERT_TITLE} characters")
     if not isinstance(text, str) or len(text) > MAX_ALERT_TEXT:
         raise ProtocolError(f"alert text must be a string of at most {MAX_ALERT_TEXT} characters")
-    return {"title": title.translate(_CONTROLS), "text": text.translate(_CONTROLS)}
+    return {"title": clean_text(title), "text": clean_text(text)}
 
 
 def _info(value: object) -> dict[str, Any]:

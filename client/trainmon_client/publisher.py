@@ -35,6 +35,7 @@ from trainmon_client.protocol import (
     MAX_PAYLOAD_BYTES,
     MAX_STEP,
     PROTOCOL_VERSION,
+    clean_text,
     columns_wire,
     pack_payload,
     valid_name,
@@ -79,6 +80,7 @@ _instances = itertools.count()
 
 def _default_run() -> str:
     script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0] or "run"
+    script = clean_text(script).replace(" ", "_")  # a file name may hold anything
     for var in ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"):
         job = os.environ.get(var, "").strip()
         if job and job != "none":
@@ -134,7 +136,9 @@ class Monitor:
             )
         self.run = (run or os.environ.get("TRAINMON_RUN") or _default_run())[:MAX_NAME_CHARS]
         if not valid_name(self.run):
-            raise ValueError(f"run name {self.run!r}: use 1 to 128 printable characters")
+            raise ValueError(
+                f"run name {self.run!r}: use 1 to 128 characters, no control characters"
+            )
         self.bind = bind
         self.total_epochs = _count_arg(total_epochs, "total_epochs")
         self.total_steps = _count_arg(total_steps, "total_steps")
@@ -632,7 +636,8 @@ class _IOLoop:
                     continue
             if not valid_name(name):
                 self._warn_once(
-                    repr(name)[:40], "metric names are strings of 1-128 printable characters"
+                    repr(name)[:40],
+                    "metric names are strings of 1-128 characters without control characters",
                 )
                 continue
             if len(out) >= MAX_METRICS:
@@ -737,7 +742,7 @@ def _plain_floats(named: dict[str, Any]) -> bool:
             type(value) is not float
             or type(name) is not str
             or not 0 < len(name) <= MAX_NAME_CHARS
-            or not name.isprintable()
+            or not (name.isprintable() or valid_name(name))
         ):
             return False
     return True
