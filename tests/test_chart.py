@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from tests.test_state import fed, hello, metrics
 from tests.test_view import screen, text
 from trainmon.app import next_smoothing
@@ -112,3 +114,28 @@ def test_smoothed_line_kept_between_frames_equals_a_fresh_one() -> None:
         fresh = ema(older.lasts + series.vals, 0.9)
         assert list(cached.steps) == older.steps + series.steps
         assert [repr(round(v, 12)) for v in cached.values] == [repr(round(v, 12)) for v in fresh]
+
+
+@pytest.mark.parametrize(
+    ("values", "log"),
+    [
+        ([5e-324], False),
+        ([0.0, 5e-324], False),  # half the span underflows to 0
+        ([1.7e308], False),
+        ([-1.7e308, 1.7e308], False),
+        ([1e308, 1.7e308], True),  # past the top of a log axis
+        ([5e-324, 1e-323, 2e-323, 4e-323], True),  # subnormals: below 10**-308
+        ([5e-324], True),
+    ],
+)
+def test_y_range_always_has_a_drawable_span(values: list[float], log: bool) -> None:
+    """At the ends of the floats the y range still goes up and its half-span is not 0
+    (the chart divides by it), and every value that can be drawn lies inside it."""
+    found = y_range(values, log=log)
+    assert found is not None
+    low, high = found
+    assert low < high and high / 2 - low / 2 > 0
+    if log:
+        assert all(low <= math.log10(v) <= high for v in values if v < 10**308)
+    else:
+        assert all(low <= v <= high for v in values)

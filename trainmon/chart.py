@@ -14,7 +14,7 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
@@ -126,6 +126,9 @@ def ema_extend(
     return out, out[-1] * (1 - power) if power >= 1e-16 else out[-1], count + len(out)
 
 
+_LOG_MIN: Final = math.log10(5e-324)  # the smallest positive float, on a log axis
+
+
 def y_range(
     values: Sequence[float], robust: bool = False, log: bool = False
 ) -> tuple[float, float] | None:
@@ -143,9 +146,16 @@ def y_range(
     if not high / 2 - low / 2 > 0:  # one value, or a span so small its half is 0 (5e-324)
         pad = abs(high) * 0.05 or 1.0
         low, high = low - pad, high + pad
-    # within the floats either way (a pad past 1.8e308, or 10**308.3, would overflow)
-    top = 308.0 if log else sys.float_info.max
-    return max(low, -top), min(high, top)
+    # within the floats either way (a pad past 1.8e308, or 10**308.3, would overflow; on a
+    # log axis the smallest positive float is 10**-323.3)
+    bottom, top = (_LOG_MIN, 308.0) if log else (-sys.float_info.max, sys.float_info.max)
+    low, high = max(low, bottom), min(high, top)
+    if not high / 2 - low / 2 > 0:  # cut to nothing at an end: a unit (or decade) inside it
+        if high >= top:
+            low = top - (1.0 if log else top / 2)
+        else:
+            high = bottom + (1.0 if log else top / 2)
+    return low, high
 
 
 class _Canvas:
@@ -270,7 +280,7 @@ class LineChart:
 
         # Halved, so that a range from -1e308 to 1e308 does not overflow to inf.
         half_lo, half_span = lo / 2, hi / 2 - lo / 2
-        if not half_span > 0:  # y_range never gives this; a division by 0 must not happen
+        if not half_span > 0:  # y_range never gives this; a division by 0 must never happen
             half_span = 1.0
 
         def to_py(y: float) -> int | None:
