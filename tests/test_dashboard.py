@@ -664,10 +664,14 @@ def test_chosen_worker_without_the_main_metric_charts_the_leads() -> None:
     assert re.search(r"[⠁-⣿]", out), "a line is drawn"
 
 
-_names = st.text(  # printable: letters, marks, numbers, punctuation, symbols, space
-    st.characters(whitelist_categories=("L", "M", "N", "P", "S")) | st.just(" "),
-    min_size=1,
-    max_size=40,
+_names = (
+    st.text(  # printable: letters, marks, numbers, punctuation, symbols, space
+        st.characters(whitelist_categories=("L", "M", "N", "P", "S")) | st.just(" "),
+        min_size=1,
+        max_size=40,
+    )
+    | st.text(st.sampled_from("[]/ab=@"), min_size=1, max_size=12)  # Rich markup, or near it
+    | st.sampled_from(["x[/]", "[bold red]y", "[/]", "[link=x]z"])
 )
 _wire_records = st.lists(
     st.tuples(
