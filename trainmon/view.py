@@ -855,9 +855,12 @@ def _worker_row(
     status = worker.status(now, opts.stall_after_s)
     rate = worker.steps_per_s
     shown_rate = rate is not None and not worker.finished and status == "running"
-    status_text = Text(status, style=STATUS_STYLE[status])
-    if straggler:  # running, but behind the others: say that alone (fits at 80 columns)
-        status_text = Text("straggler", style="tm.straggler")
+    # A straggler is running, but behind the others: say that alone (fits at 80 columns).
+    status_text = (
+        Text("straggler", style="tm.straggler")
+        if straggler
+        else Text(status, style=STATUS_STYLE[status])
+    )
     missed = f"{worker.missed:,}"
     if worker.client_dropped:
         missed += f"+{worker.client_dropped:,}"

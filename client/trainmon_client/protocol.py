@@ -361,8 +361,7 @@ def _columns(item: dict[Any, Any]) -> Columns:
         raise ProtocolError(f"more than {MAX_METRICS} metrics in one record")
     metrics: dict[str, list[float]] = {}
     for name, column in columns.items():
-        if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
-            _name(name, "metric name")  # raises if it is not valid after all
+        _name(name, "metric name")
         if type(column) is not list or len(column) != count:
             raise ProtocolError(f"cols: metric {name!r} needs a list of {count} values")
         if type(_sum(column, f"metric {name!r} has a value that is not a number")) is not float:
@@ -455,8 +454,7 @@ def _metrics(value: object) -> dict[str, float]:
         raise ProtocolError(f"more than {MAX_METRICS} metrics in one record")
     out: dict[str, float] = {}
     for name, number in value.items():
-        if type(name) is not str or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
-            _name(name, "metric name")  # raises if it is not valid after all
+        _name(name, "metric name")
         kind = type(number)
         if kind is float:
             out[name] = number
