@@ -12,6 +12,12 @@ Two parts, run one after the other:
    workers, flat out, in column batches as the client sends them; samples the monitor's
    RSS every second and prints what it received (and counted as missed) per second.
 
+3. **flood**: what a hostile peer can make the monitor hold, with every limit filled
+   and the longest names: 64 runs x 1024 workers, each with a hello carrying a large
+   config, then metric series added in doublings up to the cap of 8192, each filled
+   past its share of the point budget before more are added (windows shrink as series
+   multiply). Prints the RSS after each step: the bound that holds whatever is sent.
+
 Run: ``python scripts/bench_memory.py`` (several minutes) or ``--quick`` (1 million).
 """
 
@@ -26,8 +32,8 @@ import time
 
 from _pty_watch import PtyWatch, summary_counts
 
-from trainmon.state import RunState
-from trainmon_client.protocol import Columns, Record
+from trainmon.state import Limits, RunState
+from trainmon_client.protocol import MAX_NAME_CHARS, Columns, Record
 from trainmon_client.publisher import _MAX_BATCH_RECORDS as BATCH  # as the client sends
 
 WORKERS = 8
@@ -75,6 +81,78 @@ def bench_state(total: int) -> None:
     print(
         f"state: {done / elapsed:,.0f} records/s overall; RSS {baseline:.1f} MB before, "
         f"{rss_mb():.1f} MB after (Python itself is part of both)"
+    )
+
+
+def _long(prefix: str, index: int) -> str:
+    """A distinct name as long as the protocol allows (a new string object each time,
+    as decoding makes them)."""
+    return f"{prefix}{index}-".ljust(MAX_NAME_CHARS, "x")
+
+
+def bench_flood() -> None:
+    limits = Limits()
+    print(
+        f"\n== flood: every limit filled ({limits.runs} runs x {limits.workers} workers, "
+        f"{limits.series:,} series sharing {limits.points:,} points) =="
+    )
+    state = RunState(limits)
+    now = time.time()
+    baseline = rss_mb()
+    print(f"{'step':<44} {'RSS MB':>8} {'seconds':>8}")
+    started = time.perf_counter()
+
+    def report(step: str) -> None:
+        print(f"{step:<44} {rss_mb():>8.1f} {time.perf_counter() - started:>8.1f}", flush=True)
+
+    report("nothing received")
+    config = {f"hyper_{i}": "v" * 2000 for i in range(1000)}  # ~2 MB in a hello
+    runs = [_long("run", r) for r in range(limits.runs)]
+    workers = [[_long("worker", w) for w in range(limits.workers)] for _ in runs]
+    for run, names in zip(runs, workers, strict=True):
+        for w, worker in enumerate(names):
+            info = {"host": _long("host", w), "rank": w, "world": limits.workers, "config": config}
+            state.apply(Record("hello", run, worker, 0, now, info=info), now)
+    report(f"{state.worker_count:,} workers kept of {limits.runs * limits.workers:,} said hello")
+    # series in doublings, over the workers in order, 256 metrics each
+    made: list[tuple[str, str, int]] = []  # run, worker, metrics
+    seq: dict[tuple[str, str], int] = {}
+    step = 0
+    target = 256
+    while target <= limits.series:
+        while len(made) * limits.metrics < target:
+            index = len(made)
+            run = runs[index // limits.workers]
+            made.append((run, workers[index // limits.workers][index % limits.workers], 0))
+        window, buckets = state.share
+        # enough points for every series to fill its window, spill and history
+        points = window + window // 8 + 4 * buckets + 1
+        for start in range(0, points, BATCH):
+            count = min(BATCH, points - start)
+            steps: list[int | None] = list(range(step, step + count))
+            for run, worker, _ in made:
+                first = seq.get((run, worker), 1)
+                names = {_long("metric", m): [0.5] * count for m in range(limits.metrics)}
+                state.apply_columns(
+                    Columns(run, worker, first, [now] * count, steps, [0] * count, names, True),
+                    now,
+                )
+                seq[(run, worker)] = first + count
+            step += count
+            # the share changes as series are made: fill to the new one
+            window, buckets = state.share
+            points = max(points, window + window // 8 + 4 * buckets + 1)
+        report(f"{state.series_count:,} series, {state.share[0]:,} points each")
+        target *= 2
+    held = sum(
+        len(series.steps) + len(series.older.pending_steps)
+        for run in state.runs.values()
+        for worker in run.workers.values()
+        for series in worker.series.values()
+    )
+    print(
+        f"flood: {state.worker_count:,} workers, {state.series_count:,} series holding {held:,} "
+        f"full-resolution points; RSS {baseline:.1f} MB before, {rss_mb():.1f} MB after"
     )
 
 
@@ -171,13 +249,15 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=10_000_000)
     parser.add_argument("--quick", action="store_true", help="1 million records")
-    parser.add_argument("--only", choices=("state", "watch"))
+    parser.add_argument("--only", choices=("state", "watch", "flood"))
     args = parser.parse_args()
     total = 1_000_000 if args.quick else args.records
-    if args.only != "watch":
+    if args.only in (None, "state"):
         bench_state(total)
-    if args.only != "state":
+    if args.only in (None, "watch"):
         bench_watch(total)
+    if args.only in (None, "flood"):
+        bench_flood()
 
 
 if __name__ == "__main__":

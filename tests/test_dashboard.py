@@ -767,3 +767,26 @@ def test_any_records_draw_with_any_options(
     state = _state_from(records)
     out = draw(state, opts, width=size[0], height=size[1])
     assert len(out.split("\n")[:-1]) == size[1]
+
+
+def test_runs_list_and_summary_show_the_config() -> None:
+    """The hyperparameters a run sent (``Monitor(config=...)``) are in the runs list and
+    the exit summary: nested maps as dotted keys; with little room, cut with a count."""
+    from trainmon.view import summary
+
+    state = build(workers=2, metrics=1, steps=20)
+    config = {"lr": 3e-4, "model": "mlp", "optim": {"name": "adam", "betas": [0.9, 0.999]}}
+    config.update({f"extra_{i}": i for i in range(30)})
+    info = {"rank": 5, "config": config}  # rank 0 sent none: the first that did
+    state.apply(Record("hello", "r", "late", 0, NOW - 60, info=info), NOW)
+    out = draw(state, ViewOptions(runs_list=True), width=100, height=40)
+    assert "config of r (from rank 5)" in out
+    assert re.search(r"optim\.betas +\[0\.9, 0\.999\]", out) and re.search(r"lr +0\.0003", out)
+    assert re.search(r"… \d+ more", out), "34 items do not fit in 40 lines with the runs"
+    small = draw(state, ViewOptions(runs_list=True), width=80, height=24)
+    assert "config of r" in small and "▶" in small, "the runs keep their rows"
+    text = summary(state, ViewOptions(), NOW)
+    assert "  config: lr=0.0003, model=mlp, optim.name=adam, optim.betas=[0.9, 0.999]" in text
+    assert max(len(line) for line in text.splitlines()) < 220, "a long config is cut"
+    quiet = draw(build(metrics=1, steps=20), ViewOptions(runs_list=True), width=100, height=30)
+    assert "config" not in quiet, "no heading without a config"

@@ -81,7 +81,7 @@ def test_hostile_peer_cannot_hurt_the_monitor() -> None:
     """Under every kind of bad input the monitor counts, caps, and keeps the real run."""
     endpoint = free_endpoint()
     source = Subscriber([endpoint])
-    limits = Limits(window=1000)
+    limits = Limits(window=1000, points=100_000)  # the flood makes 2,305 series
     state = RunState(limits)
     messages, must_reject = _attack()
     good = start_publisher(endpoint, run="good", count=500, delay_s=0.002)
@@ -122,6 +122,18 @@ def test_hostile_peer_cannot_hurt_the_monitor() -> None:
         assert evil_run.untracked_workers == 10_000 + 1 - limits.workers
         flooded = evil_run.workers["many-metrics"]
         assert len(flooded.series) == limits.metrics and flooded.untracked_metrics > 0
+        # and the series share one budget of points: each window shrank as they came
+        assert 2048 < state.series_count <= 4096  # 256 + 2 * 1023 + the good run's
+        window, buckets = state.share
+        assert window == limits.points // 4096 and buckets == 64
+        series = [
+            s
+            for run in state.runs.values()
+            for w in run.workers.values()
+            for s in w.series.values()
+        ]
+        assert sum(len(s.steps) + len(s.older.pending_steps) for s in series) <= limits.points
+        assert all(len(s.older.buckets) <= buckets for s in series)
         report = summary(state, ViewOptions(), time.time())
         assert "limits reached" in report and "from 127.0.0.1" in report
     finally:

@@ -370,3 +370,130 @@ def test_restarted_process_with_the_same_id_starts_over() -> None:
     worker = state.current().workers["w0"]
     assert worker.series["loss"].last == 0.5 and worker.missed == 0
     assert worker.series["loss"].count == 3
+
+
+def _held(state: RunState) -> tuple[int, int]:
+    """Full-resolution points (window and held back) and buckets, over every series."""
+    points = buckets = 0
+    for run in state.runs.values():
+        for worker in run.workers.values():
+            for series in worker.series.values():
+                points += len(series.steps) + len(series.older.pending_steps)
+                buckets += len(series.older.buckets)
+    return points, buckets
+
+
+def _fill(state: RunState, run: str, workers: int, metrics_each: int, records: int) -> None:
+    names = {f"m{k}": 0.5 for k in range(metrics_each)}
+    for w in range(workers):
+        for seq in range(1, records + 1):
+            state.apply(metrics(seq, worker=f"w{w}", run=run, **names), 100.0)
+
+
+def test_series_share_one_point_budget() -> None:
+    """As series multiply each keeps fewer points, so memory has one bound: windows
+    shrink at once (their points go to the history, none lost) and new series past the
+    cap are counted as untracked."""
+    limits = Limits(window=1000, points=8000, series=64)
+    state = RunState(limits)
+    _fill(state, "a", workers=1, metrics_each=4, records=3000)
+    first = state.runs["a"].workers["w0"].series["m0"]
+    assert state.share == (1000, 512) and 1000 <= len(first.steps) < 1000 + 126
+    _fill(state, "a", workers=3, metrics_each=4, records=3000)  # 12 series: 8000 / 16
+    assert state.series_count == 12 and state.share == (500, 64)
+    assert 500 <= len(first.steps) < 500 + 63, "an existing window shrank at once"
+    assert sum(b.count for b in first.older.in_order()) + len(first.steps) == 3000
+    assert len(first.older.buckets) <= 64
+    _fill(state, "b", workers=13, metrics_each=4, records=300)  # 64 series: 8000 / 64
+    assert state.series_count == 64 and state.share == (125, 64)
+    points, buckets = _held(state)
+    # each window holds its share and at most an eighth more; each history ≤ 64 buckets
+    assert points <= 64 * (125 + 125 // 8 + 1) and buckets <= 64 * 64
+    _fill(state, "b", workers=14, metrics_each=4, records=2)  # past the cap
+    assert state.series_count == 64
+    assert state.runs["b"].workers["w13"].untracked_metrics == 8
+    assert "w13" in state.runs["b"].workers, "the worker is tracked, only its series are not"
+
+
+def test_forgotten_runs_give_their_share_back() -> None:
+    """When a finished run is let go its series leave the count, and the rest may keep
+    more points again."""
+    state = RunState(Limits(window=1000, points=8000, runs=2))
+    _fill(state, "old", workers=8, metrics_each=4, records=10)  # 32 series: 250 each
+    assert state.share == (250, 64)
+    for w in range(8):
+        state.apply(Record("bye", "old", f"w{w}", 11, 100.0), 100.0)
+    _fill(state, "new", workers=1, metrics_each=1, records=10)
+    _fill(state, "newer", workers=1, metrics_each=1, records=10)  # "old" makes room
+    assert set(state.runs) == {"new", "newer"} and state.series_count == 2
+    assert state.share == (1000, 512)
+    kept = state.runs["new"].workers["w0"].series["m0"]
+    assert (kept.window, kept.older.max_buckets) == (1000, 512)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 5000), min_size=1, max_size=400), st.integers(1, 64))
+def test_fewer_buckets_are_as_if_folded_so(steps: list[int], buckets: int) -> None:
+    """Shrinking a history's buckets merges them to exactly what folding every point
+    into that many buckets gives."""
+    from trainmon.state import Downsampled
+
+    shrunk, fresh = Downsampled(max_buckets=128), Downsampled(max_buckets=buckets)
+    for step in steps:
+        shrunk.add(step, float(step % 7))
+        fresh.add(step, float(step % 7))
+    shrunk.resize(buckets)
+    fresh.fold()
+    assert shrunk.width == fresh.width and shrunk.in_order() == fresh.in_order()
+
+
+def test_config_is_kept_as_a_few_clean_lines() -> None:
+    """Whatever map a hello carries, the monitor keeps at most 64 short, printable
+    ``key: text`` pairs (what the screen shows), and says how many more there were."""
+    from trainmon.state import config_items
+
+    huge = {f"k{i}": {f"j{j}": j for j in range(1000)} for i in range(1000)}
+    kept = config_items(huge)
+    assert len(kept) == 65 and kept["…"] == f"{1000 - 64 + 999:,} more"
+    assert list(kept)[:2] == ["k0.j0", "k0.j1"]
+    odd = config_items(
+        {"esc\x1b[2J": "red\x1b]0;title\x07", "long": "x" * 5000, "list": list(range(10_000))}
+    )
+    assert odd == {
+        "esc [2J": "red ]0;title ",
+        "long": "x" * 199 + "…",
+        "list": "[0, 1, 2, 3, 4, 5, 6, 7, ...]",
+    }
+    deep: dict[str, object] = {"leaf": 1}
+    for _ in range(50):
+        deep = {"d": deep}
+    assert config_items(deep) == {"d.d.d.d": "{'d': {'d': {...}}}"}
+    state = fed(hello(config=huge))
+    assert len(state.current().config) == 65
+
+
+def test_a_run_keeps_the_lowest_ranks_config() -> None:
+    """Ranks send the same config; the run keeps one, from the lowest rank that sent it."""
+    state = fed(
+        hello("w3", rank=3, config={"lr": 0.3}),
+        hello("w0", rank=0, config={"lr": 0.0}),
+        hello("w2", rank=2, config={"lr": 0.2}),
+        hello("w1", rank=1),
+    )
+    run = state.current()
+    assert run.config == {"lr": "0.0"} and run.config_from is run.workers["w0"]
+
+
+def test_workers_are_capped_across_runs_too() -> None:
+    """Many runs of many workers stop at the cap in all; a forgotten run frees its room."""
+    state = RunState(Limits(workers=4, all_workers=6, runs=2))
+    for run in ("a", "b"):
+        for w in range(4):
+            state.apply(hello(f"w{w}", run=run), 100.0)
+    assert state.worker_count == 6 and len(state.runs["b"].workers) == 2
+    assert state.runs["b"].untracked_workers == 2
+    for w in range(4):
+        state.apply(Record("bye", "a", f"w{w}", 1, 100.0), 100.0)
+    state.apply(hello(run="c"), 100.0)  # at the run limit: "a" is let go
+    assert set(state.runs) == {"b", "c"} and state.worker_count == 3
+    assert list(state.runs["c"].workers) == ["w0"]

@@ -117,7 +117,7 @@ HELP: Final = (
     ("w", "next worker (rank) shown"),
     ("b", "workers: one / min-mean-max band / lines"),
     ("r", "next run"),
-    ("R", "list of runs"),
+    ("R", "list of runs, and the shown run's config"),
     ("o", "overlay another run's main metric"),
     ("e", "save the screen as an SVG picture"),
 )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import bisect
 import math
+import reprlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-from trainmon_client.protocol import Columns, Record
+from trainmon_client.protocol import Columns, Record, clean_text
 
 __all__ = [
     "Alert",
@@ -27,6 +28,7 @@ __all__ = [
     "Series",
     "WARMUP_RECORDS",
     "Worker",
+    "config_items",
     "worker_label",
 ]
 
@@ -39,6 +41,13 @@ _MAX_PEERS: Final = 64
 _MAX_CLIENT_ALERTS: Final = 1000
 _RATE_POINTS: Final = 64
 _EPOCH_TIMES: Final = 16
+_CONFIG_ITEMS: Final = 64  # hyperparameters kept per worker, as text
+_CONFIG_KEY_CHARS: Final = 64
+_CONFIG_VALUE_CHARS: Final = 200
+_CONFIG_DEPTH: Final = 3  # nested maps flattened to dotted keys this deep
+_config_repr = reprlib.Repr()  # lists and maps in a config, shown short
+_config_repr.maxlevel, _config_repr.maxlist, _config_repr.maxdict = 2, 8, 8
+_config_repr.maxstring = _config_repr.maxother = _CONFIG_VALUE_CHARS
 
 ACCURACY_NAMES: Final = ("accuracy", "acc", "val_accuracy", "val_acc")
 GRAD_NAMES: Final = ("grad_norm", "gradient", "grad")
@@ -55,6 +64,36 @@ class Alert(NamedTuple):
     text: str
 
 
+def config_items(config: dict[str, Any]) -> dict[str, str]:
+    """A hello's config as at most 64 ``key: text`` pairs, nested maps as dotted keys
+    (``optim.lr``), every text cleaned for the terminal and cut: all the screen shows of
+    it, and all the monitor keeps, whatever size of map a peer sends."""
+    out: dict[str, str] = {}
+    more = _flatten(config, "", 0, out)
+    if more:
+        out["…"] = f"{more:,} more"
+    return out
+
+
+def _flatten(config: dict[str, Any], prefix: str, depth: int, out: dict[str, str]) -> int:
+    """Put ``config``'s items into ``out`` up to the limit; how many more there were
+    (a map past the limit counts as one)."""
+    more = 0
+    for key, value in config.items():
+        if len(out) >= _CONFIG_ITEMS:
+            more += 1  # a map counts as one: not looked into
+            continue
+        name = prefix + clean_text(str(key))[:_CONFIG_KEY_CHARS]
+        if isinstance(value, dict) and value and depth < _CONFIG_DEPTH:
+            more += _flatten(value, name + ".", depth + 1, out)
+        else:
+            text = value if isinstance(value, str) else _config_repr.repr(value)
+            if len(text) > _CONFIG_VALUE_CHARS:
+                text = text[: _CONFIG_VALUE_CHARS - 1] + "…"
+            out[name] = clean_text(text)
+    return more
+
+
 def worker_label(worker: Worker) -> str:
     """How the dashboard names a worker in one word: its rank, else its id."""
     return f"rank {worker.rank}" if worker.rank is not None else worker.id
@@ -64,9 +103,14 @@ def worker_label(worker: Worker) -> str:
 class Limits:
     """Bounds that keep the monitor's memory flat whatever it is sent."""
 
-    window: int = 10_000  # full-resolution points kept per metric and worker (and < 1024 more)
+    window: int = 10_000  # most full-resolution points kept per series (and < 1024 more)
+    # Full-resolution points kept across all series: as series multiply, each keeps
+    # fewer (see RunState._plan), so memory has one bound however the series came.
+    points: int = 4_000_000
+    series: int = 8192  # metric series (a metric of a worker) across all runs
     runs: int = 64
     workers: int = 1024  # per run
+    all_workers: int = 8192  # across all runs
     metrics: int = 256  # per worker
 
 
@@ -133,6 +177,8 @@ class BucketColumns(NamedTuple):
 
 
 _FOLD_AFTER: Final = 1024  # points held back before they are folded into buckets
+_MAX_BUCKETS: Final = 512  # downsampled history per series, with the full window
+_MIN_BUCKETS: Final = 64  # and when the budget is shared by the most series
 
 
 @dataclass(slots=True)
@@ -150,7 +196,8 @@ class Downsampled:
     fits all points into ``max_buckets``, in whatever batches they came.
     """
 
-    max_buckets: int = 512
+    max_buckets: int = _MAX_BUCKETS
+    fold_after: int = _FOLD_AFTER  # points held back before they are folded
     width: int = 1
     buckets: dict[int, Bucket] = field(default_factory=dict)
     pending_steps: list[int] = field(default_factory=list)
@@ -169,7 +216,7 @@ class Downsampled:
             self.pending_finite = False
         pending.append(step)
         self.pending_values.append(value)
-        if len(pending) >= _FOLD_AFTER:
+        if len(pending) >= self.fold_after:
             self.fold()
 
     def extend(self, steps: list[int], values: list[float], *, finite: bool = False) -> None:
@@ -182,8 +229,17 @@ class Downsampled:
             self.pending_finite = False
         pending += steps
         self.pending_values += values
-        if len(pending) >= _FOLD_AFTER:
+        if len(pending) >= self.fold_after:
             self.fold()
+
+    def resize(self, max_buckets: int) -> None:
+        """Keep at most ``max_buckets`` buckets from now on, merging at once if need be."""
+        self.max_buckets = max_buckets
+        self.fold()
+        width, ratio = self.width, 1
+        while len({index // ratio for index in self.buckets}) > max_buckets:
+            width, ratio = width * 2, ratio * 2
+        self._widen(width)
 
     def lowest(self) -> tuple[float, int | None]:
         """The lowest finite value of all the points (inf if none) and its step."""
@@ -257,6 +313,7 @@ class Downsampled:
             else:
                 target.merge(bucket)
         self.buckets, self.width = merged, width
+        self._drawn = None
 
     def in_order(self) -> list[Bucket]:
         self.fold()
@@ -287,7 +344,7 @@ class Series:
     It holds ``window`` points or up to ``spill`` more (1024, or an eighth of a small
     window): once it reaches ``window + spill`` the oldest ``spill`` points go to the
     downsampled history together, the same ones whether points came one by one or in
-    batches.
+    batches. The monitor shrinks the window (:meth:`resize`) as series multiply.
     """
 
     window: int
@@ -305,7 +362,20 @@ class Series:
     _low_as_of: tuple[int, int] = (-1, 0)
 
     def __post_init__(self) -> None:
-        self.spill = min(_FOLD_AFTER, self.window // 8 + 1)
+        self.resize(self.window, self.older.max_buckets)
+
+    def resize(self, window: int, buckets: int) -> None:
+        """Keep ``window`` points at full resolution and ``buckets`` of history from now
+        on; points past a smaller window go to the history at once."""
+        self.window = window
+        self.spill = min(_FOLD_AFTER, window // 8 + 1)
+        self.older.fold_after = self.spill  # a few points held back, as the window is small
+        excess = len(self.steps) - window
+        if excess > 0:
+            self.revision += 1
+            self.older.extend(self.steps[:excess], self.vals[:excess], finite=not self.nonfinite)
+            del self.steps[:excess], self.vals[:excess]
+        self.older.resize(buckets)
 
     @property
     def best(self) -> float:
@@ -417,7 +487,6 @@ class Worker:
     world: int | None = None
     total_epochs: int | None = None
     total_steps: int | None = None
-    config: dict[str, Any] = field(default_factory=dict)
     step: int | None = None
     epoch: int | None = None
     last_metrics_at: float | None = None
@@ -528,6 +597,10 @@ class Run:
     updated: float = 0.0  # monitor time of the last record
     created: float = 0.0  # monitor time of the first record
     untracked_workers: int = 0
+    # The hyperparameters one worker sent (see config_items): the lowest rank's, else
+    # the first; one per run, as every rank sends the same (and memory stays bounded).
+    config: dict[str, str] = field(default_factory=dict)
+    config_from: Worker | None = None
     drawn: dict[Any, Any] = field(default_factory=dict)  # the dashboard's cache
 
     @property
@@ -701,6 +774,12 @@ class RunState:
         self.duplicates = 0
         self.untracked_runs = 0
         self.forgotten_runs = 0  # finished runs let go to make room for new ones
+        self.worker_count = 0  # workers across all runs (at most limits.all_workers)
+        self.series_count = 0  # series across all runs (at most limits.series)
+        # What each series keeps (full-resolution points, buckets), for series_count
+        # up to _planned_for (see _plan).
+        self.share = (self.limits.window, _MAX_BUCKETS)
+        self._planned_for = 0
         self.alerts: list[Alert] = []  # raised so far, newest last (see trainmon.alerts)
         self.client_alerts: list[Alert] = []  # sent by training scripts (the latest)
         self.client_alerts_total = 0
@@ -744,7 +823,7 @@ class RunState:
         if record.kind == "metrics":
             self._metrics(run, worker, record, now)
         elif record.kind == "hello":
-            self._hello(worker, record.info)
+            self._hello(run, worker, record.info)
         elif record.kind == "alert":
             title, text = record.info.get("title", "alert"), record.info.get("text", "")
             said = f"{worker_label(worker)}: {title}" + (f" — {text}" if text else "")
@@ -808,15 +887,9 @@ class RunState:
             skip = max(skip, count - _RATE_POINTS)  # the deque keeps only the newest
             worker.rate_points.extend(zip(times[skip:], numbers[skip:], strict=True))
         for name, values in columns.metrics.items():
-            series = worker.series.get(name)
-            if series is None:
-                if len(worker.series) >= self.limits.metrics:
-                    worker.untracked_metrics += count
-                    continue
-                series = worker.series[name] = Series(self.limits.window)
-                if name not in run.metric_names and len(run.metric_names) < self.limits.metrics:
-                    run.metric_names.append(name)
-            series.extend(numbers, values, sorted_steps=True)
+            series = worker.series.get(name) or self._new_series(run, worker, name, count)
+            if series is not None:
+                series.extend(numbers, values, sorted_steps=True)
         return count
 
     def reject(self, reason: str, peer: str = "") -> None:
@@ -833,10 +906,6 @@ class RunState:
         """Count handshakes refused by authentication."""
         self.refused += count
         self.last_refusal = reason
-
-    @property
-    def workers(self) -> int:
-        return sum(len(run.workers) for run in self.runs.values())
 
     def current(self, name: str | None = None) -> Run | None:
         """The run named ``name``; else the newest run still going (a stable choice when
@@ -860,10 +929,12 @@ class RunState:
             return None
         worker = run.workers.get(worker_id)
         if worker is None:
-            if len(run.workers) >= self.limits.workers:
+            limits = self.limits
+            if len(run.workers) >= limits.workers or self.worker_count >= limits.all_workers:
                 run.untracked_workers += records
                 return None
             worker = run.workers[worker_id] = Worker(worker_id, now, now)
+            self.worker_count += 1
         silence = now - worker.last_seen
         if silence > LOST_AFTER_S and not worker.finished:
             worker.outages += 1
@@ -881,8 +952,12 @@ class RunState:
                     return None
                 # A monitor left running for days: make room by forgetting the run that
                 # finished longest ago.
-                del self.runs[min(finished, key=lambda r: r.updated).name]
+                gone = self.runs.pop(min(finished, key=lambda r: r.updated).name)
                 self.forgotten_runs += 1
+                self.worker_count -= len(gone.workers)
+                self.series_count -= sum(len(w.series) for w in gone.workers.values())
+                if self.series_count <= self._planned_for // 2:
+                    self._plan()  # the rest may keep more
             run = self.runs[name] = Run(name, updated=now, created=now)
         return run
 
@@ -890,7 +965,7 @@ class RunState:
         worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
         worker.expect_through(record.seq)  # a heartbeat carries the last number used
 
-    def _hello(self, worker: Worker, info: dict[str, Any] | Any) -> None:
+    def _hello(self, run: Run, worker: Worker, info: dict[str, Any] | Any) -> None:
         worker.host = info.get("host", worker.host)
         worker.pid = info.get("pid", worker.pid)
         worker.rank = info.get("rank", worker.rank)
@@ -898,8 +973,11 @@ class RunState:
         worker.total_epochs = info.get("epochs", worker.total_epochs)
         worker.total_steps = info.get("steps", worker.total_steps)
         config = info.get("config")
-        if isinstance(config, dict):
-            worker.config = config
+        sender = run.config_from
+        if isinstance(config, dict) and (
+            sender is None or sender is worker or worker.sort_key()[:2] < sender.sort_key()[:2]
+        ):
+            run.config, run.config_from = config_items(config), worker
         first_held = info.get("from")
         if first_held is not None and worker.seen_max < first_held - 1:
             # The client no longer holds records before first_held: not lost on the way.
@@ -921,12 +999,42 @@ class RunState:
             if worker.forward_records > WARMUP_RECORDS:
                 worker.rate_points.append((record.time, step))
         for name, value in record.metrics.items():
-            series = worker.series.get(name)
-            if series is None:
-                if len(worker.series) >= self.limits.metrics:
-                    worker.untracked_metrics += 1
-                    continue
-                series = worker.series[name] = Series(self.limits.window)
-                if name not in run.metric_names and len(run.metric_names) < self.limits.metrics:
-                    run.metric_names.append(name)
-            series.add(step, value)
+            series = worker.series.get(name) or self._new_series(run, worker, name, 1)
+            if series is not None:
+                series.add(step, value)
+
+    def _new_series(self, run: Run, worker: Worker, name: str, count: int) -> Series | None:
+        """A series for metric ``name`` of ``worker``, if the limits allow; else None,
+        with the ``count`` values that came for it counted as untracked."""
+        limits = self.limits
+        if len(worker.series) >= limits.metrics or self.series_count >= limits.series:
+            worker.untracked_metrics += count
+            return None
+        self.series_count += 1
+        if self.series_count > self._planned_for:
+            self._plan()
+        window, buckets = self.share
+        series = worker.series[name] = Series(window, older=Downsampled(max_buckets=buckets))
+        if name not in run.metric_names and len(run.metric_names) < limits.metrics:
+            run.metric_names.append(name)
+        return series
+
+    def _plan(self) -> None:
+        """Share the point budget out: each series keeps ``points / n`` points at full
+        resolution (``window`` at most) and 512 buckets of history, or an eighth as
+        many as its points (at least 64) when the window is cut; ``n`` is the number of
+        series rounded up to a power of two, so this runs only when that number doubles
+        or halves. Held points beyond a smaller share go to the history at once."""
+        limits = self.limits
+        planned = 1 << max(self.series_count - 1, 0).bit_length()
+        window = max(1, min(limits.window, limits.points // planned))
+        buckets = _MAX_BUCKETS
+        if window < limits.window:
+            buckets = max(_MIN_BUCKETS, min(_MAX_BUCKETS, window // 8))
+        share = (window, buckets)
+        if share != self.share:
+            for run in self.runs.values():
+                for worker in run.workers.values():
+                    for series in worker.series.values():
+                        series.resize(*share)
+        self.share, self._planned_for = share, planned

@@ -50,6 +50,7 @@ STATUS_STYLE = {
 LOSS_NAMES = ("loss", "train_loss", "training_loss")
 _SUMMARY_METRICS = 20
 _SUMMARY_ALERTS = 5
+_SUMMARY_CONFIG_CHARS = 200
 _MAX_WORKER_LINES = 8
 _SMALL_WORKERS_PANEL = 12
 
@@ -611,11 +612,51 @@ def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Pa
                 f"{name} {format_value(series.last)}" if series is not None and name else "–",
             )
         )
+    sender, config = shown.config_from, shown.config
+    heading = Text("")
+    if sender is not None:
+        heading = Text(f"config of {shown.name} (from {worker_label(sender)})", style="tm.heading")
     return Panel(
-        _Grid(columns, rows),
+        _RunsAndConfig(_Grid(columns, rows), heading, config),
         title=f"Runs ({len(state.runs)}) · ▶ shown · ◆ overlaid · r next · o overlay · R closes",
         title_align="left",
     )
+
+
+class _RunsAndConfig:
+    """The runs, then the shown run's config as ``key  value`` lines; when the height is
+    short the runs keep what they need and the config is cut with a count."""
+
+    def __init__(self, runs: _Grid, heading: Text, config: dict[str, str]) -> None:
+        self.runs, self.heading, self.config = runs, heading, config
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        runs = grid_lines(self.runs.columns, self.runs.rows, width)
+        items = list(self.config.items())
+        room = options.height or len(runs) + 2 + len(items)
+        if not items:
+            yield from runs[:room]
+            return
+        runs = runs[: max(room - 3, 1)]  # leave the config a heading and a line
+        yield from runs
+        room -= len(runs) + 2
+        if room < 1:
+            return
+        yield Text("")
+        yield self.heading
+        if len(items) > room:
+            items = items[: room - 1]
+        key_width = min(max(len(key) for key, _ in items), 24) if items else 0
+        for key, value in items:
+            if len(key) > key_width:
+                key = key[: key_width - 1] + "…"
+            line = Text(f" {key:<{key_width}}  ", style="tm.dim", no_wrap=True)
+            line.append(value)
+            line.truncate(width, overflow="ellipsis")
+            yield line
+        if len(items) < len(self.config):
+            yield Text(f" … {len(self.config) - len(items)} more", style="tm.dim")
 
 
 class _Grid:
@@ -743,15 +784,17 @@ def limits_text(state: RunState, run: Run) -> str:
         parts.append(
             f"{state.untracked_runs:,} records of runs past the limit of {state.limits.runs}"
         )
+    limits = state.limits
     if run.untracked_workers:
         parts.append(
-            f"{run.untracked_workers:,} records of workers past the limit of {state.limits.workers}"
+            f"{run.untracked_workers:,} records of workers past the limit of {limits.workers} "
+            f"per run or {limits.all_workers:,} in all"
         )
     untracked_metrics = sum(w.untracked_metrics for w in run.workers.values())
     if untracked_metrics:
         parts.append(
-            f"{untracked_metrics:,} values of metrics past the limit of "
-            f"{state.limits.metrics} per worker"
+            f"{untracked_metrics:,} values of metrics past the limit of {limits.metrics} "
+            f"per worker or {limits.series:,} series in all"
         )
     return "; ".join(parts)
 
@@ -978,6 +1021,10 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
         lines.append(
             f"run {run.name}: {run.status(now, opts.stall_after_s)}, {len(run.workers)} worker(s)"
         )
+        config = ", ".join(f"{key}={value}" for key, value in run.config.items())
+        if config:
+            cut = _SUMMARY_CONFIG_CHARS
+            lines.append(f"  config: {config if len(config) <= cut else config[: cut - 1] + '…'}")
         for name in run.metric_names[:_SUMMARY_METRICS]:
             series = run.series(name)
             if series is None:
