@@ -22,7 +22,12 @@ parser.add_argument("--nan-at", type=int, help="log a NaN loss at this step")
 args = parser.parse_args()
 
 mon = Monitor(
-    args.endpoint, run=args.run, bind=args.bind, total_epochs=args.epochs, total_steps=args.count
+    args.endpoint,
+    run=args.run,
+    bind=args.bind,
+    total_epochs=args.epochs,
+    total_steps=args.count,
+    config={"lr": 0.01, "optim": {"name": "sgd"}},
 )
 print(mon.worker, flush=True)
 per_epoch = max(args.count // (args.epochs or 1), 1)

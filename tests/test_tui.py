@@ -271,13 +271,15 @@ def test_every_key_changes_the_view(tmp_path: Path) -> None:
             ("b", "5–95% y · 2 workers"),
             ("o", "vs s"),
             ("R", "Runs (2)"),
+            ("", "optim.name  sgd"),  # the shown run's config, under the list
             ("R", "Stats"),
             ("r", "run s"),
             ("r", "run r"),
             ("c", "loss · last"),
         ]
         for key, expected in steps:
-            tmux.keys(key)
+            if key:
+                tmux.keys(key)
             tmux.wait_text(expected)
         assert "Keys · ?" not in tmux.screen()
         # the layout follows the terminal's size live, down to 80x24
