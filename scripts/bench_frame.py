@@ -9,7 +9,9 @@ way the live dashboard draws it, with 10 new steps from every worker arriving be
 each frame (a live run); the figure is the median of 15 frames (ms).
 
 Run: ``python scripts/bench_frame.py``. The target is under 20 ms at 200x60 with 50
-metrics. With plotext installed it also times the same chart drawn by plotext.
+metrics. With plotext installed it also times the same chart drawn by plotext. Last,
+the dashboard's loop (ingest, alerts, frame) runs for 20 s with and without the
+monitor's garbage-collector policy, for the pauses a full collector pass makes.
 """
 
 from __future__ import annotations
@@ -182,6 +184,65 @@ def compare_plotext() -> None:
             print(f"  {name:<20} {width}x{height}: {statistics.median(times):7.1f}")
 
 
+def live_loop(seconds: float = 20.0) -> None:
+    """The dashboard's loop in one process: 10 new steps from each of 64 workers x 20
+    metrics, the alert check and a 200x60 frame, over and over; once as Python's
+    collector would run, once with the monitor's policy (trainmon.app._Collector:
+    what is alive is frozen out of the collector's passes after each frame). Prints
+    the time per iteration and the collector's full passes with their duration."""
+    import gc
+
+    from trainmon.app import _collector
+
+    print(f"\nlive loop, 64 workers x 20 metrics, 200x60, {seconds:.0f} s each:")
+    for policy in ("Python's collector", "frozen after each frame"):
+        state = build_state(64, 20, 12_000)
+        feed = LiveFeed(state, 64, 20, 12_000)
+        alerts = AlertWatch()
+        console = console_for(
+            file=io.StringIO(), width=200, height=60, force_terminal=True, color_system="truecolor"
+        )
+        opts = ViewOptions(address="tcp://127.0.0.1:5555")
+        passes: list[float] = []
+        began = [0.0]
+
+        def watch(
+            phase: str,
+            info: dict[str, int],
+            passes: list[float] = passes,
+            began: list[float] = began,
+        ) -> None:
+            if phase == "start":
+                began[0] = time.perf_counter()
+            elif info["generation"] == 2:
+                passes.append((time.perf_counter() - began[0]) * 1000)
+
+        gc.collect()
+        gc.callbacks.append(watch)
+        times = []
+        with _collector() as collector:
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                tick = time.perf_counter()
+                feed(0)
+                alerts.check(state, NOW, 60.0)
+                console.print(render(state, opts, NOW))
+                console.file.seek(0)
+                console.file.truncate()
+                if policy != "Python's collector":
+                    collector.frame()
+                times.append((time.perf_counter() - tick) * 1000)
+        gc.callbacks.remove(watch)
+        times.sort()
+        print(
+            f"  {policy:<26} {len(times):>5} iterations: median {statistics.median(times):5.1f} "
+            f"ms, 99th {times[int(len(times) * 0.99)]:6.1f} ms, longest {times[-1]:6.1f} ms; "
+            f"{len(passes)} full collector passes"
+            + (f" of {min(passes):.0f}-{max(passes):.0f} ms" if passes else "")
+        )
+
+
 if __name__ == "__main__":
     main()
     compare_plotext()
+    live_loop()

@@ -790,3 +790,57 @@ def test_runs_list_and_summary_show_the_config() -> None:
     assert max(len(line) for line in text.splitlines()) < 220, "a long config is cut"
     quiet = draw(build(metrics=1, steps=20), ViewOptions(runs_list=True), width=100, height=30)
     assert "config" not in quiet, "no heading without a config"
+
+
+def test_frames_and_state_make_no_reference_cycles() -> None:
+    """The monitor freezes what is alive out of the garbage collector's passes after
+    each frame (trainmon.app._Collector), which is safe only if nothing it does makes
+    cyclic garbage: frames of every view (Rich's Layout made two cycles a frame), the
+    alert watch, and runs let go at the limit."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        state = build(workers=4, metrics=8, steps=600, nan_at=300)
+        watch = AlertWatch()
+        for kw in VIEWS.values():
+            watch.check(state, NOW, 60.0)
+            for width, height in SIZES:
+                draw(state, ViewOptions(**kw), width, height)  # type: ignore[arg-type]
+        small = RunState(Limits(runs=2))
+        for k in range(6):
+            small.apply(Record("metrics", f"r{k}", "w", 1, 1.0, step=1, metrics={"l": 1.0}), 1.0)
+            small.apply(Record("bye", f"r{k}", "w", 2, 1.0), 1.0)
+        assert small.forgotten_runs == 4
+        del state, watch, small
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_collector_freezes_each_frame_and_frees_cycles_in_its_full_pass() -> None:
+    """After a frame all that is alive leaves the collector's passes; a cycle made
+    meanwhile by anything else is freed at the periodic full pass; on exit nothing
+    stays frozen."""
+    import gc
+    import weakref
+
+    from trainmon.app import _collector
+
+    class Node:
+        other: object = None
+
+    with _collector() as collector:
+        node = Node()
+        node.other = node  # a cycle, alive when frozen
+        gone = weakref.ref(node)
+        collector.frame()
+        assert gc.get_freeze_count() > 0
+        del node
+        gc.collect()
+        assert gone() is not None, "frozen: the ordinary passes do not see it"
+        collector.next_full = 0.0
+        collector.frame()
+        assert gone() is None, "the full pass freed it"
+    assert gc.get_freeze_count() == 0
