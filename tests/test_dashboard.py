@@ -782,12 +782,24 @@ def test_runs_list_and_summary_show_the_config() -> None:
     out = draw(state, ViewOptions(runs_list=True), width=100, height=40)
     assert "config of r (from rank 5)" in out
     assert re.search(r"optim\.betas +\[0\.9, 0\.999\]", out) and re.search(r"lr +0\.0003", out)
-    assert re.search(r"… \d+ more", out), "34 items do not fit in 40 lines with the runs"
+    shown = len(re.findall(r"│  (lr|model|optim\.|extra_)", out))
+    hidden = re.search(r"… (\d+) more", out)
+    assert hidden and shown + int(hidden[1]) == 34, "34 items do not fit in 40 lines"
     small = draw(state, ViewOptions(runs_list=True), width=80, height=24)
     assert "config of r" in small and "▶" in small, "the runs keep their rows"
     text = summary(state, ViewOptions(), NOW)
     assert "  config: lr=0.0003, model=mlp, optim.name=adam, optim.betas=[0.9, 0.999]" in text
-    assert max(len(line) for line in text.splitlines()) < 220, "a long config is cut"
+    assert max(len(line) for line in text.splitlines()) < 240, "a long config is cut"
+    # a config past what is kept: the count covers what config_items left out too
+    huge = {f"k{i}": i for i in range(1000)}
+    state.apply(Record("hello", "r", "r-w0", 0, NOW - 59, info={"rank": 0, "config": huge}), NOW)
+    out = draw(state, ViewOptions(runs_list=True), width=100, height=30)
+    shown = len(re.findall(r"│  k\d+ ", out))
+    hidden = re.search(r"… ([\d,]+) more", out)
+    assert "(from rank 0)" in out and hidden and shown + int(hidden[1].replace(",", "")) == 1000
+    line = next(x for x in summary(state, ViewOptions(), NOW).splitlines() if "config" in x)
+    listed = re.findall(r"k\d+=", line)
+    assert line.endswith(f", … {1000 - len(listed)} more") and len(line) < 230
     quiet = draw(build(metrics=1, steps=20), ViewOptions(runs_list=True), width=100, height=30)
     assert "config" not in quiet, "no heading without a config"
 

@@ -453,10 +453,10 @@ def test_config_is_kept_as_a_few_clean_lines() -> None:
     from trainmon.state import config_items
 
     huge = {f"k{i}": {f"j{j}": j for j in range(1000)} for i in range(1000)}
-    kept = config_items(huge)
-    assert len(kept) == 65 and kept["…"] == f"{1000 - 64 + 999:,} more"
+    kept, more = config_items(huge)
+    assert len(kept) == 64 and more == 1000 - 64 + 999  # the other maps count as one each
     assert list(kept)[:2] == ["k0.j0", "k0.j1"]
-    odd = config_items(
+    odd, _ = config_items(
         {"esc\x1b[2J": "red\x1b]0;title\x07", "long": "x" * 5000, "list": list(range(10_000))}
     )
     assert odd == {
@@ -467,9 +467,9 @@ def test_config_is_kept_as_a_few_clean_lines() -> None:
     deep: dict[str, object] = {"leaf": 1}
     for _ in range(50):
         deep = {"d": deep}
-    assert config_items(deep) == {"d.d.d.d": "{'d': {'d': {...}}}"}
+    assert config_items(deep) == ({"d.d.d.d": "{'d': {'d': {...}}}"}, 0)
     state = fed(hello(config=huge))
-    assert len(state.current().config) == 65
+    assert len(state.current().config) == 64 and state.current().config_more == 1935
 
 
 def test_a_run_keeps_the_lowest_ranks_config() -> None:
@@ -497,3 +497,35 @@ def test_workers_are_capped_across_runs_too() -> None:
     state.apply(hello(run="c"), 100.0)  # at the run limit: "a" is let go
     assert set(state.runs) == {"b", "c"} and state.worker_count == 3
     assert list(state.runs["c"].workers) == ["w0"]
+
+
+def test_finished_jobs_make_room_in_all_for_the_next() -> None:
+    """A monitor left running across job after job: at the caps in all (workers,
+    series) the run that finished longest ago is let go for the new one, as at the run
+    limit; while the old one still runs the new one is counted, never left as an empty
+    run that hides the live one."""
+    state = RunState(Limits(all_workers=4, series=8))
+    for job in range(3):
+        for w in range(4):
+            state.apply(metrics(1, worker=f"w{w}", run=f"job{job}", a=1.0, b=2.0), 100.0 + job)
+        newest = state.runs[f"job{job}"]
+        assert len(newest.workers) == 4 and newest.untracked_workers == 0
+        assert all(len(w.series) == 2 for w in newest.workers.values())
+        assert state.current() is newest
+        for w in range(4):
+            state.apply(Record("bye", f"job{job}", f"w{w}", 2, 100.0 + job), 100.0 + job)
+    assert set(state.runs) == {"job2"} and state.forgotten_runs == 2
+    for w in range(4):  # job2 is let go
+        state.apply(metrics(1, worker=f"x{w}", run="live", a=1.0), 200.0)
+    state.apply(hello("y", run="later"), 201.0)  # "live" still runs: there is no room
+    assert state.current().name == "live", "the refused run does not hide the live one"
+    assert state.runs["later"].untracked_workers == 1 and not state.runs["later"].workers
+
+
+def test_a_restarted_rank_zero_brings_its_config() -> None:
+    """A requeued job keeps its run name with new processes: the config shown is the
+    live rank 0's, not the one that finished."""
+    state = fed(hello("old", rank=0, config={"lr": 0.1}), Record("bye", "r", "old", 1, 100.0))
+    state.apply(hello("new", rank=0, config={"lr": 0.01}), 101.0)
+    run = state.current()
+    assert run.config == {"lr": "0.01"} and run.config_from is run.workers["new"]

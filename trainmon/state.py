@@ -41,7 +41,7 @@ _MAX_PEERS: Final = 64
 _MAX_CLIENT_ALERTS: Final = 1000
 _RATE_POINTS: Final = 64
 _EPOCH_TIMES: Final = 16
-_CONFIG_ITEMS: Final = 64  # hyperparameters kept per worker, as text
+_CONFIG_ITEMS: Final = 64  # hyperparameters kept per run, as text
 _CONFIG_KEY_CHARS: Final = 64
 _CONFIG_VALUE_CHARS: Final = 200
 _CONFIG_DEPTH: Final = 3  # nested maps flattened to dotted keys this deep
@@ -64,15 +64,14 @@ class Alert(NamedTuple):
     text: str
 
 
-def config_items(config: dict[str, Any]) -> dict[str, str]:
+def config_items(config: dict[str, Any]) -> tuple[dict[str, str], int]:
     """A hello's config as at most 64 ``key: text`` pairs, nested maps as dotted keys
-    (``optim.lr``), every text cleaned for the terminal and cut: all the screen shows of
-    it, and all the monitor keeps, whatever size of map a peer sends."""
+    (``optim.lr``), every text cleaned for the terminal and cut, and how many more
+    items there were: all the screen shows of it, and all the monitor keeps, whatever
+    size of map a peer sends."""
     out: dict[str, str] = {}
     more = _flatten(config, "", 0, out)
-    if more:
-        out["…"] = f"{more:,} more"
-    return out
+    return out, more
 
 
 def _flatten(config: dict[str, Any], prefix: str, depth: int, out: dict[str, str]) -> int:
@@ -600,6 +599,7 @@ class Run:
     # The hyperparameters one worker sent (see config_items): the lowest rank's, else
     # the first; one per run, as every rank sends the same (and memory stays bounded).
     config: dict[str, str] = field(default_factory=dict)
+    config_more: int = 0  # items left out (a map past the limit counts as one)
     config_from: Worker | None = None
     drawn: dict[Any, Any] = field(default_factory=dict)  # the dashboard's cache
 
@@ -914,10 +914,11 @@ class RunState:
             return self.runs.get(name)
         if not self.runs:
             return None
-        going = [run for run in self.runs.values() if not run.finished]
+        going = [run for run in self.runs.values() if run.workers and not run.finished]
         if going:
             return max(going, key=lambda run: run.created)
-        return max(self.runs.values(), key=lambda run: run.updated)
+        heard = [run for run in self.runs.values() if run.workers] or self.runs.values()
+        return max(heard, key=lambda run: run.updated)
 
     def _worker(
         self, run_name: str, worker_id: str, now: float, records: int = 1
@@ -930,6 +931,8 @@ class RunState:
         worker = run.workers.get(worker_id)
         if worker is None:
             limits = self.limits
+            while self.worker_count >= limits.all_workers and self._forget_a_run(keep=run):
+                pass
             if len(run.workers) >= limits.workers or self.worker_count >= limits.all_workers:
                 run.untracked_workers += records
                 return None
@@ -945,21 +948,28 @@ class RunState:
     def _run(self, name: str, now: float, records: int = 1) -> Run | None:
         run = self.runs.get(name)
         if run is None:
-            if len(self.runs) >= self.limits.runs:
-                finished = [r for r in self.runs.values() if r.finished]
-                if not finished:
-                    self.untracked_runs += records
-                    return None
-                # A monitor left running for days: make room by forgetting the run that
-                # finished longest ago.
-                gone = self.runs.pop(min(finished, key=lambda r: r.updated).name)
-                self.forgotten_runs += 1
-                self.worker_count -= len(gone.workers)
-                self.series_count -= sum(len(w.series) for w in gone.workers.values())
-                if self.series_count <= self._planned_for // 2:
-                    self._plan()  # the rest may keep more
+            if len(self.runs) >= self.limits.runs and not self._forget_a_run():
+                self.untracked_runs += records
+                return None
             run = self.runs[name] = Run(name, updated=now, created=now)
         return run
+
+    def _forget_a_run(self, keep: Run | None = None) -> bool:
+        """Make room (runs, workers and series in all) by letting go of the run that
+        finished longest ago, or one that never had a worker; False if there is none.
+
+        A monitor left running for days, across job after job, always has room for the
+        newest run."""
+        done = [r for r in self.runs.values() if r is not keep and (r.finished or not r.workers)]
+        if not done:
+            return False
+        gone = self.runs.pop(min(done, key=lambda r: r.updated).name)
+        self.forgotten_runs += 1
+        self.worker_count -= len(gone.workers)
+        self.series_count -= sum(len(w.series) for w in gone.workers.values())
+        if self.series_count <= self._planned_for // 2:
+            self._plan()  # the rest may keep more
+        return True
 
     def _heartbeat(self, worker: Worker, record: Record) -> None:
         worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
@@ -974,10 +984,13 @@ class RunState:
         worker.total_steps = info.get("steps", worker.total_steps)
         config = info.get("config")
         sender = run.config_from
-        if isinstance(config, dict) and (
-            sender is None or sender is worker or worker.sort_key()[:2] < sender.sort_key()[:2]
+        if (
+            isinstance(config, dict)
+            and (  # a restarted rank 0 is newer than the one gone
+                sender is None or sender.finished or worker.sort_key()[:2] <= sender.sort_key()[:2]
+            )
         ):
-            run.config, run.config_from = config_items(config), worker
+            (run.config, run.config_more), run.config_from = config_items(config), worker
         first_held = info.get("from")
         if first_held is not None and worker.seen_max < first_held - 1:
             # The client no longer holds records before first_held: not lost on the way.
@@ -1007,6 +1020,8 @@ class RunState:
         """A series for metric ``name`` of ``worker``, if the limits allow; else None,
         with the ``count`` values that came for it counted as untracked."""
         limits = self.limits
+        while self.series_count >= limits.series and self._forget_a_run(keep=run):
+            pass
         if len(worker.series) >= limits.metrics or self.series_count >= limits.series:
             worker.untracked_metrics += count
             return None

@@ -97,7 +97,8 @@ class Frame(Layout):
     """
 
     def __init__(self, renderable: RenderableType | None = None, **kwargs: Any) -> None:
-        super().__init__(renderable if renderable is not None else Group(), **kwargs)
+        # (Rich puts the placeholder in for anything false, an empty Text too)
+        super().__init__(renderable or Group(renderable or ""), **kwargs)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield from super().__rich_console__(console, options)
@@ -634,11 +635,11 @@ def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Pa
             )
         )
     sender, config = shown.config_from, shown.config
-    heading = Text("")
+    heading = Text("", no_wrap=True, overflow="ellipsis")
     if sender is not None:
-        heading = Text(f"config of {shown.name} (from {worker_label(sender)})", style="tm.heading")
+        heading.append(f"config of {shown.name} (from {worker_label(sender)})", style="tm.heading")
     return Panel(
-        _RunsAndConfig(_Grid(columns, rows), heading, config),
+        _RunsAndConfig(_Grid(columns, rows), heading, config, shown.config_more),
         title=f"Runs ({len(state.runs)}) · ▶ shown · ◆ overlaid · r next · o overlay · R closes",
         title_align="left",
     )
@@ -648,8 +649,8 @@ class _RunsAndConfig:
     """The runs, then the shown run's config as ``key  value`` lines; when the height is
     short the runs keep what they need and the config is cut with a count."""
 
-    def __init__(self, runs: _Grid, heading: Text, config: dict[str, str]) -> None:
-        self.runs, self.heading, self.config = runs, heading, config
+    def __init__(self, runs: _Grid, heading: Text, config: dict[str, str], more: int) -> None:
+        self.runs, self.heading, self.config, self.more = runs, heading, config, more
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
@@ -665,9 +666,11 @@ class _RunsAndConfig:
         if room < 1:
             return
         yield Text("")
-        yield self.heading
-        if len(items) > room:
-            items = items[: room - 1]
+        heading = self.heading.copy()
+        heading.truncate(width, overflow="ellipsis")
+        yield heading
+        if len(items) > room or (self.more and len(items) == room):
+            items = items[: room - 1]  # and a line that says how many more
         key_width = min(max(len(key) for key, _ in items), 24) if items else 0
         for key, value in items:
             if len(key) > key_width:
@@ -676,8 +679,9 @@ class _RunsAndConfig:
             line.append(value)
             line.truncate(width, overflow="ellipsis")
             yield line
-        if len(items) < len(self.config):
-            yield Text(f" … {len(self.config) - len(items)} more", style="tm.dim")
+        hidden = len(self.config) - len(items) + self.more
+        if hidden:
+            yield Text(f" … {hidden:,} more", style="tm.dim")
 
 
 class _Grid:
@@ -1042,10 +1046,8 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
         lines.append(
             f"run {run.name}: {run.status(now, opts.stall_after_s)}, {len(run.workers)} worker(s)"
         )
-        config = ", ".join(f"{key}={value}" for key, value in run.config.items())
-        if config:
-            cut = _SUMMARY_CONFIG_CHARS
-            lines.append(f"  config: {config if len(config) <= cut else config[: cut - 1] + '…'}")
+        if run.config:
+            lines.append(f"  config: {_config_line(run)}")
         for name in run.metric_names[:_SUMMARY_METRICS]:
             series = run.series(name)
             if series is None:
@@ -1102,6 +1104,21 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
     if state.refused:
         lines.append(f"handshakes refused {state.refused}; last: {state.last_refusal}")
     return "\n".join(lines)
+
+
+def _config_line(run: Run) -> str:
+    """``key=value, ...`` as many as fit in a line, and how many more there are."""
+    parts: list[str] = []
+    used = 0
+    for key, value in run.config.items():
+        part = f"{key}={value}"
+        if used + len(part) > _SUMMARY_CONFIG_CHARS and parts:
+            break
+        cut = _SUMMARY_CONFIG_CHARS
+        parts.append(part if len(part) <= cut else part[: cut - 1] + "…")
+        used += len(part) + 2
+    more = len(run.config) - len(parts) + run.config_more
+    return ", ".join(parts) + (f", … {more:,} more" if more else "")
 
 
 def _missed_text(run: Run) -> str:
