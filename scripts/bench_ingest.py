@@ -287,6 +287,11 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="bare/watch pairs per scenario (1 with --quick)"
     )
+    parser.add_argument(
+        "--scenarios",
+        help="only these, as PUBLISHERSxPACE (0 = flat out), e.g. 16x0,16x10000; "
+        "then the monitor-bound and frame parts are left out",
+    )
     args = parser.parse_args()
     seconds = 3.0 if args.quick else args.seconds
     if args.quick:
@@ -294,6 +299,14 @@ def main() -> None:
     scenarios = [(1, 0.0), (4, 0.0), (16, 0.0), (16, 2000.0), (16, 10000.0)]
     if args.quick:
         scenarios = [(1, 0.0), (16, 2000.0)]
+    if args.scenarios:
+        try:
+            scenarios = [
+                (int(count), float(pace))
+                for count, pace in (item.split("x") for item in args.scenarios.split(","))
+            ]
+        except ValueError:
+            parser.error(f"--scenarios: expected e.g. 16x0,16x10000, not {args.scenarios!r}")
     print(
         f"trainmon ingest benchmark: {seconds:g} s per run, {args.repeat} bare/watch pairs per "
         f"scenario, {os.cpu_count()} CPUs, 5 metrics per record\n"
@@ -329,6 +342,8 @@ def main() -> None:
                 f"  {count:>2} publishers {pace:<16} {statistics.median(ratios):.2f} "
                 f"({min(ratios):.2f}-{max(ratios):.2f})"
             )
+    if args.scenarios:
+        return
     total = 200_000 if args.quick else 1_000_000
     bare_rate, watch_rate = monitor_bound(total)
     print(

@@ -316,6 +316,10 @@ def test_frames_slow_down_while_ingest_is_heavy() -> None:
     assert frame_interval(0.1, backlog=True, busy_share=0.2) == 0.25
     assert frame_interval(0.1, backlog=False, busy_share=0.8) == 0.25
     assert frame_interval(1.0, backlog=True, busy_share=0.8) == 1.0, "never faster than asked"
+    # a slow frame under a flood (cores taken): drawing gets a tenth of the time, up to 1 s
+    assert frame_interval(0.1, backlog=True, busy_share=0.9, frame_s=0.06) == pytest.approx(0.6)
+    assert frame_interval(0.1, backlog=True, busy_share=0.9, frame_s=0.5) == 1.0
+    assert frame_interval(0.1, backlog=False, busy_share=0.1, frame_s=0.06) == 0.1, "no flood"
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ __all__ = [
 _DRAIN_SLICE_S = 0.02
 _BUSY_REFRESH_S = 0.25  # frame interval while records are waiting or ingest is heavy
 _BUSY_SHARE = 0.5  # ingest is heavy when the loop is busy more than this share of the time
+_BUSY_FRAME_SHARE = 0.1  # and then drawing takes at most this share of the time
 _NOTICE_S = 6.0
 _FULL_COLLECTION_S = 600.0  # see _Collector
 
@@ -206,6 +207,7 @@ def run_dashboard(
             if settings.finished_notice and source.finished and not opts.notice:
                 opts = replace(opts, notice=settings.finished_notice)
             if time.monotonic() >= next_frame:
+                drawing = time.monotonic()
                 if not opts.paused:
                     new_alerts = alerts.check(state, now, opts.stall_after_s)
                     if new_alerts and settings.bell:
@@ -220,16 +222,24 @@ def run_dashboard(
                     live.update(render(state, opts, now), refresh=True)
                 busy.frame()
                 collector.frame()
-                interval = frame_interval(settings.refresh_s, source.backlog, busy.share)
-                next_frame = time.monotonic() + interval
+                drawn = time.monotonic()
+                interval = frame_interval(
+                    settings.refresh_s, source.backlog, busy.share, drawn - drawing
+                )
+                next_frame = drawn + interval
     return opts
 
 
-def frame_interval(refresh_s: float, backlog: bool, busy_share: float) -> float:
+def frame_interval(
+    refresh_s: float, backlog: bool, busy_share: float, frame_s: float = 0.0
+) -> float:
     """Seconds to the next frame. Under a flood (records left waiting, or the loop busy
-    most of the time) taking every record in comes before drawing often."""
+    most of the time) taking every record in comes before drawing often: frames come
+    at most every 0.25 s, and drawing takes at most a tenth of the time (a frame that
+    took 60 ms on a machine whose cores are taken: 0.6 s), up to a second apart. A
+    key always redraws at once."""
     if backlog or busy_share > _BUSY_SHARE:
-        return max(refresh_s, _BUSY_REFRESH_S)
+        return max(refresh_s, min(max(_BUSY_REFRESH_S, frame_s / _BUSY_FRAME_SHARE), 1.0))
     return refresh_s
 
 
