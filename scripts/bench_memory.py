@@ -18,6 +18,11 @@ Two parts, run one after the other:
    past its share of the point budget before more are added (windows shrink as series
    multiply). Prints the RSS after each step: the bound that holds whatever is sent.
 
+4. **queues**: a real ``trainmon watch`` under attack from 4, then 16 connections, each
+   sending messages as large as allowed (1 MiB) that are valid msgpack but slow to
+   decode (nested arrays) and then rejected, flat out for 15 s; prints the monitor's
+   peak RSS: what ZeroMQ's queues (64 messages per connection) hold meanwhile.
+
 Run: ``python scripts/bench_memory.py`` (several minutes) or ``--quick`` (1 million).
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import socket
 import subprocess
 import sys
@@ -156,6 +162,55 @@ def bench_flood() -> None:
     )
 
 
+def bench_queues(seconds: float = 15.0) -> None:
+    import threading
+
+    import msgpack
+    import zmq
+
+    from trainmon_client.protocol import MAX_PAYLOAD_BYTES
+
+    payload = msgpack.packb([[0] * 4096] * (MAX_PAYLOAD_BYTES // 4100))
+    print(
+        f"\n== queues: connections sending {len(payload):,}-byte messages of nested arrays "
+        f"flat out for {seconds:.0f} s at a real trainmon watch =="
+    )
+    for connections in (4, 16):
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        monitor = PtyWatch(endpoint)
+        stop = threading.Event()
+
+        def attack(endpoint: str = endpoint, stop: threading.Event = stop) -> None:
+            sock = zmq.Context.instance().socket(zmq.PUB)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            while not stop.is_set():
+                sock.send_multipart([b"evil", payload])
+            sock.close()
+
+        peak = 0.0
+        try:
+            time.sleep(1.0)
+            threads = [threading.Thread(target=attack) for _ in range(connections)]
+            for thread in threads:
+                thread.start()
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                peak = max(peak, rss_mb(monitor.proc.pid))
+                time.sleep(0.25)
+            stop.set()
+            for thread in threads:
+                thread.join()
+        finally:
+            stop.set()
+            text = monitor.stop()
+        rejected = re.findall(r"(\d+) messages were rejected", text)
+        print(
+            f"{connections:>3} connections: monitor peak RSS {peak:.0f} MB; "
+            f"{int(rejected[-1]) if rejected else 0:,} messages read and rejected"
+        )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -249,7 +304,7 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=10_000_000)
     parser.add_argument("--quick", action="store_true", help="1 million records")
-    parser.add_argument("--only", choices=("state", "watch", "flood"))
+    parser.add_argument("--only", choices=("state", "watch", "flood", "queues"))
     args = parser.parse_args()
     total = 1_000_000 if args.quick else args.records
     if args.only in (None, "state"):
@@ -258,6 +313,8 @@ def main() -> None:
         bench_watch(total)
     if args.only in (None, "flood"):
         bench_flood()
+    if args.only in (None, "queues"):
+        bench_queues()
 
 
 if __name__ == "__main__":

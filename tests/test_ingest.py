@@ -162,3 +162,36 @@ def test_idle_time_is_the_time_spent_waiting_for_records() -> None:
         pub.close()
         source.close()
         ctx.term()
+
+
+def test_a_stream_of_bad_messages_keeps_to_the_budget() -> None:
+    """drain() returns after its time budget however many rejected messages wait: a
+    stream of bad messages kept the loop in drain(), so the monitor neither drew nor
+    quit on SIGTERM (found with 16 connections of 1 MiB nested arrays)."""
+    endpoint = free_endpoint()
+    source = Subscriber([endpoint])
+    state = RunState()
+    slow = msgpack.packb([[0] * 4096] * 250)  # valid msgpack, ~10 ms to unpack, refused
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(endpoint)
+    try:
+        deadline = time.monotonic() + 10
+        while not pub.poll(10):
+            source.drain(state, budget_s=0.01)
+            assert time.monotonic() < deadline, "no subscription"
+        pub.recv()
+        for _ in range(60):
+            pub.send_multipart([b"evil", slow])
+        while not source._sock.poll(10):  # the first has arrived
+            assert time.monotonic() < deadline
+        time.sleep(0.2)  # let more pile up, so the old drain() would take them all
+        source.drain(state, budget_s=0.02)
+        first = state.rejected
+        assert 1 <= first < 20, f"{first} messages in one drain of 0.02 s"
+        drain_until(source, state, lambda: state.rejected == 60)
+    finally:
+        pub.close()
+        ctx.term()
+        source.close()

@@ -140,9 +140,12 @@ class Subscriber:
         self._refusals_seen = 0
         self.warnings: list[str] = []
         self._sock.setsockopt(zmq.LINGER, 0)
-        # At most this many messages (batches of up to a few hundred records) wait in
-        # ZeroMQ's queue: enough for bursts and history re-sends, bounded in memory.
-        self._sock.setsockopt(zmq.RCVHWM, 500)
+        # At most this many messages (batches of up to 512 records, 1 MiB at most) wait
+        # in ZeroMQ's queue for each connected peer: 32,768 records, enough for bursts
+        # and a history re-send, and at most 64 MiB a peer. (500 of up to 4 MiB let 16
+        # peers sending large messages that are slow to decode grow the monitor past
+        # 700 MB.) ZeroMQ caps no number of peers: see README, "Hostile or broken input".
+        self._sock.setsockopt(zmq.RCVHWM, 64)
         # Larger messages are cut off by ZeroMQ before they are read into memory.
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
@@ -224,8 +227,9 @@ class Subscriber:
                 items = decode_items(frames)
             except ProtocolError as exc:
                 sink.reject(str(exc), _peer(message[0]))
-                continue
-            if self._on_payload is not None:
+                items = []  # and on to the deadline: a stream of bad messages must
+                # not keep the loop from drawing, reading keys and quitting
+            if items and self._on_payload is not None:
                 self._on_payload(frames[1])
             for item in items:
                 if self._run is None or item.run == self._run:

@@ -81,7 +81,7 @@ KINDS: Final = frozenset({"hello", "metrics", "heartbeat", "bye", "alert"})
 MAX_ALERT_TITLE: Final = 200
 MAX_ALERT_TEXT: Final = 2000
 
-MAX_PAYLOAD_BYTES: Final = 4 * 1024 * 1024
+MAX_PAYLOAD_BYTES: Final = 1024 * 1024  # a batch of 512 records of 200 metrics fits
 MAX_BATCH: Final = 4096
 MAX_METRICS: Final = 256
 MAX_NAME_CHARS: Final = 128
