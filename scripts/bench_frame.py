@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from trainmon.alerts import AlertWatch
+from trainmon.app import _collector
 from trainmon.state import RunState
 from trainmon.theme import console_for
 from trainmon.view import ViewOptions, render
@@ -116,14 +117,16 @@ def frame_ms(
         legacy_windows=False,
     )
     times = []
-    for frame in range(15):
-        if feed is not None:
-            feed(frame)
-        started = time.perf_counter()
-        console.print(render(state, replace(opts, address="tcp://127.0.0.1:5555"), NOW))
-        times.append((time.perf_counter() - started) * 1000)
-        console.file.seek(0)
-        console.file.truncate()
+    with _collector() as collector:  # as the monitor runs: no collector passes
+        for frame in range(15):
+            if feed is not None:
+                feed(frame)
+            started = time.perf_counter()
+            console.print(render(state, replace(opts, address="tcp://127.0.0.1:5555"), NOW))
+            times.append((time.perf_counter() - started) * 1000)
+            console.file.seek(0)
+            console.file.truncate()
+            collector.frame()
     return statistics.median(times)
 
 
@@ -192,8 +195,6 @@ def live_loop(seconds: float = 20.0) -> None:
     the time per frame (alert check, drawing, the policy) and the collector's full
     passes with their duration, wherever they fell: each pauses the whole loop."""
     import gc
-
-    from trainmon.app import _collector
 
     print(f"\nlive loop, 64 workers x 20 metrics, 200x60, {seconds:.0f} s each:")
     for policy in ("Python's collector", "frozen after each frame"):
