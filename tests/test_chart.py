@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.test_state import fed, hello, metrics
 from tests.test_view import screen, text
@@ -139,3 +141,43 @@ def test_y_range_always_has_a_drawable_span(values: list[float], log: bool) -> N
         assert all(low <= math.log10(v) <= high for v in values if v < 10**308)
     else:
         assert all(low <= v <= high for v in values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=300),
+    st.integers(0, 200),
+    st.booleans(),
+    st.booleans(),
+)
+def test_a_line_said_finite_draws_as_one_looked_at(
+    values: list[float], split: int, band: bool, log: bool
+) -> None:
+    """``Line.finite`` only skips looking for NaN and infinities (the dashboard sets it
+    for a series that never had one): the drawing is the same."""
+    steps = list(range(0, 3 * len(values), 3))
+    split = min(split, len(values))
+    lows = [v - abs(v) * 0.1 - 1 for v in values[:split]]
+    highs = [v + abs(v) * 0.1 + 1 for v in values[:split]]
+    buckets = (steps[:split], values[:split], lows, highs, [""] * split) if split else None
+    drawn = [
+        text(
+            LineChart(
+                [
+                    Line(
+                        (),
+                        band=band,
+                        steps=steps[split:],
+                        values=values[split:],
+                        buckets=buckets,
+                        finite=finite,
+                    )
+                ],
+                height=12,
+                log=log,
+            ),
+            width=70,
+        )
+        for finite in (False, True)
+    ]
+    assert drawn[0] == drawn[1]

@@ -65,6 +65,7 @@ class Line:
         tuple[Sequence[int], Sequence[float], Sequence[float], Sequence[float], Sequence[str]]
         | None
     ) = None
+    finite: bool = False  # no value in ``steps``/``buckets`` is NaN or infinite: not looked for
 
     @property
     def first_x(self) -> float | None:
@@ -283,36 +284,51 @@ class LineChart:
         if not half_span > 0:  # y_range never gives this; a division by 0 must never happen
             half_span = 1.0
 
-        def to_py(y: float) -> int | None:
-            if self.log:
-                if not y > 0:
-                    return None
-                y = math.log10(y)
-            if not math.isfinite(y):
-                return None
-            scaled = (y / 2 - half_lo) / half_span
-            return round((1 - min(max(scaled, 0.0), 1.0)) * (px_height - 1))
+        top_px = px_height - 1
+        log, log10, inf, nan = self.log, math.log10, math.inf, math.nan
 
+        def pixels(ys: list[float]) -> list[int | None]:
+            """Each value's pixel row (None for one not drawn), in one comprehension:
+            a function call per value cost a fifth of a frame with 8 lines."""
+            if log:
+                ys = [log10(y) if y > 0 else nan for y in ys]
+            return [
+                round((1 - min(max((y / 2 - half_lo) / half_span, 0.0), 1.0)) * top_px)
+                if -inf < y < inf
+                else None
+                for y in ys
+            ]
+
+        vline, line_to, dot = canvas.vline, canvas.line, canvas.dot
         for line, columns in folded:
             style = resolve(console, line.style)
             band_style = style + Style(dim=True)
-            previous: tuple[int, int] | None = None
-            for px, (y, low, high, mark) in columns:
+            band = line.band
+            rows = pixels([column[0] for _, column in columns])
+            if band:
+                lows = pixels([column[1] for _, column in columns])
+                highs = pixels([column[2] for _, column in columns])
+            last_px = last_py = -1  # the previous drawn point, -1 if none
+            for index, (px, (_, low, high, mark)) in enumerate(columns):
                 if mark:
                     marked[px // 2] = mark
-                if line.band and low < high:
-                    top, bottom = to_py(high), to_py(low)
+                if band and low < high:
+                    top, bottom = highs[index], lows[index]
                     if top is not None and bottom is not None:
-                        canvas.vline(px, top, bottom, band_style)
-                py = to_py(y)
+                        vline(px, top, bottom, band_style)
+                py = rows[index]
                 if py is None:
-                    previous = None
+                    last_px = -1
                     continue
-                if previous is not None:
-                    canvas.line(*previous, px, py, style)
+                if last_px < 0:
+                    dot(px, py, style)
+                elif px - last_px <= 1:  # neighbours (most columns): as line() does it
+                    middle = (last_py + py) // 2
+                    vline(last_px, last_py, middle, style)
+                    vline(px, middle if py >= last_py else middle + 1, py, style)
                 else:
-                    canvas.dot(px, py, style)
-                previous = (px, py)
+                    line_to(last_px, last_py, px, py, style)
+                last_px, last_py = px, py
 
 
 def _fold_line(
@@ -321,12 +337,13 @@ def _fold_line(
     """A line's points gathered per pixel column: last value, finite low and high, any
     mark. However many points there are, drawing costs one step per pixel column."""
     columns: dict[int, list[Any]] = {}
+    finite = line.finite
     if line.buckets:
-        _fold_columns(*line.buckets, x0, x1, px_width, columns)
+        _fold_columns(*line.buckets, x0, x1, px_width, columns, finite)
     _fold_points(line.points, x0, x1, px_width, columns)
     if line.steps:
         values = line.values
-        _fold_columns(line.steps, values, values, values, None, x0, x1, px_width, columns)
+        _fold_columns(line.steps, values, values, values, None, x0, x1, px_width, columns, finite)
     out = []
     for px in sorted(columns):
         y, low, high, mark = columns[px]
@@ -377,19 +394,27 @@ def _fold_columns(
     x1: float,
     px_width: int,
     columns: dict[int, list[Any]],
+    finite: bool = False,
 ) -> None:
     """Points given as columns in step order, a pixel column at a time: bisect, then
     C-level min/max. Downsampled buckets bring their lows, highs and marks; raw points
     are buckets of one (``lasts``, ``lows`` and ``highs`` the same list, no ``marks``:
-    a NaN or infinity is its own mark)."""
+    a NaN or infinity is its own mark). ``finite``: no NaN or infinity to look for."""
     inf = math.inf
     raw = marks is None
+    if finite:
+        marks = None  # all blank
     for px, start, end in _pixel_runs(steps, x0, x1, px_width):
         y = lasts[end - 1]
         column = _column(columns, px, y)
         low_chunk = lows[start:end]
         high_chunk = low_chunk if raw else highs[start:end]
-        total = sum(low_chunk) if raw else sum(low_chunk) + sum(high_chunk)
+        if finite:
+            total = 0.0
+        elif raw:
+            total = sum(low_chunk)
+        else:
+            total = sum(low_chunk) + sum(high_chunk)
         if -inf < total < inf:
             low, high = min(low_chunk), max(high_chunk)
             if low < column[1]:

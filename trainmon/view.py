@@ -277,6 +277,7 @@ def series_line(series: Series, style: str = "tm.line", band: bool = True, label
         values=series.vals,
         label=label,
         buckets=series.older.columns(),
+        finite=not series.nonfinite,
     )
 
 
