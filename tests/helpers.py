@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -230,6 +230,27 @@ def zmq_push_raw(endpoint: str, messages: list[list[bytes]], settle: Callable[[]
         settle()
         for message in messages:
             pub.send_multipart(message)
+    finally:
+        pub.close()
+        ctx.term()
+
+
+@contextlib.contextmanager
+def raw_peer(endpoint: str, source: Subscriber, state: RunState) -> Iterator[zmq.Socket[bytes]]:
+    """A raw XPUB connected to ``source`` at ``endpoint``, once its subscription has
+    arrived (``source`` is drained meanwhile), for sending hand-made messages."""
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.SNDHWM, 0)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(endpoint)
+    try:
+        deadline = time.monotonic() + 10
+        while not pub.poll(10):  # the subscription arrives while the SUB is serviced
+            source.drain(state, budget_s=0.01)
+            assert time.monotonic() < deadline, "no subscription"
+        pub.recv()
+        yield pub
     finally:
         pub.close()
         ctx.term()

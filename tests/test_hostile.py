@@ -8,11 +8,10 @@ import random
 import time
 
 import msgpack
-import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import drain_until, free_endpoint, start_publisher, stop
+from tests.helpers import drain_until, free_endpoint, raw_peer, start_publisher, stop
 from trainmon.ingest import Subscriber
 from trainmon.state import Limits, RunState
 from trainmon.view import ViewOptions, summary
@@ -85,60 +84,49 @@ def test_hostile_peer_cannot_hurt_the_monitor() -> None:
     state = RunState(limits)
     messages, must_reject = _attack()
     good = start_publisher(endpoint, run="good", count=500, delay_s=0.002)
-    ctx = zmq.Context()
-    evil = ctx.socket(zmq.XPUB)
-    evil.setsockopt(zmq.SNDHWM, 0)
-    evil.setsockopt(zmq.LINGER, 0)
-    evil.connect(endpoint)
     try:
-        deadline = time.monotonic() + 10
-        while not evil.poll(10):
-            source.drain(state, budget_s=0.01)
-            assert time.monotonic() < deadline
-        evil.recv()
-        for message in messages:
-            evil.send_multipart(message)
-            source.drain(state, budget_s=0)
-        drain_until(
-            source,
-            state,
-            lambda: (
-                state.rejected >= must_reject
-                and "good" in state.runs
-                and state.runs["good"].finished
-            ),
-            timeout_s=30,
-        )
-        # the good run is whole
-        good_run = state.runs["good"]
-        assert good_run.series("loss").count == 500 and good_run.missed == 0
-        # every bad message was counted, and against its sender
-        assert state.rejected == must_reject
-        assert sum(state.rejected_by_peer.values()) == must_reject
-        assert list(state.rejected_by_peer) == ["127.0.0.1"]
-        # the flood is capped: bounded workers and metrics, with counts of the rest
-        evil_run = state.runs["evil"]
-        assert len(evil_run.workers) == limits.workers
-        assert evil_run.untracked_workers == 10_000 + 1 - limits.workers
-        flooded = evil_run.workers["many-metrics"]
-        assert len(flooded.series) == limits.metrics and flooded.untracked_metrics > 0
-        # and the series share one budget of points: each window shrank as they came
-        assert 2048 < state.series_count <= 4096  # 256 + 2 * 1023 + the good run's
-        window, buckets = state.share
-        assert window == limits.points // 4096 and buckets == 64
-        series = [
-            s
-            for run in state.runs.values()
-            for w in run.workers.values()
-            for s in w.series.values()
-        ]
-        assert sum(len(s.steps) + len(s.older.pending_steps) for s in series) <= limits.points
-        assert all(len(s.older.buckets) <= buckets for s in series)
-        report = summary(state, ViewOptions(), time.time())
-        assert "limits reached" in report and "from 127.0.0.1" in report
+        with raw_peer(endpoint, source, state) as evil:
+            for message in messages:
+                evil.send_multipart(message)
+                source.drain(state, budget_s=0)
+            drain_until(
+                source,
+                state,
+                lambda: (
+                    state.rejected >= must_reject
+                    and "good" in state.runs
+                    and state.runs["good"].finished
+                ),
+                timeout_s=30,
+            )
+            # the good run is whole
+            good_run = state.runs["good"]
+            assert good_run.series("loss").count == 500 and good_run.missed == 0
+            # every bad message was counted, and against its sender
+            assert state.rejected == must_reject
+            assert sum(state.rejected_by_peer.values()) == must_reject
+            assert list(state.rejected_by_peer) == ["127.0.0.1"]
+            # the flood is capped: bounded workers and metrics, with counts of the rest
+            evil_run = state.runs["evil"]
+            assert len(evil_run.workers) == limits.workers
+            assert evil_run.untracked_workers == 10_000 + 1 - limits.workers
+            flooded = evil_run.workers["many-metrics"]
+            assert len(flooded.series) == limits.metrics and flooded.untracked_metrics > 0
+            # and the series share one budget of points: each window shrank as they came
+            assert 2048 < state.series_count <= 4096  # 256 + 2 * 1023 + the good run's
+            window, buckets = state.share
+            assert window == limits.points // 4096 and buckets == 64
+            series = [
+                s
+                for run in state.runs.values()
+                for w in run.workers.values()
+                for s in w.series.values()
+            ]
+            assert sum(len(s.steps) + len(s.older.pending_steps) for s in series) <= limits.points
+            assert all(len(s.older.buckets) <= buckets for s in series)
+            report = summary(state, ViewOptions(), time.time())
+            assert "limits reached" in report and "from 127.0.0.1" in report
     finally:
-        evil.close()
-        ctx.term()
         stop(good)
         source.close()
 

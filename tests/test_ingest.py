@@ -9,7 +9,7 @@ import msgpack
 import pytest
 import zmq
 
-from tests.helpers import drain_until, free_endpoint, start_publisher, stop
+from tests.helpers import drain_until, free_endpoint, raw_peer, start_publisher, stop
 from trainmon.ingest import EndpointError, Subscriber
 from trainmon.state import RunState
 from trainmon_client.protocol import Record, encode
@@ -24,22 +24,10 @@ def _publish(
     endpoint: str, messages: list[list[bytes]], source: Subscriber, state: RunState, until: int
 ) -> None:
     """Connect a raw XPUB to ``source``, wait for its subscription, send, drain."""
-    ctx = zmq.Context()
-    pub = ctx.socket(zmq.XPUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.connect(endpoint)
-    try:
-        deadline = time.monotonic() + 10
-        while not pub.poll(10):  # the subscription arrives while the SUB is serviced
-            source.drain(state, budget_s=0.01)
-            assert time.monotonic() < deadline, "no subscription"
-        pub.recv()
+    with raw_peer(endpoint, source, state) as pub:
         for message in messages:
             pub.send_multipart(message)
         drain_until(source, state, lambda: state.records + state.rejected >= until)
-    finally:
-        pub.close()
-        ctx.term()
 
 
 def test_garbage_is_counted_and_good_records_kept() -> None:
@@ -172,26 +160,17 @@ def test_a_stream_of_bad_messages_keeps_to_the_budget() -> None:
     source = Subscriber([endpoint])
     state = RunState()
     slow = msgpack.packb([[0] * 4096] * 250)  # valid msgpack, ~10 ms to unpack, refused
-    ctx = zmq.Context()
-    pub = ctx.socket(zmq.XPUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.connect(endpoint)
     try:
-        deadline = time.monotonic() + 10
-        while not pub.poll(10):
-            source.drain(state, budget_s=0.01)
-            assert time.monotonic() < deadline, "no subscription"
-        pub.recv()
-        for _ in range(60):
-            pub.send_multipart([b"evil", slow])
-        while not source._sock.poll(10):  # the first has arrived
-            assert time.monotonic() < deadline
-        time.sleep(0.2)  # let more pile up, so the old drain() would take them all
-        source.drain(state, budget_s=0.02)
-        first = state.rejected
-        assert 1 <= first < 20, f"{first} messages in one drain of 0.02 s"
-        drain_until(source, state, lambda: state.rejected == 60)
+        with raw_peer(endpoint, source, state) as pub:
+            for _ in range(60):
+                pub.send_multipart([b"evil", slow])
+            deadline = time.monotonic() + 10
+            while not source._sock.poll(10):  # the first has arrived
+                assert time.monotonic() < deadline
+            time.sleep(0.2)  # let more pile up, so the old drain() would take them all
+            source.drain(state, budget_s=0.02)
+            first = state.rejected
+            assert 1 <= first < 20, f"{first} messages in one drain of 0.02 s"
+            drain_until(source, state, lambda: state.rejected == 60)
     finally:
-        pub.close()
-        ctx.term()
         source.close()
