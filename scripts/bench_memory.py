@@ -112,7 +112,7 @@ def bench_flood() -> None:
         print(f"{step:<44} {rss_mb():>8.1f} {time.perf_counter() - started:>8.1f}", flush=True)
 
     report("nothing received")
-    config = {f"hyper_{i}": "v" * 2000 for i in range(1000)}  # ~2 MB in a hello
+    config = {f"hyper_{i}": "v" * 900 for i in range(1000)}  # ~0.9 MB: a message's worth
     runs = [_long("run", r) for r in range(limits.runs)]
     workers = [[_long("worker", w) for w in range(limits.workers)] for _ in runs]
     for run, names in zip(runs, workers, strict=True):

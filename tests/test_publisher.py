@@ -465,3 +465,28 @@ def test_a_batch_too_large_for_the_monitor_goes_in_parts(
 def _sizes(payload: bytes) -> list[int]:
     """Records in each item of an encoded batch."""
     return [item.size if isinstance(item, Columns) else 1 for item in decode_payload_items(payload)]
+
+
+def test_a_config_too_large_to_send_is_cut_or_left_out(
+    sub: BackgroundMonitor, endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Long texts in a config are cut (the monitor shows 200 characters of one), and a
+    config too large for a message is left out with a warning: the hello (host, rank,
+    the run's totals) still arrives, with no record counted as missed."""
+    state = sub.state
+    long_texts = {f"note_{i}": "x" * 60_000 for i in range(20)}  # 1.2 MB as given
+    with Monitor(endpoint, run="r", config=long_texts) as mon:
+        mon.log(loss=1.0)
+    sub.wait(lambda: state.runs.get("r") is not None and state.runs["r"].finished)
+    run = state.runs["r"]
+    assert len(run.config) == 20 and run.config["note_0"] == "x" * 199 + "…"
+    huge = {f"k{i}": {f"j{j}": "y" * 900 for j in range(256)} for i in range(4)}  # ~0.9 MB
+    with caplog.at_level(logging.WARNING, logger="trainmon_client"):
+        with Monitor(endpoint, run="big", config=huge, total_steps=5) as mon:
+            mon.log(loss=1.0)
+        sub.wait(lambda: "big" in state.runs and state.runs["big"].finished)
+    big = state.runs["big"]
+    worker = big.workers[mon.worker]
+    assert not big.config and worker.total_steps == 5 and worker.host and worker.missed == 0
+    assert state.rejected == 0
+    assert sum("config of" in r.getMessage() for r in caplog.records) == 1

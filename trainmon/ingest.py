@@ -142,9 +142,8 @@ class Subscriber:
         self._sock.setsockopt(zmq.LINGER, 0)
         # At most this many messages (batches of up to 512 records, 1 MiB at most) wait
         # in ZeroMQ's queue for each connected peer: 32,768 records, enough for bursts
-        # and a history re-send, and at most 64 MiB a peer. (500 of up to 4 MiB let 16
-        # peers sending large messages that are slow to decode grow the monitor past
-        # 700 MB.) ZeroMQ caps no number of peers: see README, "Hostile or broken input".
+        # and a history re-send, and at most 64 MiB a peer (500 of up to 4 MiB allowed
+        # 2 GiB). ZeroMQ caps no number of peers: see README, "Hostile or broken input".
         self._sock.setsockopt(zmq.RCVHWM, 64)
         # Larger messages are cut off by ZeroMQ before they are read into memory.
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)

@@ -56,6 +56,8 @@ _YIELD_S: Final = 0.0002
 # Records per message at most: under load, fewer and larger messages cost the monitor
 # less per record (it pays for each message, and for each metric of each message).
 _MAX_BATCH_RECORDS: Final = 512
+_CONFIG_TEXT_CHARS: Final = 1000  # config text kept per value (the monitor shows 200)
+_MAX_HELLO_BYTES: Final = MAX_PAYLOAD_BYTES // 4  # a larger config is not sent
 _CLOCK_EVERY: Final = 64  # records taken between looks at the clock (the slice's end)
 _HEARTBEAT_S: Final = 1.0
 _EVENTS: Final = (
@@ -412,6 +414,16 @@ class _IOLoop:
         self.info = info
         self.hello_wire = self._wire("hello", _now(), i=info)
         self.hello = pack_payload(self.hello_wire)
+        if len(self.hello) > _MAX_HELLO_BYTES:  # a monitor would refuse the whole hello
+            self._warn_once(
+                "<config>",
+                f"config of {len(self.hello):,} bytes packed not sent (at most "
+                f"{_MAX_HELLO_BYTES:,}; the monitor shows 64 short items of it)",
+                dropped=False,
+            )
+            info.pop("config", None)
+            self.hello_wire = dict(self.hello_wire, i=info)  # (the same sequence number)
+            self.hello = pack_payload(self.hello_wire)
         if writer is not None:
             writer.write(self.hello)
 
@@ -765,7 +777,9 @@ def _ignore(*args: Any, **kwargs: Any) -> None:
 
 def _plain(value: Any, depth: int = 0) -> Any:
     """A msgpack-safe copy of config values: nested plain data, else their text."""
-    if isinstance(value, (bool, int, float, str)) or value is None:
+    if isinstance(value, str):
+        return value[:_CONFIG_TEXT_CHARS]  # the monitor shows 200 characters of one
+    if isinstance(value, (bool, int, float)) or value is None:
         return value
     if depth < 4 and isinstance(value, Mapping):
         return {str(k)[:MAX_NAME_CHARS]: _plain(v, depth + 1) for k, v in list(value.items())[:256]}
