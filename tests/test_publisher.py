@@ -12,7 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import (
     BackgroundMonitor,
@@ -490,3 +493,34 @@ def test_a_config_too_large_to_send_is_cut_or_left_out(
     assert not big.config and worker.total_steps == 5 and worker.host and worker.missed == 0
     assert state.rejected == 0
     assert sum("config of" in r.getMessage() for r in caplog.records) == 1
+
+
+_int64 = st.integers(-(2**63), 2**64 - 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.lists(st.dictionaries(st.text(max_size=3), _int64, max_size=2), max_size=40),
+            st.dictionaries(st.text(max_size=3), _int64, min_size=1, max_size=2),
+        ),
+        max_size=60,
+    ),
+    st.integers(2, 300),
+)
+def test_joined_history_batches_carry_the_same_items(batches: list[object], limit: int) -> None:
+    """A history re-send joins batches without decoding them: the items come out the
+    same and in order, each message within the item and byte limits."""
+    packed = [msgpack.packb(batch) for batch in batches]
+    joined = list(publisher._joined(packed, max_items=50, max_bytes=limit * 20))
+    items = []
+    for message in joined:
+        value = msgpack.unpackb(message, strict_map_key=False)
+        items += value if isinstance(value, list) else [value]
+        if message not in packed:  # joined from several: within the limits
+            assert len(value) <= 50 and len(message) <= limit * 20 + 5
+    expected = []
+    for batch in batches:
+        expected += batch if isinstance(batch, list) else [batch]
+    assert items == expected and len(joined) <= len(packed)

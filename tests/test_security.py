@@ -8,16 +8,18 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import BackgroundMonitor, free_endpoint, stop, wait_listening
+from tests.helpers import BackgroundMonitor, drain_until, free_endpoint, stop, wait_listening
 from trainmon.cli import main
 from trainmon.ingest import EndpointError, Subscriber
 from trainmon.relay import Relay
+from trainmon.state import RunState
 from trainmon_client import Monitor
 from trainmon_client.security import Curve, create_keypair
 
@@ -304,3 +306,42 @@ def test_relay_command_runs_and_stops() -> None:
         assert "relay: stopped" in out
     finally:
         stop(proc)
+
+
+def test_late_join_through_a_relay_is_whole_with_many_small_batches(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 workers logging slowly (a few records per message) into a relay, and a monitor
+    that joins late while busy (drawing, say) for a second: every worker's history
+    arrives whole. Re-sent as logged it was ~1,600 small messages at once, more than
+    the queues on the way hold."""
+    workers_at = relay.endpoints["workers"][0]
+    monitors_at = relay.endpoints["monitors"][0]
+    mons: list[Monitor] = []
+    late = None
+    try:
+        for rank in range(8):
+            monkeypatch.setenv("RANK", str(rank))
+            mons.append(Monitor(workers_at, run="slow"))
+        for step in range(2000):
+            for mon in mons:
+                mon.log(loss=float(step), step=step)
+            time.sleep(0.002)  # pacing the logging itself (not a synchronisation)
+        state = RunState()
+        late = Subscriber(connect=[monitors_at])
+        time.sleep(1.0)  # a monitor busy for a second as the history comes
+        drain_until(
+            late,
+            state,
+            lambda: (
+                "slow" in state.runs
+                and sum(w.records for w in state.runs["slow"].workers.values()) == 8 * 2001
+            ),
+            timeout_s=30,
+        )
+        assert all(w.missed == 0 for w in state.runs["slow"].workers.values())
+    finally:
+        for mon in mons:
+            mon.close()
+        if late is not None:
+            late.close()

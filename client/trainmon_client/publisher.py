@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import zmq
@@ -30,6 +30,7 @@ from trainmon_client.framing import FileFormatError, FrameWriter
 from trainmon_client.identity import Identity, identify
 from trainmon_client.protocol import (
     MAX_ALERT_TITLE,
+    MAX_BATCH,
     MAX_METRICS,
     MAX_NAME_CHARS,
     MAX_PAYLOAD_BYTES,
@@ -58,6 +59,7 @@ _YIELD_S: Final = 0.0002
 _MAX_BATCH_RECORDS: Final = 512
 _CONFIG_TEXT_CHARS: Final = 1000  # config text kept per value (the monitor shows 200)
 _MAX_HELLO_BYTES: Final = MAX_PAYLOAD_BYTES // 4  # a larger config is not sent
+_JOIN_BYTES: Final = MAX_PAYLOAD_BYTES - 16  # history batches joined up to this (see _joined)
 _CLOCK_EVERY: Final = 64  # records taken between looks at the clock (the slice's end)
 _HEARTBEAT_S: Final = 1.0
 _EVENTS: Final = (
@@ -500,7 +502,7 @@ class _IOLoop:
             wire = dict(self.hello_wire, i={**self.info, "from": self.history[0][1]})
             hello = pack_payload(wire)
         self._send(hello)
-        for _, _, payload in self.history:
+        for payload in _joined(payload for _, _, payload in self.history):
             self._send(payload)
 
     def _send(self, payload: bytes) -> None:
@@ -773,6 +775,51 @@ def _count_arg(value: float | None, what: str) -> int | None:
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
     """Stands in for ``log`` once a Monitor is closed."""
+
+
+def _joined(
+    payloads: Iterable[bytes], max_items: int = MAX_BATCH, max_bytes: int = _JOIN_BYTES
+) -> Iterator[bytes]:
+    """Consecutive batches as few messages as fit (``max_items``, ``max_bytes``):
+    their msgpack arrays' items laid end to end under one header, nothing decoded.
+
+    A history logged slowly is thousands of small batches; re-sent as they are, they
+    overflow the queues on the way (a relay's, the monitor's) and are lost."""
+    parts: list[bytes] = []
+    items = size = 0
+    for payload in payloads:
+        count, start = _array_head(payload)
+        if items and (not count or items + count > max_items or size + len(payload) > max_bytes):
+            yield _array_header(items) + b"".join(parts)
+            parts, items, size = [], 0, 0
+        if not count:  # not an array of items (or an empty one): as it is, in its place
+            yield payload
+            continue
+        parts.append(payload[start:])
+        items += count
+        size += len(payload)
+    if parts:
+        yield _array_header(items) + b"".join(parts)
+
+
+def _array_head(payload: bytes) -> tuple[int, int]:
+    """A msgpack array's length and where its items start; (0, 0) if not an array."""
+    first = payload[0] if payload else 0
+    if 0x90 <= first <= 0x9F:
+        return first & 0x0F, 1
+    if first == 0xDC:
+        return int.from_bytes(payload[1:3], "big"), 3
+    if first == 0xDD:
+        return int.from_bytes(payload[1:5], "big"), 5
+    return 0, 0
+
+
+def _array_header(count: int) -> bytes:
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
