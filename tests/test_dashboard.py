@@ -794,6 +794,9 @@ def test_runs_list_and_summary_show_the_config() -> None:
     text = summary(state, ViewOptions(), NOW)
     assert "  config: lr=0.0003, model=mlp, optim.name=adam, optim.betas=[0.9, 0.999]" in text
     assert max(len(line) for line in text.splitlines()) < 240, "a long config is cut"
+    narrow = summary(state, ViewOptions(), NOW, width=80)
+    config_line = next(x for x in narrow.splitlines() if x.startswith("  config:"))
+    assert len(config_line) <= 80 and re.search(r"… \d+ more$", config_line)
     # a config past what is kept: the count covers what config_items left out too
     huge = {f"k{i}": i for i in range(1000)}
     state.apply(Record("hello", "r", "r-w0", 0, NOW - 59, info={"rank": 0, "config": huge}), NOW)

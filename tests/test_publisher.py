@@ -493,6 +493,8 @@ def test_a_config_too_large_to_send_is_cut_or_left_out(
     assert not big.config and worker.total_steps == 5 and worker.host and worker.missed == 0
     assert state.rejected == 0
     assert sum("config of" in r.getMessage() for r in caplog.records) == 1
+    with pytest.raises(TypeError, match="config must be a mapping"):
+        Monitor(endpoint, run="bad", config=[1, 2])  # type: ignore[arg-type]
 
 
 _int64 = st.integers(-(2**63), 2**64 - 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -315,7 +316,7 @@ def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain:
         run_plain(source, state, opts, settings, emit=click.echo)
     else:
         opts = run_dashboard(source, state, opts, settings, console)
-    click.echo(summary(state, opts, source.clock()))
+    click.echo(summary(state, opts, source.clock(), shutil.get_terminal_size().columns))
 
 
 @main.command(context_settings=_CONTEXT)
@@ -415,7 +416,9 @@ def replay(
         state = RunState()
         for record in loaded.records:
             state.apply(record, record.time)
-        click.echo(summary(state, opts, loaded.records[-1].time))
+        click.echo(
+            summary(state, opts, loaded.records[-1].time, shutil.get_terminal_size().columns)
+        )
     else:
         source = ReplaySource(loaded.records, speed=speed, instant=instant)
         settings = AppSettings(

@@ -672,7 +672,7 @@ class _RunsAndConfig:
         yield heading
         if len(items) > room or (self.more and len(items) == room):
             items = items[: room - 1]  # and a line that says how many more
-        key_width = min(max(len(key) for key, _ in items), 24) if items else 0
+        key_width = min(max(len(key) for key, _ in items), max(24, width // 3)) if items else 0
         for key, value in items:
             if len(key) > key_width:
                 key = key[: key_width - 1] + "…"
@@ -1033,8 +1033,9 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
     return "trainmon: " + " · ".join(parts)
 
 
-def summary(state: RunState, opts: ViewOptions, now: float) -> str:
-    """The final report printed when the monitor exits."""
+def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) -> str:
+    """The final report printed when the monitor exits (lines that may be long, like
+    the config, fit ``width``)."""
     if not state.runs:
         text = f"trainmon: no records were received on {opts.address}"
         if state.rejected:
@@ -1048,7 +1049,7 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
             f"run {run.name}: {run.status(now, opts.stall_after_s)}, {len(run.workers)} worker(s)"
         )
         if run.config:
-            lines.append(f"  config: {_config_line(run)}")
+            lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
         for name in run.metric_names[:_SUMMARY_METRICS]:
             series = run.series(name)
             if series is None:
@@ -1107,17 +1108,18 @@ def summary(state: RunState, opts: ViewOptions, now: float) -> str:
     return "\n".join(lines)
 
 
-def _config_line(run: Run) -> str:
-    """``key=value, ...`` as many as fit in a line, and how many more there are."""
+def _config_line(run: Run, width: int) -> str:
+    """``key=value, ...`` in ``width`` characters: the items that fit, in order (one too
+    long is left for the shorter ones after it), and how many are not shown."""
     parts: list[str] = []
-    used = 0
+    room = width - len(", … 9,999 more")
     for key, value in run.config.items():
         part = f"{key}={value}"
-        if used + len(part) > _SUMMARY_CONFIG_CHARS and parts:
-            break
-        cut = _SUMMARY_CONFIG_CHARS
-        parts.append(part if len(part) <= cut else part[: cut - 1] + "…")
-        used += len(part) + 2
+        if len(part) > _SUMMARY_CONFIG_CHARS:
+            part = part[: _SUMMARY_CONFIG_CHARS - 1] + "…"
+        if len(part) <= room:
+            parts.append(part)
+            room -= len(part) + 2
     more = len(run.config) - len(parts) + run.config_more
     return ", ".join(parts) + (f", … {more:,} more" if more else "")
 

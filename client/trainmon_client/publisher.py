@@ -146,6 +146,10 @@ class Monitor:
         self.bind = bind
         self.total_epochs = _count_arg(total_epochs, "total_epochs")
         self.total_steps = _count_arg(total_steps, "total_steps")
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(
+                f"config must be a mapping of names to plain values, not {type(config).__name__}"
+            )
         self.config = dict(config or {})
         self.flush_timeout_s = flush_timeout_s
         self._max_queue = max_queue
