@@ -863,3 +863,15 @@ def test_collector_freezes_each_frame_and_frees_cycles_in_its_full_pass() -> Non
         collector.frame()
         assert gone() is None, "the full pass freed it"
     assert gc.get_freeze_count() == 0
+
+
+def test_progress_line_gives_way_from_its_least_needed_figures() -> None:
+    """At 80 columns with throughput shown, tokens/s and samples/s give way so the bar,
+    the epoch, the percent, the ETA and the step count stay whole (they were cut to
+    "Epoc… … step 90…")."""
+    state = build(workers=2, metrics=3, steps=300, extra={"batch_size": 64.0, "tokens": 512.0})
+    narrow = next(line for line in draw(state, width=80).splitlines() if "Epoch" in line)
+    assert "Epoch 1 ━" in narrow and "50%" in narrow and "ETA 00:02" in narrow
+    assert "step 300/600" in narrow and "tokens/s" not in narrow
+    wide = next(line for line in draw(state, width=200).splitlines() if "Epoch" in line)
+    assert "samples/s" in wide and "tokens/s" in wide and "step 300/600" in wide

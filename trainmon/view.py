@@ -54,6 +54,7 @@ _SUMMARY_ALERTS = 5
 _SUMMARY_CONFIG_CHARS = 200
 _MAX_WORKER_LINES = 8
 _SMALL_WORKERS_PANEL = 12
+_MIN_BAR = 10  # columns the progress bar keeps before figures beside it give way
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +201,6 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
         shown = min(epoch + 1, total) if total else epoch + 1
         label = f"Epoch {shown}/{total}" if total else f"Epoch {shown}"
     fraction = run.progress()
-    grid = Table.grid(padding=(0, 1), expand=True)
-    grid.add_column(no_wrap=True)
-    grid.add_column(ratio=1)
-    grid.add_column(no_wrap=True, justify="right")
     bar: RenderableType
     if fraction is None:
         bar = Text("progress unknown: pass total_epochs or total_steps", style="tm.dim")
@@ -224,25 +221,41 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
     step = "" if lead is None or lead.step is None else f"step {lead.step:,}"
     if run.total_steps and step:
         step += f"/{run.total_steps:,}"
-    right = "  ".join(
-        part
-        for part in (
-            percent,
-            f"ETA {format_duration(eta)}" if eta is not None else ("done" if run.finished else ""),
-            f"{rate:,.1f} steps/s" if rate is not None and not run.finished else "",
-            *(
-                f"{format_rate(value)} {unit}/s"
-                for unit, value in (
-                    run.throughput(now, stall_after_s).items() if now is not None else ()
-                )
-                if unit != "steps" and rate is not None and not run.finished
-            ),
-            step,
-        )
-        if part
-    )
-    grid.add_row(Text(label, style="tm.heading"), bar, right)
+    going = rate is not None and not run.finished
+    rates = run.throughput(now, stall_after_s) if now is not None and going else {}
+    parts = [  # (text, rank): the lowest ranks are left out first when space is short
+        (percent, 9),
+        (f"ETA {format_duration(eta)}" if eta is not None else ("done" if run.finished else ""), 4),
+        (f"{rate:,.1f} steps/s" if going else "", 3),
+        *(
+            (f"{format_rate(value)} {unit}/s", 2 if unit == "samples" else 1)
+            for unit, value in rates.items()
+            if unit != "steps"
+        ),
+        (step, 8),
+    ]
+    grid = _ProgressLine(Text(label, style="tm.heading"), bar, [p for p in parts if p[0]])
     return Panel(grid, title="Progress", title_align="left", height=3)
+
+
+class _ProgressLine:
+    """The epoch label, the bar, and as many of the figures beside it as leave the bar
+    room (at 80 columns samples/s and tokens/s give way before the step count)."""
+
+    def __init__(self, label: Text, bar: RenderableType, parts: list[tuple[str, int]]) -> None:
+        self.label, self.bar, self.parts = label, bar, parts
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        parts = list(self.parts)
+        room = options.max_width - self.label.cell_len - 4 - _MIN_BAR  # (the gaps)
+        while parts and len("  ".join(text for text, _ in parts)) > room:
+            parts.remove(min(parts, key=lambda part: part[1]))
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1)
+        grid.add_column(no_wrap=True, justify="right")
+        grid.add_row(self.label, self.bar, "  ".join(text for text, _ in parts))
+        yield grid
 
 
 def shown_run(state: RunState, opts: ViewOptions) -> Run | None:
