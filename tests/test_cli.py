@@ -93,7 +93,7 @@ def test_watch_without_terminal_prints_lines_and_summary() -> None:
         assert watch.returncode == 0, err
         assert out.startswith("trainmon: stdout is not a terminal")
         assert "trainmon: run r · " in out
-        assert "run r: finished, 2 worker(s)" in out
+        assert "run r: finished, 2 workers" in out
         assert "nothing missed" in out and "loss: last 0.02000 (best 0.02000 at step 49)" in out
     finally:
         stop(watch)
@@ -126,7 +126,7 @@ def test_demo_plain_runs_to_the_end() -> None:
     try:
         out, err = demo.communicate(timeout=90)
         assert demo.returncode == 0, err
-        assert "finished, 2 worker(s)" in out and "nothing missed" in out
+        assert "finished, 2 workers" in out and "nothing missed" in out
     finally:
         stop(demo)
 

@@ -875,3 +875,15 @@ def test_progress_line_gives_way_from_its_least_needed_figures() -> None:
     assert "step 300/600" in narrow and "tokens/s" not in narrow
     wide = next(line for line in draw(state, width=200).splitlines() if "Epoch" in line)
     assert "samples/s" in wide and "tokens/s" in wide and "step 300/600" in wide
+
+
+def test_help_lists_every_key_at_80x24() -> None:
+    """The help did not fit 80x24 and its last keys were cut off; when one column does
+    not fit it uses two, so every key shows (descriptions cut if need be)."""
+    from trainmon.keys import HELP
+
+    small = draw(build(), ViewOptions(help=True), width=80, height=24)
+    tall = draw(build(), ViewOptions(help=True), width=120, height=40)
+    for keys, what in HELP:
+        assert re.search(rf"│ {re.escape(keys)} |  {re.escape(keys)} ", small), keys
+        assert f"{keys.ljust(8)}{what}" in tall, "one column when it fits"

@@ -241,7 +241,7 @@ def test_several_files_show_several_workers(tmp_path: Path) -> None:
         paths.append(str(path))
     result = CliRunner().invoke(main, ["replay", "--plain", *paths])
     assert result.exit_code == 0
-    assert "run multi: finished, 2 worker(s)" in result.output
+    assert "run multi: finished, 2 workers" in result.output
 
 
 @pytest.fixture

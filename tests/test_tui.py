@@ -73,7 +73,7 @@ def test_dashboard_shows_a_live_run(tmux: Tmux, tmp_path: Path) -> None:
         assert re.search(r"Epoch \d+/10", screen)
         tmux.keys("q")
         screen = _assert_restored(tmux, tmp_path)
-        assert "run r: running, 2 worker(s)" in screen
+        assert "run r: running, 2 workers" in screen
     finally:
         for pub in pubs:
             stop(pub)
@@ -140,7 +140,7 @@ def test_demo_runs_and_ends_on_its_own(tmux: Tmux) -> None:
     screen = tmux.wait_text("3 workers", timeout_s=20)
     assert "demo-" in screen and "Epoch" in screen
     screen = tmux.wait_text("DEMO-DONE-42", timeout_s=60)
-    assert "finished, 3 worker(s)" in screen
+    assert "finished, 3 workers" in screen
 
 
 def test_replay_plays_pauses_and_saves_the_screen(tmux: Tmux, tmp_path: Path) -> None:

@@ -120,6 +120,7 @@ HELP: Final = (
     ("R", "list of runs, and the shown run's config"),
     ("o", "overlay another run's main metric"),
     ("e", "save the screen as an SVG picture"),
+    ("Ctrl-Z", "suspend; fg in the shell resumes"),
 )
 
 

@@ -613,12 +613,36 @@ def _panel_title(text: str) -> Text:
 
 def help_panel() -> Panel:
     """Every key and what it does."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="tm.key", no_wrap=True)
-    grid.add_column()
-    for keys, what in HELP:
-        grid.add_row(keys, what)
-    return Panel(grid, title="Keys · ? or Esc closes", title_align="left")
+    return Panel(_HelpLines(), title="Keys · ? or Esc closes", title_align="left")
+
+
+class _HelpLines:
+    """The keys a line each; in two columns when one does not fit the height (80x24),
+    descriptions cut with an ellipsis if need be, so no key is left out."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        key_width = max(len(keys) for keys, _ in HELP) + 2
+        rows = [
+            Text(keys.ljust(key_width), style="tm.key", no_wrap=True).append(what, style="")
+            for keys, what in HELP
+        ]
+        height = options.height or len(rows)
+        if len(rows) <= height or width < 2 * (key_width + 12):
+            for row in rows[:height]:
+                row.truncate(width, overflow="ellipsis")
+                yield row
+            return
+        # as many as fit down the left, the rest beside them, the left as wide as it
+        # needs while the right keeps a third of the width
+        half = max(height, (len(rows) + 1) // 2)
+        left_rows, right_rows = rows[:half], rows[half:]
+        column = min(max(row.cell_len for row in left_rows), width - 2 - width // 3)
+        for index, left in enumerate(left_rows):
+            left.truncate(column, overflow="ellipsis", pad=True)
+            right = right_rows[index] if index < len(right_rows) else Text("")
+            right.truncate(width - column - 2, overflow="ellipsis")
+            yield Text.assemble(left, "  ", right)
 
 
 def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Panel:
@@ -645,7 +669,11 @@ def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Pa
                 Text(status, style=STATUS_STYLE[status]),
                 str(len(run.workers)),
                 "–" if lead is None or lead.step is None else f"{lead.step:,}",
-                f"{name} {format_value(series.last)}" if series is not None and name else "–",
+                (
+                    f"{name} {_format_metric(name, series.last)}"
+                    if series is not None and name
+                    else "–"
+                ),
             )
         )
     sender, config = shown.config_from, shown.config
@@ -1059,7 +1087,8 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
     lines = []
     for run in state.runs.values():
         lines.append(
-            f"run {run.name}: {run.status(now, opts.stall_after_s)}, {len(run.workers)} worker(s)"
+            f"run {run.name}: {run.status(now, opts.stall_after_s)}, {len(run.workers)} "
+            f"worker{'' if len(run.workers) == 1 else 's'}"
         )
         if run.config:
             lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
@@ -1070,12 +1099,7 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
             best = ""
             if name in LOSS_NAMES and series.best_step is not None:
                 best = f" (best {format_value(series.best)} at step {series.best_step})"
-            shown = (
-                format_percent(series.last)
-                if name.lower() in ACCURACY_NAMES
-                else format_value(series.last)
-            )
-            lines.append(f"  {name}: last {shown}{best}")
+            lines.append(f"  {name}: last {_format_metric(name, series.last)}{best}")
         if len(run.metric_names) > _SUMMARY_METRICS:
             lines.append(f"  … {len(run.metric_names) - _SUMMARY_METRICS} more metrics")
         lines.append(f"  {_missed_text(run)}")
@@ -1148,6 +1172,11 @@ def _missed_text(run: Run) -> str:
     if outages:
         text += f"; {outages} outage{'s' if outages > 1 else ''} (longest {longest:.1f} s)"
     return text
+
+
+def _format_metric(name: str, value: float) -> str:
+    """A metric's value as the stats and the summary show it (accuracy in percent)."""
+    return format_percent(value) if name.lower() in ACCURACY_NAMES else format_value(value)
 
 
 def format_rate(value: float) -> str:
