@@ -11,6 +11,7 @@ import bisect
 import math
 import reprlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
@@ -931,8 +932,7 @@ class RunState:
         worker = run.workers.get(worker_id)
         if worker is None:
             limits = self.limits
-            while self.worker_count >= limits.all_workers and self._forget_a_run(keep=run):
-                pass
+            self._make_room(lambda: self.worker_count >= limits.all_workers, keep=run)
             if len(run.workers) >= limits.workers or self.worker_count >= limits.all_workers:
                 run.untracked_workers += records
                 return None
@@ -953,6 +953,12 @@ class RunState:
                 return None
             run = self.runs[name] = Run(name, updated=now, created=now)
         return run
+
+    def _make_room(self, full: Callable[[], bool], keep: Run) -> None:
+        """Let runs go (see :meth:`_forget_a_run`) while ``full()`` says a cap in all is
+        reached and there is one to let go."""
+        while full() and self._forget_a_run(keep=keep):
+            pass
 
     def _forget_a_run(self, keep: Run | None = None) -> bool:
         """Make room (runs, workers and series in all) by letting go of the run that
@@ -1020,8 +1026,7 @@ class RunState:
         """A series for metric ``name`` of ``worker``, if the limits allow; else None,
         with the ``count`` values that came for it counted as untracked."""
         limits = self.limits
-        while self.series_count >= limits.series and self._forget_a_run(keep=run):
-            pass
+        self._make_room(lambda: self.series_count >= limits.series, keep=run)
         if len(worker.series) >= limits.metrics or self.series_count >= limits.series:
             worker.untracked_metrics += count
             return None

@@ -681,7 +681,7 @@ def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Pa
     if sender is not None:
         heading.append(f"config of {shown.name} (from {worker_label(sender)})", style="tm.heading")
     return Panel(
-        _RunsAndConfig(_Grid(columns, rows), heading, config, shown.config_more),
+        _RunsAndConfig(columns, rows, heading, config, shown.config_more),
         title=f"Runs ({len(state.runs)}) · ▶ shown · ◆ overlaid · r next · o overlay · R closes",
         title_align="left",
     )
@@ -691,12 +691,20 @@ class _RunsAndConfig:
     """The runs, then the shown run's config as ``key  value`` lines; when the height is
     short the runs keep what they need and the config is cut with a count."""
 
-    def __init__(self, runs: _Grid, heading: Text, config: dict[str, str], more: int) -> None:
-        self.runs, self.heading, self.config, self.more = runs, heading, config, more
+    def __init__(
+        self,
+        columns: tuple[tuple[str, str], ...],
+        rows: list[tuple[str | Text, ...]],
+        heading: Text,
+        config: dict[str, str],
+        more: int,
+    ) -> None:
+        self.columns, self.rows = columns, rows
+        self.heading, self.config, self.more = heading, config, more
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
-        runs = grid_lines(self.runs.columns, self.runs.rows, width)
+        runs = grid_lines(self.columns, self.rows, width)
         items = list(self.config.items())
         room = options.height or len(runs) + 2 + len(items)
         if not items:
@@ -724,20 +732,6 @@ class _RunsAndConfig:
         hidden = len(self.config) - len(items) + self.more
         if hidden:
             yield Text(f" … {hidden:,} more", style="tm.dim")
-
-
-class _Grid:
-    """A plain table laid out at the width it is given, cut to the height."""
-
-    def __init__(
-        self, columns: tuple[tuple[str, str], ...], rows: list[tuple[str | Text, ...]]
-    ) -> None:
-        self.columns, self.rows = columns, rows
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        lines = grid_lines(self.columns, self.rows, options.max_width)
-        room = options.height or len(lines)
-        yield from lines[:room]
 
 
 class _FillHeight:

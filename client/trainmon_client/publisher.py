@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
+import msgpack
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
@@ -808,22 +809,16 @@ def _joined(
 
 def _array_head(payload: bytes) -> tuple[int, int]:
     """A msgpack array's length and where its items start; (0, 0) if not an array."""
-    first = payload[0] if payload else 0
-    if 0x90 <= first <= 0x9F:
-        return first & 0x0F, 1
-    if first == 0xDC:
-        return int.from_bytes(payload[1:3], "big"), 3
-    if first == 0xDD:
-        return int.from_bytes(payload[1:5], "big"), 5
-    return 0, 0
+    reader = msgpack.Unpacker()
+    reader.feed(payload[:5])  # an array's header is at most 5 bytes
+    try:
+        return reader.read_array_header(), reader.tell()
+    except (ValueError, msgpack.OutOfData):  # not an array (or too short for one)
+        return 0, 0
 
 
 def _array_header(count: int) -> bytes:
-    if count < 16:
-        return bytes([0x90 | count])
-    if count < 1 << 16:
-        return b"\xdc" + count.to_bytes(2, "big")
-    return b"\xdd" + count.to_bytes(4, "big")
+    return msgpack.Packer().pack_array_header(count)  # type: ignore[no-any-return]
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
