@@ -100,6 +100,36 @@ def test_bad_columns_are_rejected(changes: dict[str, Any], reason: str) -> None:
 def test_steps_may_be_nil() -> None:
     records = decode(_frames(_cols(st=[None, 4, None])))
     assert [r.step for r in records] == [None, 4, None]
+    records = decode(_frames(_cols(st=[None] * 3, ep=[None] * 3)))
+    assert [(r.step, r.epoch) for r in records] == [(None, None)] * 3
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"ep": [None, None, -1]}, {"st": [None, None, 1.5]}, {"ep": [None, None, True]}],
+)
+def test_a_nil_first_entry_does_not_spare_the_rest_a_look(changes: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError, match=r"step|epoch"):
+        decode(_frames(_cols(**changes)))
+
+
+@pytest.mark.parametrize(
+    ("metrics", "finite"),
+    [
+        ({"loss": [0.5, 0.25, 1.0], "lr": [1, 2, 3]}, True),
+        ({"loss": [0.5, math.nan, 1.0]}, False),
+        ({"loss": [0.5, 1.0, 2.0], "lr": [1.0, -math.inf, 1.0]}, False),
+        ({"loss": [math.inf, -math.inf, 1.0]}, False),
+        ({"loss": [1e308, 1e308, 1.0]}, False),  # finite, but the sum is not: looked at
+        ({}, True),
+    ],
+)
+def test_columns_say_whether_every_value_is_finite(
+    metrics: dict[str, list[float]], finite: bool
+) -> None:
+    """The state skips its own look for NaN and infinities when this says there are none."""
+    (item,) = decode_items(_frames(_cols(m=metrics)))
+    assert isinstance(item, Columns) and item.finite is finite
 
 
 @pytest.mark.parametrize(
@@ -187,6 +217,7 @@ def _batches(draw: st.DrawFn) -> list[Columns]:
                 steps.append(step[worker])
         names = draw(st.sampled_from([(), ("loss",), ("loss", "acc"), ("acc", "gn", "loss")]))
         epoch = draw(st.integers(0, 3))
+        columns = {name: [draw(_values) for _ in range(count)] for name in names}
         batches.append(
             Columns(
                 "r",
@@ -195,7 +226,8 @@ def _batches(draw: st.DrawFn) -> list[Columns]:
                 [1000.0 + seq + i for i in range(count)],
                 steps,
                 [epoch + (i * 3 // count) for i in range(count)],
-                {name: [draw(_values) for _ in range(count)] for name in names},
+                columns,
+                finite=all(math.isfinite(v) for column in columns.values() for v in column),
             )
         )
         next_seq[worker] = max(next_seq[worker], seq + count)

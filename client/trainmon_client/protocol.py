@@ -135,6 +135,7 @@ class Columns(NamedTuple):
     epochs: list[int | None]
     metrics: dict[str, list[float]]
     ordered: bool = False  # every step is an int and they do not go down (checked)
+    finite: bool = False  # every metric value is a finite number (checked)
 
     @property
     def size(self) -> int:
@@ -360,14 +361,18 @@ def _columns(item: dict[Any, Any]) -> Columns:
     if len(columns) > MAX_METRICS:
         raise ProtocolError(f"more than {MAX_METRICS} metrics in one record")
     metrics: dict[str, list[float]] = {}
+    finite = True
     for name, column in columns.items():
         _name(name, "metric name")
         if type(column) is not list or len(column) != count:
             raise ProtocolError(f"cols: metric {name!r} needs a list of {count} values")
-        if type(_sum(column, f"metric {name!r} has a value that is not a number")) is not float:
+        total = _sum(column, f"metric {name!r} has a value that is not a number")
+        if type(total) is not float:
             column = [float(value) for value in column]
+            total = sum(column)
+        finite = finite and -math.inf < total < math.inf  # NaN is not
         metrics[name] = column
-    return Columns(run, worker, seq, times, steps, epochs, metrics, ordered)
+    return Columns(run, worker, seq, times, steps, epochs, metrics, ordered, finite)
 
 
 def _sum(column: list[Any], problem: str) -> float:
@@ -385,6 +390,8 @@ def _counter_column(value: object, count: int, what: str) -> tuple[list[int | No
     if type(value) is not list or len(value) != count:
         raise ProtocolError(f"cols: {what} needs a list of {count} entries")
     problem = f"{what} must be an integer from 0 to 2**53 or nil"
+    if value[0] is None and value.count(None) == count:  # none given (epochs, often)
+        return value, False
     try:
         math.gcd(*value)  # raises TypeError unless every entry is an int (or a bool)
     except TypeError:  # nil among them, or worse: look at each
