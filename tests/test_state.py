@@ -447,6 +447,56 @@ def test_fewer_buckets_are_as_if_folded_so(steps: list[int], buckets: int) -> No
     assert shrunk.width == fresh.width and shrunk.in_order() == fresh.in_order()
 
 
+_point_values = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([math.nan, math.inf, -math.inf]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3000), _point_values), min_size=1, max_size=300),
+    st.integers(1, 64),
+    st.sampled_from([1, 2, 8, 64]),
+    st.integers(1, 100),
+)
+def test_history_folded_in_batches_is_as_folded_point_by_point(
+    points: list[tuple[int, float]], buckets: int, min_width: int, fold_after: int
+) -> None:
+    """Whatever the batches (sorted runs of steps, or not) and the least bucket width,
+    the history is what folding each point on its own gives: buckets aligned to a width
+    that is a power of two, at least ``min_width``, and the least that fits them all."""
+    from trainmon.state import Downsampled
+
+    points = sorted(points) if points[0][0] % 2 else points  # in order half the time
+    batched = Downsampled(max_buckets=buckets, fold_after=fold_after, min_width=min_width)
+    single = Downsampled(max_buckets=buckets, fold_after=1, min_width=min_width)
+    for step, value in points:
+        batched.add(step, value)
+        single.add(step, value)
+    got = batched.in_order()
+    assert repr(got) == repr(single.in_order()) and batched.width == single.width
+    assert batched.lowest() == single.lowest() or math.isnan(batched.lowest()[0])
+    width = batched.width
+    assert width >= min_width and width & (width - 1) == 0 and len(got) <= buckets
+    assert all(b.first_step // width == b.last_step // width for b in got)
+    assert sum(b.count for b in got) == len(points)
+    if width > min_width:  # half the width would not have fitted
+        assert len({step // (width // 2) for step, _ in points}) > buckets
+
+
+def test_a_fold_makes_a_few_buckets_not_hundreds() -> None:
+    """With full windows the history's buckets are at least 128 steps wide from the
+    start: one fold of 1,024 points makes at most 9 of them (with width 1 it made 512,
+    and the fold cost most of the monitor's time early in a run)."""
+    series = Series(10_000)
+    assert (series.spill, series.older.min_width) == (1024, 128)
+    steps = list(range(10_000 + 1024))
+    series.extend(steps, [1.0 / (s + 1) for s in steps], sorted_steps=True, finite=True)
+    series.older.fold()
+    assert series.older.width == 128 and len(series.older.buckets) == 8
+    assert series.best_step == 11_023 and series.count == 11_024
+    small = Series(488)  # the least share (the series cap reached)
+    assert (small.spill, small.older.min_width) == (62, 4)
+
+
 def test_config_is_kept_as_a_few_clean_lines() -> None:
     """Whatever map a hello carries, the monitor keeps at most 64 short, printable
     ``key: text`` pairs (what the screen shows), and says how many more there were."""

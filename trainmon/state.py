@@ -124,7 +124,7 @@ class Bucket:
     high: float
     last: float
     count: int
-    mark: str = ""  # "nan", "+inf" or "-inf" if the bucket held such a value
+    mark: str = ""  # "nan", "+inf" or "-inf" if the bucket held such a value (see _MARK_RANK)
 
     def add(self, step: int, value: float) -> None:
         if step < self.first_step:
@@ -137,7 +137,7 @@ class Bucket:
                 self.low = value
             if not value <= self.high:
                 self.high = value
-        elif not self.mark:
+        else:
             self._extremes(value)
 
     def merge(self, other: Bucket) -> None:
@@ -145,7 +145,8 @@ class Bucket:
             self.last_step, self.last = other.last_step, other.last
         self.first_step = min(self.first_step, other.first_step)
         self.count += other.count
-        self.mark = self.mark or other.mark
+        if _MARK_RANK[other.mark] > _MARK_RANK[self.mark]:
+            self.mark = other.mark
         for value in (other.low, other.high):
             if math.isfinite(value):
                 self._extremes(value)
@@ -156,8 +157,15 @@ class Bucket:
                 self.low = value
             if not value <= self.high:
                 self.high = value
-        elif not self.mark:
-            self.mark = "nan" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
+        else:
+            mark = "nan" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
+            if _MARK_RANK[mark] > _MARK_RANK[self.mark]:
+                self.mark = mark
+
+
+# A bucket holding several kinds of non-finite value is marked with the first of NaN,
+# +inf, -inf it holds: the same whatever order its points were folded in.
+_MARK_RANK: Final = {"": 0, "-inf": 1, "+inf": 2, "nan": 3}
 
 
 def _bucket(step: int, value: float) -> Bucket:
@@ -192,12 +200,18 @@ class Downsampled:
     Points are held back and folded a thousand or so at a time, at the width all of
     them need, so most of the work is ``min``/``max`` over slices. The buckets come out
     the same as folding point by point: a bucket of width ``w`` is all the points with
-    ``step // w`` equal to its index, and the width ends as the least power of two that
-    fits all points into ``max_buckets``, in whatever batches they came.
+    ``step // w`` equal to its index, and the width ends as the least power of two, at
+    least ``min_width``, that fits all points into ``max_buckets``, in whatever batches
+    they came.
+
+    ``min_width`` keeps a fold from making hundreds of one- or two-step buckets at the
+    start of a run (a fold costs mostly per bucket made): the series sets it to an
+    eighth of the points it folds at a time, so a fold makes a few buckets at most.
     """
 
     max_buckets: int = _MAX_BUCKETS
     fold_after: int = _FOLD_AFTER  # points held back before they are folded
+    min_width: int = 1  # a power of two
     width: int = 1
     buckets: dict[int, Bucket] = field(default_factory=dict)
     pending_steps: list[int] = field(default_factory=list)
@@ -255,7 +269,7 @@ class Downsampled:
         self.pending_steps, self.pending_values = [], []
         self.pending_sorted = self.pending_finite = True
         self._drawn = None
-        width = self.width
+        width = max(self.width, self.min_width)
         while True:
             if in_order and (
                 len(self.buckets) + steps[-1] // width - steps[0] // width < self.max_buckets
@@ -275,6 +289,7 @@ class Downsampled:
                     self.low, self.low_step = value, step
             return
         start, end = 0, len(steps)
+        lowest = None  # the chunk holding the new lowest value, if one came
         while start < end:
             index = steps[start] // width
             stop = bisect.bisect_left(steps, (index + 1) * width, start, end)
@@ -288,9 +303,12 @@ class Downsampled:
                 for step, value in zip(steps[start + 1 : stop], chunk[1:], strict=True):
                     part.add(step, value)
             if part.low < self.low:  # False while low is NaN (no finite value)
-                self.low, self.low_step = part.low, steps[start + chunk.index(part.low)]
+                self.low, lowest = part.low, (start, chunk)
             self._merge(index, part)
             start = stop
+        if lowest is not None:  # its step: looked for once, not in every chunk
+            start, chunk = lowest
+            self.low_step = steps[start + chunk.index(self.low)]
 
     def _merge(self, index: int, part: Bucket) -> None:
         bucket = self.buckets.get(index)
@@ -370,6 +388,8 @@ class Series:
         self.window = window
         self.spill = min(_FOLD_AFTER, window // 8 + 1)
         self.older.fold_after = self.spill  # a few points held back, as the window is small
+        # history buckets at least an eighth of a spill wide: 128 steps for a full window
+        self.older.min_width = 1 << max((self.spill // 8).bit_length() - 1, 0)
         excess = len(self.steps) - window
         if excess > 0:
             self.revision += 1
@@ -426,16 +446,24 @@ class Series:
             if len(steps) >= self.window + self.spill:
                 self._evict()
 
-    def extend(self, steps: list[int], values: list[float], *, sorted_steps: bool = False) -> None:
+    def extend(
+        self,
+        steps: list[int],
+        values: list[float],
+        *,
+        sorted_steps: bool = False,
+        finite: bool = False,
+    ) -> None:
         """Add points as :meth:`add` would one by one; fast when the steps do not go
-        down (``sorted_steps`` says the caller has checked that)."""
+        down (``sorted_steps`` says the caller has checked that; ``finite``, that every
+        value is finite)."""
         own = self.steps
         if (own and steps[0] < own[-1]) or (not sorted_steps and steps != sorted(steps)):
             for step, value in zip(steps, values, strict=True):
                 self.add(step, value)
             return
         self.count += len(values)
-        if not math.isfinite(sum(values)):  # counted before points go on to the history
+        if not finite and not math.isfinite(sum(values)):  # counted before points go on
             self.nonfinite += sum(1 for value in values if not -math.inf < value < math.inf)
         own += steps
         self.vals += values
@@ -890,7 +918,7 @@ class RunState:
         for name, values in columns.metrics.items():
             series = worker.series.get(name) or self._new_series(run, worker, name, count)
             if series is not None:
-                series.extend(numbers, values, sorted_steps=True)
+                series.extend(numbers, values, sorted_steps=True, finite=columns.finite)
         return count
 
     def reject(self, reason: str, peer: str = "") -> None:
