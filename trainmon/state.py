@@ -235,15 +235,19 @@ class Downsampled:
 
     def extend(self, steps: list[int], values: list[float], *, finite: bool = False) -> None:
         """Hold back points whose ``steps`` do not go down (a slice of a window);
-        ``finite`` says the caller knows every value is finite."""
+        ``finite`` says the caller knows every value is finite. The lists become the
+        history's own (no copy): the caller must not use them again."""
         pending = self.pending_steps
-        if pending and steps[0] < pending[-1]:
-            self.pending_sorted = False
         if not finite:
             self.pending_finite = False
-        pending += steps
-        self.pending_values += values
-        if len(pending) >= self.fold_after:
+        if not pending:  # the common case: the window's spill, folded at once
+            self.pending_steps, self.pending_values = steps, values
+        else:
+            if steps[0] < pending[-1]:
+                self.pending_sorted = False
+            pending += steps
+            self.pending_values += values
+        if len(self.pending_steps) >= self.fold_after:
             self.fold()
 
     def resize(self, max_buckets: int) -> None:
@@ -293,7 +297,7 @@ class Downsampled:
         while start < end:
             index = steps[start] // width
             stop = bisect.bisect_left(steps, (index + 1) * width, start, end)
-            chunk = values[start:stop]
+            chunk = values if stop - start == end else values[start:stop]
             if finite or math.isfinite(sum(chunk)):
                 part = Bucket(
                     steps[start], steps[stop - 1], min(chunk), max(chunk), chunk[-1], len(chunk)
