@@ -166,6 +166,9 @@ def test_summary_when_nothing_came() -> None:
         (0.0, "0"),
         (0.23456, "0.2346"),
         (2.5, "2.500"),
+        (64.0, "64"),  # a whole number (a batch size, a count) without decimals
+        (-3.0, "-3"),
+        (2_000_000.0, "2000000"),
         (1234.5, "1234"),
         (1e-7, "1.000e-07"),
         (123456789.0, "1.235e+08"),

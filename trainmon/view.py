@@ -1190,6 +1190,8 @@ def format_value(value: float) -> str:
     magnitude = abs(value)
     if value == 0:
         return "0"
+    if magnitude < 1e7 and value.is_integer():  # a count or a size: no decimals
+        return str(int(value))
     if 1e-3 <= magnitude < 1e5:
         decimals = max(0, 3 - math.floor(math.log10(magnitude)))
         return f"{value:.{decimals}f}"
