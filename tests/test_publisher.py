@@ -189,6 +189,29 @@ def test_default_run_name_from_any_script_name_is_valid(
     assert valid_name(name) and name.encode()
 
 
+@pytest.mark.parametrize(
+    ("argv", "prefix"),
+    [
+        (["/home/me/train.py"], "train-"),
+        (["-c"], "python-"),  # python -c '...'
+        ([""], "python-"),  # python reading stdin, the REPL
+        ([], "python-"),
+        (["/home/me/proj/mytrainer/__main__.py"], "mytrainer-"),  # python -m mytrainer
+        (["/venv/lib/ipykernel_launcher.py", "-f", "k.json"], "notebook-"),  # Jupyter
+    ],
+)
+def test_default_run_name_says_what_runs(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], prefix: str
+) -> None:
+    """The run is named after the script, the package run with -m, or what Python was
+    started as: never "-c-<date>" or "__main__-<date>"."""
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    name = publisher._default_run()
+    assert name.startswith(prefix) and name[len(prefix) :][:2] == "20", name
+
+
 def test_numpy_like_scalars_are_numbers(sub: BackgroundMonitor, endpoint: str) -> None:
     """Anything with __float__ (numpy scalars, 0-d tensors) is logged as its value."""
 

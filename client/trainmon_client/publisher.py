@@ -84,13 +84,24 @@ _instances = itertools.count()
 
 
 def _default_run() -> str:
-    script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0] or "run"
-    script = clean_text(script).replace(" ", "_")  # a file name may hold anything
+    script = clean_text(_script_name()).replace(" ", "_")  # a file name may hold anything
     for var in ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"):
         job = os.environ.get(var, "").strip()
         if job and job != "none":
             return f"{script}-{job}"[:MAX_NAME_CHARS]
     return f"{script}-{time.strftime('%Y%m%d-%H%M%S')}"[:MAX_NAME_CHARS]
+
+
+def _script_name() -> str:
+    """What this Python runs, in a word: the script, the package run with ``-m``, a
+    notebook, or just python (``-c``, standard input, the REPL)."""
+    path = sys.argv[0] if sys.argv else ""
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name == "__main__":  # python -m package
+        name = os.path.basename(os.path.dirname(path))
+    if name == "ipykernel_launcher":
+        return "notebook"
+    return name if name and not name.startswith("-") else "python"
 
 
 class Monitor:
