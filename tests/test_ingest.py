@@ -174,3 +174,34 @@ def test_a_stream_of_bad_messages_keeps_to_the_budget() -> None:
             drain_until(source, state, lambda: state.rejected == 60)
     finally:
         source.close()
+
+
+def test_a_connecting_monitor_says_how_its_link_stands() -> None:
+    """With --connect, "no data" is never silent: the monitor says nothing answers yet,
+    then nothing once connected, then that the link went down when training stops."""
+    endpoint = free_endpoint()
+    source = Subscriber(connect=[endpoint])
+    state = RunState()
+    ctx = zmq.Context()
+    try:
+        drain_until(source, state, lambda: "nothing answers there" in state.link_note)
+        assert endpoint in state.link_note
+        training = ctx.socket(zmq.XPUB)
+        training.bind(endpoint)  # training that binds, started after the monitor
+        drain_until(source, state, lambda: state.link_note == "")
+        training.close(0)
+        drain_until(source, state, lambda: endpoint in state.link_note)  # down again
+    finally:
+        source.close()
+        ctx.term()
+
+
+def test_a_host_name_that_does_not_resolve_is_said() -> None:
+    """ZeroMQ retries an unknown host name forever without a word; the monitor says it."""
+    source = Subscriber(connect=["tcp://no-such-host.invalid:5556"])
+    state = RunState()
+    try:
+        drain_until(source, state, lambda: "no host named" in state.link_note, timeout_s=30)
+        assert "'no-such-host.invalid'" in state.link_note
+    finally:
+        source.close()

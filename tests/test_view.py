@@ -56,6 +56,22 @@ def test_waiting_screen_says_where() -> None:
     assert "q quit" in out
 
 
+def test_waiting_screen_of_a_connecting_monitor() -> None:
+    """With --connect the hint is the training side that listens, and the screen says
+    why nothing comes yet; the plain line says it too."""
+    state = RunState()
+    state.note_link("not connected to tcp://gpu1:5556: nothing answers there (retrying)")
+    opts = ViewOptions(address="tcp://gpu1:5556", connecting=True)
+    out = screen(state, opts, width=100)
+    assert "Connecting to tcp://gpu1:5556" in out
+    assert "nothing answers there" in out
+    assert "Monitor('tcp://0.0.0.0:5556', bind=True)" in out
+    assert "nothing answers there" in status_line(state, opts, NOW)
+    assert "received from tcp://gpu1:5556; not connected" in summary(state, opts, NOW)
+    state.note_link("")
+    assert "connected; waiting for records" in screen(state, opts, width=100)
+
+
 def test_waiting_screen_shows_rejects() -> None:
     """Garbage arriving before any good record is not mistaken for silence."""
     state = RunState()
@@ -122,6 +138,9 @@ def test_missed_and_rejected_are_on_screen() -> None:
     out = screen(state)
     assert "missed     3" in out and "dropped    3 by the client" in out
     assert "rejected   1" in out
+    assert "link" not in out
+    state.note_link("disconnected from tcp://gpu1:5556 (reconnecting)")
+    assert "link       down (retrying)" in screen(state)
 
 
 def test_paused_footer_counts_records() -> None:

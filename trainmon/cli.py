@@ -271,14 +271,21 @@ def watch(
     """
     curve = _curve(curve_secret, curve_server, curve_allow)
     with _subscriber(bind, connect, run, record, curve) as source:
-        settings, opts, plain = _display(display, exit_when_done, source.address, run)
+        settings, opts, plain = _display(
+            display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
+        )
         _show(source, opts, settings, plain)
         if record is not None:
             click.echo(f"recorded to {record}")
 
 
 def _display(
-    display: dict[str, Any], exit_when_done: bool, address: str, run: str | None
+    display: dict[str, Any],
+    exit_when_done: bool,
+    address: str,
+    run: str | None,
+    *,
+    connecting: bool = False,
 ) -> tuple[AppSettings, ViewOptions, bool]:
     interactive = not display["no_interactive"]
     try:
@@ -298,6 +305,7 @@ def _display(
         history=display["history"],
         run=run,
         address=address,
+        connecting=connecting,
         stall_after_s=display["stall_after"],
         interactive=interactive,
     )
@@ -376,6 +384,10 @@ class _JsonLines:
     def refuse(self, reason: str, count: int) -> None:
         self.state.refuse(reason, count)
         click.echo(f"trainmon: {reason}", err=True)
+
+    def note_link(self, note: str) -> None:
+        self.state.note_link(note)
+        click.echo(f"trainmon: {note or 'connected'}", err=True)
 
 
 def _load(files: Sequence[str]) -> Loaded:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Final, Protocol
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -44,6 +47,11 @@ class RecordSink(Protocol):
     def reject(self, reason: str, peer: str = "") -> None: ...
 
     def refuse(self, reason: str, count: int) -> None: ...
+
+    def note_link(self, note: str) -> None:
+        """How the connections made with ``--connect`` stand, when that changes: what
+        is wrong, or "" once they are all up."""
+        ...
 
 
 class RecordSource(Protocol):
@@ -162,10 +170,17 @@ class Subscriber:
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
+        # The state of each connection made (--connect), from ZeroMQ's socket events,
+        # and host names that do not resolve (ZeroMQ only retries, saying nothing).
+        self._links = dict.fromkeys(connect, "connecting")
+        self._unresolved: dict[str, str] = {}
+        self._link_note: str | None = None
         endpoint = ""
         try:
             if curve is not None:
                 self._secure(curve, bind, connect)
+            elif connect:
+                self._events = self._sock.get_monitor_socket(_LINK_EVENTS)
             for endpoint in bind:
                 self.endpoints.append(
                     bind_checked(self._sock, endpoint, curve is not None, self.warnings)
@@ -173,6 +188,7 @@ class Subscriber:
             for endpoint in connect:
                 self._sock.connect(check_endpoint(endpoint))
                 self.endpoints.append(endpoint)
+                _resolve_in_background(endpoint, self._unresolved)
         except zmq.ZMQError as exc:
             self.close()
             raise EndpointError(explain_error(exc, endpoint)) from exc
@@ -191,7 +207,9 @@ class Subscriber:
             self._zap = ZapHandler(self._ctx, allowed)
         # Peers that do not speak CURVE at all fail before authentication: watch for it.
         self._events = self._sock.get_monitor_socket(
-            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | (_LINK_EVENTS if connect else 0)
         )
 
     @property
@@ -208,7 +226,7 @@ class Subscriber:
         applied = 0
         sock = self._sock
         if self._zap is not None or self._events is not None:
-            self._report_refusals(sink)
+            self._report_events(sink)
         self._backlog = False
         waiting_since = time.monotonic()
         ready = sock.poll(max(int(budget_s * 1000), 0))
@@ -242,15 +260,25 @@ class Subscriber:
                 self._backlog = bool(sock.poll(0))
                 return applied
 
-    def _report_refusals(self, sink: RecordSink) -> None:
+    def _report_events(self, sink: RecordSink) -> None:
         while self._events is not None and self._events.poll(0):
             event = recv_monitor_message(self._events)
             endpoint = event["endpoint"].decode(errors="replace")
+            link = _LINK_STATES.get(zmq.Event(event["event"]))
+            if link is not None:
+                if endpoint in self._links:
+                    self._links[endpoint] = link
+                continue
             sink.refuse(
                 f"handshake failed on {endpoint}: a peer without the right "
                 "encryption (no keys, or not CURVE)",
                 1,
             )
+        if self._links:
+            note = self.link_note()
+            if note != self._link_note:
+                self._link_note = note
+                sink.note_link(note)
         if self._zap is None:
             return
         count, latest = self._zap.snapshot()
@@ -262,6 +290,23 @@ class Subscriber:
                 count - self._refusals_seen,
             )
             self._refusals_seen = count
+
+    def link_note(self) -> str:
+        """What is wrong with the connections made (``--connect``), or "" when they are
+        all up."""
+        for endpoint, state in self._links.items():
+            if endpoint in self._unresolved:
+                return f"cannot connect to {endpoint}: {self._unresolved[endpoint]}"
+            if state == "connecting":
+                return f"connecting to {endpoint}…"
+            if state == "retrying":
+                return (
+                    f"not connected to {endpoint}: nothing answers there (retrying); is "
+                    "the training (or a relay) listening on that port?"
+                )
+            if state == "disconnected":
+                return f"disconnected from {endpoint} (reconnecting)"
+        return ""
 
     def clock(self) -> float:
         return time.time()
@@ -289,6 +334,38 @@ class Subscriber:
             self._zap.close()
         if self._own_context:
             self._ctx.term()
+
+
+_LINK_EVENTS: Final = zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_DISCONNECTED
+_LINK_STATES: Final = {
+    zmq.EVENT_CONNECTED: "connected",
+    zmq.EVENT_CONNECT_RETRIED: "retrying",
+    zmq.EVENT_DISCONNECTED: "disconnected",
+}
+
+
+def _resolve_in_background(endpoint: str, unresolved: dict[str, str]) -> None:
+    """Look up a tcp endpoint's host name on a thread (a lookup can take seconds) and
+    note in ``unresolved`` why it failed, if it does."""
+    if not endpoint.startswith("tcp://"):
+        return
+    host = endpoint[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
+    if ";" in host:  # ZeroMQ's source;destination form: the destination is looked up
+        host = host.rsplit(";", 1)[1]
+    try:
+        ipaddress.ip_address(host)
+        return  # an address: nothing to look up
+    except ValueError:
+        pass
+
+    def look_up() -> None:
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            unresolved[endpoint] = f"no host named {host!r} is known here ({detail})"
+
+    threading.Thread(target=look_up, name="trainmon-resolve", daemon=True).start()
 
 
 def _peer(frame: zmq.Frame) -> str:

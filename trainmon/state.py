@@ -804,6 +804,7 @@ class RunState:
         self.rejected_by_peer: dict[str, int] = {}
         self.refused = 0  # encrypted handshakes refused (a key not allowed)
         self.last_refusal: str | None = None
+        self.link_note = ""  # what is wrong with the connections made, if anything
         self.duplicates = 0
         self.untracked_runs = 0
         self.forgotten_runs = 0  # finished runs let go to make room for new ones
@@ -939,6 +940,10 @@ class RunState:
         """Count handshakes refused by authentication."""
         self.refused += count
         self.last_refusal = reason
+
+    def note_link(self, note: str) -> None:
+        """How the monitor's connections stand ("" when all are up)."""
+        self.link_note = note
 
     def current(self, name: str | None = None) -> Run | None:
         """The run named ``name``; else the newest run still going (a stable choice when

@@ -67,6 +67,7 @@ class ViewOptions:
     paused_records: int = 0  # records received since the view was paused
     stall_after_s: float = 60.0
     address: str = ""  # where the monitor listens or connects, for the waiting screen
+    connecting: bool = False  # it connects (--connect): training listens at the address
     interactive: bool = True
     notice: str = ""  # a passing message in the footer, e.g. where a screenshot went
     chart: bool = False  # the main metric as a line chart of the whole run (key c)
@@ -796,6 +797,8 @@ def stats_panel(
     grid.add_row("rejected", _rejected_text(state))
     if state.refused:
         grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="tm.bad"))
+    if state.link_note:
+        grid.add_row("link", Text("down (retrying)", style="tm.bad"))
     for name in run.metric_names:
         if name not in shown:
             series = run.series(name)
@@ -984,15 +987,23 @@ def _worker_row(
 def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
     """What to do while nothing has arrived yet."""
     text = Text()
-    text.append(
-        f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n",
-        style="tm.heading",
-    )
-    text.append("In the training script:\n\n", style="tm.dim")
+    if opts.connecting:
+        text.append(f"Connecting to {opts.address}\n", style="tm.heading")
+        if state.link_note:
+            text.append(f"{state.link_note}\n", style="tm.bad")
+        else:
+            text.append("connected; waiting for records\n", style="tm.dim")
+        text.append("\nThe training script (or a relay) listens there:\n\n", style="tm.dim")
+        monitor = f"Monitor({_listen_address(opts.address)!r}, bind=True)"
+    else:
+        text.append(
+            f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n",
+            style="tm.heading",
+        )
+        text.append("In the training script:\n\n", style="tm.dim")
+        monitor = f"Monitor({opts.address!r})" if opts.address else "Monitor()"
     text.append("    from trainmon_client import Monitor\n")
-    text.append(
-        f"    mon = Monitor({opts.address!r})\n" if opts.address else "    mon = Monitor()\n"
-    )
+    text.append(f"    mon = {monitor}\n")
     text.append("    mon.log(loss=loss, accuracy=acc)\n")
     if state.rejected:
         text.append(f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="tm.bad")
@@ -1001,6 +1012,15 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
             f"\n{state.refused:,} handshakes refused; last: {state.last_refusal}", style="tm.bad"
         )
     return Panel(text, title="No data yet", title_align="left")
+
+
+def _listen_address(address: str) -> str:
+    """Where training would listen for a monitor that connects to ``address`` (the
+    first of several): any interface, the same port; an ipc path as it is."""
+    first = address.split(", ")[0]
+    if first.startswith("tcp://"):
+        return "tcp://0.0.0.0:" + first.rsplit(":", 1)[1]
+    return first
 
 
 def footer(opts: ViewOptions) -> Text:
@@ -1043,7 +1063,10 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
         extra = f"; {state.rejected} rejected" if state.rejected else ""
         if state.refused:
             extra += f"; {state.refused} handshakes refused ({state.last_refusal})"
-        return f"trainmon: waiting for records on {opts.address}{extra}"
+        if state.link_note:
+            extra += f"; {state.link_note}"
+        where = "from" if opts.connecting else "on"
+        return f"trainmon: waiting for records {where} {opts.address}{extra}"
     lead = run.lead
     parts = [f"run {run.name}", run.status(now, opts.stall_after_s)]
     if lead is not None and lead.epoch is not None:
@@ -1072,11 +1095,14 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
     """The final report printed when the monitor exits (lines that may be long, like
     the config, fit ``width``)."""
     if not state.runs:
-        text = f"trainmon: no records were received on {opts.address}"
+        where = "from" if opts.connecting else "on"
+        text = f"trainmon: no records were received {where} {opts.address}"
         if state.rejected:
             text += f"; {state.rejected} messages were rejected (last: {state.last_reject})"
         if state.refused:
             text += f"; {state.refused} handshakes refused (last: {state.last_refusal})"
+        if state.link_note:
+            text += f"; {state.link_note}"
         return text
     lines = []
     for run in state.runs.values():
