@@ -16,6 +16,7 @@ monitor's garbage-collector policy, for the pauses a full collector pass makes.
 
 from __future__ import annotations
 
+import argparse
 import io
 import math
 import statistics
@@ -245,6 +246,14 @@ def live_loop(seconds: float = 20.0) -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--no-live", action="store_true", help="leave out the 40 s of the dashboard's loop"
+    )
+    args = parser.parse_args()
     main()
     compare_plotext()
-    live_loop()
+    if not args.no_live:
+        live_loop()
