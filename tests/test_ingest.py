@@ -176,21 +176,26 @@ def test_a_stream_of_bad_messages_keeps_to_the_budget() -> None:
         source.close()
 
 
-def test_a_connecting_monitor_says_how_its_link_stands() -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_connecting_monitor_says_how_its_link_stands(host: str) -> None:
     """With --connect, "no data" is never silent: the monitor says nothing answers yet,
-    then nothing once connected, then that the link went down when training stops."""
-    endpoint = free_endpoint()
+    nothing once connected, that the link went down when training stops, and nothing
+    again when it is back (ZeroMQ names a host by its address after the first
+    connection: the note must follow it)."""
+    endpoint = free_endpoint().replace("127.0.0.1", host)
     source = Subscriber(connect=[endpoint])
     state = RunState()
     ctx = zmq.Context()
     try:
         drain_until(source, state, lambda: "nothing answers there" in state.link_note)
-        assert endpoint in state.link_note
-        training = ctx.socket(zmq.XPUB)
-        training.bind(endpoint)  # training that binds, started after the monitor
-        drain_until(source, state, lambda: state.link_note == "")
-        training.close(0)
-        drain_until(source, state, lambda: endpoint in state.link_note)  # down again
+        assert endpoint in state.link_note and state.link_short == "down (retrying)"
+        for _ in range(2):  # training that binds, after the monitor; stopped; started again
+            training = ctx.socket(zmq.XPUB)
+            training.bind(endpoint)
+            drain_until(source, state, lambda: (state.link_short, state.link_note) == ("", ""))
+            training.close(0)
+            drain_until(source, state, lambda: endpoint in state.link_note)  # down again
+            assert state.link_short == "down (retrying)"
     finally:
         source.close()
         ctx.term()
@@ -203,5 +208,36 @@ def test_a_host_name_that_does_not_resolve_is_said() -> None:
     try:
         drain_until(source, state, lambda: "no host named" in state.link_note, timeout_s=30)
         assert "'no-such-host.invalid'" in state.link_note
+        assert state.link_short == "unknown host"
     finally:
         source.close()
+
+
+def test_links_to_several_endpoints_are_told_apart() -> None:
+    """Two --connect endpoints, one by host name: after a reconnect ZeroMQ names it by
+    address, and the note still says which one is down."""
+    named, other = free_endpoint().replace("127.0.0.1", "localhost"), free_endpoint()
+    source = Subscriber(connect=[named, other])
+    state = RunState()
+    ctx = zmq.Context()
+    sockets = {}
+    try:
+        for endpoint in (named, other):
+            sockets[endpoint] = ctx.socket(zmq.XPUB)
+            sockets[endpoint].bind(endpoint)
+        source.drain(state, 0.01)  # the note now says how the links stand
+        drain_until(source, state, lambda: state.link_note == "")
+        sockets[named].close(0)
+        drain_until(source, state, lambda: state.link_short == "down (retrying)")
+        assert named in state.link_note
+        sockets[named] = ctx.socket(zmq.XPUB)
+        sockets[named].bind(named)
+        drain_until(source, state, lambda: state.link_note == "")
+        sockets[other].close(0)
+        drain_until(source, state, lambda: state.link_short == "down (retrying)")
+        assert other in state.link_note
+    finally:
+        for sock in sockets.values():
+            sock.close(0)
+        source.close()
+        ctx.term()

@@ -194,6 +194,33 @@ def test_capture_shows_no_metric_name_when_encrypted(keys: Path, encrypted: bool
         monitor.close()
 
 
+def test_a_connecting_monitor_whose_key_is_refused_says_so(keys: Path) -> None:
+    """Training that binds encrypted and does not allow the monitor's key: the monitor
+    says its key was refused (ZeroMQ stops trying), not that the link is down."""
+    endpoint = free_endpoint()
+    training = Monitor(
+        endpoint,
+        run="r",
+        bind=True,
+        curve_secret=str(keys / "server.key_secret"),
+        curve_allow=str(keys / "allow"),
+    )
+    source = Subscriber(
+        connect=[endpoint],
+        curve=Curve(secret=str(keys / "stranger.key_secret"), server=str(keys / "server.key")),
+    )
+    state = RunState()
+    try:
+        drain_until(source, state, lambda: state.link_short == "key refused", what="refusal")
+        assert "refused this monitor's key" in state.link_note
+        for _ in range(20):  # and it stays so
+            source.drain(state, 0.02)
+        assert state.link_short == "key refused" and not state.runs
+    finally:
+        source.close()
+        training.close()
+
+
 def test_curve_needs_the_right_options(keys: Path) -> None:
     """Missing pieces of the key setup are named in the error."""
     with pytest.raises(EndpointError, match="allowed public keys"):

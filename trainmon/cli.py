@@ -385,8 +385,8 @@ class _JsonLines:
         self.state.refuse(reason, count)
         click.echo(f"trainmon: {reason}", err=True)
 
-    def note_link(self, note: str) -> None:
-        self.state.note_link(note)
+    def note_link(self, short: str, note: str) -> None:
+        self.state.note_link(short, note)
         click.echo(f"trainmon: {note or 'connected'}", err=True)
 
 

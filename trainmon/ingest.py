@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import threading
 import time
@@ -48,9 +49,9 @@ class RecordSink(Protocol):
 
     def refuse(self, reason: str, count: int) -> None: ...
 
-    def note_link(self, note: str) -> None:
-        """How the connections made with ``--connect`` stand, when that changes: what
-        is wrong, or "" once they are all up."""
+    def note_link(self, short: str, note: str) -> None:
+        """How the connections made with ``--connect`` stand, when that changes: a few
+        words and the whole story of what is wrong, or "" and "" once all are up."""
         ...
 
 
@@ -170,11 +171,8 @@ class Subscriber:
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
-        # The state of each connection made (--connect), from ZeroMQ's socket events,
-        # and host names that do not resolve (ZeroMQ only retries, saying nothing).
-        self._links = dict.fromkeys(connect, "connecting")
-        self._unresolved: dict[str, str] = {}
-        self._link_note: str | None = None
+        self._links = _Links(connect, encrypted=curve is not None)
+        self._link_note: tuple[str, str] | None = None
         endpoint = ""
         try:
             if curve is not None:
@@ -188,7 +186,7 @@ class Subscriber:
             for endpoint in connect:
                 self._sock.connect(check_endpoint(endpoint))
                 self.endpoints.append(endpoint)
-                _resolve_in_background(endpoint, self._unresolved)
+            self._links.look_up()
         except zmq.ZMQError as exc:
             self.close()
             raise EndpointError(explain_error(exc, endpoint)) from exc
@@ -209,7 +207,7 @@ class Subscriber:
         self._events = self._sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
             | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-            | (_LINK_EVENTS if connect else 0)
+            | (_LINK_EVENTS | _CURVE_LINK_EVENTS if connect else 0)
         )
 
     @property
@@ -264,21 +262,18 @@ class Subscriber:
         while self._events is not None and self._events.poll(0):
             event = recv_monitor_message(self._events)
             endpoint = event["endpoint"].decode(errors="replace")
-            link = _LINK_STATES.get(zmq.Event(event["event"]))
-            if link is not None:
-                if endpoint in self._links:
-                    self._links[endpoint] = link
+            if self._links.take(zmq.Event(event["event"]), endpoint):
                 continue
             sink.refuse(
                 f"handshake failed on {endpoint}: a peer without the right "
                 "encryption (no keys, or not CURVE)",
                 1,
             )
-        if self._links:
-            note = self.link_note()
+        if self._links.states:
+            note = self._links.note()
             if note != self._link_note:
                 self._link_note = note
-                sink.note_link(note)
+                sink.note_link(*note)
         if self._zap is None:
             return
         count, latest = self._zap.snapshot()
@@ -290,23 +285,6 @@ class Subscriber:
                 count - self._refusals_seen,
             )
             self._refusals_seen = count
-
-    def link_note(self) -> str:
-        """What is wrong with the connections made (``--connect``), or "" when they are
-        all up."""
-        for endpoint, state in self._links.items():
-            if endpoint in self._unresolved:
-                return f"cannot connect to {endpoint}: {self._unresolved[endpoint]}"
-            if state == "connecting":
-                return f"connecting to {endpoint}…"
-            if state == "retrying":
-                return (
-                    f"not connected to {endpoint}: nothing answers there (retrying); is "
-                    "the training (or a relay) listening on that port?"
-                )
-            if state == "disconnected":
-                return f"disconnected from {endpoint} (reconnecting)"
-        return ""
 
     def clock(self) -> float:
         return time.time()
@@ -337,35 +315,151 @@ class Subscriber:
 
 
 _LINK_EVENTS: Final = zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_DISCONNECTED
-_LINK_STATES: Final = {
-    zmq.EVENT_CONNECTED: "connected",
-    zmq.EVENT_CONNECT_RETRIED: "retrying",
-    zmq.EVENT_DISCONNECTED: "disconnected",
-}
+# With encryption a connection is up once the handshake succeeds, and our key may be
+# refused (ZeroMQ then stops trying).
+_CURVE_LINK_EVENTS: Final = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+_LOOK_UP_AGAIN_S: Final = 10.0  # a failed host-name look-up is tried again this often
 
 
-def _resolve_in_background(endpoint: str, unresolved: dict[str, str]) -> None:
-    """Look up a tcp endpoint's host name on a thread (a lookup can take seconds) and
-    note in ``unresolved`` why it failed, if it does."""
-    if not endpoint.startswith("tcp://"):
-        return
-    host = endpoint[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
-    if ";" in host:  # ZeroMQ's source;destination form: the destination is looked up
-        host = host.rsplit(";", 1)[1]
-    try:
-        ipaddress.ip_address(host)
-        return  # an address: nothing to look up
-    except ValueError:
-        pass
+class _Lookup:
+    """One host name looked up on a thread (a look-up can take seconds): its addresses,
+    or why it failed."""
 
-    def look_up() -> None:
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.addresses: frozenset[str] = frozenset()
+        self.error = ""  # why the last look-up failed
+        self.unknown = False  # and whether it said there is no such host
+        self.started = -math.inf
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="trainmon-lookup", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
         try:
-            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            found = socket.getaddrinfo(self.host, None, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
-            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            unresolved[endpoint] = f"no host named {host!r} is known here ({detail})"
+            self.unknown = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME
+            self.error = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return
+        self.addresses = frozenset(str(info[4][0]) for info in found)
+        self.error, self.unknown = "", False
 
-    threading.Thread(target=look_up, name="trainmon-resolve", daemon=True).start()
+
+class _Links:
+    """How the connections a monitor made (``--connect``) stand: from ZeroMQ's socket
+    events, and a look-up of each host name (ZeroMQ retries an unknown host forever
+    without a word)."""
+
+    def __init__(self, endpoints: list[str], *, encrypted: bool) -> None:
+        self.states = dict.fromkeys(endpoints, "connecting")
+        self.encrypted = encrypted
+        self.lookups: dict[str, _Lookup] = {}
+        for endpoint in endpoints:
+            host, _ = _host_port(endpoint)
+            if host:
+                try:
+                    ipaddress.ip_address(host)
+                except ValueError:  # a name, not an address: look it up
+                    self.lookups[endpoint] = _Lookup(host)
+
+    def look_up(self) -> None:
+        for lookup in self.lookups.values():
+            lookup.start()
+
+    def take(self, event: zmq.Event, reported: str) -> bool:
+        """Take a socket event; whether it was one about a link."""
+        if event == zmq.EVENT_CONNECTED:
+            state = "handshaking" if self.encrypted else "connected"
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            state = "connected"
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH and self.states:
+            state = "refused"
+        elif event == zmq.EVENT_CONNECT_RETRIED:
+            state = "retrying"
+        elif event == zmq.EVENT_DISCONNECTED:
+            state = "disconnected"
+        else:
+            return False
+        endpoint = self._endpoint(reported)
+        if endpoint is None:
+            return True
+        if not (state == "disconnected" and self.states[endpoint] == "refused"):
+            self.states[endpoint] = state
+        lookup = self.lookups.get(endpoint)
+        if (
+            state == "retrying"
+            and lookup is not None
+            and lookup.error
+            and time.monotonic() - lookup.started > _LOOK_UP_AGAIN_S
+        ):
+            lookup.start()
+        return True
+
+    def _endpoint(self, reported: str) -> str | None:
+        """The endpoint given that an event names: ZeroMQ names it as given until it
+        first connects, then by the address it found for the host."""
+        if reported in self.states:
+            return reported
+        if len(self.states) == 1:
+            return next(iter(self.states))
+        host, port = _host_port(reported)
+        for endpoint, lookup in self.lookups.items():
+            if _host_port(endpoint)[1] == port and host in lookup.addresses:
+                return endpoint
+        return None
+
+    def note(self) -> tuple[str, str]:
+        """A few words for the stats and the whole story, of the first connection that
+        is not up; ("", "") when all are."""
+        for endpoint, state in self.states.items():
+            lookup = self.lookups.get(endpoint)
+            if state == "connected":
+                continue
+            if state == "refused":
+                return (
+                    "key refused",
+                    f"{endpoint} refused this monitor's key: its public key must be in the "
+                    "training's (or relay's) allowed keys (--curve-allow, curve_allow)",
+                )
+            if lookup is not None and lookup.error:
+                if lookup.unknown:
+                    return (
+                        "unknown host",
+                        f"cannot connect to {endpoint}: no host named {lookup.host!r} is "
+                        f"known here ({lookup.error})",
+                    )
+                return (
+                    "host look-up failed",
+                    f"cannot look up {lookup.host!r} for {endpoint} ({lookup.error}); trying again",
+                )
+            if state == "connecting":
+                return "connecting…", f"connecting to {endpoint}…"
+            if state == "handshaking":
+                return "connecting…", f"connected to {endpoint}; encryption handshake…"
+            if state == "retrying":
+                return (
+                    "down (retrying)",
+                    f"not connected to {endpoint}: nothing answers there (retrying); is "
+                    "the training (or a relay) listening on that port?",
+                )
+            return "down (retrying)", f"disconnected from {endpoint} (reconnecting)"
+        return "", ""
+
+
+def _host_port(endpoint: str) -> tuple[str, str]:
+    """The host (or address) and port of a tcp endpoint (of its destination, in
+    ZeroMQ's ``source;destination`` form); empty strings for others."""
+    if not endpoint.startswith("tcp://"):
+        return "", ""
+    rest = endpoint[len("tcp://") :].rsplit(";", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    return host.strip("[]"), port
 
 
 def _peer(frame: zmq.Frame) -> str:

@@ -804,7 +804,8 @@ class RunState:
         self.rejected_by_peer: dict[str, int] = {}
         self.refused = 0  # encrypted handshakes refused (a key not allowed)
         self.last_refusal: str | None = None
-        self.link_note = ""  # what is wrong with the connections made, if anything
+        self.link_short = ""  # what is wrong with the connections made, in a few words
+        self.link_note = ""  # and the whole story
         self.duplicates = 0
         self.untracked_runs = 0
         self.forgotten_runs = 0  # finished runs let go to make room for new ones
@@ -941,9 +942,9 @@ class RunState:
         self.refused += count
         self.last_refusal = reason
 
-    def note_link(self, note: str) -> None:
-        """How the monitor's connections stand ("" when all are up)."""
-        self.link_note = note
+    def note_link(self, short: str, note: str) -> None:
+        """How the monitor's connections stand ("" and "" when all are up)."""
+        self.link_short, self.link_note = short, note
 
     def current(self, name: str | None = None) -> Run | None:
         """The run named ``name``; else the newest run still going (a stable choice when

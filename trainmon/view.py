@@ -797,8 +797,8 @@ def stats_panel(
     grid.add_row("rejected", _rejected_text(state))
     if state.refused:
         grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="tm.bad"))
-    if state.link_note:
-        grid.add_row("link", Text("down (retrying)", style="tm.bad"))
+    if state.link_short:
+        grid.add_row("link", Text(state.link_short, style="tm.bad"))
     for name in run.metric_names:
         if name not in shown:
             series = run.series(name)
@@ -1216,9 +1216,9 @@ def format_value(value: float) -> str:
     magnitude = abs(value)
     if value == 0:
         return "0"
-    if magnitude < 1e7 and value.is_integer():  # a count or a size: no decimals
-        return str(int(value))
     if 1e-3 <= magnitude < 1e5:
+        if float(value).is_integer():  # a count or a size: no decimals (an int may come)
+            return str(int(value))
         decimals = max(0, 3 - math.floor(math.log10(magnitude)))
         return f"{value:.{decimals}f}"
     return f"{value:.3e}"
