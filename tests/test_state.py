@@ -340,6 +340,24 @@ def test_lead_is_a_live_worker() -> None:
     assert state.current().lead.id == "new"
 
 
+def test_lead_is_not_a_killed_process_while_its_restart_runs() -> None:
+    """A process killed (no bye) and started again under the same run name: once the
+    old one has been silent for the lost time while the new one is heard, the new one
+    leads (progress, stats and summary follow it); if the old one speaks again, it
+    leads again."""
+    state = RunState()
+    for worker in ("old", "new"):
+        state.apply(hello(worker, rank=None), 100.0)
+    state.apply(metrics(1, worker="old", step=57, loss=1.0), 100.0)
+    state.apply(metrics(1, worker="new", step=3, loss=0.9), 103.0)
+    run = state.current()
+    assert run.lead.id == "old", "both heard within the lost time: the first seen"
+    state.apply(metrics(2, worker="new", step=9, loss=0.8), 110.0)
+    assert run.lead.id == "new" and run.series("loss").last == 0.8
+    state.apply(metrics(2, worker="old", step=58, loss=1.1), 111.0)
+    assert run.lead.id == "old"
+
+
 def test_current_run_is_stable_with_two_live_runs() -> None:
     """With two runs publishing, the dashboard stays on the newer one."""
     state = RunState()

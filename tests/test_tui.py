@@ -275,7 +275,7 @@ def test_every_key_changes_the_view(tmp_path: Path) -> None:
             ("R", "Stats"),
             ("r", "run s"),
             ("r", "run r"),
-            ("c", "loss · last"),
+            ("c", "loss · rank 0 · last"),  # r reset the worker to the lead
         ]
         for key, expected in steps:
             if key:

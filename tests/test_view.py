@@ -152,10 +152,17 @@ def test_paused_footer_counts_records() -> None:
 
 
 def test_finished_run() -> None:
-    """A run whose workers all said bye reads finished and 100%."""
-    state = fed(hello(steps=10), metrics(1), Record("bye", "r", "w0", 2, 101.0))
-    out = screen(state)
-    assert "finished" in out and "100%" in out
+    """A run whose workers all said bye at its last step reads finished, 100% done; one
+    that said bye before (Ctrl-C in training) reads how far it came, "ended early", and
+    the summary says so."""
+    done = fed(hello(steps=3), *(metrics(i) for i in (1, 2, 3)), Record("bye", "r", "w0", 4, 104.0))
+    out = screen(done)
+    assert "finished" in out and "100%" in out and "done" in out
+    assert "ended early" not in summary(done, ViewOptions(), NOW)
+    early = fed(hello(steps=10), metrics(1), metrics(2), Record("bye", "r", "w0", 3, 103.0))
+    out = screen(early)
+    assert "finished" in out and " 20%" in out and "ended early" in out and "done" not in out
+    assert "finished (ended early, 20% of the way)" in summary(early, ViewOptions(), NOW)
 
 
 def test_large_terminal() -> None:

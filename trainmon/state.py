@@ -639,11 +639,17 @@ class Run:
     @property
     def lead(self) -> Worker | None:
         """The worker whose curves the dashboard shows: the lowest rank (else the first
-        seen) among those still going, so a finished process never hides a live one."""
+        seen) among those still going, so a finished process never hides a live one,
+        nor does one silent while the run's others are heard (a killed process, and
+        its restart under the same run name)."""
         if not self.workers:
             return None
-        going = [w for w in self.workers.values() if not w.finished] or self.workers.values()
-        return min(going, key=lambda w: (w.sort_key()[:2], w.first_seen))
+        going = [
+            w
+            for w in self.workers.values()
+            if not w.finished and self.updated - w.last_seen <= LOST_AFTER_S
+        ] or [w for w in self.workers.values() if not w.finished]
+        return min(going or self.workers.values(), key=lambda w: (w.sort_key()[:2], w.first_seen))
 
     @property
     def total_epochs(self) -> int | None:
@@ -749,14 +755,18 @@ class Run:
         lead = self.lead
         if lead is None:
             return None
-        if self.finished:
-            return 1.0
         if self.total_steps and lead.step is not None:
-            return min((lead.step + 1) / self.total_steps, 1.0)
-        if self.total_epochs and lead.epoch is not None:
+            fraction: float | None = min((lead.step + 1) / self.total_steps, 1.0)
+        elif self.total_epochs and lead.epoch is not None:
+            if self.finished and lead.epoch + 1 >= self.total_epochs:
+                return 1.0  # the last epoch ended (its share is only estimated)
             within = _epoch_fraction(lead)
-            return min((lead.epoch + within) / self.total_epochs, 1.0)
-        return None
+            fraction = min((lead.epoch + within) / self.total_epochs, 1.0)
+        else:
+            fraction = None
+        if self.finished:  # done; or ended early (stopped, or crashed with a bye)
+            return 1.0 if fraction is None else fraction
+        return fraction
 
     def eta_s(self) -> float | None:
         """Seconds left, from the recent step rate or the recent epoch durations."""

@@ -191,6 +191,13 @@ def _local_start(run: Run, now: float) -> float:
     return first_seen if run.started is None else min(run.started, first_seen, now)
 
 
+def _ended(run: Run, fraction: float | None) -> str:
+    """How a finished run ended: done, or ended short of its total (stopped early)."""
+    if not run.finished:
+        return ""
+    return "done" if fraction is None or fraction >= 1.0 else "ended early"
+
+
 def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -> Panel:
     """Epoch gauge with percent, ETA and steps per second (not while the lead is idle)."""
     lead = run.lead
@@ -226,7 +233,7 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
     rates = run.throughput(now, stall_after_s) if now is not None and going else {}
     parts = [  # (text, rank): the lowest ranks are left out first when space is short
         (percent, 9),
-        (f"ETA {format_duration(eta)}" if eta is not None else ("done" if run.finished else ""), 4),
+        (f"ETA {format_duration(eta)}" if eta is not None else _ended(run, fraction), 4),
         (f"{rate:,.1f} steps/s" if going else "", 3),
         *(
             (f"{format_rate(value)} {unit}/s", 2 if unit == "samples" else 1)
@@ -471,9 +478,11 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
         title = f"{name} · {series.count:,} steps" + "".join(f" · {f}" for f in flags if f)
         chart = LineChart(lines, x_range=x_range, log=opts.log_y, robust=opts.robust)
         return Panel(_FillHeight(chart, caption), title=_panel_title(title), title_align="left")
+    whose = worker or run.lead
+    who = f" · {worker_label(whose)}" if whose is not None and len(run.workers) > 1 else ""
     return Panel(
         _FillHeight(values, caption),
-        title=_panel_title(f"{name} · last {len(values)}"),
+        title=_panel_title(f"{name}{who} · last {len(values)}"),
         title_align="left",
     )
 
@@ -1106,9 +1115,13 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
         return text
     lines = []
     for run in state.runs.values():
+        fraction = run.progress()
+        early = ""
+        if run.finished and fraction is not None and fraction < 1.0:
+            early = f" (ended early, {fraction * 100:.0f}% of the way)"
         lines.append(
-            f"run {run.name}: {run.status(now, opts.stall_after_s)}, {len(run.workers)} "
-            f"worker{'' if len(run.workers) == 1 else 's'}"
+            f"run {run.name}: {run.status(now, opts.stall_after_s)}{early}, "
+            f"{len(run.workers)} worker{'' if len(run.workers) == 1 else 's'}"
         )
         if run.config:
             lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
