@@ -184,3 +184,18 @@ def test_bad_theme_is_one_line(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["watch", "--plain", *args])
     assert result.exit_code == 2 if "neon" in args else result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_relay_says_an_address_others_can_connect_to() -> None:
+    """A relay listening on every interface names this machine, not 0.0.0.0; its help
+    offers only the options a relay takes (both its sides bind)."""
+    import socket
+
+    from trainmon.cli import _reachable
+
+    assert _reachable("tcp://0.0.0.0:5556") == f"tcp://{socket.gethostname()}:5556"
+    assert _reachable("tcp://*:5556") == f"tcp://{socket.gethostname()}:5556"
+    assert _reachable("tcp://10.0.0.5:5556") == "tcp://10.0.0.5:5556"
+    assert _reachable("ipc:///tmp/relay") == "ipc:///tmp/relay"
+    out = CliRunner().invoke(main, ["relay", "--help"]).output
+    assert "--curve-allow" in out and "--curve-server" not in out and "--bind" not in out

@@ -241,3 +241,32 @@ def test_links_to_several_endpoints_are_told_apart() -> None:
             sock.close(0)
         source.close()
         ctx.term()
+
+
+def test_another_program_on_the_port_is_not_called_connected() -> None:
+    """A TCP connection alone is not training: a program that never answers ZeroMQ's
+    handshake (a web server) leaves the link 'connecting', with a hint; another
+    monitor, which drops the handshake, reads 'turned away'."""
+    import socket
+
+    with socket.socket() as web:
+        web.bind(("127.0.0.1", 0))
+        web.listen()
+        endpoint = f"tcp://127.0.0.1:{web.getsockname()[1]}"
+        source = Subscriber(connect=[endpoint])
+        state = RunState()
+        try:
+            drain_until(source, state, lambda: "waiting for ZeroMQ's handshake" in state.link_note)
+            assert state.link_short == "connecting…"
+        finally:
+            source.close()
+    endpoint = free_endpoint()
+    other_monitor = Subscriber([endpoint])  # a monitor listening where training should
+    source = Subscriber(connect=[endpoint])
+    state = RunState()
+    try:
+        drain_until(source, state, lambda: state.link_short == "turned away")
+        assert "another monitor" in state.link_note
+    finally:
+        source.close()
+        other_monitor.close()

@@ -74,6 +74,13 @@ def test_waiting_screen_of_a_connecting_monitor() -> None:
     assert "connected; waiting for records" in screen(state, opts, width=100)
 
 
+def test_waiting_screen_repeats_the_start_warnings() -> None:
+    """A warning said at start (listening unencrypted beyond this machine) is on the
+    waiting screen, not only printed under the dashboard where it shows after it ends."""
+    opts = ViewOptions(address="tcp://0.0.0.0:5555", warnings=("warning: not encrypted",))
+    assert "warning: not encrypted" in screen(RunState(), opts)
+
+
 def test_waiting_screen_shows_rejects() -> None:
     """Garbage arriving before any good record is not mistaken for silence."""
     state = RunState()

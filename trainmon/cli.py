@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
@@ -86,6 +88,15 @@ def _endpoint_options(func: F) -> F:
 
 
 def _curve_options(func: F) -> F:
+    return _curve_option_list(func, server=True)
+
+
+def _relay_curve_options(func: F) -> F:
+    """A relay binds both its sides: no --curve-server."""
+    return _curve_option_list(func, server=False)
+
+
+def _curve_option_list(func: F, *, server: bool) -> F:
     options = [
         click.option(
             "--curve-secret",
@@ -96,25 +107,40 @@ def _curve_options(func: F) -> F:
             help="Encrypt with CURVE: this side's .key_secret file (trainmon keygen).",
         ),
         click.option(
-            "--curve-server",
-            metavar="FILE",
-            envvar="TRAINMON_CURVE_SERVER",
-            show_envvar=True,
-            type=click.Path(dir_okay=False, exists=True),
-            help="With --connect: the public .key file of the side that binds.",
-        ),
-        click.option(
             "--curve-allow",
             metavar="DIR",
             envvar="TRAINMON_CURVE_ALLOW",
             show_envvar=True,
             type=click.Path(file_okay=False, exists=True),
-            help="With --bind: a directory of the public .key files allowed in.",
+            help="With --bind: a directory of the public .key files allowed in."
+            if server
+            else "A directory of the public .key files allowed in (workers and monitors).",
         ),
     ]
+    if server:
+        options.insert(
+            1,
+            click.option(
+                "--curve-server",
+                metavar="FILE",
+                envvar="TRAINMON_CURVE_SERVER",
+                show_envvar=True,
+                type=click.Path(dir_okay=False, exists=True),
+                help="With --connect: the public .key file of the side that binds.",
+            ),
+        )
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _reachable(endpoint: str) -> str:
+    """A bound endpoint as others would connect to it: this machine's name for the
+    any-interface address (no one can connect to 0.0.0.0)."""
+    host, sep, port = endpoint.removeprefix("tcp://").rpartition(":")
+    if endpoint.startswith("tcp://") and sep and host in ("0.0.0.0", "*", "[::]", "::"):
+        return f"tcp://{socket.gethostname()}:{port}"
+    return endpoint
 
 
 def _curve(secret: str | None, server: str | None, allow: str | None) -> Curve | None:
@@ -274,6 +300,7 @@ def watch(
         settings, opts, plain = _display(
             display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
         )
+        opts = replace(opts, warnings=tuple(source.warnings))
         _show(source, opts, settings, plain)
         if record is not None:
             click.echo(f"recorded to {record}")
@@ -610,12 +637,11 @@ def _start_demo_worker(
     show_envvar=True,
     help="Monitors connect here: trainmon watch --connect ENDPOINT (repeatable).",
 )
-@_curve_options
+@_relay_curve_options
 def relay(
     sub_bind: tuple[str, ...],
     pub_bind: tuple[str, ...],
     curve_secret: str | None,
-    curve_server: str | None,
     curve_allow: str | None,
 ) -> None:
     """Forward many workers to any number of monitors (ZeroMQ's XSUB/XPUB proxy).
@@ -624,8 +650,6 @@ def relay(
     --pub-bind, from anywhere that can reach them. A monitor attaching later still
     gets each worker's history. Runs until Ctrl-C or SIGTERM.
     """
-    if curve_server:
-        raise click.UsageError("a relay binds both sides: give --curve-secret and --curve-allow")
     try:
         forwarder = Relay(sub_bind, pub_bind, _curve(curve_secret, None, curve_allow))
     except EndpointError as exc:
@@ -636,8 +660,8 @@ def relay(
         with quit_on_signals() as stop:
             for warning in forwarder.warnings:
                 click.echo(f"trainmon: {warning}", err=True)
-            workers = ", ".join(forwarder.endpoints["workers"])
-            monitors = ", ".join(forwarder.endpoints["monitors"])
+            workers = ", ".join(map(_reachable, forwarder.endpoints["workers"]))
+            monitors = ", ".join(map(_reachable, forwarder.endpoints["monitors"]))
             click.echo(f"trainmon relay: workers connect to {workers}; monitors to {monitors}")
             while not stop:
                 time.sleep(0.1)

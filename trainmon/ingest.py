@@ -171,7 +171,7 @@ class Subscriber:
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
-        self._links = _Links(connect, encrypted=curve is not None)
+        self._links = _Links(connect)
         self._link_note: tuple[str, str] | None = None
         endpoint = ""
         try:
@@ -314,10 +314,17 @@ class Subscriber:
             self._ctx.term()
 
 
-_LINK_EVENTS: Final = zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_DISCONNECTED
-# With encryption a connection is up once the handshake succeeds, and our key may be
-# refused (ZeroMQ then stops trying).
-_CURVE_LINK_EVENTS: Final = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+# A connection is up once ZeroMQ's handshake succeeds: a TCP connection alone may be
+# another program on that port (a web server never answers the handshake; another
+# monitor drops it).
+_LINK_EVENTS: Final = (
+    zmq.EVENT_CONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_CONNECT_RETRIED
+    | zmq.EVENT_DISCONNECTED
+)
+# With encryption our key may be refused (ZeroMQ then stops trying).
+_CURVE_LINK_EVENTS: Final = zmq.EVENT_HANDSHAKE_FAILED_AUTH
 _LOOK_UP_AGAIN_S: Final = 10.0  # a failed host-name look-up is tried again this often
 
 
@@ -356,9 +363,10 @@ class _Links:
     events, and a look-up of each host name (ZeroMQ retries an unknown host forever
     without a word)."""
 
-    def __init__(self, endpoints: list[str], *, encrypted: bool) -> None:
+    def __init__(self, endpoints: list[str]) -> None:
         self.states = dict.fromkeys(endpoints, "connecting")
-        self.encrypted = encrypted
+        # endpoints whose peer dropped the connection in the handshake (until one works)
+        self.turned_away: set[str] = set()
         self.lookups: dict[str, _Lookup] = {}
         for endpoint in endpoints:
             host, _ = _host_port(endpoint)
@@ -375,7 +383,7 @@ class _Links:
     def take(self, event: zmq.Event, reported: str) -> bool:
         """Take a socket event; whether it was one about a link."""
         if event == zmq.EVENT_CONNECTED:
-            state = "handshaking" if self.encrypted else "connected"
+            state = "handshaking"
         elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             state = "connected"
         elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH and self.states:
@@ -389,7 +397,12 @@ class _Links:
         endpoint = self._endpoint(reported)
         if endpoint is None:
             return True
-        if not (state == "disconnected" and self.states[endpoint] == "refused"):
+        before = self.states[endpoint]
+        if state == "connected" or state == "retrying":  # it works, or nothing is there
+            self.turned_away.discard(endpoint)
+        elif state == "disconnected" and before == "handshaking":
+            self.turned_away.add(endpoint)
+        if not (state == "disconnected" and before == "refused"):
             self.states[endpoint] = state
         lookup = self.lookups.get(endpoint)
         if (
@@ -432,16 +445,27 @@ class _Links:
                     return (
                         "unknown host",
                         f"cannot connect to {endpoint}: no host named {lookup.host!r} is "
-                        f"known here ({lookup.error})",
+                        f"known here ({lookup.error}); check the name",
                     )
                 return (
                     "host look-up failed",
                     f"cannot look up {lookup.host!r} for {endpoint} ({lookup.error}); trying again",
                 )
+            if endpoint in self.turned_away:
+                return (
+                    "turned away",
+                    f"{endpoint} answers but drops the connection in ZeroMQ's handshake: is "
+                    "another monitor listening there instead of training or a relay, or "
+                    "does the training want encryption (--curve-server)?",
+                )
             if state == "connecting":
                 return "connecting…", f"connecting to {endpoint}…"
             if state == "handshaking":
-                return "connecting…", f"connected to {endpoint}; encryption handshake…"
+                return (
+                    "connecting…",
+                    f"connected to {endpoint}, waiting for ZeroMQ's handshake (if this "
+                    "stays, another kind of program listens on that port)",
+                )
             if state == "retrying":
                 return (
                     "down (retrying)",

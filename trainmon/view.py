@@ -68,6 +68,7 @@ class ViewOptions:
     stall_after_s: float = 60.0
     address: str = ""  # where the monitor listens or connects, for the waiting screen
     connecting: bool = False  # it connects (--connect): training listens at the address
+    warnings: tuple[str, ...] = ()  # said at start (listening unencrypted beyond this host)
     interactive: bool = True
     notice: str = ""  # a passing message in the footer, e.g. where a screenshot went
     chart: bool = False  # the main metric as a line chart of the whole run (key c)
@@ -1002,8 +1003,13 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
             text.append(f"{state.link_note}\n", style="tm.bad")
         else:
             text.append("connected; waiting for records\n", style="tm.dim")
-        text.append("\nThe training script (or a relay) listens there:\n\n", style="tm.dim")
-        monitor = f"Monitor({_listen_address(opts.address)!r}, bind=True)"
+        listen = _listen_address(opts.address)
+        text.append(
+            f"\nSomething must listen there: a relay (trainmon relay --pub-bind {listen}), "
+            "or the training script, with:\n\n",
+            style="tm.dim",
+        )
+        monitor = f"Monitor({listen!r}, bind=True)"
     else:
         text.append(
             f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n",
@@ -1014,6 +1020,8 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
     text.append("    from trainmon_client import Monitor\n")
     text.append(f"    mon = {monitor}\n")
     text.append("    mon.log(loss=loss, accuracy=acc)\n")
+    for warning in opts.warnings:
+        text.append(f"\n{warning}", style="tm.warn")
     if state.rejected:
         text.append(f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="tm.bad")
     if state.refused:
