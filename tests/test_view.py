@@ -150,6 +150,7 @@ def test_missed_and_rejected_are_on_screen() -> None:
     assert "link" not in out
     state.note_link("unknown host", "cannot connect to tcp://gpu1:5556: no host named 'gpu1'")
     assert "link       unknown host" in screen(state)
+    assert "link unknown host: cannot connect" in status_line(state, ViewOptions(), NOW)
 
 
 def test_paused_footer_counts_records() -> None:

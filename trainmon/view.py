@@ -1105,6 +1105,8 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
     parts.append(f"records {state.records}")
     parts.append(_missed_text(run))
     parts.append(f"rejected {state.rejected}")
+    if state.link_note:
+        parts.append(f"link {state.link_short}: {state.link_note}")
     return "trainmon: " + " · ".join(parts)
 
 
