@@ -39,6 +39,17 @@ def _server(keys: Path) -> Curve:
     return Curve(secret=str(keys / "server.key_secret"), allow=str(keys / "allow"))
 
 
+def _bound_training(keys: Path, endpoint: str) -> Monitor:
+    """Training as the CURVE server: it binds and allows only the client's key."""
+    return Monitor(
+        endpoint,
+        run="r",
+        bind=True,
+        curve_secret=str(keys / "server.key_secret"),
+        curve_allow=str(keys / "allow"),
+    )
+
+
 def _client(keys: Path, name: str = "client") -> dict[str, str]:
     return {
         "curve_secret": str(keys / f"{name}.key_secret"),
@@ -106,13 +117,7 @@ def test_unencrypted_publisher_is_refused(keys: Path) -> None:
 def test_training_binds_encrypted(keys: Path) -> None:
     """Training can be the CURVE server: it binds and allows the monitor's key."""
     endpoint = free_endpoint()
-    mon = Monitor(
-        endpoint,
-        run="r",
-        bind=True,
-        curve_secret=str(keys / "server.key_secret"),
-        curve_allow=str(keys / "allow"),
-    )
+    mon = _bound_training(keys, endpoint)
     monitor = BackgroundMonitor(
         connect=[endpoint],
         curve=Curve(secret=str(keys / "client.key_secret"), server=str(keys / "server.key")),
@@ -198,13 +203,7 @@ def test_a_connecting_monitor_whose_key_is_refused_says_so(keys: Path) -> None:
     """Training that binds encrypted and does not allow the monitor's key: the monitor
     says its key was refused (ZeroMQ stops trying), not that the link is down."""
     endpoint = free_endpoint()
-    training = Monitor(
-        endpoint,
-        run="r",
-        bind=True,
-        curve_secret=str(keys / "server.key_secret"),
-        curve_allow=str(keys / "allow"),
-    )
+    training = _bound_training(keys, endpoint)
     source = Subscriber(
         connect=[endpoint],
         curve=Curve(secret=str(keys / "stranger.key_secret"), server=str(keys / "server.key")),

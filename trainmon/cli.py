@@ -98,40 +98,44 @@ def _relay_curve_options(func: F) -> F:
 
 def _curve_option_list(func: F, *, server: bool) -> F:
     options = [
-        click.option(
+        _key_option(
             "--curve-secret",
-            metavar="FILE",
-            envvar="TRAINMON_CURVE_SECRET",
-            show_envvar=True,
-            type=click.Path(dir_okay=False, exists=True),
-            help="Encrypt with CURVE: this side's .key_secret file (trainmon keygen).",
+            "TRAINMON_CURVE_SECRET",
+            "Encrypt with CURVE: this side's .key_secret file (trainmon keygen).",
         ),
-        click.option(
+        _key_option(
             "--curve-allow",
-            metavar="DIR",
-            envvar="TRAINMON_CURVE_ALLOW",
-            show_envvar=True,
-            type=click.Path(file_okay=False, exists=True),
-            help="With --bind: a directory of the public .key files allowed in."
+            "TRAINMON_CURVE_ALLOW",
+            "With --bind: a directory of the public .key files allowed in."
             if server
             else "A directory of the public .key files allowed in (workers and monitors).",
+            directory=True,
         ),
     ]
     if server:
         options.insert(
             1,
-            click.option(
+            _key_option(
                 "--curve-server",
-                metavar="FILE",
-                envvar="TRAINMON_CURVE_SERVER",
-                show_envvar=True,
-                type=click.Path(dir_okay=False, exists=True),
-                help="With --connect: the public .key file of the side that binds.",
+                "TRAINMON_CURVE_SERVER",
+                "With --connect: the public .key file of the side that binds.",
             ),
         )
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _key_option(name: str, envvar: str, help: str, *, directory: bool = False) -> Callable[[F], F]:
+    """An option naming an existing key file (or directory of them)."""
+    return click.option(
+        name,
+        metavar="DIR" if directory else "FILE",
+        envvar=envvar,
+        show_envvar=True,
+        type=click.Path(file_okay=not directory, dir_okay=directory, exists=True),
+        help=help,
+    )
 
 
 def _reachable(endpoint: str) -> str:
