@@ -635,21 +635,30 @@ class Run:
     config_more: int = 0  # items left out (a map past the limit counts as one)
     config_from: Worker | None = None
     drawn: dict[Any, Any] = field(default_factory=dict)  # the dashboard's cache
+    changes: int = 0  # counts records taken (their workers may have changed)
+    _lead: tuple[int, Worker | None] = (-1, None)  # lead, as of changes
 
     @property
     def lead(self) -> Worker | None:
         """The worker whose curves the dashboard shows: the lowest rank (else the first
         seen) among those still going, so a finished process never hides a live one,
         nor does one silent while the run's others are heard (a killed process, and
-        its restart under the same run name)."""
-        if not self.workers:
-            return None
-        going = [
-            w
-            for w in self.workers.values()
-            if not w.finished and self.updated - w.last_seen <= LOST_AFTER_S
-        ] or [w for w in self.workers.values() if not w.finished]
-        return min(going or self.workers.values(), key=lambda w: (w.sort_key()[:2], w.first_seen))
+        its restart under the same run name). Found again only after a record came
+        (a frame asks dozens of times)."""
+        if self._lead[0] == self.changes:
+            return self._lead[1]
+        lead = None
+        if self.workers:
+            going = [
+                w
+                for w in self.workers.values()
+                if not w.finished and self.updated - w.last_seen <= LOST_AFTER_S
+            ] or [w for w in self.workers.values() if not w.finished]
+            lead = min(
+                going or self.workers.values(), key=lambda w: (w.sort_key()[:2], w.first_seen)
+            )
+        self._lead = (self.changes, lead)
+        return lead
 
     @property
     def total_epochs(self) -> int | None:
@@ -977,6 +986,7 @@ class RunState:
         run = self._run(run_name, now, records)
         if run is None:
             return None
+        run.changes += 1  # whatever the record does to its worker happens after this
         worker = run.workers.get(worker_id)
         if worker is None:
             limits = self.limits
