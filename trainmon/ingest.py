@@ -171,7 +171,7 @@ class Subscriber:
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
-        self._links = _Links(connect)
+        self._links = _Links(connect, encrypted=curve is not None)
         self._link_note: tuple[str, str] | None = None
         endpoint = ""
         try:
@@ -270,6 +270,10 @@ class Subscriber:
                 1,
             )
         if self._links.states:
+            for endpoint in self._links.given_up():
+                self._sock.disconnect(endpoint)
+                self._sock.connect(endpoint)
+                self._links.reconnecting(endpoint)
             note = self._links.note()
             if note != self._link_note:
                 self._link_note = note
@@ -326,6 +330,7 @@ _LINK_EVENTS: Final = (
 # With encryption our key may be refused (ZeroMQ then stops trying).
 _CURVE_LINK_EVENTS: Final = zmq.EVENT_HANDSHAKE_FAILED_AUTH
 _LOOK_UP_AGAIN_S: Final = 10.0  # a failed host-name look-up is tried again this often
+_RECONNECT_S: Final = 3.0  # a connection ZeroMQ gave up is made again after this
 
 
 class _Lookup:
@@ -363,10 +368,13 @@ class _Links:
     events, and a look-up of each host name (ZeroMQ retries an unknown host forever
     without a word)."""
 
-    def __init__(self, endpoints: list[str]) -> None:
+    def __init__(self, endpoints: list[str], *, encrypted: bool) -> None:
         self.states = dict.fromkeys(endpoints, "connecting")
-        # endpoints whose peer dropped the connection in the handshake (until one works)
-        self.turned_away: set[str] = set()
+        self.encrypted = encrypted
+        # endpoints whose peer ended the handshake, and how: "handshake" (dropped it)
+        # or "key" (refused ours); until a handshake works or nothing answers there
+        self.turned_away: dict[str, str] = {}
+        self.since = dict.fromkeys(endpoints, time.monotonic())  # the last event's time
         self.lookups: dict[str, _Lookup] = {}
         for endpoint in endpoints:
             host, _ = _host_port(endpoint)
@@ -398,10 +406,15 @@ class _Links:
         if endpoint is None:
             return True
         before = self.states[endpoint]
-        if state == "connected" or state == "retrying":  # it works, or nothing is there
-            self.turned_away.discard(endpoint)
+        self.since[endpoint] = time.monotonic()
+        # ZeroMQ retries at once after a dropped connection: only a retry after a failed
+        # attempt says nothing answers there any more.
+        if state == "connected" or (state == "retrying" and before != "disconnected"):
+            self.turned_away.pop(endpoint, None)
+        elif state == "refused":
+            self.turned_away[endpoint] = "key"
         elif state == "disconnected" and before == "handshaking":
-            self.turned_away.add(endpoint)
+            self.turned_away[endpoint] = "handshake"
         if not (state == "disconnected" and before == "refused"):
             self.states[endpoint] = state
         lookup = self.lookups.get(endpoint)
@@ -413,6 +426,24 @@ class _Links:
         ):
             lookup.start()
         return True
+
+    def given_up(self) -> list[str]:
+        """Endpoints ZeroMQ stopped trying: after a handshake that failed on the socket
+        type or the security mechanism (another monitor there, CURVE on one side only),
+        or our key refused, it does not reconnect by itself; whatever listens there
+        later would never be reached."""
+        now = time.monotonic()
+        return [
+            endpoint
+            for endpoint, state in self.states.items()
+            if state in ("refused", "disconnected")
+            and endpoint in self.turned_away
+            and now - self.since[endpoint] > _RECONNECT_S
+        ]
+
+    def reconnecting(self, endpoint: str) -> None:
+        self.states[endpoint] = "connecting"
+        self.since[endpoint] = time.monotonic()
 
     def _endpoint(self, reported: str) -> str | None:
         """The endpoint given that an event names: ZeroMQ names it as given until it
@@ -434,11 +465,12 @@ class _Links:
             lookup = self.lookups.get(endpoint)
             if state == "connected":
                 continue
-            if state == "refused":
+            if self.turned_away.get(endpoint) == "key":
                 return (
                     "key refused",
                     f"{endpoint} refused this monitor's key: its public key must be in the "
-                    "training's (or relay's) allowed keys (--curve-allow, curve_allow)",
+                    "training's (or relay's) allowed keys (--curve-allow, curve_allow); "
+                    "tried again every few seconds",
                 )
             if lookup is not None and lookup.error:
                 if lookup.unknown:
@@ -452,11 +484,16 @@ class _Links:
                     f"cannot look up {lookup.host!r} for {endpoint} ({lookup.error}); trying again",
                 )
             if endpoint in self.turned_away:
+                other_side = (
+                    "is the training without encryption, or with another key"
+                    if self.encrypted
+                    else "does the training want encryption (--curve-server)"
+                )
                 return (
                     "turned away",
                     f"{endpoint} answers but drops the connection in ZeroMQ's handshake: is "
-                    "another monitor listening there instead of training or a relay, or "
-                    "does the training want encryption (--curve-server)?",
+                    f"another monitor listening there instead of training or a relay, or "
+                    f"{other_side}? (tried again every few seconds)",
                 )
             if state == "connecting":
                 return "connecting…", f"connecting to {endpoint}…"
