@@ -356,6 +356,20 @@ def test_lead_is_not_a_killed_process_while_its_restart_runs() -> None:
     assert run.lead.id == "new" and run.series("loss").last == 0.8
     state.apply(metrics(2, worker="old", step=58, loss=1.1), 111.0)
     assert run.lead.id == "old"
+    state.apply(metrics(3, worker="new", step=10, loss=0.7), 120.0)
+    state.apply(Record("bye", "r", "new", 4, 121.0), 121.0)
+    assert run.lead.id == "new", "the restart finished: still it, not the killed one"
+
+
+def test_a_run_logged_every_n_steps_that_ends_is_done() -> None:
+    """Steps 0, 50, ..., 950 of 1,000 and a bye: done, not ended early at 95%; a bye at
+    step 500 is early (50%)."""
+    for last, done in ((950, True), (500, False)):
+        records = [hello(steps=1000)]
+        records += [metrics(i + 1, step=step) for i, step in enumerate(range(0, last + 1, 50))]
+        records.append(Record("bye", "r", "w0", len(records), 200.0))
+        run = fed(*records).current()
+        assert run.finished and (run.progress() == 1.0) is done, (last, run.progress())
 
 
 def test_current_run_is_stable_with_two_live_runs() -> None:

@@ -168,6 +168,14 @@ class Bucket:
 _MARK_RANK: Final = {"": 0, "-inf": 1, "+inf": 2, "nan": 3}
 
 
+def _step_gap(worker: Worker) -> int:
+    """Steps between the worker's last two logged records (1 if unknown)."""
+    points = worker.rate_points
+    if len(points) < 2:
+        return 1
+    return max(points[-1][1] - points[-2][1], 1)
+
+
 def _bucket(step: int, value: float) -> Bucket:
     bucket = Bucket(step, step, math.nan, math.nan, value, 0)
     bucket.add(step, value)
@@ -653,7 +661,8 @@ class Run:
                 w
                 for w in self.workers.values()
                 if not w.finished and self.updated - w.last_seen <= LOST_AFTER_S
-            ] or [w for w in self.workers.values() if not w.finished]
+            ]  # else the finished ones (a killed process never outranks its restart)
+            going = going or [w for w in self.workers.values() if w.finished]
             lead = min(
                 going or self.workers.values(), key=lambda w: (w.sort_key()[:2], w.first_seen)
             )
@@ -766,6 +775,8 @@ class Run:
             return None
         if self.total_steps and lead.step is not None:
             fraction: float | None = min((lead.step + 1) / self.total_steps, 1.0)
+            if self.finished and self.total_steps - lead.step - 1 < _step_gap(lead):
+                return 1.0  # the last step was logged (steps logged every N: within N)
         elif self.total_epochs and lead.epoch is not None:
             if self.finished and lead.epoch + 1 >= self.total_epochs:
                 return 1.0  # the last epoch ended (its share is only estimated)

@@ -222,7 +222,7 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
             complete_style="tm.bar",
             finished_style="tm.bar",
         )
-        percent = f"{fraction * 100:3.0f}%"
+        percent = f"{math.floor(fraction * 100):3d}%"  # 100% only when done
     eta = run.eta_s()
     rate = lead.steps_per_s if lead is not None else None
     if lead is not None and now is not None and lead.status(now, stall_after_s) != "running":
@@ -1128,7 +1128,7 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
         fraction = run.progress()
         early = ""
         if run.finished and fraction is not None and fraction < 1.0:
-            early = f" (ended early, {fraction * 100:.0f}% of the way)"
+            early = f" (ended early, {math.floor(fraction * 100)}% of the way)"
         lines.append(
             f"run {run.name}: {run.status(now, opts.stall_after_s)}{early}, "
             f"{len(run.workers)} worker{'' if len(run.workers) == 1 else 's'}"
