@@ -566,6 +566,14 @@ def test_keys_that_cannot_act_say_why() -> None:
     assert "only one worker" in next_options(opts, Action.NEXT_WORKER, state).notice
     grid = ViewOptions(grid=True)
     assert "g leaves it" in next_options(grid, Action.TOGGLE_CHART, state).notice
+    # smoothing is drawn on the chart, for one worker's curve: elsewhere s says so
+    smoothed = next_options(opts, Action.CYCLE_SMOOTHING, state)
+    assert smoothed.smoothing == 0.8 and "drawn on the chart (c)" in smoothed.notice
+    chart = ViewOptions(chart=True)
+    assert next_options(chart, Action.CYCLE_SMOOTHING, state).notice == ""
+    two = build(steps=50, workers=2)
+    lines = ViewOptions(chart=True, workers_mode="lines")
+    assert "one worker's curve (b)" in next_options(lines, Action.CYCLE_SMOOTHING, two).notice
 
 
 def test_summary_lists_the_alerts() -> None:

@@ -277,7 +277,15 @@ def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOpti
             return replace(opts, notice="the grid always shows charts; g leaves it")
         return replace(opts, chart=not opts.chart, help=False)
     if action is Action.CYCLE_SMOOTHING:
-        return replace(opts, smoothing=next_smoothing(opts.smoothing))
+        weight = next_smoothing(opts.smoothing)
+        what = f"smoothing {weight:.2f}" if weight else "smoothing off"
+        if not opts.chart or opts.grid:
+            return replace(opts, smoothing=weight, notice=f"{what}: drawn on the chart (c)")
+        if opts.workers_mode != "one" and run is not None and len(run.workers) > 1:
+            return replace(
+                opts, smoothing=weight, notice=f"{what}: drawn for one worker's curve (b)"
+            )
+        return replace(opts, smoothing=weight)
     if action is Action.GRID:
         return replace(opts, grid=not opts.grid, help=False, runs_list=False)
     if action is Action.NEXT_PAGE:
