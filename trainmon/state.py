@@ -168,14 +168,6 @@ class Bucket:
 _MARK_RANK: Final = {"": 0, "-inf": 1, "+inf": 2, "nan": 3}
 
 
-def _step_gap(worker: Worker) -> int:
-    """Steps between the worker's last two logged records (1 if unknown)."""
-    points = worker.rate_points
-    if len(points) < 2:
-        return 1
-    return max(points[-1][1] - points[-2][1], 1)
-
-
 def _bucket(step: int, value: float) -> Bucket:
     bucket = Bucket(step, step, math.nan, math.nan, value, 0)
     bucket.add(step, value)
@@ -214,7 +206,8 @@ class Downsampled:
 
     ``min_width`` keeps a fold from making hundreds of one- or two-step buckets at the
     start of a run (a fold costs mostly per bucket made): the series sets it to an
-    eighth of the points it folds at a time, so a fold makes a few buckets at most.
+    eighth of the points it folds at a time, so a fold of points logged every step
+    makes a few buckets at most (sparser steps span more buckets, as before).
     """
 
     max_buckets: int = _MAX_BUCKETS
@@ -811,6 +804,14 @@ def _epoch_duration(worker: Worker) -> float | None:
     # The first epoch includes the warm-up: leave it out once later ones are known.
     (e0, t0), (e1, t1) = starts[1 if len(starts) >= 3 else 0], starts[-1]
     return (t1 - t0) / (e1 - e0) if e1 > e0 and t1 > t0 else None
+
+
+def _step_gap(worker: Worker) -> int:
+    """Steps between the worker's last two logged records (1 if unknown)."""
+    points = worker.rate_points
+    if len(points) < 2:
+        return 1
+    return max(points[-1][1] - points[-2][1], 1)
 
 
 def _epoch_fraction(worker: Worker) -> float:
