@@ -418,6 +418,11 @@ def test_bad_endpoint_is_a_clear_error() -> None:
         Monitor("localhost:5555")
     with pytest.raises(ValueError, match="cannot bind"):
         Monitor("tcp://203.0.113.7:5555", bind=True)
+    endpoint = free_endpoint()
+    with Monitor(endpoint, bind=True):
+        with pytest.raises(ValueError, match="holds it: use another port") as caught:
+            Monitor(endpoint, bind=True)
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
 def test_bad_values_never_stop_the_publisher(

@@ -339,7 +339,11 @@ class Monitor:
                 raise
             if isinstance(exc, zmq.ZMQError):
                 verb = "bind" if self.bind else "connect"
-                raise ValueError(f"cannot {verb} {self.endpoint}: {exc.strerror}") from exc
+                hint = ""
+                if exc.errno == zmq.EADDRINUSE:
+                    hint = "; another training process or monitor holds it: use another port"
+                # (from None: ZeroMQ's own error says no more, and one traceback reads better)
+                raise ValueError(f"cannot {verb} {self.endpoint}: {exc.strerror}{hint}") from None
             raise ValueError(f"cannot record to {self.record_to}: {exc}") from exc
         self._thread = threading.Thread(
             target=_IOLoop(self, sock, events, writer).run, name="trainmon-io", daemon=True
