@@ -20,7 +20,7 @@ from rich.console import Console
 
 from trainmon.app import AppSettings, DoneWatch, run_dashboard, run_plain
 from trainmon.export import FORMATS, dashboard_picture, record_json, write_csv, write_jsonl
-from trainmon.ingest import DEFAULT_ADDRESS, EndpointError, RecordSource, Subscriber
+from trainmon.ingest import DEFAULT_ADDRESS, EndpointError, RecordSource, Subscriber, host_port
 from trainmon.keys import quit_on_signals
 from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
 from trainmon.relay import Relay
@@ -141,8 +141,8 @@ def _key_option(name: str, envvar: str, help: str, *, directory: bool = False) -
 def _reachable(endpoint: str) -> str:
     """A bound endpoint as others would connect to it: this machine's name for the
     any-interface address (no one can connect to 0.0.0.0)."""
-    host, sep, port = endpoint.removeprefix("tcp://").rpartition(":")
-    if endpoint.startswith("tcp://") and sep and host in ("0.0.0.0", "*", "[::]", "::"):
+    host, port = host_port(endpoint)
+    if host in ("0.0.0.0", "*", "::"):
         return f"tcp://{socket.gethostname()}:{port}"
     return endpoint
 

@@ -31,6 +31,7 @@ __all__ = [
     "bind_checked",
     "check_endpoint",
     "explain_error",
+    "host_port",
     "unencrypted_warning",
 ]
 
@@ -377,7 +378,7 @@ class _Links:
         self.since = dict.fromkeys(endpoints, time.monotonic())  # the last event's time
         self.lookups: dict[str, _Lookup] = {}
         for endpoint in endpoints:
-            host, _ = _host_port(endpoint)
+            host, _ = host_port(endpoint)
             if host:
                 try:
                     ipaddress.ip_address(host)
@@ -452,9 +453,9 @@ class _Links:
             return reported
         if len(self.states) == 1:
             return next(iter(self.states))
-        host, port = _host_port(reported)
+        host, port = host_port(reported)
         for endpoint, lookup in self.lookups.items():
-            if _host_port(endpoint)[1] == port and host in lookup.addresses:
+            if host_port(endpoint)[1] == port and host in lookup.addresses:
                 return endpoint
         return None
 
@@ -513,7 +514,7 @@ class _Links:
         return "", ""
 
 
-def _host_port(endpoint: str) -> tuple[str, str]:
+def host_port(endpoint: str) -> tuple[str, str]:
     """The host (or address) and port of a tcp endpoint (of its destination, in
     ZeroMQ's ``source;destination`` form); empty strings for others."""
     if not endpoint.startswith("tcp://"):

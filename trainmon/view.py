@@ -1080,10 +1080,7 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
         extra = f"; {state.rejected} rejected" if state.rejected else ""
         if state.refused:
             extra += f"; {state.refused} handshakes refused ({state.last_refusal})"
-        if state.link_note:
-            extra += f"; {state.link_note}"
-        where = "from" if opts.connecting else "on"
-        return f"trainmon: waiting for records {where} {opts.address}{extra}"
+        return _nothing_yet(state, opts, "waiting for records", extra)
     lead = run.lead
     parts = [f"run {run.name}", run.status(now, opts.stall_after_s)]
     if lead is not None and lead.epoch is not None:
@@ -1110,19 +1107,24 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
     return "trainmon: " + " · ".join(parts)
 
 
+def _nothing_yet(state: RunState, opts: ViewOptions, what: str, extra: str) -> str:
+    """The plain line of a monitor with no run yet: ``what``, where, ``extra``, and how
+    its connections stand."""
+    where = "from" if opts.connecting else "on"
+    link = f"; {state.link_note}" if state.link_note else ""
+    return f"trainmon: {what} {where} {opts.address}{extra}{link}"
+
+
 def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) -> str:
     """The final report printed when the monitor exits (lines that may be long, like
     the config, fit ``width``)."""
     if not state.runs:
-        where = "from" if opts.connecting else "on"
-        text = f"trainmon: no records were received {where} {opts.address}"
+        extra = ""
         if state.rejected:
-            text += f"; {state.rejected} messages were rejected (last: {state.last_reject})"
+            extra += f"; {state.rejected} messages were rejected (last: {state.last_reject})"
         if state.refused:
-            text += f"; {state.refused} handshakes refused (last: {state.last_refusal})"
-        if state.link_note:
-            text += f"; {state.link_note}"
-        return text
+            extra += f"; {state.refused} handshakes refused (last: {state.last_refusal})"
+        return _nothing_yet(state, opts, "no records were received", extra)
     lines = []
     for run in state.runs.values():
         fraction = run.progress()
