@@ -93,7 +93,8 @@ BAD = [
     pytest.param([b"run", msgpack.packb([1, 2])], id="batch of ints"),
     pytest.param(_frames(_good(v=2)), id="future version"),
     pytest.param(_frames(_good(v=None)), id="no version"),
-    pytest.param(_frames(_good(k="evil")), id="unknown kind"),
+    pytest.param(_frames(_good(k="ev\x1bil")), id="unknown kind with an escape"),
+    pytest.param(_frames(_good(k="later", s=None)), id="unknown kind without a seq"),
     pytest.param(_frames(_good(k={"a": 1})), id="kind is a map (found by the fuzzer)"),
     pytest.param(_frames(_good(k=[1])), id="kind is a list"),
     pytest.param(_frames(_good(s=-1)), id="negative seq"),
@@ -101,7 +102,9 @@ BAD = [
     pytest.param(_frames(_good(t=math.nan)), id="nan time"),
     pytest.param(_frames(_good(st=-5)), id="negative step"),
     pytest.param(_frames(_good(st=2**60)), id="enormous step"),
-    pytest.param(_frames(_good(ep=1.5)), id="float epoch"),
+    pytest.param(_frames(_good(ep=1.5)), id="float epoch (fractions go in ef)"),
+    pytest.param(_frames(_good(ef=math.nan)), id="nan ef"),
+    pytest.param(_frames(_good(ef="2.5")), id="string ef"),
     pytest.param(_frames(_good(m={"loss": "high"})), id="string value"),
     pytest.param(_frames(_good(m={"loss": [1]})), id="list value"),
     pytest.param(_frames(_good(m={"": 1.0})), id="empty metric name"),
@@ -276,3 +279,39 @@ def test_alert_round_trip_and_bad_alerts() -> None:
     ):
         with pytest.raises(ProtocolError, match=reason):
             decode(_frames({**base, **bad}))
+
+
+def test_unknown_kind_is_skipped_not_the_batch() -> None:
+    """A kind from a newer client comes back as a record of that kind, and the records
+    beside it in the batch are kept (the growth rule in the protocol's docstring)."""
+    later = dict(to_wire(METRICS), k="later", s=2, x={"anything": [1, 2]})
+    records = decode(_frames(to_wire(HELLO), later, dict(to_wire(METRICS), s=3)))
+    assert [(r.kind, r.seq) for r in records] == [("hello", 0), ("later", 2), ("metrics", 3)]
+
+
+def test_unknown_keys_are_ignored() -> None:
+    """Keys a monitor does not know change nothing about the record."""
+    assert decode(_frames(_good(zz=[1, {"a": 2}]))) == [METRICS]
+
+
+def test_fractional_epoch_round_trip() -> None:
+    """A fractional epoch travels as ep (its whole part, for older monitors) and ef."""
+    record = METRICS._replace(epoch=2.5)
+    wire = to_wire(record)
+    assert (wire["ep"], wire["ef"]) == (2, 2.5)
+    assert decode(encode([record])) == [record]
+
+
+def test_fractional_epochs_in_columns() -> None:
+    """A cols item with some fractional epochs keeps whole ones as ints."""
+    from trainmon_client.protocol import columns_wire, decode_payload, pack_payload
+
+    wire = columns_wire("run", "w", 0, [1.0, 2.0, 3.0], [1, 2, 3], [0.5, 1, None], {"l": [1, 2, 3]})
+    assert wire["ep"] == [0, 1, None] and wire["ef"] == [0.5, None, None]
+    assert [r.epoch for r in decode_payload(pack_payload(wire))] == [0.5, 1, None]
+
+
+def test_total_epochs_fraction_in_hello() -> None:
+    """A hello may say total epochs are 2.5 (epochs_f) beside the rounded-up epochs."""
+    hello = HELLO._replace(info={**HELLO.info, "epochs": 3, "epochs_f": 2.5})
+    assert decode(encode([hello])) == [hello]

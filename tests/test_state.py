@@ -619,3 +619,15 @@ def test_a_restarted_rank_zero_brings_its_config() -> None:
     state.apply(hello("new", rank=0, config={"lr": 0.01}), 101.0)
     run = state.current()
     assert run.config == {"lr": "0.01"} and run.config_from is run.workers["new"]
+
+
+def test_unknown_kind_is_counted_and_takes_its_sequence_number() -> None:
+    """A record of a kind this monitor does not know is skipped and counted, and its
+    sequence number is not reported as missed."""
+    state = RunState()
+    for seq, kind in enumerate(["hello", "later", "metrics"]):
+        extra = {"metrics": {"loss": 1.0}, "step": 1} if kind == "metrics" else {}
+        state.apply(Record(kind, "r", "w", seq, 1.0, **extra), now=1.0)  # type: ignore[arg-type]
+    run = state.current()
+    assert run is not None and run.missed == 0
+    assert state.skipped == {"later": 1}

@@ -831,6 +831,9 @@ class RunState:
         self.runs: dict[str, Run] = {}
         self.records = 0  # accepted records
         self.rejected = 0  # messages that failed to decode
+        # Records of kinds this monitor does not know (a newer client's): skipped, their
+        # sequence numbers counted as received. kind -> count, a few kinds at most.
+        self.skipped: dict[str, int] = {}
         self.last_reject: str | None = None
         self.rejected_by_peer: dict[str, int] = {}
         self.refused = 0  # encrypted handshakes refused (a key not allowed)
@@ -899,6 +902,9 @@ class RunState:
         elif record.kind == "bye":
             worker.finished = True
             worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
+        elif record.kind != "metrics":  # a kind from a newer client: counted, not applied
+            if record.kind in self.skipped or len(self.skipped) < _MAX_PEERS:
+                self.skipped[record.kind] = self.skipped.get(record.kind, 0) + 1
         return True
 
     def apply_columns(self, columns: Columns, now: float) -> int:

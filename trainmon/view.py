@@ -805,6 +805,8 @@ def stats_panel(
     if limits_text(state, run):
         grid.add_row("limits", Text("reached: see the summary", style="tm.warn"))
     grid.add_row("rejected", _rejected_text(state))
+    if state.skipped:
+        grid.add_row("skipped", Text(skipped_text(state), style="tm.warn"))
     if state.refused:
         grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="tm.bad"))
     if state.link_short:
@@ -849,6 +851,12 @@ def _rejected_text(state: RunState) -> Text:
         peer, count = max(state.rejected_by_peer.items(), key=lambda item: item[1])
         text.append(f" ({count:,} from {peer})", style="tm.bad")
     return text
+
+
+def skipped_text(state: RunState) -> str:
+    """Records of kinds this monitor does not know, by kind: '3 of kind "x" (newer client)'."""
+    kinds = sorted(state.skipped.items(), key=lambda item: -item[1])
+    return ", ".join(f"{count:,} {kind!r}" for kind, count in kinds) + " (newer client?)"
 
 
 def limits_text(state: RunState, run: Run) -> str:
@@ -1185,6 +1193,8 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
             + ")"
         )
     lines.append(received)
+    if state.skipped:
+        lines.append(f"records skipped, of kinds this monitor does not know: {skipped_text(state)}")
     if state.refused:
         lines.append(f"handshakes refused {state.refused}; last: {state.last_refusal}")
     return "\n".join(lines)

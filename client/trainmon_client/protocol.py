@@ -16,11 +16,17 @@ s     per-worker sequence number                                  all
 t     wall time, seconds since the epoch                          all
 st    step (int or nil)                                           metrics
 ep    epoch, counted from 0 like ``range()`` (int or nil)         metrics
+ef    the epoch where it is not a whole number (2.5), with ``ep``  metrics
+      its whole part: a monitor that knows ``ef`` shows it
 m     map of metric name to number (NaN and +-Inf allowed)        metrics
 a     alert from the training script: title, text                 alert
 i     identity: host, pid, rank, world, local_rank, epochs,       hello
       steps, config; ``from``: the first sequence number the
-      client still holds (older records are not re-sent)
+      client still holds (older records are not re-sent);
+      ``epochs_f``: total epochs where not whole (``epochs`` is
+      then rounded up); ``port`` and ``local_world``: the port a
+      binding rank listens on and how many local ranks bind
+      consecutive ports from ``port - local_rank``
 c     client counters: logged, dropped, queued                    heartbeat, bye
 ====  ==========================================================  =================
 
@@ -33,8 +39,21 @@ both forms, and :meth:`Columns.records` turns a ``cols`` item back into records.
 
 ``hello``, ``metrics``, ``alert`` and ``bye`` records take sequence numbers 0, 1, 2, ... so the
 monitor can count what it missed. A ``heartbeat`` carries the last sequence number the
-worker has used without taking one, which also reveals records lost at the tail.
-Unknown keys are ignored, so a newer client works with an older monitor.
+worker has used without taking one, which also reveals records lost at the tail. A
+worker sends ``hello`` again (with the next sequence number) when what it says changes:
+totals or config set after the start.
+
+How the protocol grows (the rule both sides keep, so any client works with any monitor):
+
+- New information goes in new keys or new kinds; an existing key never changes its
+  meaning or its type (a fractional epoch is ``ef`` beside the whole ``ep``).
+- A monitor ignores keys it does not know.
+- A monitor counts and skips records of kinds it does not know: it never rejects their
+  batch, and their sequence numbers still count as received (so no gap is reported).
+  Such a record needs the keys every record has (v, k, r, w, s, t); :func:`decode`
+  gives it as a :class:`Record` whose ``kind`` is the unknown name.
+- ``v`` changes only for a change an older monitor must not misread; a monitor rejects
+  versions it does not know.
 
 ``decode`` is strict and bounded: it checks sizes before unpacking, limits every
 container, checks each field's type, and raises :class:`ProtocolError` for anything
@@ -90,7 +109,18 @@ MAX_STEP: Final = 2**53
 _MAX_SEQ: Final = 2**63
 _MAX_STR: Final = 64 * 1024
 _MAX_MAP: Final = 1024
-_INFO_KEYS: Final = ("host", "pid", "rank", "world", "local_rank", "epochs", "steps", "from")
+_INFO_KEYS: Final = (
+    "host",
+    "pid",
+    "rank",
+    "world",
+    "local_rank",
+    "epochs",
+    "steps",
+    "from",
+    "port",
+    "local_world",
+)
 _COUNTER_KEYS: Final = ("logged", "dropped", "queued")
 
 
@@ -114,7 +144,7 @@ class Record(NamedTuple):
     seq: int
     time: float
     step: int | None = None
-    epoch: int | None = None
+    epoch: int | float | None = None  # a float only where not whole (wire key ``ef``)
     metrics: Mapping[str, float] = _EMPTY
     info: Mapping[str, Any] = _EMPTY
     counters: Mapping[str, int] = _EMPTY
@@ -132,7 +162,7 @@ class Columns(NamedTuple):
     seq: int
     times: list[float]
     steps: list[int | None]
-    epochs: list[int | None]
+    epochs: list[int | float | None]  # floats only where not whole (wire key ``ef``)
     metrics: dict[str, list[float]]
     ordered: bool = False  # every step is an int and they do not go down (checked)
     finite: bool = False  # every metric value is a finite number (checked)
@@ -167,11 +197,14 @@ def columns_wire(
     seq: int,
     times: Sequence[float],
     steps: Sequence[int | None],
-    epochs: Sequence[int | None],
+    epochs: Sequence[int | float | None],
     metrics: Mapping[str, Sequence[float]],
 ) -> dict[str, Any]:
-    """The msgpack-ready ``cols`` map for consecutive metrics records of one worker."""
-    return {
+    """The msgpack-ready ``cols`` map for consecutive metrics records of one worker.
+
+    A fractional epoch goes out as its whole part in ``ep`` and itself in ``ef``.
+    """
+    wire = {
         "v": PROTOCOL_VERSION,
         "k": "cols",
         "r": run,
@@ -182,6 +215,25 @@ def columns_wire(
         "ep": epochs,
         "m": metrics,
     }
+    if float in set(map(type, epochs)):
+        wire["ep"], wire["ef"] = _split_epochs(epochs)
+    return wire
+
+
+def _split_epochs(
+    epochs: Sequence[int | float | None],
+) -> tuple[list[int | None], list[float | None]]:
+    """Whole parts for ``ep`` and the fractional epochs for ``ef`` (nil where whole)."""
+    whole: list[int | None] = []
+    exact: list[float | None] = []
+    for epoch in epochs:
+        if type(epoch) is float:
+            whole.append(int(epoch))
+            exact.append(epoch)
+        else:
+            whole.append(epoch)  # type: ignore[arg-type]
+            exact.append(None)
+    return whole, exact
 
 
 def to_wire(record: Record) -> dict[str, Any]:
@@ -197,6 +249,8 @@ def to_wire(record: Record) -> dict[str, Any]:
     if record.kind == "metrics":
         wire["st"] = record.step
         wire["ep"] = record.epoch
+        if type(record.epoch) is float:
+            wire["ep"], wire["ef"] = int(record.epoch), record.epoch
         wire["m"] = dict(record.metrics)
     elif record.kind == "hello":
         wire["i"] = dict(record.info)
@@ -294,8 +348,8 @@ def _record(item: object) -> Record | Columns:
     kind = item.get("k")
     if kind == "cols":
         return _columns(item)
-    if type(kind) is not str or kind not in KINDS:  # a map here would be unhashable
-        raise ProtocolError(f"unknown record kind {kind!r}")
+    if type(kind) is not str or not (kind in KINDS or valid_name(kind)):
+        raise ProtocolError(f"bad record kind {kind!r}")
     run = _name(item.get("r"), "run")
     worker = _name(item.get("w"), "worker")
     seq = item.get("s")
@@ -305,6 +359,9 @@ def _record(item: object) -> Record | Columns:
     if not isinstance(wall, (int, float)) or isinstance(wall, bool) or not math.isfinite(wall):
         raise ProtocolError(f"bad time {wall!r}")
     if kind == "metrics":
+        epoch: int | float | None = _counter(item.get("ep"), "epoch")
+        if "ef" in item:
+            epoch = _exact_epoch(item["ef"], epoch)
         return Record(
             kind,
             run,
@@ -312,7 +369,7 @@ def _record(item: object) -> Record | Columns:
             seq,
             float(wall),
             step=_counter(item.get("st"), "step"),
-            epoch=_counter(item.get("ep"), "epoch"),
+            epoch=epoch,
             metrics=_metrics(item.get("m")),
         )
     if kind == "hello":
@@ -321,7 +378,7 @@ def _record(item: object) -> Record | Columns:
         return Record(kind, run, worker, seq, float(wall), info=_alert(item.get("a")))
     if kind == "heartbeat" or (kind == "bye" and "c" in item):
         return Record(kind, run, worker, seq, float(wall), counters=_counters(item.get("c")))
-    return Record(kind, run, worker, seq, float(wall))
+    return Record(kind, run, worker, seq, float(wall))  # bye, or a kind from a newer client
 
 
 _COUNTER_TYPES: Final = frozenset({int, type(None)})
@@ -354,7 +411,13 @@ def _columns(item: dict[Any, Any]) -> Columns:
     if not math.isfinite(sum(times)):
         raise ProtocolError("bad time: not finite")
     steps, ordered = _counter_column(item.get("st"), count, "step")
-    epochs, _ = _counter_column(item.get("ep"), count, "epoch")
+    epochs: list[int | float | None]
+    epochs, _ = _counter_column(item.get("ep"), count, "epoch")  # type: ignore[assignment]
+    if "ef" in item:
+        exact = item["ef"]
+        if type(exact) is not list or len(exact) != count:
+            raise ProtocolError(f"cols: ef needs a list of {count} entries")
+        epochs = [_exact_epoch(e, whole) for e, whole in zip(exact, epochs, strict=True)]
     columns = item.get("m")
     if type(columns) is not dict:
         raise ProtocolError("metrics must be a map")
@@ -454,6 +517,15 @@ def _counter(value: object, what: str) -> int | None:
     return value
 
 
+def _exact_epoch(value: object, whole: int | float | None) -> int | float | None:
+    """The epoch from ``ef`` (nil: the whole ``ep`` stands)."""
+    if value is None:
+        return whole
+    if type(value) is not float or not 0.0 <= value <= MAX_STEP:  # NaN fails too
+        raise ProtocolError(f"ef must be a number from 0 to 2**53 or nil, not {value!r}")
+    return value
+
+
 def _metrics(value: object) -> dict[str, float]:
     if not isinstance(value, dict):
         raise ProtocolError("metrics must be a map")
@@ -496,6 +568,11 @@ def _info(value: object) -> dict[str, Any]:
             if type(number) is not int or not 0 <= number <= MAX_STEP:
                 raise ProtocolError(f"hello {key} must be a non-negative integer")
             info[key] = number
+    exact = value.get("epochs_f")
+    if exact is not None:
+        if type(exact) is not float or not 0.0 < exact <= MAX_STEP:
+            raise ProtocolError("hello epochs_f must be a positive number")
+        info["epochs_f"] = exact
     config = value.get("config")
     if config is not None:
         if not isinstance(config, dict):
