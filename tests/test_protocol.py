@@ -312,6 +312,7 @@ def test_fractional_epochs_in_columns() -> None:
 
 
 def test_total_epochs_fraction_in_hello() -> None:
-    """A hello may say total epochs are 2.5 (epochs_f) beside the rounded-up epochs."""
-    hello = HELLO._replace(info={**HELLO.info, "epochs": 3, "epochs_f": 2.5})
+    """A hello may say total epochs are 2.5 (epochs_f) beside the rounded-up epochs, and
+    name the worker it was forked from."""
+    hello = HELLO._replace(info={**HELLO.info, "epochs": 3, "epochs_f": 2.5, "parent": "h:0"})
     assert decode(encode([hello])) == [hello]

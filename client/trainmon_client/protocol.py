@@ -26,7 +26,8 @@ i     identity: host, pid, rank, world, local_rank, epochs,       hello
       ``epochs_f``: total epochs where not whole (``epochs`` is
       then rounded up); ``port`` and ``local_world``: the port a
       binding rank listens on and how many local ranks bind
-      consecutive ports from ``port - local_rank``
+      consecutive ports from ``port - local_rank``; ``parent``:
+      the worker id of the process this one was forked from
 c     client counters: logged, dropped, queued                    heartbeat, bye
 ====  ==========================================================  =================
 
@@ -559,9 +560,10 @@ def _info(value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ProtocolError("hello identity must be a map")
     info: dict[str, Any] = {}
-    host = value.get("host")
-    if host is not None:
-        info["host"] = _name(host, "host")
+    for key in ("host", "parent"):
+        name = value.get(key)
+        if name is not None:
+            info[key] = _name(name, key)
     for key in _INFO_KEYS[1:]:
         number = value.get(key)
         if number is not None:
