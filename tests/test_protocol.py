@@ -289,11 +289,6 @@ def test_unknown_kind_is_skipped_not_the_batch() -> None:
     assert [(r.kind, r.seq) for r in records] == [("hello", 0), ("later", 2), ("metrics", 3)]
 
 
-def test_unknown_keys_are_ignored() -> None:
-    """Keys a monitor does not know change nothing about the record."""
-    assert decode(_frames(_good(zz=[1, {"a": 2}]))) == [METRICS]
-
-
 def test_fractional_epoch_round_trip() -> None:
     """A fractional epoch travels as ep (its whole part, for older monitors) and ef."""
     record = METRICS._replace(epoch=2.5)

@@ -28,7 +28,7 @@ from trainmon.state import RunState
 from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render, summary
 from trainmon_client.protocol import Columns, Record
-from trainmon_client.security import Curve, create_keypair
+from trainmon_client.security import Curve, check_key_name, create_keypair
 
 __all__ = ["main"]
 
@@ -693,6 +693,10 @@ def keygen(directory: str, names: tuple[str, ...], force: bool) -> None:
     .key_secret and the binding side's .key.
     """
     for name in names or ("server", "client"):
+        try:
+            check_key_name(name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--name") from None
         existing = [
             p
             for p in (f"{name}.key", f"{name}.key_secret")

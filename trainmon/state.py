@@ -902,9 +902,10 @@ class RunState:
         elif record.kind == "bye":
             worker.finished = True
             worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
-        elif record.kind != "metrics":  # a kind from a newer client: counted, not applied
-            if record.kind in self.skipped or len(self.skipped) < _MAX_PEERS:
-                self.skipped[record.kind] = self.skipped.get(record.kind, 0) + 1
+        elif record.kind != "metrics" and (  # a newer client's kind: counted, not applied
+            record.kind in self.skipped or len(self.skipped) < _MAX_PEERS
+        ):
+            self.skipped[record.kind] = self.skipped.get(record.kind, 0) + 1
         return True
 
     def apply_columns(self, columns: Columns, now: float) -> int:

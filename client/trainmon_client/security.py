@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -31,6 +32,7 @@ __all__ = [
     "Curve",
     "Refusal",
     "ZapHandler",
+    "check_key_name",
     "create_keypair",
     "is_loopback",
     "load_allowed",
@@ -49,8 +51,27 @@ class Refusal:
     key: str  # the peer's public key in Z85 text, or "" without one
 
 
+_KEY_CHARS: Final = 40  # a CURVE key in Z85 text (32 bytes)
+
+
+def check_key_name(name: str) -> str:
+    """``name`` if it can name a key pair inside a directory, else ValueError saying why:
+    a plain file name, no path separators, not hidden, no control characters."""
+    if not name or name.strip() != name:
+        raise ValueError(f"key name {name!r}: give a plain name such as 'monitor'")
+    if name.startswith(".") or "/" in name or os.sep in name or (os.altsep or "/") in name:
+        raise ValueError(
+            f"key name {name!r}: a plain file name, without '/' and not starting with '.' "
+            "(the keys are written inside the directory given)"
+        )
+    if not name.isprintable():
+        raise ValueError(f"key name {name!r}: no control characters")
+    return name
+
+
 def create_keypair(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
     """Write ``NAME.key`` (public) and ``NAME.key_secret`` (mode 0600) in ``directory``."""
+    check_key_name(name)
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     old_umask = os.umask(0o077)  # the secret file is never readable by others, even briefly
@@ -64,24 +85,62 @@ def create_keypair(directory: str | os.PathLike[str], name: str) -> tuple[Path, 
 
 
 def load_keypair(path: str | os.PathLike[str]) -> tuple[bytes, bytes]:
-    """The (public, secret) keys of a ``.key_secret`` file."""
-    public, secret = zmq.auth.load_certificate(os.fspath(path))
+    """The (public, secret) keys of a ``.key_secret`` file that only its owner can read.
+
+    ValueError says what is wrong: not a key file, a key cut short, no secret key in
+    it, or a file other users can read (as ssh refuses such a key).
+    """
+    public, secret = _certificate(path)
     if secret is None:
         raise ValueError(f"{path} holds no secret key (use the .key_secret file)")
+    _check_key(path, secret, "secret")
+    mode = os.stat(path).st_mode
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(
+            f"{path} can be read by other users (mode {stat.S_IMODE(mode):04o}): "
+            f"a secret key must be yours alone; run chmod 600 {path}"
+        )
     return public, secret
 
 
 def load_public(path: str | os.PathLike[str]) -> bytes:
     """The public key in a ``.key`` (or ``.key_secret``) file."""
-    return zmq.auth.load_certificate(os.fspath(path))[0]
+    return _certificate(path)[0]
+
+
+def _certificate(path: str | os.PathLike[str]) -> tuple[bytes, bytes | None]:
+    """The keys of a certificate file, checked; ValueError naming the file otherwise."""
+    if not os.path.isfile(path):
+        what = "a directory" if os.path.isdir(path) else "no such file"
+        raise ValueError(f"{path} is not a key file ({what})")
+    try:
+        public, secret = zmq.auth.load_certificate(os.fspath(path))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # zmq's parser is terse
+        raise ValueError(f"{path} is not a key file written by trainmon keygen ({exc})") from None
+    _check_key(path, public, "public")
+    return public, secret
+
+
+def _check_key(path: str | os.PathLike[str], key: bytes, what: str) -> None:
+    if len(key) != _KEY_CHARS:
+        raise ValueError(
+            f"{path}: its {what} key has {len(key)} characters, a CURVE key has "
+            f"{_KEY_CHARS}: the file is cut short or was edited; write it again with "
+            "trainmon keygen"
+        )
+    try:
+        zmq.utils.z85.decode(key)
+    except (ValueError, KeyError, IndexError):
+        raise ValueError(f"{path}: its {what} key is not Z85 text (the file is damaged)") from None
 
 
 def load_allowed(directory: str | os.PathLike[str]) -> set[bytes]:
-    """The public keys of every ``.key`` file in ``directory``."""
+    """The public keys of every ``.key`` file in ``directory`` (other entries, such as a
+    folder that happens to end in .key, are not keys and are passed over)."""
     folder = Path(directory)
     if not folder.is_dir():
         raise ValueError(f"{directory} is not a directory of public keys")
-    return {load_public(path) for path in sorted(folder.glob("*.key"))}
+    return {load_public(path) for path in sorted(folder.glob("*.key")) if path.is_file()}
 
 
 @dataclass(frozen=True, slots=True)
