@@ -37,6 +37,7 @@ def _write(path: Path, payloads: list[bytes]) -> None:
 
 
 PAYLOADS = [f"payload-{i}".encode() * (i + 1) for i in range(20)]
+FRAME_HEAD = 14  # marker, length, payload CRC, header CRC
 
 
 def test_frames_round_trip(tmp_path: Path) -> None:
@@ -54,7 +55,7 @@ def test_truncated_tail_at_every_cut(tmp_path: Path) -> None:
     path = tmp_path / "a.tmr"
     _write(path, PAYLOADS[:5])
     whole = path.read_bytes()
-    last_start = len(whole) - (10 + len(PAYLOADS[4]))
+    last_start = len(whole) - (FRAME_HEAD + len(PAYLOADS[4]))
     for cut in range(last_start + 1, len(whole)):
         path.write_bytes(whole[:cut])
         report = ReadReport()
@@ -68,7 +69,7 @@ def test_flipped_bytes_skip_one_frame(tmp_path: Path, where: str) -> None:
     path = tmp_path / "a.tmr"
     _write(path, PAYLOADS[:6])
     data = bytearray(path.read_bytes())
-    frame3 = 16 + sum(10 + len(p) for p in PAYLOADS[:3])
+    frame3 = 16 + sum(FRAME_HEAD + len(p) for p in PAYLOADS[:3])
     offset = {"marker": 0, "length": 3, "crc": 7, "payload": 12}[where]
     data[frame3 + offset] ^= 0xFF
     path.write_bytes(bytes(data))

@@ -3,12 +3,19 @@
 A file is a 16-byte header, then frames appended one after another::
 
     header  b"TRAINMON-REC" + format version (u16 LE) + 2 reserved bytes
-    frame   b"TM" + payload length (u32 LE) + CRC32 of the payload (u32 LE) + payload
+    frame   b"TM" + payload length (u32 LE) + CRC32 of the payload (u32 LE)
+            + CRC32 of the 10 bytes before it (u32 LE; format 2 only) + payload
 
 A payload is exactly what travels on the wire: msgpack of one record or a batch. Frames
 are only ever appended, so a writer killed mid-write leaves at most one partial frame at
 the end; a reader checks every length and CRC, skips damaged frames by searching for
 the next frame marker, and reports what it skipped.
+
+Format 2 (written since) adds the header's own CRC, so a reader looking for the next
+frame after damage rejects a false marker by its 14 header bytes instead of reading and
+summing the megabyte its length may promise: a file of crafted markers costs a scan, not
+a scan per marker. Format 1 files are still read (and appended to in format 1). The
+reader streams the file in bounded memory, whatever its size.
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ __all__ = [
 ]
 
 MAGIC: Final = b"TRAINMON-REC"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 _HEADER: Final = struct.Struct("<12sHxx")
-_FRAME: Final = struct.Struct("<2sII")
+_FRAME_V1: Final = struct.Struct("<2sII")  # marker, length, payload CRC
+_FRAME_V2: Final = struct.Struct("<2sIII")  # the same, then the CRC of those 10 bytes
+_FRAMES: Final = {1: _FRAME_V1, 2: _FRAME_V2}
 _SYNC: Final = b"TM"
+_CHUNK: Final = 4 * 1024 * 1024  # bytes read at a time
 
 
 class FileFormatError(Exception):
@@ -60,12 +70,14 @@ class FrameWriter:
         self._file: BinaryIO = open(self.path, "ab")  # noqa: SIM115 -- closed in close()
         if self._file.tell() == 0:
             self._file.write(_HEADER.pack(MAGIC, FORMAT_VERSION))
+            self.version = FORMAT_VERSION
         else:
-            _check_header(self.path)
+            with open(self.path, "rb") as file:
+                self.version = _read_header(file, self.path)  # appends in the file's format
         self.frames = 0
 
     def write(self, payload: bytes) -> None:
-        self._file.write(_FRAME.pack(_SYNC, len(payload), zlib.crc32(payload)) + payload)
+        self._file.write(frame_bytes(payload, self.version))
         self.frames += 1
 
     def flush(self) -> None:
@@ -83,65 +95,129 @@ class FrameWriter:
         self.close()
 
 
-def _check_header(path: str) -> None:
-    with open(path, "rb") as file:
-        head = file.read(_HEADER.size)
+def frame_bytes(payload: bytes, version: int = FORMAT_VERSION) -> bytes:
+    """One frame holding ``payload``, in format ``version``."""
+    head = _FRAME_V1.pack(_SYNC, len(payload), zlib.crc32(payload))
+    if version >= 2:
+        head += zlib.crc32(head).to_bytes(4, "little")
+    return head + payload
+
+
+def _read_header(file: BinaryIO, path: str) -> int:
+    """The file's format version, read from its header; FileFormatError if it has none."""
+    head = file.read(_HEADER.size)
     if len(head) < _HEADER.size or not head.startswith(MAGIC):
         raise FileFormatError(f"{path} is not a trainmon recording (no {MAGIC.decode()} header)")
-    version = _HEADER.unpack(head)[1]
-    if version != FORMAT_VERSION:
-        raise FileFormatError(f"{path} is recording format {version}; this reads {FORMAT_VERSION}")
+    version: int = _HEADER.unpack(head)[1]
+    if version not in _FRAMES:
+        raise FileFormatError(
+            f"{path} is recording format {version}; this reads formats 1 to {FORMAT_VERSION}"
+        )
+    return version
 
 
 def read_frames(path: str | os.PathLike[str], report: ReadReport) -> Iterator[bytes]:
-    """Every intact payload in the file, in order; ``report`` counts what was skipped."""
+    """Every intact payload in the file, in order; ``report`` counts what was skipped.
+
+    Reads the file a chunk at a time: memory stays within a few MiB however large it is.
+    """
     path = os.fspath(path)
-    _check_header(path)
     with open(path, "rb") as file:
-        data = file.read()
-    pos, end = _HEADER.size, len(data)
-    while pos < end:
-        payload = _frame_at(data, pos)
-        if payload is not None:
-            report.frames += 1
-            yield payload
-            pos += _FRAME.size + len(payload)
-            continue
-        following = _next_frame(data, pos + 1)
-        if following is None:
-            # Nothing intact follows. A frame header that promises more bytes than the
-            # file holds (or a header cut short) is the writer stopped mid-frame.
-            cut = end - pos < _FRAME.size or (
-                data[pos : pos + 2] == _SYNC
-                and pos + _FRAME.size + _FRAME.unpack_from(data, pos)[1] > end
-            )
-            if cut:
+        reader = _Reader(file, _FRAMES[_read_header(file, path)])
+        yield from reader.frames(report)
+
+
+class _Reader:
+    """A window over the file: ``data[pos:]`` is what is read and not yet used."""
+
+    def __init__(self, file: BinaryIO, frame: struct.Struct) -> None:
+        self.file = file
+        self.frame = frame
+        self.data = b""
+        self.pos = 0
+        self.eof = False
+
+    def fill(self, need: int) -> bool:
+        """Read until ``need`` bytes from ``pos`` are held (or the file ends)."""
+        while len(self.data) - self.pos < need and not self.eof:
+            chunk = self.file.read(max(_CHUNK, need))
+            if not chunk:
+                self.eof = True
+                break
+            self.data = self.data[self.pos :] + chunk  # what was used is let go
+            self.pos = 0
+        return len(self.data) - self.pos >= need
+
+    def frames(self, report: ReadReport) -> Iterator[bytes]:
+        size = self.frame.size
+        while self.fill(1):
+            payload = self.frame_here()
+            if payload is not None:
+                report.frames += 1
+                yield payload
+                self.pos += size + len(payload)
+                continue
+            cut = self.cut_here()
+            report.skipped_bytes += self.skip_to_frame()
+            if self.fill(1):
+                report.damaged += 1
+            elif cut:  # nothing intact follows a frame the writer did not finish
                 report.truncated_tail = True
             else:
                 report.damaged += 1
-            report.skipped_bytes += end - pos
-            return
-        report.damaged += 1
-        report.skipped_bytes += following - pos
-        pos = following
 
+    def header(self) -> int | None:
+        """The payload length a plausible frame header at ``pos`` gives, else None
+        (format 2 checks the header's CRC here; format 1 has none to check)."""
+        fields = self.frame.unpack_from(self.data, self.pos)
+        if fields[0] != _SYNC or fields[1] > MAX_PAYLOAD_BYTES:
+            return None
+        if len(fields) == 4 and zlib.crc32(self.data[self.pos : self.pos + 10]) != fields[3]:
+            return None
+        length: int = fields[1]
+        return length
 
-def _frame_at(data: bytes, pos: int) -> bytes | None:
-    """The payload of an intact frame starting at ``pos``, else None."""
-    if len(data) - pos < _FRAME.size:
-        return None
-    sync, length, crc = _FRAME.unpack_from(data, pos)
-    start = pos + _FRAME.size
-    if sync != _SYNC or length > MAX_PAYLOAD_BYTES or start + length > len(data):
-        return None
-    payload = data[start : start + length]
-    return payload if zlib.crc32(payload) == crc else None
+    def frame_here(self) -> bytes | None:
+        """The payload of an intact frame at ``pos``, else None."""
+        size = self.frame.size
+        if not self.fill(size):
+            return None
+        length = self.header()
+        if length is None or not self.fill(size + length):
+            return None
+        start = self.pos + size
+        payload = self.data[start : start + length]
+        crc = self.frame.unpack_from(self.data, self.pos)[2]
+        return payload if zlib.crc32(payload) == crc else None
 
+    def cut_here(self) -> bool:
+        """Whether ``pos`` starts a frame the file ends inside of (a header cut short, or
+        one promising more bytes than there are)."""
+        size = self.frame.size
+        if not self.fill(size):
+            return self.data.startswith(_SYNC[: len(self.data) - self.pos], self.pos)
+        length = self.header()
+        return length is not None and not self.fill(size + length)
 
-def _next_frame(data: bytes, pos: int) -> int | None:
-    """Where the next intact frame at or after ``pos`` starts, else None."""
-    while (found := data.find(_SYNC, pos)) != -1:
-        if _frame_at(data, found) is not None:
-            return found
-        pos = found + 1
-    return None
+    def skip_to_frame(self) -> int:
+        """Move ``pos`` past damage to the next intact frame (or the end of the file),
+        letting go of what it passes; how many bytes it passed over."""
+        skipped = 1
+        self.pos += 1
+        while True:
+            found = self.data.find(_SYNC, self.pos)
+            if found == -1:
+                keep = 1 if len(self.data) > self.pos else 0  # a marker may straddle chunks
+                skipped += len(self.data) - keep - self.pos
+                self.pos = len(self.data) - keep
+                if not self.fill(keep + 1):
+                    skipped += len(self.data) - self.pos
+                    self.pos = len(self.data)
+                    return skipped
+                continue
+            skipped += found - self.pos
+            self.pos = found
+            if self.frame_here() is not None:
+                return skipped
+            self.pos += 1
+            skipped += 1
