@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+import pty
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -303,3 +307,151 @@ def test_recorder_flushes_without_further_messages(tmp_path: Path) -> None:
         wait_for(lambda: path.stat().st_size > 16, timeout_s=5, what="the flush")
     finally:
         recorder.close()
+
+
+def _two_runs(tmp_path: Path) -> list[str]:
+    """Recordings of two runs, a and b, by the real client."""
+    paths = []
+    for run in ("a", "b"):
+        path = tmp_path / f"{run}.tmr"
+        with Monitor(free_endpoint(), run=run, record_to=path, flush_timeout_s=0.2) as mon:
+            for step in range(10):
+                mon.log(loss=1.0 / (step + 1))
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["export", "--format", "jsonl"], ["export", "--format", "csv"], ["replay", "--plain"]],
+)
+def test_replay_and_export_keep_to_the_run_asked_for(tmp_path: Path, args: list[str]) -> None:
+    """--run keeps one run's records; a run the files do not hold is a usage error that
+    lists the runs they do hold, without a traceback."""
+    paths = _two_runs(tmp_path)
+    result = CliRunner().invoke(main, [*args, *paths, "--run", "b"])
+    assert result.exit_code == 0, result.output
+    if args[0] == "replay":
+        assert "run b:" in result.output and "run a:" not in result.output
+    elif args[-1] == "jsonl":
+        runs = [json.loads(line)["run"] for line in result.output.splitlines()]
+        assert runs == ["b"] * 10
+    else:
+        assert [row["run"] for row in csv.DictReader(io.StringIO(result.output))] == ["b"] * 10
+    result = CliRunner().invoke(main, [*args, *paths, "--run", "c"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Invalid value for '--run': no run 'c' in " in result.output
+    assert "its runs: a, b" in result.output
+
+
+def test_tail_and_the_jsonl_export_print_the_same_lines(tmp_path: Path) -> None:
+    """One run, watched by tail and recorded by the client: the export of the recording
+    is tail's output line for line (set_epoch's marks, a NaN and an alert included)."""
+    endpoint = free_endpoint()
+    path = tmp_path / "run.tmr"
+    code = (
+        "from trainmon_client import Monitor\n"
+        f"with Monitor({endpoint!r}, run='same', record_to={str(path)!r}, total_epochs=3) as m:\n"
+        "    for epoch in range(3):\n"
+        "        m.set_epoch(epoch)\n"
+        "        for i in range(20):\n"
+        "            m.log(loss=float('nan') if i == 7 else 1.0 / (i + 1), lr=0.1)\n"
+        "        m.alert('epoch done', str(epoch))\n"
+    )
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "trainmon", "tail", "--bind", endpoint, "--exit-when-done"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pub = None
+    try:
+        wait_listening(endpoint)
+        pub = subprocess.Popen([sys.executable, "-c", code])
+        assert pub.wait(timeout=60) == 0
+        out, err = tail.communicate(timeout=60)
+        assert tail.returncode == 0, err
+    finally:
+        stop(tail)
+        if pub is not None:
+            stop(pub)
+    result = CliRunner().invoke(main, ["export", str(path), "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert len(out.splitlines()) == 60
+    assert result.output == out
+
+
+def test_tail_and_export_agree_on_repeats_and_restarts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A record sent twice is printed once; a process restarted under the same worker id
+    (numbering from 0 again, later) is printed whole, by tail and export alike."""
+    from trainmon.cli import _JsonLines
+    from trainmon.export import write_jsonl
+
+    def life(start: float) -> list[Record]:
+        return [Record("hello", "r", "host:1", 0, start, info={"host": "host", "pid": 1})] + [
+            Record("metrics", "r", "host:1", i, start + i, step=i, metrics={"loss": 1 / i})
+            for i in range(1, 4)
+        ]
+
+    first, second = life(100.0), life(200.0)
+    records = [*first, first[2], *second, Record("metrics", "r", "host:1", 4, 205.0, step=4)]
+    sink = _JsonLines(RunState())
+    for record in records:
+        sink.apply(record, record.time)
+    printed = capsys.readouterr().out
+    exported = io.StringIO()
+    assert write_jsonl(records, exported) == 6
+    assert exported.getvalue() == printed
+
+
+def _on_a_terminal(args: list[str], until: bytes, timeout_s: float = 30) -> bytes:
+    """What ``trainmon ARGS`` writes to a pseudo-terminal until ``until`` appears."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env.update(COLUMNS="120", LINES="40", TERM="xterm-256color")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainmon", *args], stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: until in b"".join(chunks), timeout_s, 0.05, f"{until!r} on the terminal")
+    finally:
+        stop(proc)
+        reader.join(timeout=2)
+        os.close(master)
+    return b"".join(chunks)
+
+
+def test_replay_keeps_theme_and_bell(tmp_path: Path) -> None:
+    """replay on a terminal draws with the --theme given and rings the --bell (a NaN is
+    an alert): its settings keep every option."""
+    path = tmp_path / "nan.tmr"
+    records = [Record("hello", "r", "w", 0, 1.0, info={"host": "h"})] + [
+        Record(
+            "metrics", "r", "w", i, 1.0 + i, step=i, metrics={"loss": 1 / i if i != 5 else math.nan}
+        )
+        for i in range(1, 11)
+    ]
+    _write(path, [encode(records)[1]])
+    replay = ["replay", str(path), "--instant", "--no-interactive"]
+    colour = re.compile(rb"\x1b\[[0-9;]*(3[0-7]|38;[25];[0-9;]+)m")
+    dark = _on_a_terminal([*replay, "--bell"], b"NaN/Inf in loss")
+    assert colour.search(dark) and b"\x07" in dark
+    mono = _on_a_terminal([*replay, "--theme", "mono"], b"NaN/Inf in loss")
+    assert not colour.search(mono) and b"\x07" not in mono

@@ -19,7 +19,14 @@ import click
 from rich.console import Console
 
 from trainmon.app import AppSettings, DoneWatch, run_dashboard, run_plain
-from trainmon.export import FORMATS, dashboard_picture, record_json, write_csv, write_jsonl
+from trainmon.export import (
+    FORMATS,
+    dashboard_picture,
+    is_printed,
+    record_json,
+    write_csv,
+    write_jsonl,
+)
 from trainmon.ingest import DEFAULT_ADDRESS, EndpointError, RecordSource, Subscriber, host_port
 from trainmon.keys import quit_on_signals
 from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
@@ -34,6 +41,7 @@ __all__ = ["main"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
+_RUNS_LISTED = 20  # an unknown --run lists at most this many of the runs there are
 
 
 @click.group(context_settings=_CONTEXT)
@@ -397,7 +405,7 @@ class _JsonLines:
     def apply(self, record: Record, now: float) -> bool:
         if not self.state.apply(record, now):
             return False
-        if record.kind == "metrics" and record.metrics:  # not set_epoch()'s empty marks
+        if is_printed(record):  # the same records as `export --format jsonl` writes
             try:
                 click.echo(json.dumps(record_json(record)))
             except BrokenPipeError:  # `trainmon tail | head`: the reader has gone
@@ -433,6 +441,23 @@ def _load(files: Sequence[str]) -> Loaded:
     return loaded
 
 
+def _of_run(loaded: Loaded, run: str | None, files: Sequence[str]) -> list[Record]:
+    """The records of ``run`` (all when None); a run not in the files is a usage error
+    that lists the runs they hold."""
+    if run is None:
+        return loaded.records
+    records = [record for record in loaded.records if record.run == run]
+    if not records:
+        runs = sorted({record.run for record in loaded.records})
+        shown = ", ".join(runs[:_RUNS_LISTED]) + (
+            f" and {len(runs) - _RUNS_LISTED} more" if len(runs) > _RUNS_LISTED else ""
+        )
+        raise click.BadParameter(
+            f"no run {run!r} in {', '.join(files)}; its runs: {shown}", param_hint="'--run'"
+        )
+    return records
+
+
 @main.command(context_settings=_CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
 @_display_options
@@ -454,22 +479,17 @@ def replay(
     With --plain, prints the final summary.
     """
     loaded = _load(files)
+    records = _of_run(loaded, run, files)
     settings, opts, plain = _display(display, False, ", ".join(files), run)
     if plain or not Console().is_terminal:
         state = RunState()
-        for record in loaded.records:
+        for record in records:
             state.apply(record, record.time)
-        click.echo(
-            summary(state, opts, loaded.records[-1].time, shutil.get_terminal_size().columns)
-        )
+        click.echo(summary(state, opts, records[-1].time, shutil.get_terminal_size().columns))
     else:
-        source = ReplaySource(loaded.records, speed=speed, instant=instant)
-        settings = AppSettings(
-            refresh_s=settings.refresh_s,
-            interactive=settings.interactive,
-            export_dir=settings.export_dir,
-            finished_notice="end of recording · q quits",
-        )
+        source = ReplaySource(records, speed=speed, instant=instant)
+        # replace(), not a new AppSettings: every option the user gave is kept
+        settings = replace(settings, finished_notice="end of recording · q quits")
         _show(source, opts, settings, plain=False)
     click.echo(loaded.describe())
 
@@ -504,33 +524,37 @@ def replay(
     type=click.IntRange(12, 200),
     help="Picture height in rows (html/svg).",
 )
-@click.option("--run", "run", metavar="NAME", help="The run to picture (html/svg).")
+@click.option(
+    "--run", "run", metavar="NAME", help="Only this run's records (csv, jsonl) or picture."
+)
 def export(
     files: tuple[str, ...], fmt: str, output: str | None, width: int, height: int, run: str | None
 ) -> None:
     """Export recorded runs: every metric value, or the dashboard at the end.
 
     csv has one row per metric value (run, worker, seq, step, epoch, time, metric,
-    value); jsonl one object per record, as `trainmon tail` prints.
+    value); jsonl one object per record with metric values, the lines `trainmon
+    tail` prints.
     """
     loaded = _load(files)
+    records = _of_run(loaded, run, files)
     try:
         out = click.open_file(output or "-", "w", encoding="utf-8", lazy=False)
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from exc
     try:
         if fmt == "csv":
-            count = write_csv(loaded.records, out)
+            count = write_csv(records, out)
             what = f"{count} metric values"
         elif fmt == "jsonl":
-            count = write_jsonl(loaded.records, out)
+            count = write_jsonl(records, out)
             what = f"{count} records"
         else:
             state = RunState()
-            for record in loaded.records:
+            for record in records:
                 state.apply(record, record.time)
             opts = ViewOptions(run=run, interactive=False, address=", ".join(files))
-            frame = render(state, opts, loaded.records[-1].time)
+            frame = render(state, opts, records[-1].time)
             out.write(dashboard_picture(frame, fmt, width, height, title=f"trainmon · {files[0]}"))
             what = f"a {width}x{height} picture"
     finally:

@@ -11,12 +11,14 @@ from typing import IO
 from rich.console import Console, RenderableType
 from rich.theme import Theme
 
+from trainmon.state import RunState
 from trainmon.theme import load_theme
 from trainmon_client.protocol import Record
 
 __all__ = [
     "FORMATS",
     "dashboard_picture",
+    "is_printed",
     "metric_rows",
     "record_json",
     "unique_metrics",
@@ -28,13 +30,25 @@ FORMATS = ("csv", "jsonl", "html", "svg")
 CSV_COLUMNS = ("run", "worker", "seq", "step", "epoch", "time", "metric", "value")
 
 
+def is_printed(record: Record) -> bool:
+    """Whether ``trainmon tail`` and the jsonl export print a record they take in.
+
+    Metrics records that hold values: ``set_epoch()`` sends one with none, to mark
+    where the epoch starts, which would be a line without a metric.
+    """
+    return record.kind == "metrics" and bool(record.metrics)
+
+
 def unique_metrics(records: Iterable[Record]) -> Iterator[Record]:
-    """Metrics records with repeats (the same worker and sequence number) left out."""
-    seen: set[tuple[str, str, int]] = set()
+    """The records ``trainmon tail`` would print, of records in the order given.
+
+    Repeats are left out as the monitor leaves them out, by feeding a state: a record
+    sent again (to a monitor that attached later) is dropped, while a restarted
+    process that numbers from 0 again under the same worker id is kept.
+    """
+    state = RunState()
     for record in records:
-        key = (record.run, record.worker, record.seq)
-        if record.kind == "metrics" and key not in seen:
-            seen.add(key)
+        if state.apply(record, record.time) and is_printed(record):
             yield record
 
 
@@ -75,6 +89,7 @@ def write_jsonl(records: Iterable[Record], out: IO[str]) -> int:
 
 
 def record_json(record: Record) -> dict[str, object]:
+    """A metrics record as ``trainmon tail`` and the jsonl export write it."""
     return {
         "run": record.run,
         "worker": record.worker,
