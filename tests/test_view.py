@@ -236,9 +236,18 @@ def test_sparkline_empty() -> None:
 
 
 def test_sparkline_one_point_and_constant() -> None:
-    """A flat series draws at half height rather than dividing by zero."""
-    assert spark([3.0]).strip() == "▄"
-    assert spark([3.0, 3.0, 3.0]).strip() == "▄▄▄"
+    """A flat series draws at half height rather than dividing by zero, across the
+    whole width however few its values."""
+    assert spark([3.0]) == "▄" * 10
+    assert spark([3.0, 3.0, 3.0]) == "▄" * 10
+
+
+def test_sparkline_with_fewer_values_than_columns_spans_the_width() -> None:
+    """Three values in ten columns: each value over about a third of the width, in
+    order, the last at the right edge (not a short line at the left)."""
+    assert spark([0.0, 1.0, 2.0]) == "▁▁▁▁" + "▅▅▅" + "███"
+    assert spark([1.0, math.nan, 2.0, math.inf], width=8) == "▁▁××██▲▲"
+    assert columns([1.0, 2.0], 7) == [(1.0, 1.0, "")] * 4 + [(2.0, 2.0, "")] * 3
 
 
 def test_sparkline_rises() -> None:
@@ -256,7 +265,8 @@ def test_sparkline_marks_nan_and_inf() -> None:
 
 def test_sparkline_all_nan() -> None:
     """Only NaNs: marks and nothing else."""
-    assert spark([math.nan, math.nan], width=4) == "××  "
+    assert spark([math.nan, math.nan], width=4) == "××××"
+    assert spark([math.nan, math.nan, math.nan, math.nan], width=4, height=2) == "    \n××××"
 
 
 def test_sparkline_multirow_heights() -> None:
