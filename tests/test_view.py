@@ -450,6 +450,19 @@ def test_stats_names_get_the_room_and_values_stay_aligned(width: int) -> None:
     assert all(cell_len(line) <= width for line in panel.splitlines())
 
 
+def test_chart_title_says_what_the_chart_covers() -> None:
+    """Every step logged: "N steps"; logged every 30 steps: how many points over which
+    steps (not "10 steps" over steps 29-299); one point: where it is."""
+    dense = fed(hello(), *(metrics(i, loss=1.0 / i) for i in range(1, 301)))
+    assert "loss · 300 steps ·" in screen(dense, ViewOptions(chart=True), width=120)
+    sparse = fed(hello(), *(metrics(i, step=30 * i - 1, loss=1.0 / i) for i in range(1, 11)))
+    out = screen(sparse, ViewOptions(chart=True), width=120)
+    assert "loss · 10 points over steps 29–299 ·" in out
+    assert "10 steps" not in out
+    one = fed(hello(), metrics(1, step=5, loss=1.0))
+    assert "loss · 1 point at step 5" in screen(one, ViewOptions(chart=True), width=120)
+
+
 def test_main_metric_of_a_worker_other_than_the_lead_is_drawn() -> None:
     """The loss only rank 1 logs (rank 0 logs other things) is drawn, saying whose it
     is, as a sparkline and as a chart."""

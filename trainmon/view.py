@@ -492,7 +492,7 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
         lines, what = chart_lines(state, run, name, opts)
         x_range, where = step_window(lines, opts.zoom, opts.window)
         flags = (where, "log y" if opts.log_y else "", "5–95% y" if opts.robust else "", what)
-        title = f"{name} · {series.count:,} steps" + "".join(f" · {f}" for f in flags if f)
+        title = f"{name} · {_span(series)}" + "".join(f" · {f}" for f in flags if f)
         chart = LineChart(lines, x_range=x_range, log=opts.log_y, robust=opts.robust)
         return Panel(_FillHeight(chart, caption), title=_panel_title(title), title_align="left")
     whose = worker or run.lead
@@ -502,6 +502,22 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
         title=_panel_title(f"{name}{who} · last {len(values)}"),
         title_align="left",
     )
+
+
+def _span(series: Series) -> str:
+    """What a chart of ``series`` covers, truly: "300 steps" when every step is there,
+    else how many points over which steps ("10 points over steps 29–299")."""
+    older = series.older
+    older.fold()  # (a no-op but for points just held back)
+    first = series.steps[0]
+    if older.buckets:
+        first = min(first, older.buckets[min(older.buckets)].first_step)
+    last, count = series.steps[-1], series.count
+    if count == 1:
+        return f"1 point at step {last:,}"
+    if count == last - first + 1:
+        return f"{count:,} steps"
+    return f"{count:,} points over steps {first:,}–{last:,}"
 
 
 class _ChartGrid:
