@@ -901,16 +901,14 @@ class _Pairs:
     """
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, Text]] = []
-        self.value_width = 0  # the widest metric value: it is never cut
+        self.rows: list[tuple[str, Text, bool]] = []  # label, value, value kept whole
 
     def add_row(self, label: str, value: str | Text) -> None:
-        self.rows.append((label, value if isinstance(value, Text) else Text(value)))
+        self.rows.append((label, value if isinstance(value, Text) else Text(value), False))
 
     def add_metric(self, label: str, value: Text) -> None:
         """A row whose value is kept whole: labels give way first."""
-        self.add_row(label, value)
-        self.value_width = max(self.value_width, value.cell_len)
+        self.rows.append((label, value, True))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         rows = self.rows
@@ -918,9 +916,10 @@ class _Pairs:
         if len(rows) > room:
             rows = rows[: max(room - 1, 0)]
         width = options.max_width
-        longest = max((cell_len(label) for label, _ in rows), default=0)
-        label_width = max(_MIN_LABEL, min(longest, width - 1 - self.value_width))
-        for label, value in rows:
+        longest = max((cell_len(label) for label, _, _ in rows), default=0)
+        kept = max((value.cell_len for _, value, keep in rows if keep), default=0)
+        label_width = max(_MIN_LABEL, min(longest, width - 1 - kept))
+        for label, value, _ in rows:
             line = Text(label, style="tm.heading", no_wrap=True)
             line.truncate(label_width, overflow="ellipsis", pad=True)
             line.append(" ")
