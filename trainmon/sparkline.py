@@ -96,13 +96,18 @@ class Sparkline:
             for col in cols
         ]
         marked_rows = {row for row in (0, height - 1) for col in cols if col[2]}
+        # Each column top to bottom as a string (one per bar height, shared by the columns
+        # a value is stretched over), then the rows read across them: C-level work,
+        # however wide the line.
+        drawn: dict[int | None, str] = {}
+        for bar in bars:
+            if bar not in drawn:
+                drawn[bar] = _column_text(bar, height)
+        rows = list(map("".join, zip(*[drawn[bar] for bar in bars], strict=True)))
         for row in range(height):
             base = (height - 1 - row) * 8
             if row not in marked_rows:  # one segment for the whole row
-                line = "".join(
-                    " " if bar is None else _BLOCKS[min(max(bar - base, 0), 8)] for bar in bars
-                )
-                yield Segment(line.ljust(width), self.style)
+                yield Segment(rows[row].ljust(width), self.style)
                 yield Segment.line()
                 continue
             cells: list[tuple[str, Style | None]] = []
@@ -137,6 +142,16 @@ class Sparkline:
         if len(cells) < width:
             yield Segment(" " * (width - len(cells)))
         yield Segment.line()
+
+
+def _column_text(bar: int | None, height: int) -> str:
+    """A column ``height`` rows tall, top first: blank above a bar ``bar`` eighths of a
+    row high (None: no bar)."""
+    if bar is None:
+        return " " * height
+    full, part = divmod(min(max(bar, 0), height * 8), 8)
+    top = _BLOCKS[part] if part else ""
+    return " " * (height - full - len(top)) + top + "█" * full
 
 
 def joined_segments(cells: Iterable[tuple[str, Style | None]]) -> Iterator[Segment]:
