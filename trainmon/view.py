@@ -798,16 +798,16 @@ def stats_panel(
     loss_name = run.find_metric(LOSS_NAMES)
     acc_name = run.find_metric(TRAIN_ACCURACY_NAMES)
     grad_name = run.find_metric(GRAD_NAMES)
-    grid.add_metric("loss", _metric_text(run, loss_name) if loss_name else Text("–"))
+    grid.add_metric("loss", _metric_text(run, loss_name) if loss_name else "–")
     for label, name in (("accuracy", acc_name), ("grad norm", grad_name)):
         if name is not None:  # a row only for what is logged: room for what is
             grid.add_metric(label, _metric_text(run, name))
     source = metric_source(run, loss_name) if loss_name else None
     if source is not None and source[0].best_step is not None:
         loss = source[0]
-        grid.add_metric("best loss", Text(f"{format_value(loss.best)} @ {loss.best_step:,}"))
+        grid.add_metric("best loss", f"{format_value(loss.best)} @ {loss.best_step:,}")
     else:
-        grid.add_metric("best loss", Text("–"))
+        grid.add_metric("best loss", "–")
     known = _metrics_among(run, HELD_OUT_NAMES) + _metrics_among(run, LR_NAMES)
     for name in known:
         grid.add_metric(name, _metric_text(run, name))
@@ -864,17 +864,23 @@ def metric_source(run: Run, name: str) -> tuple[Series, Worker] | None:
     return worker.series[name], worker
 
 
-def _metric_text(run: Run, name: str) -> Text:
+def _metric_text(run: Run, name: str) -> str | Text:
     """A metric's last value as the stats show it, with the worker it comes from when
     that is not the lead."""
     source = metric_source(run, name)
     if source is None:
-        return Text("–")
+        return "–"
     series, worker = source
+    if worker is run.lead:
+        return _format_metric(name, series.last)
     text = Text(_format_metric(name, series.last))
-    if worker is not run.lead:
-        text.append(f" {worker_label(worker)}", style="tm.dim")
+    text.append(f" {worker_label(worker)}", style="tm.dim")
     return text
+
+
+def _width(value: str | Text) -> int:
+    """Terminal cells ``value`` takes."""
+    return value.cell_len if isinstance(value, Text) else cell_len(value)
 
 
 def _metrics_among(run: Run, names: tuple[str, ...]) -> list[str]:
@@ -901,12 +907,12 @@ class _Pairs:
     """
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, Text, bool]] = []  # label, value, value kept whole
+        self.rows: list[tuple[str, str | Text, bool]] = []  # label, value, value kept whole
 
     def add_row(self, label: str, value: str | Text) -> None:
-        self.rows.append((label, value if isinstance(value, Text) else Text(value), False))
+        self.rows.append((label, value, False))
 
-    def add_metric(self, label: str, value: Text) -> None:
+    def add_metric(self, label: str, value: str | Text) -> None:
         """A row whose value is kept whole: labels give way first."""
         self.rows.append((label, value, True))
 
@@ -917,13 +923,17 @@ class _Pairs:
             rows = rows[: max(room - 1, 0)]
         width = options.max_width
         longest = max((cell_len(label) for label, _, _ in rows), default=0)
-        kept = max((value.cell_len for _, value, keep in rows if keep), default=0)
+        kept = max((_width(value) for _, value, keep in rows if keep), default=0)
         label_width = max(_MIN_LABEL, min(longest, width - 1 - kept))
         for label, value, _ in rows:
-            line = Text(label, style="tm.heading", no_wrap=True)
-            line.truncate(label_width, overflow="ellipsis", pad=True)
-            line.append(" ")
-            line.append_text(value)
+            cells = cell_len(label)
+            if cells <= label_width:  # (most labels: no truncation to work out)
+                line = Text(label + " " * (label_width - cells + 1), "tm.heading", no_wrap=True)
+            else:
+                line = Text(label, style="tm.heading", no_wrap=True)
+                line.truncate(label_width, overflow="ellipsis", pad=True)
+                line.append(" ")
+            line.append_text(value if isinstance(value, Text) else Text(value))
             line.truncate(width, overflow="ellipsis")
             yield line
         if len(rows) < len(self.rows):
