@@ -895,3 +895,90 @@ def test_help_lists_every_key_at_80x24() -> None:
     for keys, what in HELP:
         assert re.search(rf"│ {re.escape(keys)} |  {re.escape(keys)} ", small), keys
         assert f"{keys.ljust(8)}{what}" in tall, "one column when it fits"
+
+
+# -- the stats and the summary, in the states that test them -----------------------------
+
+_LONG = "x" * 120 + "_entropy"  # the longest name the protocol allows: 128 characters
+
+
+def _metrics_state(kind: str) -> RunState:
+    """Runs whose metrics are awkward to show: only on some workers, on 64 workers,
+    NaN and infinities, long and wide names."""
+    state = RunState()
+    ranks = {"some workers": 4, "64 workers": 64}.get(kind, 1)
+    for rank in range(ranks):
+        info = {"host": "node", "pid": 100 + rank, "rank": rank}
+        state.apply(Record("hello", "r", f"w{rank}", 0, NOW - 3, info=info), NOW - 3)
+    for seq in range(1, 4):
+        for rank in range(ranks):
+            values: dict[str, float] = {}
+            if kind == "some workers":  # rank 0 and 1 train, rank 2 loads, rank 3 waits
+                values = {"loss": 0.5 / seq, "val_acc": 0.9746}
+                values = {0: values, 1: values, 2: {"data_time": 0.0123}}.get(rank, {})
+            elif kind == "64 workers":
+                values = {"loss": 0.5 / seq, f"queue_rank{rank}": float(rank)}
+            elif kind == "NaN and Inf":
+                values = {"loss": math.nan, "accuracy": math.inf, "grad_norm": -math.inf}
+                values |= {"lr": 3e-4, "val_acc": math.nan, "eval_loss": math.inf}
+            else:  # long names
+                values = {"loss": 0.25, _LONG: 1.5, "损失" * 30: 2.5, "🔥" * 20: 3.5}
+            if values:
+                record = Record("metrics", "r", f"w{rank}", seq, NOW - 3 + seq, step=seq)
+                state.apply(record._replace(metrics=values), NOW - 3 + seq)
+    return state
+
+
+_EXPECTED = {  # in the summary, and (the first of each) in the stats panel
+    "some workers": ["loss: last 0.1667", "val_acc: last 97.46%", "data_time: last 0.01230"],
+    "64 workers": ["loss: last 0.1667", "queue_rank0: last 0", "queue_rank18: last 18"],
+    "NaN and Inf": [
+        "loss: last nan",
+        "accuracy: last inf",
+        "grad_norm: last -inf",
+        "lr: last 3.000e-04",
+        "val_acc: last nan",
+        "eval_loss: last inf",
+    ],
+    "long names": ["loss: last 0.2500 (best 0.2500 at step 1)", ": last 1.500", ": last 3.500"],
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("kind", list(_EXPECTED))
+def test_stats_and_summary_of_awkward_metrics(kind: str, size: tuple[int, int]) -> None:
+    """Each state's metrics are in the summary and the stats, with the same values;
+    the dashboard and the summary's metric lines fit the width (in terminal cells) and
+    the stats' values start in one column."""
+    from rich.cells import cell_len
+
+    from trainmon.view import summary
+
+    width, height = size
+    state = _metrics_state(kind)
+    lines = draw(state, width=width, height=height).split("\n")[:-1]
+    assert len(lines) == height and max(cell_len(line) for line in lines) <= width
+    report = summary(state, ViewOptions(), NOW, width)
+    metric_lines = [line for line in report.splitlines() if ": last " in line]
+    assert all(cell_len(line) <= width for line in metric_lines), report
+    for expected in _EXPECTED[kind]:
+        assert expected in report, expected
+    stats = [line.split("╭─ Stats")[-1] for line in lines if "│ " in line and "││" in line]
+    stats = [line.split("││")[-1] for line in stats]
+    values = {}
+    for expected in _EXPECTED[kind]:
+        name, value = expected.split(": last ")
+        value = value.split(" ")[0]
+        label = "grad norm" if name == "grad_norm" else name[:6]
+        row = next((row for row in stats if f" {value}" in row and label in row), None)
+        if row is not None or width == 200:  # 80x24 shows the first rows only
+            assert row is not None, (expected, "\n".join(stats))
+            values[name] = cell_len(row[: row.index(f" {value}") + 1])
+    assert len(set(values.values())) <= 1, values
+    if kind == "some workers":
+        assert "data_time: last 0.01230 (rank 2)" in report
+    if kind == "64 workers":
+        assert "… 45 more metrics" in report  # loss and the first 19 of the 64 ranks'
+    if kind == "long names" and width == 200:  # names take the room the panel has
+        cut = next(row for row in stats if "xxx" in row)
+        assert cell_len(cut[: cut.index("… 1.500")]) >= 60 and "_entropy" not in cut

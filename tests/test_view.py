@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import pytest
+from rich.cells import cell_len
 from rich.console import RenderableType
 
 from tests.test_state import beat, fed, hello, metrics
+from trainmon.names import HELD_OUT_NAMES, LR_NAMES, is_accuracy, is_loss
 from trainmon.sparkline import Sparkline, columns
 from trainmon.state import RunState
 from trainmon.theme import console_for
@@ -236,9 +239,18 @@ def test_sparkline_empty() -> None:
 
 
 def test_sparkline_one_point_and_constant() -> None:
-    """A flat series draws at half height rather than dividing by zero."""
-    assert spark([3.0]).strip() == "▄"
-    assert spark([3.0, 3.0, 3.0]).strip() == "▄▄▄"
+    """A flat series draws at half height rather than dividing by zero, across the
+    whole width however few its values."""
+    assert spark([3.0]) == "▄" * 10
+    assert spark([3.0, 3.0, 3.0]) == "▄" * 10
+
+
+def test_sparkline_with_fewer_values_than_columns_spans_the_width() -> None:
+    """Three values in ten columns: each value over about a third of the width, in
+    order, the last at the right edge (not a short line at the left)."""
+    assert spark([0.0, 1.0, 2.0]) == "▁▁▁▁" + "▅▅▅" + "███"
+    assert spark([1.0, math.nan, 2.0, math.inf], width=8) == "▁▁××██▲▲"
+    assert columns([1.0, 2.0], 7) == [(1.0, 1.0, "")] * 4 + [(2.0, 2.0, "")] * 3
 
 
 def test_sparkline_rises() -> None:
@@ -256,7 +268,8 @@ def test_sparkline_marks_nan_and_inf() -> None:
 
 def test_sparkline_all_nan() -> None:
     """Only NaNs: marks and nothing else."""
-    assert spark([math.nan, math.nan], width=4) == "××  "
+    assert spark([math.nan, math.nan], width=4) == "××××"
+    assert spark([math.nan, math.nan, math.nan, math.nan], width=4, height=2) == "    \n××××"
 
 
 def test_sparkline_multirow_heights() -> None:
@@ -273,3 +286,192 @@ def test_columns_keep_spikes_when_folding() -> None:
     folded = columns(values, 10)
     assert len(folded) == 10
     assert max(high for _, high, _ in folded) == 50.0
+
+
+def test_sparkline_in_the_panel_spans_its_width() -> None:
+    """Ten values in a wide panel: the line reaches the panel's right edge."""
+    state = fed(hello(), *(metrics(i, loss=1.0 / i) for i in range(1, 11)))
+    lines = screen(state, width=120).splitlines()
+    caption = next(i for i, line in enumerate(lines) if "min 0.1000" in line)
+    bottom = lines[caption - 1]  # the sparkline's bottom row: a block in every column
+    inside = bottom[2 : bottom.index("││")].rstrip()
+    assert len(inside) == bottom.index("││") - 3 and " " not in inside
+
+
+# -- every worker's metrics, alike in the stats and the summary -----------------
+
+
+def _cells_before(line: str, value: str) -> int:
+    """Terminal cells from the start of ``line`` to ``value`` in it."""
+    return cell_len(line[: line.index(value)])
+
+
+def stats(state: RunState, width: int = 80, height: int = 40) -> str:
+    """The stats panel's lines as the dashboard draws it at ``width`` columns."""
+    lines = screen(state, width=width, height=height).splitlines()
+    return "\n".join(
+        line[line.index("╮╭") + 1 if "╮╭" in line else line.index("││") + 1 :]
+        for line in lines
+        if "╮╭" in line or "││" in line
+    )
+
+
+def test_stats_and_summary_show_every_workers_metrics() -> None:
+    """A metric only rank 1 logs (its data loading time) is in the stats and in the
+    summary, with the worker it comes from; so is a pool parent's loss when its
+    forked children, seen first, log only their own metric."""
+    state = fed(
+        hello("w0", rank=0),
+        hello("w1", rank=1),
+        metrics(1, "w0", loss=0.5, accuracy=0.9),
+        metrics(1, "w1", loss=0.6, data_time=0.0123),
+    )
+    panel, report = stats(state), summary(state, ViewOptions(), NOW)
+    assert re.search(r"data_time +0\.01230 rank 1", panel)
+    assert "data_time: last 0.01230 (rank 1)" in report
+    assert "loss: last 0.5000 (best 0.5000 at step 0)" in report
+    pool = fed(
+        hello("child1", rank=None, parent="parent"),
+        hello("child2", rank=None, parent="parent"),
+        hello("parent", rank=None),
+        metrics(1, "child1", chunk_s=0.25),
+        metrics(1, "child2", chunk_s=0.5),
+        metrics(1, "parent", loss=0.75),
+    )
+    report = summary(pool, ViewOptions(), NOW)
+    assert "loss: last 0.7500" in report and "chunk_s: last 0.2500" in report
+    assert re.search(r"loss +0\.7500", stats(pool))
+
+
+def test_accuracy_reads_alike_in_the_stats_the_summary_and_the_charts() -> None:
+    """One rule: an accuracy of any phase is a percentage wherever it is shown."""
+    state = fed(
+        hello(),
+        metrics(1, loss=0.5, accuracy=0.9, val_acc=0.9746, eval_accuracy=0.5, test_acc=97.0),
+    )
+    panel, report = stats(state), summary(state, ViewOptions(), NOW)
+    for name, shown in (
+        ("accuracy", "90.00%"),
+        ("val_acc", "97.46%"),
+        ("eval_accuracy", "50.00%"),
+        ("test_acc", "97.00%"),
+    ):
+        assert re.search(rf"{name} +{re.escape(shown)}", panel), name
+        assert f"{name}: last {shown}" in report, name
+    assert "0.9746" not in panel + report
+    grid = screen(state, ViewOptions(grid=True), width=120, height=40)
+    assert "val_acc 97.46%" in grid
+
+
+def test_stats_rows_for_what_is_logged_under_common_names() -> None:
+    """A run logging the Hugging Face Trainer's names: loss, grad norm, the validation
+    loss and accuracy, the learning rate, ahead of the bookkeeping; no accuracy row
+    when no training accuracy is logged. A training accuracy and a gradient norm under
+    other common spellings get their rows."""
+    trainer = fed(
+        hello(),
+        metrics(
+            1,
+            loss=0.5,
+            grad_norm=1.5,
+            learning_rate=3e-4,
+            eval_loss=0.25,
+            eval_accuracy=0.875,
+            eval_runtime=2.0,
+        ),
+    )
+    labels = [line.split()[1] for line in stats(trainer).splitlines()[1:-1] if line.split()[1:]]
+    assert labels[:7] == [
+        "loss",
+        "grad",
+        "best",
+        "eval_loss",
+        "eval_accuracy",
+        "learning_rate",
+        "records",
+    ]
+    assert "accuracy " not in stats(trainer).replace("eval_accuracy", "")
+    assert "eval_runtime" in stats(trainer)
+    lightning = fed(hello(), metrics(1, train_loss_step=0.5, train_acc_step=0.25, gradient=2.0))
+    panel = stats(lightning)
+    assert re.search(r"loss +0\.5000", panel) and re.search(r"accuracy +25\.00%", panel)
+    assert re.search(r"grad norm +2\b", panel)
+    plain = stats(fed(hello(), metrics(1, loss=0.5)))
+    assert "accuracy" not in plain and "grad norm" not in plain
+
+
+def test_a_held_out_loss_alone_is_the_main_metric_with_its_best() -> None:
+    """A run that logs only eval_loss (and a perplexity) charts eval_loss, and the
+    summary gives its best value as for the training loss."""
+    state = fed(
+        hello(), *(metrics(i, ppl=10.0 / i, eval_loss=1.0 + (i - 3) ** 2) for i in range(1, 6))
+    )
+    assert "eval_loss · last 5" in screen(state)
+    assert "eval_loss: last 5 (best 1 at step 2)" in summary(state, ViewOptions(), NOW)
+    assert "ppl: last 2" in summary(state, ViewOptions(), NOW)
+
+
+def test_names_the_dashboard_knows() -> None:
+    """eval_* like val_*, learning_rate like lr, Lightning's _step/_epoch, any case."""
+    assert all(is_accuracy(n) for n in ("val_acc", "eval_accuracy", "Train/Acc", "acc_epoch"))
+    assert not any(is_accuracy(n) for n in ("accumulate", "eval_loss", "accuracy_top5"))
+    assert all(is_loss(n) for n in ("eval_loss", "val/loss", "train_loss_step", "LOSS"))
+    assert not is_loss("loss_scale")
+    assert "learning_rate" in LR_NAMES and "eval_loss" in HELD_OUT_NAMES
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_stats_names_get_the_room_and_values_stay_aligned(width: int) -> None:
+    """Labels are as wide as the longest name the panel has room for (cut with an
+    ellipsis only past that), counted in terminal cells: values line up after CJK and
+    emoji names."""
+    long_name = "decoder_layer_11_attention_entropy"  # 34 characters
+    state = fed(
+        hello(),
+        metrics(1, loss=0.5, 损失函数=1.5, **{"🔥temp": 3.0, long_name: 0.25, "lr": 3e-4}),
+    )
+    panel = stats(state, width)
+    lines = {
+        name: next(line for line in panel.splitlines() if name in line)
+        for name in ("loss ", "损失函数", "🔥temp", "lr ", "decoder_layer")
+    }
+    starts = {
+        _cells_before(lines["loss "], "0.5000"),
+        _cells_before(lines["损失函数"], "1.500"),
+        _cells_before(lines["🔥temp"], "3"),
+        _cells_before(lines["lr "], "3.000e-04"),
+        _cells_before(lines["decoder_layer"], "0.2500"),
+    }
+    assert len(starts) == 1, panel
+    if width == 200:
+        assert long_name in panel
+    else:
+        assert long_name not in panel and re.search(r"│ decoder_layer_\w+… 0\.2500", panel)
+    assert all(cell_len(line) <= width for line in panel.splitlines())
+
+
+def test_chart_title_says_what_the_chart_covers() -> None:
+    """Every step logged: "N steps"; logged every 30 steps: how many points over which
+    steps (not "10 steps" over steps 29-299); one point: where it is."""
+    dense = fed(hello(), *(metrics(i, loss=1.0 / i) for i in range(1, 301)))
+    assert "loss · 300 steps ·" in screen(dense, ViewOptions(chart=True), width=120)
+    sparse = fed(hello(), *(metrics(i, step=30 * i - 1, loss=1.0 / i) for i in range(1, 11)))
+    out = screen(sparse, ViewOptions(chart=True), width=120)
+    assert "loss · 10 points over steps 29–299 ·" in out
+    assert "10 steps" not in out
+    one = fed(hello(), metrics(1, step=5, loss=1.0))
+    assert "loss · 1 point at step 5" in screen(one, ViewOptions(chart=True), width=120)
+
+
+def test_main_metric_of_a_worker_other_than_the_lead_is_drawn() -> None:
+    """The loss only rank 1 logs (rank 0 logs other things) is drawn, saying whose it
+    is, as a sparkline and as a chart."""
+    state = fed(
+        hello("w0", rank=0),
+        hello("w1", rank=1),
+        *(metrics(i, "w0", io_s=0.5) for i in range(1, 6)),
+        *(metrics(i, "w1", loss=1.0 / i) for i in range(1, 6)),
+    )
+    assert "loss · rank 1 · last 5" in screen(state)
+    out = screen(state, ViewOptions(chart=True), width=100)
+    assert "loss · 5 steps · rank 1" in out and "no metrics yet" not in out

@@ -15,7 +15,9 @@ _BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
 def columns(values: Sequence[float], width: int) -> list[tuple[float, float, str]]:
-    """Fold ``values`` into at most ``width`` columns of ``(low, high, mark)``.
+    """``values`` as ``width`` columns of ``(low, high, mark)``: folded when there are
+    more values than columns, stretched (each value over neighbouring columns) when
+    there are fewer, so the line always spans the width it is given.
 
     A column that covers several values keeps their finite minimum and maximum, so a
     spike is never sampled away. ``mark`` is ``"nan"``, ``"+inf"`` or ``"-inf"`` when
@@ -24,26 +26,32 @@ def columns(values: Sequence[float], width: int) -> list[tuple[float, float, str
     if width <= 0 or not values:
         return []
     count = len(values)
-    buckets = min(count, width)
-    out: list[tuple[float, float, str]] = []
-    for index in range(buckets):
-        chunk = values[index * count // buckets : (index + 1) * count // buckets]
-        finite = [v for v in chunk if math.isfinite(v)]
-        mark = ""
-        for value in chunk:
-            if math.isnan(value):
-                mark = "nan"
-            elif math.isinf(value) and not mark:
-                mark = "+inf" if value > 0 else "-inf"
-        if finite:
-            out.append((min(finite), max(finite), mark))
-        else:
-            out.append((math.nan, math.nan, mark))
-    return out
+    if count < width:
+        shown = [_column(values[index : index + 1]) for index in range(count)]
+        return [shown[column * count // width] for column in range(width)]
+    return [
+        _column(values[index * count // width : (index + 1) * count // width])
+        for index in range(width)
+    ]
+
+
+def _column(chunk: Sequence[float]) -> tuple[float, float, str]:
+    """One column's finite low and high (NaN if none) and its mark."""
+    finite = [v for v in chunk if math.isfinite(v)]
+    mark = ""
+    for value in chunk:
+        if math.isnan(value):
+            mark = "nan"
+        elif math.isinf(value) and not mark:
+            mark = "+inf" if value > 0 else "-inf"
+    if finite:
+        return (min(finite), max(finite), mark)
+    return (math.nan, math.nan, mark)
 
 
 class Sparkline:
-    """A bar sparkline ``height`` rows tall over the last values that fit the width.
+    """A bar sparkline ``height`` rows tall over the last values that fit the width,
+    stretched across it when there are fewer values than columns.
 
     Scaled to the finite values; NaN shows as a red ``×`` on the bottom row and ±Inf
     as a red ``▲``/``▼``, so they are marked rather than hidden or breaking the line.
@@ -88,13 +96,18 @@ class Sparkline:
             for col in cols
         ]
         marked_rows = {row for row in (0, height - 1) for col in cols if col[2]}
+        # Each column top to bottom as a string (one per bar height, shared by the columns
+        # a value is stretched over), then the rows read across them: C-level work,
+        # however wide the line.
+        drawn: dict[int | None, str] = {}
+        for bar in bars:
+            if bar not in drawn:
+                drawn[bar] = _column_text(bar, height)
+        rows = list(map("".join, zip(*[drawn[bar] for bar in bars], strict=True)))
         for row in range(height):
             base = (height - 1 - row) * 8
             if row not in marked_rows:  # one segment for the whole row
-                line = "".join(
-                    " " if bar is None else _BLOCKS[min(max(bar - base, 0), 8)] for bar in bars
-                )
-                yield Segment(line.ljust(width), self.style)
+                yield Segment(rows[row].ljust(width), self.style)
                 yield Segment.line()
                 continue
             cells: list[tuple[str, Style | None]] = []
@@ -129,6 +142,16 @@ class Sparkline:
         if len(cells) < width:
             yield Segment(" " * (width - len(cells)))
         yield Segment.line()
+
+
+def _column_text(bar: int | None, height: int) -> str:
+    """A column ``height`` rows tall, top first: blank above a bar ``bar`` eighths of a
+    row high (None: no bar)."""
+    if bar is None:
+        return " " * height
+    full, part = divmod(min(max(bar, 0), height * 8), 8)
+    top = _BLOCKS[part] if part else ""
+    return " " * (height - full - len(top)) + top + "█" * full
 
 
 def joined_segments(cells: Iterable[tuple[str, Style | None]]) -> Iterator[Segment]:

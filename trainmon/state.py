@@ -50,8 +50,6 @@ _config_repr = reprlib.Repr()  # lists and maps in a config, shown short
 _config_repr.maxlevel, _config_repr.maxlist, _config_repr.maxdict = 2, 8, 8
 _config_repr.maxstring = _config_repr.maxother = _CONFIG_VALUE_CHARS
 
-ACCURACY_NAMES: Final = ("accuracy", "acc", "val_accuracy", "val_acc")
-GRAD_NAMES: Final = ("grad_norm", "gradient", "grad")
 SAMPLE_NAMES: Final = ("samples", "batch_size")  # logged per step
 TOKEN_NAMES: Final = ("tokens",)
 

@@ -6,10 +6,12 @@ sees can be tested by rendering to a ``Console`` writing into a ``StringIO``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.layout import Layout
 from rich.panel import Panel
@@ -20,10 +22,19 @@ from rich.text import Text
 
 from trainmon.chart import Line, LineChart, _fold_line, ema_extend
 from trainmon.keys import HELP
-from trainmon.sparkline import Sparkline
-from trainmon.state import (
+from trainmon.names import (
     ACCURACY_NAMES,
     GRAD_NAMES,
+    HELD_OUT_LOSS_NAMES,
+    HELD_OUT_NAMES,
+    LOSS_NAMES,
+    LR_NAMES,
+    TRAIN_ACCURACY_NAMES,
+    is_accuracy,
+    is_loss,
+)
+from trainmon.sparkline import Sparkline
+from trainmon.state import (
     Alert,
     Run,
     RunState,
@@ -48,7 +59,6 @@ STATUS_STYLE = {
     "finished": "tm.finished",
     "waiting": "tm.waiting",
 }
-LOSS_NAMES = ("loss", "train_loss", "training_loss")
 _SUMMARY_METRICS = 20
 _SUMMARY_ALERTS = 5
 _SUMMARY_CONFIG_CHARS = 200
@@ -276,10 +286,15 @@ def shown_run(state: RunState, opts: ViewOptions) -> Run | None:
 
 
 def main_metric(run: Run, opts: ViewOptions) -> str | None:
-    """The metric shown large: the chosen one, else the loss, else the first logged."""
+    """The metric shown large: the chosen one, else the training loss, else a held-out
+    loss (a run may log only ``val_loss``), else the first logged."""
     if opts.metric is not None and opts.metric in run.metric_names:
         return opts.metric
-    return run.find_metric(LOSS_NAMES) or (run.metric_names[0] if run.metric_names else None)
+    return (
+        run.find_metric(LOSS_NAMES)
+        or run.find_metric(HELD_OUT_LOSS_NAMES)
+        or (run.metric_names[0] if run.metric_names else None)
+    )
 
 
 def shown_worker(run: Run, opts: ViewOptions) -> Worker | None:
@@ -451,11 +466,12 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
     name = main_metric(run, opts)
     worker = shown_worker(run, opts)
     if worker is not None and name is not None and name not in worker.series:
-        opts = replace(opts, worker=None)  # that worker does not log it: the lead's
+        # that worker does not log it: the lead's, else a worker's that does (a pool's
+        # parent logs the loss, not its children)
+        source = metric_source(run, name)
+        opts = replace(opts, worker=None if source is None else source[1].id)
         worker = shown_worker(run, opts)
     series = worker.series.get(name) if worker is not None and name is not None else None
-    if series is None and name is not None:
-        series = run.series(name)
     if name is None or series is None or not series.vals:
         return Panel(Text("no metrics yet", style="tm.dim"), title="Loss", title_align="left")
     values = series.values(opts.history)
@@ -476,7 +492,7 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
         lines, what = chart_lines(state, run, name, opts)
         x_range, where = step_window(lines, opts.zoom, opts.window)
         flags = (where, "log y" if opts.log_y else "", "5–95% y" if opts.robust else "", what)
-        title = f"{name} · {series.count:,} steps" + "".join(f" · {f}" for f in flags if f)
+        title = f"{name} · {_span(series)}" + "".join(f" · {f}" for f in flags if f)
         chart = LineChart(lines, x_range=x_range, log=opts.log_y, robust=opts.robust)
         return Panel(_FillHeight(chart, caption), title=_panel_title(title), title_align="left")
     whose = worker or run.lead
@@ -486,6 +502,22 @@ def main_panel(state: RunState, run: Run, opts: ViewOptions) -> Panel:
         title=_panel_title(f"{name}{who} · last {len(values)}"),
         title_align="left",
     )
+
+
+def _span(series: Series) -> str:
+    """What a chart of ``series`` covers, truly: "300 steps" when every step is there,
+    else how many points over which steps ("10 points over steps 29–299")."""
+    older = series.older
+    older.fold()  # (a no-op but for points just held back)
+    first = series.steps[0]
+    if older.buckets:
+        first = min(first, older.buckets[min(older.buckets)].first_step)
+    last, count = series.steps[-1], series.count
+    if count == 1:
+        return f"1 point at step {last:,}"
+    if count == last - first + 1:
+        return f"{count:,} steps"
+    return f"{count:,} points over steps {first:,}–{last:,}"
 
 
 class _ChartGrid:
@@ -606,12 +638,7 @@ class _ChartGrid:
         line = series_line(series)
         x_range, _ = step_window([line], self.opts.zoom, self.opts.window)
         chart = LineChart([line], x_range=x_range, log=self.opts.log_y, robust=self.opts.robust)
-        shown = (
-            format_percent(series.last)
-            if name.lower() in ACCURACY_NAMES
-            else format_value(series.last)
-        )
-        title = _panel_title(f"{name[:24]} {shown}")
+        title = _panel_title(f"{name[:24]} {_format_metric(name, series.last)}")
         return Panel(chart, title=title, title_align="left", padding=(0, 0))
 
 
@@ -765,22 +792,25 @@ class _FillHeight:
 def stats_panel(
     state: RunState, run: Run, opts: ViewOptions | None = None, now: float | None = None
 ) -> Panel:
-    """Current loss, accuracy, grad norm, best loss, throughput, and what was received."""
+    """Current loss, accuracy, grad norm, best loss, held-out metrics, learning rate,
+    throughput, what was received, then every other metric of any worker."""
     grid = _Pairs()
     loss_name = run.find_metric(LOSS_NAMES)
-    acc_name = run.find_metric(ACCURACY_NAMES)
+    acc_name = run.find_metric(TRAIN_ACCURACY_NAMES)
     grad_name = run.find_metric(GRAD_NAMES)
-    shown = {loss_name, acc_name, grad_name}
-    loss = run.series(loss_name) if loss_name else None
-    grid.add_row("loss", format_value(loss.last) if loss else "–")
-    acc = run.series(acc_name) if acc_name else None
-    grid.add_row("accuracy", format_percent(acc.last) if acc else "–")
-    grad = run.series(grad_name) if grad_name else None
-    grid.add_row("grad norm", format_value(grad.last) if grad else "–")
-    if loss is not None and loss.best_step is not None:
-        grid.add_row("best loss", f"{format_value(loss.best)} @ {loss.best_step:,}")
+    grid.add_metric("loss", _metric_text(run, loss_name) if loss_name else "–")
+    for label, name in (("accuracy", acc_name), ("grad norm", grad_name)):
+        if name is not None:  # a row only for what is logged: room for what is
+            grid.add_metric(label, _metric_text(run, name))
+    source = metric_source(run, loss_name) if loss_name else None
+    if source is not None and source[0].best_step is not None:
+        loss = source[0]
+        grid.add_metric("best loss", f"{format_value(loss.best)} @ {loss.best_step:,}")
     else:
-        grid.add_row("best loss", "–")
+        grid.add_metric("best loss", "–")
+    known = _metrics_among(run, HELD_OUT_NAMES) + _metrics_among(run, LR_NAMES)
+    for name in known:
+        grid.add_metric(name, _metric_text(run, name))
     if opts is not None and now is not None:
         rates = run.throughput(now, opts.stall_after_s)
         for unit in ("samples", "tokens"):
@@ -811,32 +841,100 @@ def stats_panel(
         grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="tm.bad"))
     if state.link_short:
         grid.add_row("link", Text(state.link_short, style="tm.bad"))
+    shown = {loss_name, acc_name, grad_name, *known}
     for name in run.metric_names:
         if name not in shown:
-            series = run.series(name)
-            if series is not None:
-                grid.add_row(name[:14], format_value(series.last))
+            grid.add_metric(name, _metric_text(run, name))
     return Panel(grid, title="Stats", title_align="left")
 
 
+def metric_source(run: Run, name: str) -> tuple[Series, Worker] | None:
+    """Metric ``name`` of ``run`` and the worker it is read from: the lead, else the
+    first worker that logs it (rank 1's data loading time; a pool's parent, whose
+    children log no loss), so no worker's metric is left out."""
+    lead = run.lead
+    if lead is not None:
+        series = lead.series.get(name)
+        if series is not None:
+            return series, lead
+    holders = [w for w in run.workers.values() if name in w.series]
+    if not holders:
+        return None
+    worker = min(holders, key=lambda w: (w.sort_key()[:2], w.first_seen))
+    return worker.series[name], worker
+
+
+def _metric_text(run: Run, name: str) -> str | Text:
+    """A metric's last value as the stats show it, with the worker it comes from when
+    that is not the lead."""
+    source = metric_source(run, name)
+    if source is None:
+        return "–"
+    series, worker = source
+    if worker is run.lead:
+        return _format_metric(name, series.last)
+    text = Text(_format_metric(name, series.last))
+    text.append(f" {worker_label(worker)}", style="tm.dim")
+    return text
+
+
+def _width(value: str | Text) -> int:
+    """Terminal cells ``value`` takes."""
+    return value.cell_len if isinstance(value, Text) else cell_len(value)
+
+
+def _metrics_among(run: Run, names: tuple[str, ...]) -> list[str]:
+    """The run's metrics that are among ``names``, in the order of ``names``."""
+    order = _order(names)
+    found = [name for name in run.metric_names if name.lower() in order]
+    return sorted(found, key=lambda name: order[name.lower()])
+
+
+@functools.cache
+def _order(names: tuple[str, ...]) -> dict[str, int]:
+    return {name: index for index, name in enumerate(names)}
+
+
+_MIN_LABEL = 10  # the stats' labels are at least this wide, so short ones line up as ever
+
+
 class _Pairs:
-    """Label and value lines: as many as fit, then how many more there are."""
+    """Label and value lines: as many as fit, then how many more there are.
+
+    Labels are as wide as the longest (in terminal cells, so wide characters and emoji
+    keep the values aligned), and cut with an ellipsis only where the panel leaves no
+    more room beside the widest metric value.
+    """
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str | Text]] = []
+        self.rows: list[tuple[str, str | Text, bool]] = []  # label, value, value kept whole
 
     def add_row(self, label: str, value: str | Text) -> None:
-        self.rows.append((label, value))
+        self.rows.append((label, value, False))
+
+    def add_metric(self, label: str, value: str | Text) -> None:
+        """A row whose value is kept whole: labels give way first."""
+        self.rows.append((label, value, True))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         rows = self.rows
         room = options.height or len(rows)
         if len(rows) > room:
             rows = rows[: max(room - 1, 0)]
-        for label, value in rows:
-            line = Text(f"{label:<10} ", style="tm.heading", no_wrap=True, overflow="ellipsis")
+        width = options.max_width
+        longest = max((cell_len(label) for label, _, _ in rows), default=0)
+        kept = max((_width(value) for _, value, keep in rows if keep), default=0)
+        label_width = max(_MIN_LABEL, min(longest, width - 1 - kept))
+        for label, value, _ in rows:
+            cells = cell_len(label)
+            if cells <= label_width:  # (most labels: no truncation to work out)
+                line = Text(label + " " * (label_width - cells + 1), "tm.heading", no_wrap=True)
+            else:
+                line = Text(label, style="tm.heading", no_wrap=True)
+                line.truncate(label_width, overflow="ellipsis", pad=True)
+                line.append(" ")
             line.append_text(value if isinstance(value, Text) else Text(value))
-            line.truncate(options.max_width, overflow="ellipsis")
+            line.truncate(width, overflow="ellipsis")
             yield line
         if len(rows) < len(self.rows):
             yield Text(f"… {len(self.rows) - len(rows)} more", style="tm.dim")
@@ -1145,14 +1243,11 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
         )
         if run.config:
             lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
-        for name in run.metric_names[:_SUMMARY_METRICS]:
-            series = run.series(name)
-            if series is None:
-                continue
-            best = ""
-            if name in LOSS_NAMES and series.best_step is not None:
-                best = f" (best {format_value(series.best)} at step {series.best_step})"
-            lines.append(f"  {name}: last {_format_metric(name, series.last)}{best}")
+        lines += [
+            line
+            for name in run.metric_names[:_SUMMARY_METRICS]
+            if (line := _summary_metric(run, name, width))
+        ]
         if len(run.metric_names) > _SUMMARY_METRICS:
             lines.append(f"  … {len(run.metric_names) - _SUMMARY_METRICS} more metrics")
         lines.append(f"  {_missed_text(run)}")
@@ -1200,6 +1295,23 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
     return "\n".join(lines)
 
 
+def _summary_metric(run: Run, name: str, width: int) -> str:
+    """``  name: last value (best ...) (worker)``: the value as the stats panel shows it,
+    the best of a loss, the worker when not the lead; a long name cut to fit ``width``."""
+    source = metric_source(run, name)
+    if source is None:
+        return ""
+    series, worker = source
+    rest = f": last {_format_metric(name, series.last)}"
+    if is_loss(name) and series.best_step is not None:
+        rest += f" (best {format_value(series.best)} at step {series.best_step})"
+    if worker is not run.lead:
+        rest += f" ({worker_label(worker)})"
+    shown = Text(name)
+    shown.truncate(max(width - 2 - len(rest), 16), overflow="ellipsis")
+    return f"  {shown.plain}{rest}"
+
+
 def _config_line(run: Run, width: int) -> str:
     """``key=value, ...`` in ``width`` characters: the items that fit, in order (one too
     long is left for the shorter ones after it), and how many are not shown."""
@@ -1230,8 +1342,9 @@ def _missed_text(run: Run) -> str:
 
 
 def _format_metric(name: str, value: float) -> str:
-    """A metric's value as the stats and the summary show it (accuracy in percent)."""
-    return format_percent(value) if name.lower() in ACCURACY_NAMES else format_value(value)
+    """A metric's value as the stats, the charts and the summary show it: an accuracy
+    of any phase (``val_acc``, ``eval_accuracy``) in percent, anything else as a number."""
+    return format_percent(value) if is_accuracy(name) else format_value(value)
 
 
 def format_rate(value: float) -> str:

@@ -1,0 +1,67 @@
+"""The metric names the dashboard knows: losses, accuracies, gradient norms and learning
+rates, for training and for held-out data, as training code commonly logs them.
+
+A name is a base (``loss``, ``accuracy``/``acc``, ``grad_norm``, ``lr``/``learning_rate``)
+with an optional phase in front (``train_``, ``val_``, ``eval_`` as the Hugging Face
+Trainer writes it, ``test_``; ``/`` may stand for ``_``) and, for losses and
+accuracies, an optional ``_step`` or ``_epoch`` behind (Lightning's ``on_step`` and
+``on_epoch``). Matching ignores case.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ACCURACY_NAMES",
+    "GRAD_NAMES",
+    "HELD_OUT_LOSS_NAMES",
+    "HELD_OUT_NAMES",
+    "LOSS_NAMES",
+    "LR_NAMES",
+    "TRAIN_ACCURACY_NAMES",
+    "is_accuracy",
+    "is_loss",
+]
+
+_TRAIN: Final = ("", "train", "training")
+_HELD_OUT: Final = ("val", "eval", "valid", "validation", "test")
+_SUFFIXES: Final = ("", "_step", "_epoch")
+
+
+def _names(
+    phases: tuple[str, ...], bases: tuple[str, ...], suffixes: tuple[str, ...] = _SUFFIXES
+) -> tuple[str, ...]:
+    """Every spelling of ``bases`` under ``phases``, the most usual first (the order
+    ``Run.find_metric`` prefers them in)."""
+    out = []
+    for suffix in suffixes:
+        for phase in phases:
+            for sep in ("_", "/") if phase else ("",):
+                out += [f"{phase}{sep}{base}{suffix}" for base in bases]
+    return tuple(dict.fromkeys(out))
+
+
+# The training loss: the main metric, the "loss" row and the best loss.
+LOSS_NAMES: Final = _names(_TRAIN, ("loss",))
+HELD_OUT_LOSS_NAMES: Final = _names(_HELD_OUT, ("loss",))  # eval_loss: a validation loss
+TRAIN_ACCURACY_NAMES: Final = _names(_TRAIN, ("accuracy", "acc"))
+# Any accuracy, the training one first (the plain line's "acc").
+ACCURACY_NAMES: Final = TRAIN_ACCURACY_NAMES + _names(_HELD_OUT, ("accuracy", "acc"))
+GRAD_NAMES: Final = _names(_TRAIN, ("grad_norm", "gradient_norm", "gradient", "grad"), ("",))
+LR_NAMES: Final = _names(_TRAIN, ("lr", "learning_rate"), ("",))
+# Held-out losses and accuracies: shown beside the training ones, under their own names.
+HELD_OUT_NAMES: Final = HELD_OUT_LOSS_NAMES + ACCURACY_NAMES[len(TRAIN_ACCURACY_NAMES) :]
+
+_ACCURACIES: Final = frozenset(ACCURACY_NAMES)
+_LOSSES: Final = frozenset(LOSS_NAMES + HELD_OUT_LOSS_NAMES)
+
+
+def is_accuracy(name: str) -> bool:
+    """An accuracy of any phase: shown as a percentage."""
+    return name.lower() in _ACCURACIES
+
+
+def is_loss(name: str) -> bool:
+    """A loss of any phase: lower is better, so its best value is worth showing."""
+    return name.lower() in _LOSSES
