@@ -119,7 +119,7 @@ class StandInCudaTensor:
     __module__ = "torch"
     is_cuda = True
 
-    class device:  # noqa: N801 -- as torch.device reads: tensor.device.type
+    class device:  # (read as tensor.device.type, like a torch.device)
         type = "cuda"
 
     def __init__(self, value: float, calls: list[tuple[str, int]]) -> None:
