@@ -193,7 +193,6 @@ class Monitor:
         self._info_lock = threading.Lock()
         self._info_update: dict[str, Any] = {}
         self._hello_due = False
-        self._last: Mapping[str, Any] = {}  # the values of the last log() call
         self._latest: dict[str, float] = {}  # the last of each, as the I/O thread took them
         self._parent: str | None = None
         self._closed = False
@@ -266,17 +265,47 @@ class Monitor:
                 # gives a float; a tensor, an array or a numpy scalar gives something
                 # else (or raises), and those are read now, before they can change.
                 if type(sum(named.values(), 0.0)) is not float:
-                    named = capture_values(named)
+                    named = self._other_values(named)
             except Exception:
-                named = capture_values(named)
+                named = self._other_values(named)
             if step is not None and type(step) is not int:
                 step = capture_count(step)
             if epoch is not None and type(epoch) is not int:
                 epoch = capture_count(epoch)
             queue.append((_now(), step, epoch, metrics, named))
-            self._last = named
         else:
             self._count_drop()
+
+    def _log_any(
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        /,
+        *,
+        step: Any = None,
+        epoch: Any = None,
+        **named: Any,
+    ) -> None:
+        """``log()`` for a process that logs tensors or numpy values: each value is
+        looked at (adding a tensor up to see it is one costs several microseconds)."""
+        queue = self._queue
+        if len(queue) < self._max_queue:
+            if metrics is not None:
+                metrics, named = _merged(metrics, named)
+            named = capture_values(named)
+            if step is not None and type(step) is not int:
+                step = capture_count(step)
+            if epoch is not None and type(epoch) is not int:
+                epoch = capture_count(epoch)
+            queue.append((_now(), step, epoch, metrics, named))
+        else:
+            self._count_drop()
+
+    def _other_values(self, named: dict[str, Any]) -> dict[str, Any]:
+        """Values that are not all Python numbers, taken now; from here on log() looks at
+        each value rather than adding them up first."""
+        if "log" not in self.__dict__:  # (not closed, nor a forked child's first call)
+            self.log = self._log_any  # type: ignore[method-assign]
+        return capture_values(named)
 
     # -- the guide's calls ----------------------------------------------------------
 
@@ -506,9 +535,7 @@ class Monitor:
             self._dropped += count
 
     def _current(self, name: str) -> float | None:
-        value = self._last.get(name)
-        if value is None:  # the last call did not log it: an earlier one, if queued
-            value = _newest(self._queue, name)
+        value = _newest(self._queue, name)  # a call the I/O thread has not taken yet
         if value is None:
             return self._latest.get(name)
         number = metric_value(value)
@@ -567,11 +594,18 @@ def _merged(metrics: Any, named: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 
 def _newest(queue: deque[tuple[float, Any, Any, Any, dict[str, Any]]], name: str) -> Any:
-    """The newest value of ``name`` in calls not yet taken by the I/O thread, or None."""
-    with contextlib.suppress(RuntimeError):  # the I/O thread took some meanwhile
-        for _, _, _, marker, named in itertools.islice(reversed(queue), 1000):
-            if marker is None and name in named:
-                return named[name]
+    """The newest value of ``name`` in calls not yet taken by the I/O thread, or None.
+
+    (The I/O thread notes a call's values before it lets go of the call, so a call is
+    always found here or in what it noted.)"""
+    for _ in range(10):
+        try:
+            for _, _, _, marker, named in itertools.islice(reversed(queue), 1000):
+                if marker is None and name in named:
+                    return named[name]
+            return None
+        except RuntimeError:  # the I/O thread took some meanwhile: look again
+            continue
     return None
 
 

@@ -59,7 +59,10 @@ class NotANumber:
 def capture_values(named: Mapping[Any, Any]) -> dict[Any, Any]:
     """``named`` with each value as it is now: numbers, device copies, or NotANumber."""
     try:
-        return {name: _capture(value) for name, value in named.items()}
+        return {
+            name: value if type(value) is float else _capture(value)
+            for name, value in named.items()
+        }
     except Exception:  # a mapping that breaks while read: the I/O thread warns about it
         return {}
 
@@ -112,9 +115,9 @@ def _tensor_now(tensor: Any) -> Any:
     return OnDevice(tensor.detach().clone())
 
 
-def _device(tensor: Any) -> str:
+def _device(tensor: Any) -> object:
     device = getattr(tensor, "device", None)
-    return str(getattr(device, "type", device))
+    return getattr(device, "type", device)  # torch.device("cuda:0").type == "cuda"
 
 
 def metric_value(value: Any) -> float | int | NotANumber:
