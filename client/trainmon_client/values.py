@@ -106,9 +106,9 @@ def _is_tensor(value: object) -> bool:
 
 def _tensor_now(tensor: Any) -> Any:
     """A CPU tensor's value now; a device tensor's detached copy (no wait for the GPU)."""
+    if tensor.numel() != 1:  # (the shape is known without the device: no wait)
+        return NotANumber(tensor)
     if _device(tensor) == "cpu":
-        if tensor.numel() != 1:
-            return NotANumber(tensor)
         return tensor.item()
     # A copy on the device, made in the device's stream order: it holds the value as at
     # this call, and keeps no autograd graph alive.
