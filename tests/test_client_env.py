@@ -4,6 +4,7 @@ child's parent. Real processes, real sockets."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -228,3 +229,25 @@ def test_a_forked_child_names_its_parent_and_its_alert_is_kept(
     hello = next(r for r in child if r.kind == "hello")
     assert hello.info["parent"] == mon.worker and hello.info["pid"] == pid
     assert [r.info["title"] for r in child if r.kind == "alert"] == ["from the child"]
+
+
+def test_key_files_that_cannot_be_read_are_said_and_training_goes_on(
+    endpoint: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Encryption asked for with key files this machine lacks: one line, no publishing
+    (never unencrypted instead), no exception; an option left out of the code still
+    raises."""
+    missing = tmp_path / "gone"
+    with caplog.at_level(logging.WARNING, logger="trainmon_client"):
+        mon = Monitor(
+            endpoint,
+            curve_secret=str(missing / "c.key_secret"),
+            curve_server=str(missing / "s.key"),
+        )
+        mon.log(loss=1.0)
+        mon.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "cannot read secret key" in said[0], said
+    assert mon.dropped == 1
+    with pytest.raises(ValueError, match="curve_server"):
+        Monitor(endpoint, curve_secret=str(missing / "c.key_secret"))

@@ -184,12 +184,9 @@ class Monitor:
         self._max_queue = max_queue
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
-        try:
-            self.curve: Curve | None = Curve.from_env(curve_secret, curve_server, curve_allow)
-        except (OSError, ValueError) as exc:
-            self._problems.append(f"cannot use the encryption keys ({exc}): not publishing")
-            self.curve = None
-            self.endpoint = ""
+        self.curve = Curve.from_env(curve_secret, curve_server, curve_allow)
+        if self.curve is not None:
+            _check_curve(self.curve, self.bind)
         self._info_lock = threading.Lock()
         self._info_update: dict[str, Any] = {}
         self._hello_due = False
@@ -571,6 +568,17 @@ class Monitor:
                     return
         if args or kwargs:
             self.log(*args, **kwargs)
+
+
+def _check_curve(curve: Curve, bind: bool) -> None:
+    """A mistake in the code (an encryption option left out) raises ValueError; a key
+    file that cannot be read is the machine's, said when the socket is opened."""
+    if not curve.secret:
+        raise ValueError("encryption needs this side's secret key (curve_secret)")
+    if bind and not curve.allow:
+        raise ValueError("the binding side needs a directory of allowed public keys (curve_allow)")
+    if not bind and not curve.server:
+        raise ValueError("the connecting side needs the server's public key (curve_server)")
 
 
 def _well_formed(endpoint: str) -> bool:
