@@ -102,3 +102,17 @@ def test_a_rank_whose_port_is_taken_says_so_and_goes_on() -> None:
             assert len(lines) == 1 and f"cannot bind tcp://127.0.0.1:{base + 1}" in lines[0]
         finally:
             stop(proc)
+
+
+def test_local_world_size_from_launchers() -> None:
+    """How many ranks share this machine comes from torchrun, SLURM, Open MPI or MPICH."""
+    from trainmon_client.identity import identify
+
+    for env in (
+        {"LOCAL_WORLD_SIZE": "4"},
+        {"SLURM_NTASKS_PER_NODE": "4"},
+        {"OMPI_COMM_WORLD_LOCAL_SIZE": "4"},
+        {"MPI_LOCALNRANKS": "4"},
+    ):
+        assert identify(env).local_world == 4, env
+    assert identify({}).local_world is None
