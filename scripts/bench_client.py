@@ -22,17 +22,27 @@ median <= 0.5x bare pack+send, p99.9 < 50 us, max < 2 ms; net CPU per call below
 pack+send's. On a shared machine medians move by up to 2x between runs, and p99.9 and
 max are single samples of scheduler and GIL noise (compare the timer and empty-call
 rows): re-run before trusting a MISS.
+
+Table 3 (also alone with ``--ab``) is a same-run A/B of ``log()`` against the client of
+commit 34b172e (taken with ``git archive`` and imported under another name, so both run
+in this process): blocks of calls alternate A B B A, so the machine's load falls on
+both alike; nobody listening, "bursts" pacing. Rows: three Python floats (target:
+B - A <= +0.1 us median), a 0-d numpy array and a 0-d CPU torch tensor as ``loss``
+(where installed; the new client reads these at the call, the old one read them later
+on its I/O thread, which could publish a later value).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -292,13 +302,110 @@ def run_log(
         )
 
 
+AB_BASELINE = "34b172e"  # the client before values were taken at the call
+ROOT = Path(__file__).resolve().parent.parent
+AB_BLOCK = 500  # calls timed on one side before the other side's turn
+
+
+def baseline_client(tmp: str) -> Any:
+    """The client of AB_BASELINE, from git, imported as ``trainmon_client_ab`` (its own
+    imports renamed) so that both clients run in this one process; None if git cannot
+    give it."""
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", AB_BASELINE, "client/trainmon_client"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"A/B skipped: cannot take the client of {AB_BASELINE} from git ({exc})")
+        return None
+    package = Path(tmp) / "trainmon_client_ab"
+    (Path(tmp) / "client" / "trainmon_client").rename(package)
+    for source in package.glob("*.py"):
+        source.write_text(source.read_text().replace("trainmon_client", "trainmon_client_ab"))
+    sys.path.insert(0, tmp)
+    import importlib
+
+    return importlib.import_module("trainmon_client_ab.publisher")
+
+
+def ab_samples(mon: Any, loss: Any, n: int, out: list[int]) -> None:
+    """Time ``n`` calls of ``mon.log`` (bursts pacing) into ``out``; ``mon.log`` looked
+    up at each call, as in a training loop."""
+    pc, sleep = time.perf_counter_ns, time.sleep
+    for i in range(n):
+        t0 = pc()
+        mon.log(loss=loss, accuracy=Y, grad_norm=Z)
+        t1 = pc()
+        out.append(t1 - t0)
+        if i % BURST == BURST - 1:
+            sleep(BURST_SLEEP_S)
+
+
+def ab_table(n: int) -> None:
+    """Table 3: log() of this client (B) against the baseline's (A), in one process,
+    blocks of calls alternating A B B A so that the machine's load falls on both."""
+    losses: dict[str, Any] = {"3 Python floats": X}
+    with suppress(ImportError):
+        import numpy
+
+        losses["loss a 0-d numpy array"] = numpy.array(X)
+    with suppress(ImportError):
+        import torch
+
+        losses["loss a 0-d CPU torch tensor"] = torch.tensor(X)
+    with tempfile.TemporaryDirectory() as tmp:
+        old = baseline_client(tmp)
+        if old is None:
+            return
+        print(
+            f"\n3. A/B: log() in us, A = client of {AB_BASELINE}, B = this one; {n:,} calls "
+            f"each, in alternating blocks of {AB_BLOCK}, nobody listening, bursts pacing"
+        )
+        print(f"{'':<30}{'A med':>8}{'B med':>8}{'B-A':>8}{'A p99':>8}{'B p99':>8}  target")
+        for label, loss in losses.items():
+            # Fresh Monitors per row: the B side switches to looking at each value once
+            # it has seen a tensor, as a training process logging tensors would.
+            a_mon = old.Monitor(free_endpoint(), run="ab-a", flush_timeout_s=0)
+            b_mon = Monitor(free_endpoint(), run="ab-b", flush_timeout_s=0)
+            a: list[int] = []
+            b: list[int] = []
+            settle()
+            with gc_off():
+                for block in range(max(n // AB_BLOCK, 1)):
+                    sides = [(a_mon, a), (b_mon, b)]
+                    for mon, out in sides if block % 2 == 0 else sides[::-1]:
+                        ab_samples(mon, loss, AB_BLOCK, out)
+            quiet = logging.getLogger("trainmon_client_ab"), logging.getLogger("trainmon_client")
+            for logger in quiet:  # (neither needs to say that nobody watched)
+                logger.setLevel(logging.ERROR)
+            a_mon.close(0)
+            b_mon.close(0)
+            for logger in quiet:
+                logger.setLevel(logging.NOTSET)
+            ra = Row("A", "ab", "log", a)
+            rb = Row("B", "ab", "log", b)
+            diff = rb.q(0.5) - ra.q(0.5)
+            target = f"{VERDICT[diff <= 0.1]} (<= +0.1 us)" if loss is X else ""
+            print(
+                f"{label:<30}{ra.q(0.5):>8.3f}{rb.q(0.5):>8.3f}{diff:>+8.3f}"
+                f"{ra.q(0.99):>8.3f}{rb.q(0.99):>8.3f}  {target}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=200_000, help="calls per row")
     parser.add_argument("--quick", action="store_true", help="~10 s smoke run (20k calls)")
+    parser.add_argument("--ab", action="store_true", help="only table 3, the A/B")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     n = 20_000 if args.quick else max(args.calls, 1000)
+    if args.ab:
+        ab_table(n)
+        return
     started = time.monotonic()
     with gc_off():
         rows = [Row("perf_counter_ns overhead", "timer", "timer", time_timer(n))]
@@ -324,6 +431,7 @@ def main() -> None:
         finally:
             bare.close()
     report(rows, n, time.monotonic() - started)
+    ab_table(n)
 
 
 def report(rows: list[Row], n: int, elapsed: float) -> None:

@@ -29,6 +29,12 @@ def main() -> None:
     )
     parser.add_argument("--endpoint", default=None, help="where the monitor listens")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument(
+        "--bind",
+        action="store_true",
+        help="listen on --endpoint (each local rank on the port + its local rank); "
+        "watch with trainmon watch --connect ENDPOINT",
+    )
     args = parser.parse_args()
 
     dist.init_process_group("gloo")
@@ -48,6 +54,7 @@ def main() -> None:
     steps_per_epoch = len(inputs) // BATCH
     with Monitor(
         args.endpoint,
+        bind=True if args.bind else None,
         total_epochs=args.epochs,
         total_steps=args.epochs * steps_per_epoch,
         config={"lr": 0.05, "batch": BATCH, "world": world},

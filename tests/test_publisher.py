@@ -373,7 +373,8 @@ def _subscribed(mon: Monitor) -> bool:
 
     from trainmon_client.publisher import _IOLoop
 
-    return any(isinstance(o, _IOLoop) and o.mon is mon and o.subscribed for o in gc.get_objects())
+    # (type(), not isinstance(): that reads __class__, which some objects warn about)
+    return any(type(o) is _IOLoop and o.mon is mon and o.subscribed for o in gc.get_objects())
 
 
 @pytest.mark.parametrize(
@@ -413,16 +414,20 @@ def test_endpoint_and_run_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_bad_endpoint_is_a_clear_error() -> None:
-    """A malformed endpoint fails at construction, saying what is expected."""
+    """A malformed endpoint in the code fails at construction, saying what is expected;
+    one the machine cannot give (an address not here, a port in use) is said in one
+    line and the Monitor carries on without publishing."""
     with pytest.raises(ValueError, match="must start with tcp://"):
         Monitor("localhost:5555")
-    with pytest.raises(ValueError, match="cannot bind"):
-        Monitor("tcp://203.0.113.7:5555", bind=True)
+    mon = Monitor("tcp://203.0.113.7:5555", bind=True)
+    mon.log(loss=1.0)
+    mon.close()
     endpoint = free_endpoint()
     with Monitor(endpoint, bind=True):
-        with pytest.raises(ValueError, match="holds it: use another port") as caught:
-            Monitor(endpoint, bind=True)
-        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+        taken = Monitor(endpoint, bind=True)
+        taken.log(loss=1.0)
+        taken.close()
+        assert taken.dropped == 1
 
 
 def test_bad_values_never_stop_the_publisher(
@@ -442,7 +447,9 @@ def test_bad_values_never_stop_the_publisher(
     worker = state.current().workers[mon.worker]
     assert worker.missed == 0 and state.rejected == 0
     assert worker.series["loss"].count == 13 and worker.series["ok"].count == 1
-    assert any("step must be" in r.getMessage() for r in caplog.records)
+    assert any(
+        "step=18446744073709551616 (int) in log(loss)" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_reused_dict_is_copied_at_log_time(sub: BackgroundMonitor, endpoint: str) -> None:

@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, BackgroundMonitor, free_endpoint, stop
+from tests.helpers import ROOT, BackgroundMonitor, drain_until, free_endpoint, stop
+from tests.test_ranks_bind import free_ports
+from trainmon.ingest import Subscriber
+from trainmon.state import RunState
 
 # Looked up, not imported: importing torch here would only slow the test process.
 # CI installs the torch extra, so there a missing torch fails this test instead.
@@ -64,3 +67,48 @@ def test_torchrun_four_ranks() -> None:
     finally:
         stop(job)
         monitor.close()
+
+
+def test_torchrun_ranks_bind_and_one_connect_sees_them() -> None:
+    """torchrun --nproc-per-node 2 with Monitor(bind=True) on one endpoint: no rank
+    fails, and one monitor connecting to that port sees both ranks."""
+    base = free_ports(2)
+    endpoint = f"tcp://127.0.0.1:{base}"
+    source = Subscriber(connect=[endpoint])
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(ROOT / "scripts" / "example_ddp.py"),
+            "--endpoint",
+            endpoint,
+            "--bind",
+            "--epochs",
+            "40",  # long enough for the monitor to find the ranks (a few seconds)
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        state = RunState()
+
+        def both_ranks() -> bool:
+            runs = list(state.runs.values())
+            return len(runs) == 1 and len(runs[0].workers) == 2
+
+        drain_until(source, state, both_ranks, timeout_s=120, what="two ranks")
+        out, _ = job.communicate(timeout=240)
+        assert job.returncode == 0, out
+        run = next(iter(state.runs.values()))
+        assert sorted(w.rank for w in run.workers.values()) == [0, 1]
+        assert "Address already in use" not in out and "cannot bind" not in out
+    finally:
+        stop(job)
+        source.close()

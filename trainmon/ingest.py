@@ -7,8 +7,8 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Final, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, Protocol
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -37,6 +37,7 @@ __all__ = [
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 _SCHEMES = ("tcp://", "ipc://", "inproc://")
+_MAX_LOCAL_WORLD: Final = 64  # ports of one machine's ranks connected at most, per endpoint
 
 
 class RecordSink(Protocol):
@@ -173,6 +174,8 @@ class Subscriber:
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
         self._links = _Links(connect, encrypted=curve is not None)
+        self._given = [e for e in connect if e.startswith("tcp://")]  # (ranks found from)
+        self._connected = set(connect)
         self._link_note: tuple[str, str] | None = None
         endpoint = ""
         try:
@@ -253,11 +256,40 @@ class Subscriber:
                         sink.apply_columns(item, now)
                         applied += len(item.times)
                     else:
-                        sink.apply(item, now)  # type: ignore[arg-type]
+                        record: Record = item  # type: ignore[assignment]
+                        sink.apply(record, now)
                         applied += 1
+                        if record.kind == "hello" and "local_world" in record.info:
+                            self._connect_group(record.info)
             if time.monotonic() >= deadline:
                 self._backlog = bool(sock.poll(0))
                 return applied
+
+    def _connect_group(self, info: Mapping[str, Any]) -> None:
+        """Several ranks of one machine bind consecutive ports, from ``port -
+        local_rank``: a rank's hello says so. Connected to one of those ports, connect
+        to the others on the same host too (each then has its link noted as usual)."""
+        port, rank, size = info.get("port"), info.get("local_rank"), info.get("local_world")
+        if type(port) is not int or type(rank) is not int or type(size) is not int:
+            return
+        base = port - rank
+        if not (1 < size <= _MAX_LOCAL_WORLD and 0 <= rank < size and 0 < base <= 65536 - size):
+            return
+        for endpoint in self._given:
+            head, _, given = endpoint.rpartition(":")
+            if not (given.isdigit() and base <= int(given) < base + size):
+                continue
+            for other in range(base, base + size):
+                peer = f"{head}:{other}"
+                if peer in self._connected:
+                    continue
+                try:
+                    self._sock.connect(peer)
+                except zmq.ZMQError:
+                    continue
+                self._connected.add(peer)
+                self.endpoints.append(peer)
+                self._links.add(peer)
 
     def _report_events(self, sink: RecordSink) -> None:
         while self._events is not None and self._events.poll(0):
@@ -388,6 +420,16 @@ class _Links:
     def look_up(self) -> None:
         for lookup in self.lookups.values():
             lookup.start()
+
+    def add(self, endpoint: str) -> None:
+        """Another endpoint connected to (another rank's port on a host given)."""
+        self.states[endpoint] = "connecting"
+        self.since[endpoint] = time.monotonic()
+        host, _ = host_port(endpoint)
+        for lookup in list(self.lookups.values()):
+            if lookup.host == host:  # the same host: its look-up serves both
+                self.lookups[endpoint] = lookup
+                break
 
     def take(self, event: zmq.Event, reported: str) -> bool:
         """Take a socket event; whether it was one about a link."""

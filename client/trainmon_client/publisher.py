@@ -1,6 +1,7 @@
 """The publisher a training process uses: ``Monitor.log()`` and its I/O thread.
 
-``log()`` only stamps the call and appends it to a bounded deque. A daemon I/O thread
+``log()`` stamps the call, takes the values as they are at the call (see values.py) and
+appends it to a bounded deque. A daemon I/O thread
 validates, numbers, batches, encodes and sends with non-blocking sends on an XPUB
 socket, whose subscription messages tell it when a monitor is listening. Everything
 it has sent is kept in a bounded history that is sent again to each new subscriber, so
@@ -28,7 +29,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from trainmon_client.framing import FileFormatError, FrameWriter
-from trainmon_client.identity import Identity, identify
+from trainmon_client.identity import Identity, identify, launch
 from trainmon_client.protocol import (
     MAX_ALERT_TITLE,
     MAX_BATCH,
@@ -43,6 +44,13 @@ from trainmon_client.protocol import (
     valid_name,
 )
 from trainmon_client.security import Curve, ZapHandler, is_loopback
+from trainmon_client.values import (
+    NotANumber,
+    capture_count,
+    capture_values,
+    count_value,
+    metric_value,
+)
 
 __all__ = ["DEFAULT_ENDPOINT", "Monitor"]
 
@@ -72,9 +80,12 @@ _EVENTS: Final = (
 )
 
 # A record on its way out: (seq, time, step, epoch, metric values).
-_Row = tuple[int, float, int | None, int | None, dict[str, Any]]
+_Row = tuple[int, float, int | None, int | float | None, dict[str, Any]]
 
 _ALERT: Final = object()  # marks an alert() call in the queue
+_HELLO: Final = object()  # marks new totals or config in the queue: a new hello goes out
+_MAX_WARNINGS: Final = 64  # different warnings said at most; then one line says so
+_MAX_LOCAL_WORLD: Final = 64  # ranks of one machine that bind consecutive ports at most
 
 _log = logging.getLogger("trainmon_client")
 _now = time.time
@@ -84,12 +95,11 @@ _instances = itertools.count()
 
 
 def _default_run() -> str:
+    """The script's name and its launch (see :func:`identity.launch`): the ranks of one
+    job share it, processes started separately never do."""
     script = clean_text(_script_name()).replace(" ", "_")  # a file name may hold anything
-    for var in ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"):
-        job = os.environ.get(var, "").strip()
-        if job and job != "none":
-            return f"{script}-{job}"[:MAX_NAME_CHARS]
-    return f"{script}-{time.strftime('%Y%m%d-%H%M%S')}"[:MAX_NAME_CHARS]
+    suffix = clean_text(launch()).replace(" ", "_")[: MAX_NAME_CHARS // 2]
+    return f"{script[: MAX_NAME_CHARS - len(suffix) - 1]}-{suffix}"
 
 
 def _script_name() -> str:
@@ -107,13 +117,27 @@ def _script_name() -> str:
 class Monitor:
     """Publishes a training process's metrics to ``trainmon watch``.
 
+    Nothing that depends on the machine makes it raise (a port in use, an endpoint from
+    the environment that cannot be used, a ``record_to`` that cannot be written): it
+    says so in one line on stderr and training goes on; what cannot be delivered is
+    counted in :attr:`dropped`. Arguments wrong in the code itself raise TypeError or
+    ValueError.
+
     Args:
-        endpoint: where to publish; ``$TRAINMON_ENDPOINT``, else ``tcp://127.0.0.1:5555``.
-        run: the run name; ``$TRAINMON_RUN``, else the script name and start time.
-        bind: listen on ``endpoint`` (monitors connect to it) instead of connecting.
-        total_epochs: epochs the run will do, for the monitor's progress and ETA.
+        endpoint: where to publish; ``$TRAINMON_LISTEN`` (which also makes it bind),
+            else ``$TRAINMON_ENDPOINT``, else ``tcp://127.0.0.1:5555``.
+        run: the run name; ``$TRAINMON_RUN``, else the script name and its launch:
+            the ranks of one torchrun, SLURM or MPI job and ``multiprocessing``
+            children share a run, processes started separately never do.
+        bind: listen on ``endpoint`` (monitors connect to it) instead of connecting;
+            by default, bind when the endpoint comes from ``$TRAINMON_LISTEN``. Of
+            several ranks on one machine, local rank ``k`` binds the tcp port + ``k``
+            (a monitor connecting to the port finds the others).
+        total_epochs: epochs the run will do, for the monitor's progress and ETA
+            (2.5 is fine); see also :meth:`set_totals`.
         total_steps: steps the run will do, for the same.
-        config: hyperparameters, shown by the monitor (plain values only).
+        config: hyperparameters, shown by the monitor (plain values only); see also
+            :meth:`set_config`.
         max_queue: records held for the I/O thread before new ones are dropped.
         history: records kept to send again to a monitor that attaches later (at
             least this many, and less than one batch of up to 512 more).
@@ -133,9 +157,9 @@ class Monitor:
         endpoint: str | None = None,
         *,
         run: str | None = None,
-        bind: bool = False,
-        total_epochs: int | None = None,
-        total_steps: int | None = None,
+        bind: bool | None = None,
+        total_epochs: float | None = None,
+        total_steps: float | None = None,
         config: Mapping[str, Any] | None = None,
         max_queue: int = 100_000,
         history: int = 10_000,
@@ -145,19 +169,12 @@ class Monitor:
         curve_server: str | None = None,
         curve_allow: str | None = None,
     ) -> None:
-        self.endpoint = endpoint or os.environ.get("TRAINMON_ENDPOINT") or DEFAULT_ENDPOINT
-        if not self.endpoint.startswith(_SCHEMES):
-            raise ValueError(
-                f"endpoint {self.endpoint!r} must start with tcp://, ipc:// or inproc://"
-            )
-        self.run = (run or os.environ.get("TRAINMON_RUN") or _default_run())[:MAX_NAME_CHARS]
-        if not valid_name(self.run):
-            raise ValueError(
-                f"run name {self.run!r}: use 1 to 128 characters, no control characters"
-            )
-        self.bind = bind
-        self.total_epochs = _count_arg(total_epochs, "total_epochs")
-        self.total_steps = _count_arg(total_steps, "total_steps")
+        self._problems: list[str] = []  # what cannot be used here, said once each
+        self.endpoint, self.bind = self._where(endpoint, bind)
+        self.run = self._run_name(run)
+        epochs, self._epochs_f = _total_arg(total_epochs, "total_epochs")
+        self.total_epochs: int | None = epochs
+        self.total_steps: int | None = _total_arg(total_steps, "total_steps")[0]
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(
                 f"config must be a mapping of names to plain values, not {type(config).__name__}"
@@ -168,10 +185,49 @@ class Monitor:
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
         self.curve = Curve.from_env(curve_secret, curve_server, curve_allow)
-        self._latest: dict[str, tuple[float, float]] = {}
+        if self.curve is not None:
+            _check_curve(self.curve, self.bind)
+        self._info_lock = threading.Lock()
+        self._info_update: dict[str, Any] = {}
+        self._hello_due = False
+        self._latest: dict[str, float] = {}  # the last of each, as the I/O thread took them
+        self._parent: str | None = None
         self._closed = False
         self._start()
         _live.add(self)
+
+    def _where(self, endpoint: str | None, bind: bool | None) -> tuple[str, bool]:
+        """Where to publish, and whether to bind there: the arguments, else the
+        environment ("" if what the environment says cannot be an endpoint)."""
+        if endpoint is not None:
+            if not endpoint.startswith(_SCHEMES):
+                raise ValueError(
+                    f"endpoint {endpoint!r} must start with tcp://, ipc:// or inproc://"
+                )
+            return endpoint, bool(bind)
+        listen = os.environ.get("TRAINMON_LISTEN", "").strip()
+        if listen and bind is not False:
+            name, found = "TRAINMON_LISTEN", listen
+        else:
+            name = "TRAINMON_ENDPOINT"
+            found = os.environ.get(name, "").strip() or DEFAULT_ENDPOINT
+        if not _well_formed(found):
+            self._problems.append(
+                f"${name}={found!r} is not an endpoint (tcp://HOST:PORT or ipc://PATH): "
+                "not publishing"
+            )
+            found = ""
+        return found, bind if bind is not None else name == "TRAINMON_LISTEN"
+
+    def _run_name(self, run: str | None) -> str:
+        if run is not None:
+            if not valid_name(run[:MAX_NAME_CHARS]):
+                raise ValueError(
+                    f"run name {run!r}: use 1 to 128 characters, no control characters"
+                )
+            return run[:MAX_NAME_CHARS]
+        named = clean_text(os.environ.get("TRAINMON_RUN", "")).strip()[:MAX_NAME_CHARS]
+        return named or _default_run()
 
     # -- the hot path ---------------------------------------------------------------
 
@@ -180,39 +236,82 @@ class Monitor:
         metrics: Mapping[str, Any] | None = None,
         /,
         *,
-        step: int | None = None,
-        epoch: int | None = None,
+        step: Any = None,
+        epoch: Any = None,
         **named: Any,
     ) -> None:
         """Publish metric values, e.g. ``log(loss=0.3, accuracy=0.9, step=120)``.
 
-        Values are numbers or anything with ``__float__`` (numpy scalars, 0-d tensors);
-        a value that is not is dropped with one warning per metric name. ``step`` counts
-        up by one per call when not given; ``epoch`` (from 0) stays as last given or set
-        by :meth:`set_epoch`. Never blocks and never raises: when the queue is full the
-        record is dropped and counted.
+        Values are taken as they are at the call: Python numbers as they are; numpy
+        scalars and arrays, CPU tensors and anything with ``__float__`` are read now;
+        a tensor on a GPU is copied on the GPU (``detach().clone()``, no wait for the
+        GPU here) and read on the I/O thread. A value that is not a number (a string,
+        a list) is dropped with one warning per metric name and type. ``step`` counts
+        up by one per call when not given; ``epoch`` (from 0, fractional allowed)
+        stays as last given or set by :meth:`set_epoch`; both take any integral
+        number (numpy ints, 0-d tensors, 3.0), and a value that cannot be one is
+        warned about and left out. Never blocks and never raises: when the queue is
+        full the record is dropped and counted.
         """
         queue = self._queue
         if len(queue) < self._max_queue:
-            if metrics is not None and isinstance(metrics, Mapping):
-                # Copy now: the caller may reuse its dict. (A broken mapping is left for
-                # the I/O thread to warn about.)
-                with contextlib.suppress(Exception):
-                    named, metrics = {**metrics, **named}, None
+            if metrics is not None:
+                metrics, named = _merged(metrics, named)
+            try:
+                # One C-level pass for the common case: adding up floats (and ints)
+                # gives a float; a tensor, an array or a numpy scalar gives something
+                # else (or raises), and those are read now, before they can change.
+                if type(sum(named.values(), 0.0)) is not float:
+                    named = self._other_values(named)
+            except Exception:
+                named = self._other_values(named)
+            if step is not None and type(step) is not int:
+                step = capture_count(step)
+            if epoch is not None and type(epoch) is not int:
+                epoch = capture_count(epoch)
             queue.append((_now(), step, epoch, metrics, named))
         else:
             self._count_drop()
+
+    def _log_any(
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        /,
+        *,
+        step: Any = None,
+        epoch: Any = None,
+        **named: Any,
+    ) -> None:
+        """``log()`` for a process that logs tensors or numpy values: each value is
+        looked at (adding a tensor up to see it is one costs several microseconds)."""
+        queue = self._queue
+        if len(queue) < self._max_queue:
+            if metrics is not None:
+                metrics, named = _merged(metrics, named)
+            named = capture_values(named)
+            if step is not None and type(step) is not int:
+                step = capture_count(step)
+            if epoch is not None and type(epoch) is not int:
+                epoch = capture_count(epoch)
+            queue.append((_now(), step, epoch, metrics, named))
+        else:
+            self._count_drop()
+
+    def _other_values(self, named: dict[str, Any]) -> dict[str, Any]:
+        """Values that are not all Python numbers, taken now; from here on log() looks at
+        each value rather than adding them up first."""
+        if "log" not in self.__dict__:  # (not closed, nor a forked child's first call)
+            self.log = self._log_any  # type: ignore[method-assign]
+        return capture_values(named)
 
     # -- the guide's calls ----------------------------------------------------------
 
     def record_loss(self, loss: float) -> None:
         """Publish the training loss (metric ``loss``)."""
-        self._latest["loss"] = (_now(), loss)
         self.log(loss=loss)
 
     def record_accuracy(self, accuracy: float) -> None:
         """Publish the accuracy, a fraction from 0 to 1 (metric ``accuracy``)."""
-        self._latest["accuracy"] = (_now(), accuracy)
         self.log(accuracy=accuracy)
 
     def record_gradient(self, grad_norm: float) -> None:
@@ -226,26 +325,66 @@ class Monitor:
         Never blocks and never raises; the title is cut to 200 characters and the
         text to 2,000.
         """
+        self._started_here()
         queue = self._queue
         if len(queue) < self._max_queue:
             queue.append((_now(), None, None, _ALERT, {"title": title, "text": text}))
         else:
             self._count_drop()
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: Any) -> None:
         """Start epoch ``epoch`` (from 0); later records carry it until it changes."""
         self.log(epoch=epoch)
 
-    def current_loss(self) -> float | None:
-        """The last loss recorded, or None.
+    def set_totals(self, total_epochs: Any = None, total_steps: Any = None) -> None:
+        """Say (or change) how many epochs or steps the run will do, once known (a
+        framework knows them when training starts); None leaves one as it is.
 
-        ``record_loss`` sets it at once; a ``log(loss=...)`` counts once the I/O thread
-        has taken the call (within a few milliseconds).
+        A new hello goes to the monitor. Thread-safe; takes any number a framework
+        gives (2.5 epochs, numpy ints, 0-d tensors); a string or a negative number
+        raises ValueError or TypeError.
+        """
+        update: dict[str, Any] = {}
+        if total_epochs is not None:
+            epochs, exact = _total_arg(total_epochs, "total_epochs")
+            update["epochs"], update["epochs_f"] = epochs, exact
+            self.total_epochs, self._epochs_f = epochs, exact
+        if total_steps is not None:
+            update["steps"] = _total_arg(total_steps, "total_steps")[0]
+            self.total_steps = update["steps"]
+        self._update_info(update)
+
+    def set_config(self, config: Mapping[str, Any]) -> None:
+        """Add to (or change) the run's config, shown by the monitor; a new hello goes
+        to the monitor. Thread-safe."""
+        if not isinstance(config, Mapping):
+            raise TypeError(
+                f"config must be a mapping of names to plain values, not {type(config).__name__}"
+            )
+        with self._info_lock:
+            self.config.update(config)
+            config = dict(self.config)
+        self._update_info({"config": config})
+
+    def _update_info(self, update: dict[str, Any]) -> None:
+        """Hand new hello info to the I/O thread (one marker in the queue at a time)."""
+        self._started_here()
+        with self._info_lock:
+            self._info_update.update(update)
+            if self._hello_due:
+                return
+            self._hello_due = True
+        self._queue.append((_now(), None, None, _HELLO, {}))
+
+    def current_loss(self) -> float | None:
+        """The last loss logged, or None; at once after ``log()``.
+
+        (For a tensor on a GPU this waits for the GPU to compute it.)
         """
         return self._current("loss")
 
     def current_accuracy(self) -> float | None:
-        """The last accuracy recorded, or None."""
+        """The last accuracy logged, or None."""
         return self._current("accuracy")
 
     # -- lifecycle ------------------------------------------------------------------
@@ -257,13 +396,16 @@ class Monitor:
 
     @property
     def dropped(self) -> int:
-        """Records dropped because the queue was full."""
+        """Records that went nowhere: the queue was full, or the endpoint could not be
+        used (and nothing recorded them)."""
         return self._dropped
 
     def close(self, timeout_s: float | None = None) -> None:
         """Deliver what is queued (for at most ``timeout_s``), say ``bye``, and stop.
 
         Called automatically at interpreter exit. Later ``log()`` calls are ignored.
+        If no monitor ever subscribed and nothing recorded the run, one line on stderr
+        says so.
         """
         if self._closed:
             return
@@ -288,16 +430,19 @@ class Monitor:
     # -- internals ------------------------------------------------------------------
 
     def _start(self) -> None:
-        """Open the socket here, so a bad address fails now, and start the I/O thread."""
+        """Open the socket and start the I/O thread; what cannot be opened is said once
+        and left out (records that cannot go anywhere are counted as dropped)."""
         self._identity: Identity = identify()
         # Several Monitors in one process are several workers: number the later ones.
         index = next(_instances)
         self._worker = self._identity.worker + (f"/{index}" if index else "")
-        self._queue: deque[tuple[float, int | None, int | None, Any, dict[str, Any]]] = deque()
+        self._queue: deque[tuple[float, Any, Any, Any, dict[str, Any]]] = deque()
         self._drop_lock = threading.Lock()
         self._dropped = 0
         self._closing = threading.Event()
         self._deadline = math.inf
+        self._port: int | None = None
+        self._local_world: int | None = None
         self._ctx = zmq.Context()
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
@@ -313,38 +458,19 @@ class Monitor:
         sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
         sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
         events = sock.get_monitor_socket(_EVENTS)
-        writer = None
         self._zap: ZapHandler | None = None
-        try:
-            if self.curve is not None:
-                allowed = self.curve.apply(sock, server=self.bind)
-                if self.bind:
-                    self._zap = ZapHandler(self._ctx, allowed)
-            elif self.bind and not is_loopback(self.endpoint):
-                _log.warning(
-                    "trainmon: %s is reachable from other machines and not encrypted; "
-                    "pass curve_secret and curve_allow (see trainmon keygen)",
-                    self.endpoint,
-                )
-            (sock.bind if self.bind else sock.connect)(self.endpoint)
-            if self.record_to is not None:
+        self._offline = not self.endpoint
+        if not self._offline:
+            self._offline = not self._open(sock)
+        writer = None
+        if self.record_to is not None:
+            try:
                 writer = FrameWriter(self.record_to)
-        except (zmq.ZMQError, OSError, FileFormatError, ValueError) as exc:
-            sock.close(0)
-            events.close(0)
-            if self._zap is not None:
-                self._zap.close()
-            self._ctx.term()
-            if isinstance(exc, ValueError) and not isinstance(exc, FileFormatError):
-                raise
-            if isinstance(exc, zmq.ZMQError):
-                verb = "bind" if self.bind else "connect"
-                hint = ""
-                if exc.errno == zmq.EADDRINUSE:
-                    hint = "; another training process or monitor holds it: use another port"
-                # (from None: ZeroMQ's own error says no more, and one traceback reads better)
-                raise ValueError(f"cannot {verb} {self.endpoint}: {exc.strerror}{hint}") from None
-            raise ValueError(f"cannot record to {self.record_to}: {exc}") from exc
+            except (OSError, FileFormatError, ValueError) as exc:
+                self._problems.append(f"cannot record to {self.record_to}: {exc}")
+        for problem in self._problems:
+            _log.warning("trainmon: %s", problem)
+        self._problems = []
         self._thread = threading.Thread(
             target=_IOLoop(self, sock, events, writer).run, name="trainmon-io", daemon=True
         )
@@ -356,13 +482,66 @@ class Monitor:
 
             multiprocessing.util.Finalize(self, self.close, exitpriority=10)
 
+    def _open(self, sock: zmq.Socket[bytes]) -> bool:
+        """Bind or connect ``sock``; False (the problem noted) if it cannot be."""
+        endpoint = self._endpoint_given = getattr(self, "_endpoint_given", self.endpoint)
+        if self.bind:
+            endpoint = self._rank_endpoint(endpoint)
+            self.endpoint = endpoint
+        verb = "bind" if self.bind else "connect"
+        try:
+            if self.curve is not None:
+                allowed = self.curve.apply(sock, server=self.bind)
+                if self.bind:
+                    self._zap = ZapHandler(self._ctx, allowed)
+            elif self.bind and not is_loopback(endpoint):
+                _log.warning(
+                    "trainmon: %s is reachable from other machines and not encrypted; "
+                    "pass curve_secret and curve_allow (see trainmon keygen)",
+                    endpoint,
+                )
+            (sock.bind if self.bind else sock.connect)(endpoint)
+        except (zmq.ZMQError, ValueError) as exc:
+            if self._zap is not None:
+                self._zap.close()
+                self._zap = None
+            if isinstance(exc, zmq.ZMQError):
+                why = exc.strerror
+                if exc.errno == zmq.EADDRINUSE:
+                    why += " (another training process or monitor holds it: use another port)"
+            else:
+                why = str(exc)
+            self._problems.append(f"cannot {verb} {endpoint}: {why}; not publishing")
+            return False
+        return True
+
+    def _rank_endpoint(self, endpoint: str) -> str:
+        """The tcp port + local rank, where several ranks of this machine bind."""
+        ident = self._identity
+        k, n = ident.local_rank, ident.local_world
+        head, _, port = endpoint.rpartition(":")
+        if not (endpoint.startswith("tcp://") and port.isdigit()):
+            return endpoint
+        if k is None or n is None or not 1 < n <= _MAX_LOCAL_WORLD or not 0 <= k < n:
+            return endpoint
+        self._port, self._local_world = int(port) + k, n
+        return f"{head}:{self._port}"
+
     def _count_drop(self, count: int = 1) -> None:
         with self._drop_lock:
             self._dropped += count
 
     def _current(self, name: str) -> float | None:
-        latest = self._latest.get(name)
-        return None if latest is None else latest[1]
+        value = _newest(self._queue, name)  # a call the I/O thread has not taken yet
+        if value is None:
+            return self._latest.get(name)
+        number = metric_value(value)
+        return None if isinstance(number, NotANumber) else float(number)
+
+    def _started_here(self) -> None:
+        """In a forked child that has not logged yet: start its own publisher now."""
+        if self.__dict__.get("log") == self._restart_then_log:
+            self._restart_then_log()
 
     def _after_fork_in_child(self) -> None:
         """Leave the parent's socket and thread alone; start afresh on the first log."""
@@ -370,6 +549,7 @@ class Monitor:
         self._queue = deque()
         if self._closed:
             return
+        self._parent = self._worker
         if self.record_to is not None:
             stem, suffix = os.path.splitext(self.record_to)
             self.record_to = f"{stem}.{os.getpid()}{suffix}"
@@ -380,12 +560,61 @@ class Monitor:
             if self.__dict__.get("log") == self._restart_then_log:
                 del self.log
                 try:
+                    self.endpoint = getattr(self, "_endpoint_given", self.endpoint)
                     self._start()
                 except Exception as exc:  # never raise inside training
                     _log.warning("trainmon: cannot publish from child process: %s", exc)
                     self.log = _ignore  # type: ignore[method-assign]
                     return
-        self.log(*args, **kwargs)
+        if args or kwargs:
+            self.log(*args, **kwargs)
+
+
+def _check_curve(curve: Curve, bind: bool) -> None:
+    """A mistake in the code (an encryption option left out) raises ValueError; a key
+    file that cannot be read is the machine's, said when the socket is opened."""
+    if not curve.secret:
+        raise ValueError("encryption needs this side's secret key (curve_secret)")
+    if bind and not curve.allow:
+        raise ValueError("the binding side needs a directory of allowed public keys (curve_allow)")
+    if not bind and not curve.server:
+        raise ValueError("the connecting side needs the server's public key (curve_server)")
+
+
+def _well_formed(endpoint: str) -> bool:
+    """Whether ``endpoint`` has a form ZeroMQ can use (it takes many others silently)."""
+    if not endpoint.startswith(_SCHEMES):
+        return False
+    if not endpoint.startswith("tcp://"):
+        return len(endpoint) > len("ipc://")
+    host, _, port = endpoint[len("tcp://") :].rpartition(":")
+    return bool(host) and (port == "*" or (port.isdigit() and 0 < int(port) < 65536))
+
+
+def _merged(metrics: Any, named: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The positional mapping and the named values as one dict, copied now (the caller
+    may reuse its dict); a broken mapping or a non-mapping is left for the I/O thread
+    to warn about."""
+    if isinstance(metrics, Mapping):
+        with contextlib.suppress(Exception):
+            return None, {**metrics, **named}
+    return metrics, named
+
+
+def _newest(queue: deque[tuple[float, Any, Any, Any, dict[str, Any]]], name: str) -> Any:
+    """The newest value of ``name`` in calls not yet taken by the I/O thread, or None.
+
+    (The I/O thread notes a call's values before it lets go of the call, so a call is
+    always found here or in what it noted.)"""
+    for _ in range(10):
+        try:
+            for _, _, _, marker, named in itertools.islice(reversed(queue), 1000):
+                if marker is None and name in named:
+                    return named[name]
+            return None
+        except RuntimeError:  # the I/O thread took some meanwhile: look again
+            continue
+    return None
 
 
 class _IOLoop:
@@ -408,10 +637,12 @@ class _IOLoop:
         self.run_name = monitor.run
         self.seq = 0
         self.step = -1
-        self.epoch: int | None = None
+        self.epoch: int | float | None = None
         self.logged = 0
         self.peers = 0
         self.refused = False
+        self.offline = monitor._offline  # no socket to send on: records go nowhere
+        self.ever_subscribed = False
         self.deadline = 0.0  # while closing: how long a full pipe may be waited on
         self.prefixes: set[bytes] = set()
         self.history: deque[tuple[int, int, bytes]] = deque()  # (records, first seq, payload)
@@ -427,27 +658,54 @@ class _IOLoop:
             ("world", ident.world),
             ("local_rank", ident.local_rank),
             ("epochs", monitor.total_epochs),
+            ("epochs_f", monitor._epochs_f),
             ("steps", monitor.total_steps),
+            ("port", monitor._port),
+            ("local_world", monitor._local_world),
+            ("parent", monitor._parent),
         ):
             if value is not None:
                 info[key] = value
-        if monitor.config:
-            info["config"] = _plain(monitor.config)
+        with monitor._info_lock:
+            config = dict(monitor.config)
+        if config:
+            info["config"] = _plain(config)
         self.info = info
         self.hello_wire = self._wire("hello", _now(), i=info)
-        self.hello = pack_payload(self.hello_wire)
-        if len(self.hello) > _MAX_HELLO_BYTES:  # a monitor would refuse the whole hello
+        self.hello = self._hello_payload()
+        if writer is not None:
+            writer.write(self.hello)
+
+    def _hello_payload(self) -> bytes:
+        """The packed hello; a config too large for a monitor to take is left out."""
+        hello = pack_payload(self.hello_wire)
+        if len(hello) > _MAX_HELLO_BYTES:  # a monitor would refuse the whole hello
             self._warn_once(
                 "<config>",
-                f"config of {len(self.hello):,} bytes packed not sent (at most "
+                f"config of {len(hello):,} bytes packed not sent (at most "
                 f"{_MAX_HELLO_BYTES:,}; the monitor shows 64 short items of it)",
                 dropped=False,
             )
-            info.pop("config", None)
-            self.hello_wire = dict(self.hello_wire, i=info)  # (the same sequence number)
-            self.hello = pack_payload(self.hello_wire)
-        if writer is not None:
-            writer.write(self.hello)
+            self.info.pop("config", None)
+            self.hello_wire = dict(self.hello_wire, i=self.info)  # (the same number)
+            hello = pack_payload(self.hello_wire)
+        return hello
+
+    def _new_hello(self, t: float) -> dict[str, Any]:
+        """Totals or config changed: the hello with the new info, as a new record (the
+        next sequence number); the hello re-sent to late monitors says it too."""
+        mon = self.mon
+        with mon._info_lock:
+            update, mon._info_update = mon._info_update, {}
+            mon._hello_due = False
+        for key, value in update.items():
+            if value is None:
+                self.info.pop(key, None)
+            else:
+                self.info[key] = _plain(value) if key == "config" else value
+        self.hello_wire = dict(self.hello_wire, i=self.info)
+        self.hello = self._hello_payload()
+        return self._wire("hello", t, i=dict(self.hello_wire["i"]))
 
     @property
     def subscribed(self) -> bool:
@@ -509,6 +767,7 @@ class _IOLoop:
                 if message[:1] == b"\x01":
                     self.prefixes.add(message[1:])
                     if self.subscribed:
+                        self.ever_subscribed = True
                         self._resend()
                 elif message[:1] == b"\x00":
                     self.prefixes.discard(message[1:])
@@ -547,11 +806,14 @@ class _IOLoop:
         while queue:
             taken += 1
             try:
-                row = self._take(*queue.popleft())
+                # Taken, then let go: a call is always in the queue or in what the
+                # I/O thread has seen, for current_loss() to find.
+                row = self._take(*queue[0])
             except Exception as exc:  # whatever was logged, the thread goes on
                 self._warn_once("<record>", f"cannot publish a record ({exc!r})")
                 self.mon._count_drop()
-                continue
+                row = None
+            queue.popleft()
             if isinstance(row, dict):  # an alert: after the rows before it, on its own
                 if rows:
                     self._publish_rows(rows)
@@ -581,36 +843,41 @@ class _IOLoop:
         self.row_cost_s += 0.2 * (cost - self.row_cost_s)
 
     def _take(
-        self, t: float, step: int | None, epoch: int | None, metrics: Any, named: dict[str, Any]
+        self, t: float, step: Any, epoch: Any, metrics: Any, named: dict[str, Any]
     ) -> _Row | dict[str, Any] | None:
         if metrics is _ALERT:
             self.logged += 1
             title = str(named["title"])[:MAX_ALERT_TITLE] or "alert"
             return self._wire("alert", t, a={"title": title, "text": str(named["text"])[:2000]})
+        if metrics is _HELLO:
+            return self._new_hello(t)
         if metrics is None and _plain_floats(named):
             values: dict[str, Any] = named  # the common case, checked at a glance
         else:
             values = self._numbers(metrics, named)
         if epoch is not None:
-            if type(epoch) is not int or not 0 <= epoch <= MAX_STEP:
-                self._warn_once("epoch", f"epoch must be an int from 0 to 2**53, not {epoch!r}")
+            number = epoch if type(epoch) is int else count_value(epoch, fractional=True)
+            if number is None or not 0 <= number <= MAX_STEP:
+                self._warn_count("epoch", epoch, named, "the epoch stays as it was")
             else:
-                self.epoch = epoch
+                self.epoch = number
         if step is not None:
-            if type(step) is int and 0 <= step <= MAX_STEP:
-                self.step = step
+            number = step if type(step) is int else count_value(step, fractional=False)
+            if number is not None and 0 <= number <= MAX_STEP:
+                self.step = int(number)
             else:
-                self._warn_once("step", f"step must be an int from 0 to 2**53, not {step!r}")
+                self._warn_count("step", step, named, "the record has the automatic step")
                 step = None
         if step is None and values:
             self.step += 1
         if not values and epoch is None:
             return None
         self.logged += 1
+        latest = self.mon._latest
         if "loss" in values:
-            self.mon._latest["loss"] = (t, values["loss"])
+            latest["loss"] = values["loss"]
         if "accuracy" in values:
-            self.mon._latest["accuracy"] = (t, values["accuracy"])
+            latest["accuracy"] = values["accuracy"]
         seq = self.seq
         self.seq = seq + 1
         return (seq, t, self.step if self.step >= 0 else None, self.epoch, values)
@@ -659,19 +926,18 @@ class _IOLoop:
                 self._warn_once("<positional>", "log() takes a mapping of metric values")
         out: dict[str, float | int] = {}
         for name, value in named.items():
-            kind = type(value)
-            if kind is float or (kind is int and -(2**63) <= value < 2**63):
-                number: float | int = value
-            else:
-                try:
-                    number = float(value)
-                except Exception:
-                    self._warn_once(str(name), f"metric {name!r}: {kind.__name__} is not a number")
-                    continue
+            number = metric_value(value)
+            if isinstance(number, NotANumber):
+                self._warn_once(
+                    f"{name!r}:{number.kind}"[:200],
+                    f"metric {str(name)[:60]!r}: {number.kind} {number.text} is not a number",
+                )
+                continue
             if not valid_name(name):
                 self._warn_once(
-                    repr(name)[:40],
-                    "metric names are strings of 1-128 characters without control characters",
+                    repr(name)[:200],
+                    f"metric name {repr(name)[:60]}: names are strings of 1-128 characters "
+                    "without control characters",
                 )
                 continue
             if len(out) >= MAX_METRICS:
@@ -681,9 +947,29 @@ class _IOLoop:
         return out
 
     def _warn_once(self, key: str, text: str, dropped: bool = True) -> None:
-        if key not in self.warned:
-            self.warned.add(key)
-            _log.warning("trainmon: %s%s", text, "; dropped (warned once)" if dropped else "")
+        if key in self.warned or len(self.warned) > _MAX_WARNINGS:
+            return
+        self.warned.add(key)
+        if len(self.warned) > _MAX_WARNINGS:
+            text, dropped = f"more than {_MAX_WARNINGS} different warnings: no more said", False
+        _log.warning("trainmon: %s%s", text, "; dropped (warned once)" if dropped else "")
+
+    def _warn_count(self, what: str, value: Any, named: dict[str, Any], instead: str) -> None:
+        """A step or epoch that cannot be used: once per argument and type, naming the
+        call's metrics and the value."""
+        kind = value.kind if isinstance(value, NotANumber) else type(value).__name__
+        try:
+            shown = repr(value)[:60]
+        except Exception:
+            shown = f"<{kind}>"
+        names = ", ".join(str(name)[:40] for name in list(named)[:5]) or "no metrics"
+        self._warn_once(
+            f"<{what}>:{kind}",
+            f"{what}={shown} ({kind}) in log({names}) is not a whole number from 0 to "
+            f"2**53{' (or a fraction)' if what == 'epoch' else ''}: {instead} "
+            f"(said once per type of {what})",
+            dropped=False,
+        )
 
     def _wire(self, kind: str, t: float, **fields: Any) -> dict[str, Any]:
         wire = {"v": PROTOCOL_VERSION, "k": kind, "r": self.run_name, "w": self.worker}
@@ -711,6 +997,8 @@ class _IOLoop:
         """Record, keep in the history and send an encoded batch."""
         if self.writer is not None:
             self.writer.write(payload)
+        elif self.offline:
+            self.mon._count_drop(records)  # nothing can carry them anywhere
         self.history.append((records, first_seq, payload))
         self.history_records += records
         # Keep at least the last `history` records: the oldest batch goes only if the
@@ -760,11 +1048,31 @@ class _IOLoop:
             self.mon._count_drop(len(self.mon._queue))
             self.mon._queue.clear()
         self.deadline = deadline
+        self._nobody_watched()
+        self.offline = False  # (the bye is no record the user logged: not counted)
         bye = self._wire("bye", _now(), c=self._counters())
         self._publish([bye], 1, bye["s"])
         if self.subscribed:
             remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
             self.sock.setsockopt(zmq.LINGER, remaining_ms)
+
+    def _nobody_watched(self) -> None:
+        """At close: if no monitor ever subscribed and nothing recorded the run, say so."""
+        if self.ever_subscribed or self.writer is not None or self.offline or not self.logged:
+            return
+        mon = self.mon
+        if mon.bind:
+            how = f"start `trainmon watch --connect {mon.endpoint}` first"
+        else:
+            how = "start `trainmon watch` first (or `trainmon watch --record FILE`)"
+        _log.warning(
+            "trainmon: nobody watched run %r on %s: its %d records were not kept; next "
+            "time %s, or pass Monitor(record_to='run.tmrec') to keep them",
+            mon.run,
+            mon.endpoint,
+            self.logged,
+            how,
+        )
 
 
 def _plain_floats(named: dict[str, Any]) -> bool:
@@ -782,15 +1090,27 @@ def _plain_floats(named: dict[str, Any]) -> bool:
     return True
 
 
-def _count_arg(value: float | None, what: str) -> int | None:
-    """A total the monitor can show: a whole number from 1 to 2**53, or None."""
+def _total_arg(value: Any, what: str) -> tuple[int | None, float | None]:
+    """A total the monitor can show, from any number a framework gives: a whole number
+    from 1 to 2**53 (a fraction rounded up), and the fraction itself where not whole;
+    TypeError or ValueError for what is no such number."""
     if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if type(value) is not int or not 0 < value <= MAX_STEP:
-        raise ValueError(f"{what} must be a whole number from 1 to 2**53, not {value!r}")
-    return value
+        return None, None
+    if isinstance(value, (str, bytes, bool)) or not hasattr(value, "__float__"):
+        raise TypeError(f"{what} must be a number, not {type(value).__name__} {value!r}")
+    if type(value) is not int:
+        value = capture_count(value)
+    if type(value) is int:
+        number: float = value
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise TypeError(f"{what} must be a number, not {value!r}") from None
+    if not 0 < number <= MAX_STEP:  # NaN fails too
+        raise ValueError(f"{what} must be a number from 1 to 2**53, not {value!r}")
+    whole = math.ceil(number)
+    return whole, None if number == whole else float(number)
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
