@@ -326,8 +326,10 @@ def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOpti
     if action is Action.NEXT_RUN:
         names = [r.name for r in sorted(state.runs.values(), key=lambda r: r.created)]
         index = names.index(run.name)
+        chosen = names[(index + 1) % len(names)]
+        state.choose(chosen)  # shown from now on (see RunState.current)
         # another run has other steps: follow its live tail rather than keep a window
-        return replace(opts, run=names[(index + 1) % len(names)], worker=None, window=None)
+        return replace(opts, run=chosen, worker=None, window=None)
     if action is Action.RUNS_LIST:
         return replace(opts, runs_list=not opts.runs_list, help=False)
     if action is Action.OVERLAY:
