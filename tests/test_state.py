@@ -223,10 +223,8 @@ def _epochs_run(
     seq, t = 1, 100.0
     for step in range(until + 1):
         if step % per_epoch == 0:
-            marker = Record(
-                "metrics", "r", "w0", seq, t, step=step - 1 if step else None, epoch=step // per_epoch
-            )
-            state.apply(marker, t)
+            last = step - 1 if step else None
+            state.apply(Record("metrics", "r", "w0", seq, t, step=last, epoch=step // per_epoch), t)
             seq += 1
         t += pace * (4 if slow_from is not None and step >= slow_from else 1)
         state.apply(metrics(seq, step=step, t=t, loss=1.0), t)

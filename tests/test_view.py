@@ -287,7 +287,8 @@ def test_progress_with_total_epochs_only() -> None:
 
     first = _epochs_run(until=300)
     line = _bar_line(first, 130.1)
-    assert "Epoch 1/3" in line and "step 300" in line and "progress known once an epoch ends" in line
+    assert "Epoch 1/3" in line and "step 300" in line
+    assert "progress known once an epoch ends" in line
     assert "%" not in line and "ETA" not in line
     assert "epoch 1/3 · step 300 · " in status_line(first, ViewOptions(), 130.1)
     assert "%" not in status_line(first, ViewOptions(), 130.1)
