@@ -895,3 +895,20 @@ def test_help_lists_every_key_at_80x24() -> None:
     for keys, what in HELP:
         assert re.search(rf"│ {re.escape(keys)} |  {re.escape(keys)} ", small), keys
         assert f"{keys.ljust(8)}{what}" in tall, "one column when it fits"
+
+
+def test_a_run_chosen_with_r_gives_way_when_it_is_lost() -> None:
+    """r picks the newer run; it is killed while the first goes on logging: once it is
+    lost the live run is shown again, and r still moves between them."""
+    state = build(steps=100, run="a")
+    opts = ViewOptions()
+    assert "run a" in draw(state, opts).splitlines()[0]
+    build(steps=50, run="b", state=state)
+    assert "run a" in draw(state, opts).splitlines()[0], "a newer run does not take over"
+    opts = next_options(opts, Action.NEXT_RUN, state)
+    assert "run b" in draw(state, opts).splitlines()[0]
+    later = NOW + 10  # b silent since NOW; a logs on
+    state.apply(Record("metrics", "a", "a-w0", 101, later, step=101, metrics={"loss": 1.0}), later)
+    assert "run a" in draw(state, opts).splitlines()[0]
+    opts = next_options(opts, Action.NEXT_RUN, state)
+    assert opts.run == "b" and "run b" in draw(state, opts).splitlines()[0]
