@@ -1308,13 +1308,20 @@ class RunState:
         if not record.metrics:
             return
         worker.last_metrics_at = now
-        if worker.step is None or step >= worker.step:
-            if worker.step is not None and step > worker.step:
-                worker.step_gap = step - worker.step
+        last = worker.step
+        if last is None or step >= last:
+            if last is not None and step > last:
+                worker.step_gap = step - last
             worker.step = step
             worker.forward_records += 1
-            if worker.forward_records > WARMUP_RECORDS:
-                worker.rate_point(record.time, step)
+            if worker.forward_records > WARMUP_RECORDS:  # Worker.rate_point, inlined
+                t = record.time
+                slot = t // _RATE_SLOT_S
+                if slot == worker.rate_slot:
+                    worker.rate_points[-1] = (t, step)
+                else:
+                    worker.rate_points.append((t, step))
+                    worker.rate_slot = slot
         for name, value in record.metrics.items():
             series = worker.series.get(name) or self._new_series(run, worker, name, 1)
             if series is not None:
