@@ -48,7 +48,8 @@ _MAX_CLIENT_ALERTS: Final = 1000
 RATE_WINDOW_S: Final = 10.0
 # One (time, step) point is kept per quarter second of the worker's clock (the last
 # record in it), so 64 points hold more than the window however fast records come.
-# A power of two: ``t // _RATE_SLOT_S`` and ``(slot + 1) * _RATE_SLOT_S`` agree exactly.
+# A power of two: a quarter second's bounds, ``t // _RATE_SLOT_S * _RATE_SLOT_S`` and
+# that plus ``_RATE_SLOT_S``, are exact, so "within them" is "the same quarter second".
 _RATE_SLOT_S: Final = 0.25
 _RATE_POINTS: Final = 64
 _EPOCH_STARTS: Final = 16
@@ -553,11 +554,12 @@ class Worker:
     series: dict[str, Series] = field(default_factory=dict)
     untracked_metrics: int = 0
     # (time, step) after the warm-up, the last record in each quarter second (see
-    # RATE_WINDOW_S), and the quarter second of the newest
+    # RATE_WINDOW_S), and the quarter second of the newest (from, until)
     rate_points: deque[tuple[float, int]] = field(
         default_factory=lambda: deque(maxlen=_RATE_POINTS)
     )
-    rate_slot: float = -1.0
+    rate_from: float = math.inf
+    rate_until: float = -math.inf
     forward_records: int = 0  # metrics records that moved the step on (rate after warm-up)
     # (epoch, the step it started at or None if not known, time), see note_epoch
     epoch_starts: deque[tuple[int | float, int | None, float]] = field(
@@ -597,12 +599,12 @@ class Worker:
     def rate_point(self, t: float, step: int) -> None:
         """A record after the warm-up that moved the step on: the newest point of its
         quarter second."""
-        slot = t // _RATE_SLOT_S
-        if slot == self.rate_slot:
+        if self.rate_from <= t < self.rate_until:
             self.rate_points[-1] = (t, step)
         else:
             self.rate_points.append((t, step))
-            self.rate_slot = slot
+            self.rate_from = t // _RATE_SLOT_S * _RATE_SLOT_S
+            self.rate_until = self.rate_from + _RATE_SLOT_S
 
     def note_epoch(self, epoch: int | float, step: int | None, t: float, marker: bool) -> None:
         """A record at ``step`` (``marker``: one with no metrics, from ``set_epoch``)
@@ -1316,12 +1318,12 @@ class RunState:
             worker.forward_records += 1
             if worker.forward_records > WARMUP_RECORDS:  # Worker.rate_point, inlined
                 t = record.time
-                slot = t // _RATE_SLOT_S
-                if slot == worker.rate_slot:
+                if worker.rate_from <= t < worker.rate_until:
                     worker.rate_points[-1] = (t, step)
                 else:
                     worker.rate_points.append((t, step))
-                    worker.rate_slot = slot
+                    worker.rate_from = t // _RATE_SLOT_S * _RATE_SLOT_S
+                    worker.rate_until = worker.rate_from + _RATE_SLOT_S
         for name, value in record.metrics.items():
             series = worker.series.get(name) or self._new_series(run, worker, name, 1)
             if series is not None:
