@@ -679,12 +679,8 @@ class Worker:
         if count < 2:
             return None
         t1, s1 = points[-1]
-        horizon = t1 - RATE_WINDOW_S
-        t0, s0 = points[-2]
-        for index in range(count - 2):  # the oldest point within the window
-            if points[index][0] >= horizon:
-                t0, s0 = points[index]
-                break
+        # the oldest point within the window, else the one before the newest
+        t0, s0 = points[bisect.bisect_left(points, (t1 - RATE_WINDOW_S,), 0, count - 2)]
         if t1 <= t0 or s1 < s0:
             return None
         return (s1 - s0) / (t1 - t0)
