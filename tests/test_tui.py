@@ -244,7 +244,11 @@ def test_every_key_changes_the_view(tmp_path: Path) -> None:
             )
             for rank in range(2)
         ]
-        tmux.wait_text("2 workers")  # the newest run, r, is shown
+        # a run started later does not take the view from the one shown: r switches
+        tmux.wait_text("+1 other run (r)")
+        assert "run s" in tmux.screen().splitlines()[0]
+        tmux.keys("r")
+        tmux.wait_text("2 workers")
         steps = [
             ("?", "Keys · ? or Esc closes"),
             ("Escape", "Stats"),
