@@ -82,7 +82,7 @@ def _endpoint_options(func: F) -> F:
             help=(
                 "Exit once every worker seen has ended: said bye, or been lost (silent "
                 "for 5 s: killed or crashed), and none has come back for 2 s more; the "
-                "summary names the lost ones."
+                "summary (tail: a line on stderr) names the lost ones."
             ),
         ),
     ]
