@@ -982,3 +982,20 @@ def test_stats_and_summary_of_awkward_metrics(kind: str, size: tuple[int, int]) 
     if kind == "long names" and width == 200:  # names take the room the panel has
         cut = next(row for row in stats if "xxx" in row)
         assert cell_len(cut[: cut.index("… 1.500")]) >= 60 and "_entropy" not in cut
+
+
+def test_a_run_chosen_with_r_gives_way_when_it_is_lost() -> None:
+    """r picks the newer run; it is killed while the first goes on logging: once it is
+    lost the live run is shown again, and r still moves between them."""
+    state = build(steps=100, run="a")
+    opts = ViewOptions()
+    assert "run a" in draw(state, opts).splitlines()[0]
+    build(steps=50, run="b", state=state)
+    assert "run a" in draw(state, opts).splitlines()[0], "a newer run does not take over"
+    opts = next_options(opts, Action.NEXT_RUN, state)
+    assert "run b" in draw(state, opts).splitlines()[0]
+    later = NOW + 10  # b silent since NOW; a logs on
+    state.apply(Record("metrics", "a", "a-w0", 101, later, step=101, metrics={"loss": 1.0}), later)
+    assert "run a" in draw(state, opts).splitlines()[0]
+    opts = next_options(opts, Action.NEXT_RUN, state)
+    assert opts.run == "b" and "run b" in draw(state, opts).splitlines()[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -206,17 +207,120 @@ def test_progress_and_eta_from_total_steps() -> None:
     assert run.eta_s() == 90 / 2.0
 
 
+def _epochs_run(
+    per_epoch: int = 350,
+    until: int = 300,
+    pace: float = 0.1,
+    total: int = 3,
+    slow_from: int | None = None,
+) -> RunState:
+    """A worker with total_epochs only, logging every step (``pace`` s each, four times
+    that from step ``slow_from``) up to step ``until``, set_epoch at each epoch's start
+    (a metrics record with no values, carrying the last step done), monitor time = its
+    record time."""
+    state = RunState()
+    state.apply(hello(epochs=total), 100.0)
+    seq, t = 1, 100.0
+    for step in range(until + 1):
+        if step % per_epoch == 0:
+            last = step - 1 if step else None
+            state.apply(Record("metrics", "r", "w0", seq, t, step=last, epoch=step // per_epoch), t)
+            seq += 1
+        t += pace * (4 if slow_from is not None and step >= slow_from else 1)
+        state.apply(metrics(seq, step=step, t=t, loss=1.0), t)
+        seq += 1
+    return state
+
+
 def test_progress_from_epochs() -> None:
-    """With total epochs only, progress counts whole epochs done (epochs count from 0)."""
-    state = fed(
-        hello(epochs=4),
-        metrics(1, epoch=0),
-        metrics(2, epoch=1, t=110.0),
-        metrics(3, epoch=2, t=120.0),
-    )
+    """With total epochs only: in the first epoch the epoch and step are known, not how
+    far the run is (no 0%, no ETA); once an epoch has ended the steps per epoch are
+    known (from where set_epoch fell), and progress and ETA come from the steps."""
+    run = _epochs_run(until=300).current()
+    assert run.epoch_label() == "1/3" and run.lead.step == 300
+    assert run.progress() is None and run.eta_s() is None
+    run = _epochs_run(until=524).current()  # half of the second epoch done
+    assert run.lead.steps_per_epoch() == 350
+    assert run.epoch_label() == "2/3"
+    assert run.progress() == pytest.approx(1.5 / 3)
+    assert run.eta_s() == pytest.approx((1050 - 525) / 10.0)
+
+
+def test_a_slower_epoch_is_not_99_percent_for_ever() -> None:
+    """An epoch running four times slower than the first: progress follows its steps
+    and the ETA its rate (it sat at "99% ETA 00:00" when epochs were timed)."""
+    run = _epochs_run(until=600, slow_from=400).current()  # 250 of 350 steps of epoch 2
+    assert run.progress() == pytest.approx((1 + 251 / 350) / 3)
+    assert run.lead.steps_per_s == pytest.approx(2.5)
+    assert run.eta_s() == pytest.approx((1050 - 601) / 2.5)
+
+
+def test_an_epoch_longer_than_the_ones_before_has_no_eta() -> None:
+    """Past the steps the epochs before had, the share is not known: no ETA (not 00:00)."""
+    state = _epochs_run(per_epoch=100, until=150, total=3)
+    worker = state.current().lead
+    for step in range(151, 260):  # epoch 2 goes on past 100 steps
+        t = 100.0 + 0.1 * (step + 1)
+        state.apply(metrics(step + 10, step=step, t=t, loss=1.0), t)
     run = state.current()
-    assert 0.5 <= run.progress() < 0.75
-    assert run.eta_s() is not None and 10.0 <= run.eta_s() <= 20.0
+    assert worker.epoch == 1 and run.eta_s() is None
+    assert run.progress() == pytest.approx(2 / 3)
+
+
+def test_epochs_in_the_records_and_steps_logged_every_n() -> None:
+    """No set_epoch: the epoch comes with the records, logged every 50 steps; the steps
+    per epoch are where the epoch changed."""
+    state = RunState()
+    state.apply(hello(epochs=4), 100.0)
+    for seq, step in enumerate(range(0, 1000, 50), start=1):
+        state.apply(metrics(seq, step=step, t=100.0 + step, epoch=step // 400), 100.0 + step)
+    run = state.current()
+    assert run.lead.steps_per_epoch() == 400
+    assert run.progress() == pytest.approx((2 + 151 / 400) / 4)
+    assert run.lead.steps_per_s == pytest.approx(1.0)
+
+
+def test_fractional_epochs_are_epochs_done() -> None:
+    """The Hugging Face Trainer's epoch is how many epochs are done (2.5 is halfway
+    through the third): shown as such, and progress is 2.5 of 3 with no total steps;
+    its whole epochs (2.0 travels as 2) are read the same way."""
+    state = RunState()
+    state.apply(hello(epochs=3), 100.0)
+    seq = 0
+    for step in range(10, 260, 10):  # 100 steps per epoch, logged every 10
+        seq += 1
+        epoch = step / 100 if step % 100 else step // 100
+        state.apply(metrics(seq, step=step, t=100.0 + step, epoch=epoch), 100.0 + step)  # type: ignore[arg-type]
+        if step == 200:
+            run = state.current()
+            assert run.epoch_label() == "2/3" and run.progress() == pytest.approx(2 / 3)
+    run = state.current()
+    assert run.epoch_label() == "2.5/3"
+    assert run.progress() == pytest.approx(2.5 / 3)
+    assert run.lead.steps_per_epoch() == pytest.approx(100)
+    assert run.eta_s() == pytest.approx(50 / 1.0)
+    state.apply(hello(seq=seq + 1, epochs=3, epochs_f=2.75), 400.0)  # totals again
+    assert run.epoch_label() == "2.5/2.75"
+
+
+def test_whole_epochs_shown_from_one_and_past_the_total_flagged() -> None:
+    """set_epoch counts from 0 and the screen from 1; a script counting from 1 runs past
+    its total ("epoch 3/2"): progress is not made up, and the alert comes once."""
+    from trainmon.alerts import AlertWatch
+
+    state = RunState()
+    state.apply(hello(epochs=2), 100.0)
+    watch = AlertWatch()
+    state.apply(metrics(1, step=1, epoch=1), 100.0)
+    assert state.current().epoch_label() == "2/2" and not watch.check(state, 100.0, 60.0)
+    state.apply(metrics(2, step=2, epoch=2), 100.0)
+    assert state.current().epoch_label() == "3/2" and state.current().past_total()
+    assert state.current().progress() is None
+    alerts = watch.check(state, 100.0, 60.0)
+    state.apply(metrics(3, step=3, epoch=2), 101.0)
+    alerts += watch.check(state, 101.0, 60.0) + watch.check(state, 102.0, 60.0)
+    assert [a.kind for a in alerts] == ["epochs"]
+    assert "epoch 3/2 is past the total epochs" in alerts[0].text
 
 
 def test_epoch_marker_without_metrics_sets_epoch() -> None:
@@ -631,3 +735,153 @@ def test_unknown_kind_is_counted_and_takes_its_sequence_number() -> None:
     run = state.current()
     assert run is not None and run.missed == 0
     assert state.skipped == {"later": 1}
+
+
+def test_rates_come_from_the_last_ten_seconds() -> None:
+    """A slowdown from 10 to 2.5 steps/s shows in full ten seconds on (the mean of the
+    last 64 records said 4.5 then), and halfway after five."""
+    state = RunState()
+    state.apply(hello(), 0.0)
+    t, seq = 0.0, 0
+    for step in range(600):  # 60 s at 10 steps/s
+        seq += 1
+        t += 0.1
+        state.apply(metrics(seq, step=step, t=t), t)
+    worker = state.current().lead
+    assert worker.steps_per_s == pytest.approx(10.0)
+    slow_from = t
+    step = 599
+    while t < slow_from + 10.01:
+        seq, step, t = seq + 1, step + 1, t + 0.4
+        state.apply(metrics(seq, step=step, t=t), t)
+        if abs(t - (slow_from + 5.2)) < 0.01:
+            assert 5.0 < worker.steps_per_s < 7.0, "on its way within seconds"
+    assert worker.steps_per_s == pytest.approx(2.5)
+
+
+def test_records_further_apart_than_the_window_rate_from_the_last_two() -> None:
+    """Logged every 50 steps at 374 ms a step, a validation pause of a minute now and
+    then: the rate is the last 50 steps', not an average with the pauses in it."""
+    state = RunState()
+    state.apply(hello(), 0.0)
+    t = 0.0
+    for seq, step in enumerate(range(0, 2000, 50), start=1):
+        t += 50 * 0.374 + (60.0 if seq % 10 == 5 else 0.0)
+        state.apply(metrics(seq, step=step, t=t), t)
+    assert 1000 / state.current().lead.steps_per_s == pytest.approx(374)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_rate_points_from_a_batch_are_as_one_by_one(shuffled: bool) -> None:
+    """Many records a quarter second (the batch path keeps the last of each by
+    bisection), and times that go back (one by one): the same points either way."""
+    import random
+
+    from trainmon_client.protocol import Columns
+
+    times = [1000.0 + 0.003 * i for i in range(2000)]
+    if shuffled:
+        random.Random(5).shuffle(times)
+    steps: list[int | None] = list(range(2000))
+    batch = Columns("r", "w0", 1, times, steps, [0] * 2000, {"loss": [1.0] * 2000})
+    by_columns, by_records = RunState(), RunState()
+    by_columns.apply_columns(batch, 2000.0)
+    for record in batch.records():
+        by_records.apply(record, 2000.0)
+    points = list(by_columns.runs["r"].workers["w0"].rate_points)
+    assert points == list(by_records.runs["r"].workers["w0"].rate_points)
+    assert len(points) == (64 if shuffled else 24)  # six seconds
+
+
+def _logs(state: RunState, run: str, seq: int, now: float, worker: str = "w0") -> None:
+    state.apply(metrics(seq, worker=worker, run=run, t=now), now)
+
+
+def test_the_run_watched_stays_shown_while_it_is_live() -> None:
+    """A run started later (or another user's script on the same port) does not take
+    the view from the run being watched, nor keep it once it has died; when the
+    watched run ends and another is live, the view moves to that one."""
+    state = RunState()
+    state.apply(hello(run="mine"), 100.0)
+    _logs(state, "mine", 1, 100.0)
+    assert state.current().name == "mine"
+    state.apply(hello(run="theirs"), 101.0)
+    for seq in range(1, 5):  # both log
+        _logs(state, "theirs", seq, 101.0 + seq)
+        _logs(state, "mine", seq + 1, 101.5 + seq)
+        assert state.current().name == "mine"
+    for seq in range(6, 20):  # theirs died (no bye); mine goes on
+        _logs(state, "mine", seq, 100.0 + seq)
+        assert state.current().name == "mine"
+    state.apply(Record("bye", "mine", "w0", 20, 120.0), 120.0)
+    assert state.current().name == "mine", "ended, but no other is live"
+    state.apply(hello(run="next"), 121.0)
+    _logs(state, "next", 1, 121.0)
+    assert state.current().name == "next", "the watched run ended and another is live"
+
+
+def test_a_watched_run_that_is_lost_gives_way_to_a_live_one() -> None:
+    """The newer run was shown (it came first to the screen) and was killed while the
+    other went on logging: once it is lost the live one is shown."""
+    state = RunState()
+    state.apply(hello(run="old"), 100.0)
+    state.apply(hello(run="new"), 100.5)
+    assert state.current().name == "new"
+    for seq in range(1, 12):
+        _logs(state, "old", seq, 100.0 + seq)
+        expected = "new" if 100.0 + seq - 100.5 <= LOST_AFTER_S else "old"
+        assert state.current().name == expected, seq
+
+
+def test_a_chosen_run_that_had_ended_stays_until_chosen_otherwise() -> None:
+    state = RunState()
+    state.apply(hello(run="done"), 100.0)
+    state.apply(Record("bye", "done", "w0", 1, 100.0), 100.0)
+    state.apply(hello(run="live"), 101.0)
+    _logs(state, "live", 1, 101.0)
+    assert state.current().name == "live"
+    state.choose("done")
+    for seq in range(2, 6):
+        _logs(state, "live", seq, 100.0 + seq)
+        assert state.current().name == "done"
+    state.choose("live")
+    assert state.current().name == "live"
+
+
+def test_forked_children_never_lead_and_end_with_their_parent() -> None:
+    """Pool processes forked from the training process (hello ``parent``), seen first
+    and with the same rank, do not become the lead; silent after the parent's bye
+    they have finished with it, so the run is finished, not lost."""
+    state = RunState()
+    for child in ("c1", "c2"):
+        state.apply(hello(child, rank=0, parent="main"), 100.0)
+        state.apply(metrics(1, worker=child, step=0, rows=5.0), 100.0)
+    state.apply(hello("main", rank=0), 100.5)
+    state.apply(metrics(1, worker="main", step=0, loss=2.0), 100.5)
+    run = state.current()
+    assert run.lead.id == "main" and run.series("loss").last == 2.0
+    state.apply(Record("bye", "r", "main", 2, 103.0), 103.0)
+    assert run.lead.id == "main" and run.finished
+    assert run.status(103.5, 60.0) == "running", "the children are still heard"
+    assert run.status(120.0, 60.0) == "finished"
+    assert {w.status(120.0, 60.0) for w in run.workers.values()} == {"finished"}
+
+
+def test_children_of_a_live_parent_that_vanish_are_lost() -> None:
+    state = RunState()
+    state.apply(hello("main", rank=0), 100.0)
+    state.apply(hello("c1", rank=0, parent="main"), 100.0)
+    run = state.current()
+    state.apply(metrics(1, worker="main"), 110.0)
+    assert run.workers["c1"].status(110.0, 60.0) == "lost" and not run.finished
+
+
+def test_the_lead_logs_the_main_metric() -> None:
+    """Two processes of rank 0 (an older client, no parent said): the one that logs the
+    loss leads, whichever came first."""
+    state = RunState()
+    state.apply(hello("helper", rank=0), 100.0)
+    state.apply(metrics(1, worker="helper", step=0, data_time=0.1), 100.0)
+    state.apply(hello("trainer", rank=0), 101.0)
+    state.apply(metrics(1, worker="trainer", step=0, loss=1.5), 101.0)
+    assert state.current().lead.id == "trainer"

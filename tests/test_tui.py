@@ -8,6 +8,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -243,7 +244,11 @@ def test_every_key_changes_the_view(tmp_path: Path) -> None:
             )
             for rank in range(2)
         ]
-        tmux.wait_text("2 workers")  # the newest run, r, is shown
+        # a run started later does not take the view from the one shown: r switches
+        tmux.wait_text("+1 other run (r)")
+        assert "run s" in tmux.screen().splitlines()[0]
+        tmux.keys("r")
+        tmux.wait_text("2 workers")
         steps = [
             ("?", "Keys · ? or Esc closes"),
             ("Escape", "Stats"),
@@ -355,3 +360,58 @@ def test_alerts_show_and_ring_the_bell(tmp_path: Path) -> None:
     assert raw.count(b"\x07") >= 2, "one bell per alert: the NaN and the client's"
     quiet, _ = watch_output()
     assert b"\x07" not in quiet
+
+
+_EPOCHS_ONLY = """
+import sys, time
+from trainmon_client import Monitor
+
+mon = Monitor(sys.argv[1], run="epochs", total_epochs=3)
+for epoch in range(3):
+    mon.set_epoch(epoch)
+    for _ in range(100):
+        mon.log(loss=1.0 / (epoch + 1))
+        time.sleep(0.05)
+mon.close()
+"""
+
+
+def _epoch_line(screen: str) -> str:
+    return next((line for line in screen.splitlines() if "Epoch" in line), "")
+
+
+def test_progress_with_total_epochs_only(tmux: Tmux, tmp_path: Path) -> None:
+    """A script that gives only total_epochs and calls set_epoch: in the first epoch the
+    dashboard shows the epoch and the step, no made-up 0% and no ETA; from the second
+    the percent and the ETA come from the steps per epoch seen."""
+    script = tmp_path / "epochs_only.py"
+    script.write_text(_EPOCHS_ONLY)
+    endpoint = free_endpoint()
+    _start_watch(tmux, tmp_path, endpoint)
+    pub = subprocess.Popen(
+        [sys.executable, str(script), endpoint],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        first = _epoch_line(
+            tmux.wait_screen(
+                lambda s: re.search(r"Epoch 1/3 .*step [1-9]\d", _epoch_line(s)),
+                what="the first epoch at step 10 or more",
+            )
+        )
+        assert "progress known once an epoch ends" in first
+        assert "%" not in first and "ETA" not in first
+        second = _epoch_line(
+            tmux.wait_screen(
+                lambda s: re.search(r"Epoch 2/3 .*\b[345]\d% +ETA 00:\d\d", _epoch_line(s)),
+                timeout_s=20,
+                what="the second epoch with a percent and an ETA",
+            )
+        )
+        assert re.search(r"step 1\d\d", second), second
+        tmux.keys("q")
+        _assert_restored(tmux, tmp_path)
+    finally:
+        stop(pub)

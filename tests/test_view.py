@@ -475,3 +475,50 @@ def test_main_metric_of_a_worker_other_than_the_lead_is_drawn() -> None:
     assert "loss · rank 1 · last 5" in screen(state)
     out = screen(state, ViewOptions(chart=True), width=100)
     assert "loss · 5 steps · rank 1" in out and "no metrics yet" not in out
+
+
+def _bar_line(state: RunState, now: float, width: int = 100) -> str:
+    out = text(render(state, ViewOptions(), now), width, 24)
+    return next(line for line in out.splitlines() if "Epoch" in line)
+
+
+def test_progress_with_total_epochs_only() -> None:
+    """The first epoch: the epoch and the step, no percent nor ETA (it said 0% at step
+    300 of 350); the second: percent and ETA from the steps per epoch seen."""
+    from tests.test_state import _epochs_run
+
+    first = _epochs_run(until=300)
+    line = _bar_line(first, 130.1)
+    assert "Epoch 1/3" in line and "step 300" in line
+    assert "progress known once an epoch ends" in line
+    assert "%" not in line and "ETA" not in line
+    assert "epoch 1/3 · step 300 · " in status_line(first, ViewOptions(), 130.1)
+    assert "%" not in status_line(first, ViewOptions(), 130.1)
+    second = _epochs_run(until=524)
+    line = _bar_line(second, 152.5)
+    assert "Epoch 2/3" in line and " 50%" in line and "ETA 00:52" in line and "step 524" in line
+    assert "epoch 2/3 · step 524 · 50% ETA 00:52" in status_line(second, ViewOptions(), 152.5)
+
+
+def test_fractional_and_past_total_epochs_are_shown_as_they_are() -> None:
+    state = RunState()
+    state.apply(hello(epochs=3), 100.0)
+    for seq, step in enumerate(range(10, 260, 10), start=1):
+        epoch = step / 100 if step % 100 else step // 100
+        state.apply(metrics(seq, step=step, t=100.0 + step, epoch=epoch), 100.0 + step)  # type: ignore[arg-type]
+    line = _bar_line(state, 350.0)
+    assert "Epoch 2.5/3" in line and " 83%" in line and "ETA 00:50" in line
+    past = fed(hello(epochs=2), metrics(1, epoch=1), metrics(2, epoch=2))
+    line = _bar_line(past, NOW)
+    assert "Epoch 3/2" in line and "past the total epochs" in line and "%" not in line
+
+
+def test_header_says_other_runs_are_there() -> None:
+    """Another run starting does not take the screen from the one shown: the header
+    says it is there, and r switches."""
+    state = fed(hello(run="a"), metrics(1, run="a"))
+    assert "run a" in screen(state).splitlines()[0]
+    state.apply(hello(run="b"), NOW)
+    state.apply(metrics(1, run="b"), NOW)
+    first = screen(state).splitlines()[0]
+    assert "run a" in first and "+1 other run (r)" in first

@@ -2,8 +2,9 @@
 
 Computed by the monitor on each frame from the state: NaN or infinity in any metric, a
 loss spike (far above its smoothed value), a worker that stalls or is lost, records
-missed on the way. Alerts a training script raises with ``Monitor.alert()`` arrive as
-records and join the same list. Each alert is raised once; ``--bell`` rings for each.
+missed on the way, a run whose epoch passes its total epochs. Alerts a training script
+raises with ``Monitor.alert()`` arrive as records and join the same list. Each alert is
+raised once; ``--bell`` rings for each.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class AlertWatch:
         for run in state.runs.values():
             for worker in run.workers.values():
                 new.extend(self._worker(run, worker, now, stall_after_s))
+            if run.past_total():
+                new += self._raise((run.name, "epochs"), _past_total(run, now))
         for alert in new:
             state.alerts.append(alert)
         del state.alerts[:-_KEEP]
@@ -178,3 +181,14 @@ class AlertWatch:
         seen += len(values) - warm
         tracker.smooth, tracker.deviation, tracker.seen = smooth, deviation, seen
         return out
+
+
+def _past_total(run: Run, now: float) -> Alert:
+    """The run's epoch is past its total ("epoch 3/2"): most often epochs counted from 1."""
+    return Alert(
+        now,
+        run.name,
+        "epochs",
+        f"epoch {run.epoch_label()} is past the total epochs: epochs count from 0 "
+        "(set_epoch(0) starts the first)",
+    )

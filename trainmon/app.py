@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ from trainmon.alerts import AlertWatch
 from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
 from trainmon.keys import Action, quit_on_signals, terminal_keys
-from trainmon.state import Run, RunState, Worker
+from trainmon.state import Run, RunState, Worker, worker_label
 from trainmon.view import (
     ViewOptions,
     footer,
@@ -37,6 +38,7 @@ __all__ = [
     "DoneWatch",
     "frame_interval",
     "is_done",
+    "lost_workers",
     "next_options",
     "next_smoothing",
     "run_dashboard",
@@ -68,19 +70,33 @@ class AppSettings:
     bell: bool = False  # ring the terminal bell for each new alert
 
 
-def is_done(state: RunState) -> bool:
-    """Every worker of every run has said bye."""
-    return bool(state.runs) and all(run.finished for run in state.runs.values())
+def is_done(state: RunState, now: float) -> bool:
+    """Every worker of every run has ended: said bye (finished), or been silent for
+    ``LOST_AFTER_S`` (lost: killed, crashed, or cut off); ``now`` on the clock the
+    state was given (the source's)."""
+    workers = [w for run in state.runs.values() for w in run.workers.values()]
+    return bool(workers) and all(w.status(now, math.inf) in ("finished", "lost") for w in workers)
+
+
+def lost_workers(state: RunState, now: float) -> list[str]:
+    """``run: worker`` for each worker lost (see :func:`is_done`), for a last word."""
+    return [
+        f"{run.name}: {worker_label(w)}"
+        for run in state.runs.values()
+        for w in run.workers.values()
+        if w.status(now, math.inf) == "lost"
+    ]
 
 
 class DoneWatch:
-    """Knows when every worker seen has said bye, and for how long that has held."""
+    """Knows when every worker seen has ended (:func:`is_done`), and for how long that
+    has held: a worker heard again within the grace starts it over."""
 
     def __init__(self) -> None:
         self.since: float | None = None
 
     def check(self, state: RunState, now: float, grace_s: float) -> bool:
-        if not is_done(state):
+        if not is_done(state, now):
             self.since = None
             return False
         if self.since is None:
@@ -89,19 +105,22 @@ class DoneWatch:
 
 
 class _Deadline:
-    """``exit_when_done`` and ``max_duration_s``, on the wall clock."""
+    """``exit_when_done`` (on the source's clock, as the state is) and
+    ``max_duration_s`` (on the wall clock)."""
 
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
         self.done = DoneWatch()
         self.started = time.monotonic()
 
-    def reached(self, state: RunState) -> bool:
-        now = time.monotonic()
+    def reached(self, state: RunState, now: float) -> bool:
         settings = self.settings
         if settings.exit_when_done and self.done.check(state, now, settings.done_grace_s):
             return True
-        return settings.max_duration_s is not None and now - self.started >= settings.max_duration_s
+        return (
+            settings.max_duration_s is not None
+            and time.monotonic() - self.started >= settings.max_duration_s
+        )
 
 
 class _Collector:
@@ -200,7 +219,7 @@ def run_dashboard(
                         opts = replace(opts, notice="paused view redrawn with the latest records")
                         notice_until = time.monotonic() + _NOTICE_S
                 next_frame = 0.0
-            if deadline.reached(state):
+            if deadline.reached(state, now):
                 break
             if opts.notice and notice_until and time.monotonic() > notice_until:
                 opts, notice_until = replace(opts, notice=""), 0.0
@@ -326,8 +345,10 @@ def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOpti
     if action is Action.NEXT_RUN:
         names = [r.name for r in sorted(state.runs.values(), key=lambda r: r.created)]
         index = names.index(run.name)
+        chosen = names[(index + 1) % len(names)]
+        state.choose(chosen)  # shown from now on (see RunState.current)
         # another run has other steps: follow its live tail rather than keep a window
-        return replace(opts, run=names[(index + 1) % len(names)], worker=None, window=None)
+        return replace(opts, run=chosen, worker=None, window=None)
     if action is Action.RUNS_LIST:
         return replace(opts, runs_list=not opts.runs_list, help=False)
     if action is Action.OVERLAY:
@@ -478,7 +499,7 @@ def run_plain(
         while not stop:
             source.drain(state, budget_s=_DRAIN_SLICE_S * 5)
             collector.frame()
-            if deadline.reached(state):
+            if deadline.reached(state, source.clock()):
                 break
             for alert in alerts.check(state, source.clock(), opts.stall_after_s):
                 emit(f"trainmon: alert: run {alert.run}: {alert.text}")

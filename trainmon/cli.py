@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from trainmon.app import AppSettings, DoneWatch, run_dashboard, run_plain
+from trainmon.app import AppSettings, DoneWatch, lost_workers, run_dashboard, run_plain
 from trainmon.export import (
     FORMATS,
     dashboard_picture,
@@ -87,7 +87,11 @@ def _endpoint_options(func: F) -> F:
         click.option(
             "--exit-when-done",
             is_flag=True,
-            help="Exit once every worker seen has said bye (after a 2 s grace), with a summary.",
+            help=(
+                "Exit once every worker seen has ended: said bye, or been lost (silent "
+                "for 5 s: killed or crashed), and none has come back for 2 s more; the "
+                "summary (tail: a line on stderr) names the lost ones."
+            ),
         ),
     ]
     for option in reversed(options):
@@ -392,7 +396,9 @@ def tail(
         with quit_on_signals() as stop:
             while not stop:
                 source.drain(sink, budget_s=0.1)
-                if exit_when_done and done.check(sink.state, time.monotonic(), 2.0):
+                if exit_when_done and done.check(sink.state, source.clock(), 2.0):
+                    for lost in lost_workers(sink.state, source.clock()):
+                        click.echo(f"trainmon: {lost} lost without a bye", err=True)
                     break
 
 

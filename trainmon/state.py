@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
+from trainmon.names import HELD_OUT_LOSS_NAMES, LOSS_NAMES
 from trainmon_client.protocol import Columns, Record, clean_text
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Downsampled",
     "LOST_AFTER_S",
     "Limits",
+    "RATE_WINDOW_S",
     "Run",
     "RunState",
     "Series",
@@ -40,8 +42,17 @@ WARMUP_RECORDS: Final = 3
 _MAX_GAPS: Final = 64
 _MAX_PEERS: Final = 64
 _MAX_CLIENT_ALERTS: Final = 1000
+# Rates are taken over the records of the last 10 s, by the worker's clock (or over the
+# last two records, where they are further apart): a slowdown shows within seconds,
+# and a pause long ago (validation, a checkpoint) is not averaged in for ever.
+RATE_WINDOW_S: Final = 10.0
+# One (time, step) point is kept per quarter second of the worker's clock (the last
+# record in it), so 64 points hold more than the window however fast records come.
+# A power of two: a quarter second's bounds, ``t // _RATE_SLOT_S * _RATE_SLOT_S`` and
+# that plus ``_RATE_SLOT_S``, are exact, so "within them" is "the same quarter second".
+_RATE_SLOT_S: Final = 0.25
 _RATE_POINTS: Final = 64
-_EPOCH_TIMES: Final = 16
+_EPOCH_STARTS: Final = 16
 _CONFIG_ITEMS: Final = 64  # hyperparameters kept per run, as text
 _CONFIG_KEY_CHARS: Final = 64
 _CONFIG_VALUE_CHARS: Final = 200
@@ -59,7 +70,7 @@ class Alert(NamedTuple):
 
     time: float
     run: str
-    kind: str  # nan, spike, stalled, lost, missed, client
+    kind: str  # nan, spike, stalled, lost, missed, epochs, client
     text: str
 
 
@@ -517,9 +528,14 @@ class Worker:
     rank: int | None = None
     world: int | None = None
     total_epochs: int | None = None
+    total_epochs_f: float | None = None  # where the total is not whole (hello epochs_f)
     total_steps: int | None = None
+    parent: str | None = None  # the worker this process was forked from (a pool child)
+    parent_ended: bool = False  # and that worker has said bye
     step: int | None = None
-    epoch: int | None = None
+    step_gap: int = 1  # steps between the last two steps logged
+    epoch: int | float | None = None
+    fractional: bool = False  # a fractional epoch came: epochs are "done so far"
     last_metrics_at: float | None = None
     records: int = 0
     seen_max: int = -1
@@ -534,12 +550,17 @@ class Worker:
     finished: bool = False
     series: dict[str, Series] = field(default_factory=dict)
     untracked_metrics: int = 0
+    # (time, step) after the warm-up, the last record in each quarter second (see
+    # RATE_WINDOW_S), and the quarter second of the newest (from, until)
     rate_points: deque[tuple[float, int]] = field(
         default_factory=lambda: deque(maxlen=_RATE_POINTS)
     )
+    rate_from: float = math.inf
+    rate_until: float = -math.inf
     forward_records: int = 0  # metrics records that moved the step on (rate after warm-up)
-    epoch_starts: deque[tuple[int, float]] = field(
-        default_factory=lambda: deque(maxlen=_EPOCH_TIMES)
+    # (epoch, the step it started at or None if not known, time), see note_epoch
+    epoch_starts: deque[tuple[int | float, int | None, float]] = field(
+        default_factory=lambda: deque(maxlen=_EPOCH_STARTS)
     )
 
     def accept(self, seq: int) -> bool:
@@ -572,13 +593,91 @@ class Worker:
                 del self.gaps[0]  # too old to fill: it stays counted as missed
             self.seen_max = last
 
+    def rate_point(self, t: float, step: int) -> None:
+        """A record after the warm-up that moved the step on: the newest point of its
+        quarter second."""
+        if self.rate_from <= t < self.rate_until:
+            self.rate_points[-1] = (t, step)
+        else:
+            self.rate_points.append((t, step))
+            self.rate_from = t // _RATE_SLOT_S * _RATE_SLOT_S
+            self.rate_until = self.rate_from + _RATE_SLOT_S
+
+    def note_epoch(self, epoch: int | float, step: int | None, t: float, marker: bool) -> None:
+        """A record at ``step`` (``marker``: one with no metrics, from ``set_epoch``)
+        carries ``epoch``, not the worker's epoch so far: note where the new one began.
+
+        Whole epochs count from 0, and a step is where one began: step 0 for epoch 0;
+        the step after a ``set_epoch`` record's (which carries the last step done), or a
+        metrics record's own step; not known for the first epoch seen if it is not 0
+        (the monitor joined late). A fractional epoch (the Hugging Face Trainer's 2.5) is
+        how many epochs are done, so each one is noted with its own step. The steps per
+        epoch follow from these (:meth:`steps_per_epoch`).
+        """
+        if type(epoch) is float:
+            self.fractional = True
+        current = self.epoch
+        if current is not None and epoch > current:
+            # (a set_epoch record carries the last step of the epoch before)
+            start = step + 1 if marker and step is not None and not self.fractional else step
+        else:  # the first epoch seen, or one lower (a restart): start over
+            self.epoch_starts.clear()
+            start = step if self.fractional else (0 if epoch == 0 else None)
+        self.epoch_starts.append((epoch, start, t))
+        self.epoch = epoch
+
+    def steps_per_epoch(self) -> float | None:
+        """Steps per epoch, between the oldest and the newest epoch start whose step is
+        known (the last 16), or None while there are not two."""
+        first: tuple[int | float, int] | None = None
+        last: tuple[int | float, int] | None = None
+        for epoch, start, _ in self.epoch_starts:
+            if start is not None:
+                first = first or (epoch, start)
+                last = (epoch, start)
+        if first is None or last is None:
+            return None
+        (e0, s0), (e1, s1) = first, last
+        if e1 <= e0 or s1 <= s0:
+            return None
+        return (s1 - s0) / (e1 - e0)
+
+    def epoch_share(self) -> float | None:
+        """How much of its current whole epoch the worker has done (past 1 when it runs
+        longer than the epochs before), from the steps per epoch; None if not known, or
+        for fractional epochs."""
+        per_epoch = self.steps_per_epoch()
+        if self.fractional or not per_epoch or self.step is None or not self.epoch_starts:
+            return None
+        epoch, start, _ = self.epoch_starts[-1]
+        if start is None or epoch != self.epoch:
+            return None
+        return max(self.step + 1 - start, 0) / per_epoch
+
+    def epochs_done(self) -> float | None:
+        """Epochs done so far: a fractional epoch as sent; else the whole epoch (from
+        0) and the share of the current one done (:meth:`epoch_share`, at most 1).
+        None while that share is not known (the first epoch, no start seen)."""
+        epoch = self.epoch
+        if epoch is None:
+            return None
+        if self.fractional:
+            return float(epoch)
+        share = self.epoch_share()
+        return None if share is None else epoch + min(share, 1.0)
+
     @property
     def steps_per_s(self) -> float | None:
-        """Steps per second over the recent records, by the worker's clock."""
+        """Steps per second over the records of the last ``RATE_WINDOW_S`` seconds by the
+        worker's clock, or over its last two where they are further apart (warm-up
+        records left out)."""
         points = self.rate_points
-        if len(points) < 2:
+        count = len(points)
+        if count < 2:
             return None
-        (t0, s0), (t1, s1) = points[0], points[-1]
+        t1, s1 = points[-1]
+        # the oldest point within the window, else the one before the newest
+        t0, s0 = points[bisect.bisect_left(points, (t1 - RATE_WINDOW_S,), 0, count - 2)]
         if t1 <= t0 or s1 < s0:
             return None
         return (s1 - s0) / (t1 - t0)
@@ -604,11 +703,13 @@ class Worker:
         return out
 
     def status(self, now: float, stall_after_s: float) -> str:
-        """``finished``, ``lost``, ``stalled`` or ``running``."""
+        """``finished``, ``lost``, ``stalled`` or ``running``. A forked child silent
+        after its parent said bye has finished with it (pool processes are ended
+        without a bye of their own)."""
         if self.finished:
             return "finished"
         if now - self.last_seen > LOST_AFTER_S:
-            return "lost"
+            return "finished" if self.parent_ended else "lost"
         if self.last_metrics_at is not None and now - self.last_metrics_at > stall_after_s:
             return "stalled"
         return "running"
@@ -627,7 +728,9 @@ class Run:
     started: float | None = None  # earliest record time
     updated: float = 0.0  # monitor time of the last record
     created: float = 0.0  # monitor time of the first record
+    heard: float = 0.0  # monitor time of the last record or heartbeat
     untracked_workers: int = 0
+    forked: bool = False  # some worker names a parent (see Worker.parent)
     # The hyperparameters one worker sent (see config_items): the lowest rank's, else
     # the first; one per run, as every rank sends the same (and memory stays bounded).
     config: dict[str, str] = field(default_factory=dict)
@@ -639,30 +742,53 @@ class Run:
 
     @property
     def lead(self) -> Worker | None:
-        """The worker whose curves the dashboard shows: the lowest rank (else the first
-        seen) among those still going, so a finished process never hides a live one,
-        nor does one silent while the run's others are heard (a killed process, and
-        its restart under the same run name). Found again only after a record came
-        (a frame asks dozens of times)."""
+        """The worker whose curves the dashboard shows. Never a forked child while its
+        parent is in the run (a pool process is not the training loop); of the rest,
+        those that log the main metric (the loss, else the first metric logged) if any
+        do; of those, the ones still going (so a finished process never hides a live
+        one, nor does one silent while the run's others are heard: a killed process,
+        and its restart under the same run name), else the finished ones; and of those
+        the lowest rank, else the first seen. Found again only after a record came (a
+        frame asks dozens of times)."""
         if self._lead[0] == self.changes:
             return self._lead[1]
         lead = None
         if self.workers:
-            going = [
-                w
-                for w in self.workers.values()
-                if not w.finished and self.updated - w.last_seen <= LOST_AFTER_S
-            ]  # else the finished ones (a killed process never outranks its restart)
-            going = going or [w for w in self.workers.values() if w.finished]
-            lead = min(
-                going or self.workers.values(), key=lambda w: (w.sort_key()[:2], w.first_seen)
+            ranks = self.ranks()
+            main = (  # as the view's main metric picks it, short of a choice
+                self.find_metric(LOSS_NAMES)
+                or self.find_metric(HELD_OUT_LOSS_NAMES)
+                or (self.metric_names[0] if self.metric_names else None)
             )
+            if main is not None:
+                ranks = [w for w in ranks if main in w.series] or ranks
+            going = [
+                w for w in ranks if not w.finished and self.updated - w.last_seen <= LOST_AFTER_S
+            ]  # else the finished ones (a killed process never outranks its restart)
+            going = going or [w for w in ranks if w.finished] or ranks
+            lead = min(going, key=lambda w: (w.sort_key()[:2], w.first_seen))
         self._lead = (self.changes, lead)
         return lead
+
+    def ranks(self) -> list[Worker]:
+        """The workers but forked children whose parent is in the run."""
+        workers = self.workers
+        if not self.forked:
+            return list(workers.values())
+        out = [w for w in workers.values() if w.parent is None or w.parent not in workers]
+        return out or list(workers.values())
 
     @property
     def total_epochs(self) -> int | None:
         return max((w.total_epochs for w in self.workers.values() if w.total_epochs), default=None)
+
+    @property
+    def epochs_total(self) -> int | float | None:
+        """The total epochs as sent: fractional where a worker's is (hello epochs_f)."""
+        return max(
+            (w.total_epochs_f or w.total_epochs for w in self.workers.values() if w.total_epochs),
+            default=None,
+        )
 
     @property
     def total_steps(self) -> int | None:
@@ -670,7 +796,10 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return bool(self.workers) and all(w.finished for w in self.workers.values())
+        """Every worker has said bye (a forked child, or its parent has)."""
+        return bool(self.workers) and all(
+            w.finished or w.parent_ended for w in self.workers.values()
+        )
 
     @property
     def missed(self) -> int:
@@ -699,9 +828,10 @@ class Run:
         )
 
     def throughput(self, now: float, stall_after_s: float) -> dict[str, float]:
-        """Summed over the running workers: steps/s (of the lead), samples/s, tokens/s."""
+        """Summed over the running workers (forked children left out): steps/s (of the
+        lead), samples/s, tokens/s."""
         total: dict[str, float] = {}
-        for worker in self.workers.values():
+        for worker in self.ranks():
             if worker.status(now, stall_after_s) != "running":
                 continue
             for unit, rate in worker.throughput().items():
@@ -717,10 +847,11 @@ class Run:
 
     def straggler(self, now: float, stall_after_s: float) -> Worker | None:
         """The running worker furthest behind the others, if it is clearly behind: more
-        than a few seconds of steps behind the median, or under 80% of the median rate."""
+        than a few seconds of steps behind the median, or under 80% of the median rate
+        (forked children, which do other work, left out)."""
         running = [
             w
-            for w in self.workers.values()
+            for w in self.ranks()
             if w.step is not None and w.status(now, stall_after_s) == "running"
         ]
         if len(running) < 2:
@@ -759,70 +890,106 @@ class Run:
                 return lowered[name]
         return None
 
+    def epoch_label(self) -> str | None:
+        """The lead's epoch as the screen shows it (– if not known yet) over the total
+        epochs, or None if neither is known.
+
+        Whole epochs come counted from 0 (``set_epoch(0)`` starts the first) and are
+        shown counted from 1: epoch 1 of 3 is "1/3" from its first step to its last. A
+        fractional epoch (the Hugging Face Trainer's) is the number of epochs done so
+        far and is shown as it is: 2.5 of 3 is "2.5/3", halfway through the third; once
+        a worker has sent one, its whole epochs are read the same way (the Trainer's
+        2.0 travels as 2). A total may be fractional too (hello ``epochs_f``)."""
+        lead, total = self.lead, self.epochs_total
+        if lead is None or lead.epoch is None:
+            return f"–/{_number(total)}" if total else None
+        shown = _number(lead.epoch) if lead.fractional else f"{lead.epoch + 1:,}"
+        return f"{shown}/{_number(total)}" if total else shown
+
+    def past_total(self) -> bool:
+        """The lead's epoch is past the total epochs ("epoch 3/2": epochs counted from
+        1 by ``set_epoch``, or a total that is too small)."""
+        lead, total = self.lead, self.epochs_total
+        if lead is None or lead.epoch is None or not total:
+            return False
+        return lead.epoch > total if lead.fractional else lead.epoch >= total
+
     def progress(self) -> float | None:
-        """The fraction of the run done, from steps or epochs, or None if unknown."""
+        """The fraction of the run done, or None if not known.
+
+        From the steps where the total steps are known. Else from the epochs done
+        (:meth:`Worker.epochs_done`: whole epochs and the share of the current one from
+        the steps per epoch seen) over the total epochs: not known in the first epoch
+        seen, before any epoch has ended, nor past the total (see :meth:`past_total`).
+        """
         lead = self.lead
         if lead is None:
             return None
+        fraction: float | None = None
         if self.total_steps and lead.step is not None:
-            fraction: float | None = min((lead.step + 1) / self.total_steps, 1.0)
-            if self.finished and self.total_steps - lead.step - 1 < _step_gap(lead):
+            fraction = min((lead.step + 1) / self.total_steps, 1.0)
+            if self.finished and self.total_steps - lead.step - 1 < max(lead.step_gap, 1):
                 return 1.0  # the last step was logged (steps logged every N: within N)
-        elif self.total_epochs and lead.epoch is not None:
-            if self.finished and lead.epoch + 1 >= self.total_epochs:
-                return 1.0  # the last epoch ended (its share is only estimated)
-            within = _epoch_fraction(lead)
-            fraction = min((lead.epoch + within) / self.total_epochs, 1.0)
-        else:
-            fraction = None
+        elif self.epochs_total and lead.epoch is not None:
+            total = self.epochs_total
+            if self.finished and self._last_epoch_ended(lead, total):
+                return 1.0
+            done = lead.epochs_done()
+            if self.finished and done is None and not lead.fractional:
+                done = float(lead.epoch)  # whole epochs done: all that is known
+            if done is not None and not self.past_total():
+                fraction = min(done / total, 1.0)
         if self.finished:  # done; or ended early (stopped, or crashed with a bye)
             return 1.0 if fraction is None else fraction
         return fraction
 
+    @staticmethod
+    def _last_epoch_ended(lead: Worker, total: float) -> bool:
+        """The lead's records reached the end of the last epoch (within the steps
+        between two records, for fractional epochs logged every N steps)."""
+        if lead.epoch is None:
+            return False
+        if not lead.fractional:
+            return lead.epoch + 1 >= total
+        per_epoch = lead.steps_per_epoch()
+        left = total - lead.epoch
+        return left <= 0 or (per_epoch is not None and left * per_epoch < lead.step_gap + 1)
+
     def eta_s(self) -> float | None:
-        """Seconds left, from the recent step rate or the recent epoch durations."""
+        """Seconds left: the steps left at the recent step rate (see
+        :attr:`Worker.steps_per_s`). The steps left come from the total steps, else
+        from the epochs left and the steps per epoch seen; not known before an epoch
+        has ended, nor while an epoch runs longer than the ones before (it would say
+        00:00 for as long as that lasts)."""
         lead = self.lead
         if lead is None or self.finished:
             return None
         rate = lead.steps_per_s
-        if self.total_steps and lead.step is not None and rate:
+        if not rate:
+            return None
+        if self.total_steps and lead.step is not None:
             return max(self.total_steps - lead.step - 1, 0) / rate
-        duration = _epoch_duration(lead)
-        if self.total_epochs and lead.epoch is not None and duration:
-            left = self.total_epochs - lead.epoch - _epoch_fraction(lead)
-            return max(left, 0.0) * duration
-        return None
+        total, per_epoch = self.epochs_total, lead.steps_per_epoch()
+        if not total or not per_epoch or lead.epoch is None or self.past_total():
+            return None
+        if lead.fractional:
+            return max(total - lead.epoch, 0.0) * per_epoch / rate
+        share = lead.epoch_share()
+        if share is None or share > 1.0:
+            return None
+        return max(total - lead.epoch - share, 0.0) * per_epoch / rate
 
 
-def _epoch_duration(worker: Worker) -> float | None:
-    """Mean seconds per epoch over the recent whole epochs."""
-    starts = worker.epoch_starts
-    if len(starts) < 2:
-        return None
-    # The first epoch includes the warm-up: leave it out once later ones are known.
-    (e0, t0), (e1, t1) = starts[1 if len(starts) >= 3 else 0], starts[-1]
-    return (t1 - t0) / (e1 - e0) if e1 > e0 and t1 > t0 else None
-
-
-def _step_gap(worker: Worker) -> int:
-    """Steps between the worker's last two logged records (1 if unknown)."""
-    points = worker.rate_points
-    if len(points) < 2:
-        return 1
-    return max(points[-1][1] - points[-2][1], 1)
-
-
-def _epoch_fraction(worker: Worker) -> float:
-    """How far into its current epoch the worker is, from the previous epoch's length."""
-    starts = worker.epoch_starts
-    duration = _epoch_duration(worker)
-    if not starts or not duration or not worker.rate_points:
-        return 0.0
-    return min(max((worker.rate_points[-1][0] - starts[-1][1]) / duration, 0.0), 0.99)
+def _number(value: float) -> str:
+    """A count of epochs as a person writes it: 3, 2.5, 0.33."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 class RunState:
-    """Everything received, grouped by run and worker. ``apply`` is the only writer."""
+    """Everything received, grouped by run and worker. ``apply`` is the only writer of
+    what came; :meth:`current` and :meth:`choose` keep which run the dashboard shows."""
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
@@ -852,6 +1019,9 @@ class RunState:
         self.client_alerts_total = 0
         self.first_record_at: float | None = None  # monitor time of the first record
         self.last_record_at: float | None = None  # and of the latest
+        self._shown: str | None = None  # the run current() gave last
+        self._pinned = False  # it was chosen when it had already ended: it stays
+        self.chosen: str | None = None  # the run chosen last (choose())
 
     def apply(self, record: Record, now: float) -> bool:
         """Fold one record in; ``now`` is the monitor's clock when it arrived.
@@ -874,6 +1044,7 @@ class RunState:
             # The same host:pid again, started later: a restarted process (a container's
             # PID 1, a requeued job). Its numbering starts over.
             worker.seen_max, worker.gaps, worker.missed, worker.finished = -1, [], 0, False
+            self._parent_ended(run, worker, False)
         if record.kind == "hello":
             worker.hello_time = max(worker.hello_time or record.time, record.time)
         if not worker.accept(record.seq):
@@ -899,6 +1070,7 @@ class RunState:
             del self.client_alerts[:-_MAX_CLIENT_ALERTS]
         elif record.kind == "bye":
             worker.finished = True
+            self._parent_ended(run, worker, True)
             worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
         elif record.kind != "metrics" and (  # a newer client's kind: counted, not applied
             record.kind in self.skipped or len(self.skipped) < _MAX_PEERS
@@ -936,27 +1108,32 @@ class RunState:
         if run.started is None or started < run.started:
             run.started = started
         epochs = columns.epochs
+        numbers: list[int] = steps  # type: ignore[assignment]  # no None, checked above
         if epochs.count(worker.epoch) != count:
-            for epoch, t in zip(epochs, times, strict=True):
+            marker = not columns.metrics
+            for epoch, step, t in zip(epochs, numbers, times, strict=True):
                 if epoch is not None and epoch != worker.epoch:
-                    if worker.epoch is None or epoch > worker.epoch:
-                        worker.epoch_starts.append((epoch, t))
-                    worker.epoch = epoch
+                    worker.note_epoch(epoch, step, t, marker)
         if not columns.metrics:
             return count
         worker.last_metrics_at = now
-        numbers: list[int] = steps  # type: ignore[assignment]  # no None, checked above
         first = -1
         if worker.step is None or numbers[0] >= worker.step:
             first = 0
         elif numbers[-1] >= worker.step:
             first = bisect.bisect_left(numbers, worker.step)
         if first >= 0:  # records from `first` on move the step forward
-            worker.step = numbers[-1]
+            last = numbers[-1]
+            same = bisect.bisect_left(numbers, last, first)  # the first record at `last`
+            if same > first:
+                worker.step_gap = last - numbers[same - 1]
+            elif worker.step is not None and last > worker.step:
+                worker.step_gap = last - worker.step
+            worker.step = last
             skip = first + max(WARMUP_RECORDS - worker.forward_records, 0)
             worker.forward_records += count - first
-            skip = max(skip, count - _RATE_POINTS)  # the deque keeps only the newest
-            worker.rate_points.extend(zip(times[skip:], numbers[skip:], strict=True))
+            if skip < count:
+                _rate_points(worker, times, numbers, skip)
         for name, values in columns.metrics.items():
             series = worker.series.get(name) or self._new_series(run, worker, name, count)
             if series is not None:
@@ -983,17 +1160,52 @@ class RunState:
         self.link_short, self.link_note = short, note
 
     def current(self, name: str | None = None) -> Run | None:
-        """The run named ``name``; else the newest run still going (a stable choice when
-        several publish at once); else the one heard from last."""
+        """The run named ``name``; else the run the dashboard shows.
+
+        That is the run given last (the one the user is looking at) while it is live,
+        or while no other is; when it has finished or is lost (its workers silent for
+        ``LOST_AFTER_S`` while others are heard) and another run is live, the newest
+        live one. A run chosen (:meth:`choose`) when it had already ended stays until it
+        is live again. The first time: the newest live run, else the newest not
+        finished, else the one heard from last. So a run started later, or another
+        user's script publishing to the same port, never takes the view from a run
+        being watched: the header says other runs exist, and r switches.
+        """
         if name is not None:
             return self.runs.get(name)
         if not self.runs:
             return None
-        going = [run for run in self.runs.values() if run.workers and not run.finished]
-        if going:
-            return max(going, key=lambda run: run.created)
-        heard = [run for run in self.runs.values() if run.workers] or self.runs.values()
-        return max(heard, key=lambda run: run.updated)
+        latest = max(run.heard for run in self.runs.values())
+        shown = self.runs.get(self._shown) if self._shown is not None else None
+        if shown is not None:
+            if _live(shown, latest):
+                self._pinned = False
+                return shown
+            if self._pinned:
+                return shown
+            others = [r for r in self.runs.values() if r is not shown and _live(r, latest)]
+            if not others:
+                return shown
+            shown = max(others, key=lambda run: run.created)
+        else:
+            live = [run for run in self.runs.values() if _live(run, latest)]
+            going = live or [r for r in self.runs.values() if r.workers and not r.finished]
+            if going:
+                shown = max(going, key=lambda run: run.created)
+            else:
+                heard = [r for r in self.runs.values() if r.workers] or self.runs.values()
+                shown = max(heard, key=lambda run: run.updated)
+        self._shown, self._pinned = shown.name, False
+        return shown
+
+    def choose(self, name: str) -> None:
+        """Show run ``name`` (the r key, or ``--run``) from now on, as :meth:`current`
+        keeps a run shown; one that has already ended stays until it is live again."""
+        self.chosen = name
+        run = self.runs.get(name)
+        if run is not None:
+            latest = max(r.heard for r in self.runs.values())
+            self._shown, self._pinned = name, not _live(run, latest)
 
     def _worker(
         self, run_name: str, worker_id: str, now: float, records: int = 1
@@ -1018,6 +1230,8 @@ class RunState:
             worker.outages += 1
             worker.longest_outage_s = max(worker.longest_outage_s, silence)
         worker.last_seen = max(worker.last_seen, now)
+        if now > run.heard:
+            run.heard = now
         return run, worker
 
     def _run(self, name: str, now: float, records: int = 1) -> Run | None:
@@ -1026,7 +1240,7 @@ class RunState:
             if len(self.runs) >= self.limits.runs and not self._forget_a_run():
                 self.untracked_runs += records
                 return None
-            run = self.runs[name] = Run(name, updated=now, created=now)
+            run = self.runs[name] = Run(name, updated=now, created=now, heard=now)
         return run
 
     def _make_room(self, full: Callable[[], bool], keep: Run) -> None:
@@ -1061,8 +1275,14 @@ class RunState:
         worker.pid = info.get("pid", worker.pid)
         worker.rank = info.get("rank", worker.rank)
         worker.world = info.get("world", worker.world)
-        worker.total_epochs = info.get("epochs", worker.total_epochs)
+        if "epochs" in info:  # (epochs_f goes with it: a hello again may drop it)
+            worker.total_epochs, worker.total_epochs_f = info["epochs"], info.get("epochs_f")
         worker.total_steps = info.get("steps", worker.total_steps)
+        parent = info.get("parent")
+        if parent is not None and parent != worker.id:
+            worker.parent, run.forked = parent, True
+            father = run.workers.get(parent)
+            worker.parent_ended = father is not None and father.finished
         config = info.get("config")
         sender = run.config_from
         if (
@@ -1080,22 +1300,37 @@ class RunState:
 
     def _metrics(self, run: Run, worker: Worker, record: Record, now: float) -> None:
         if record.epoch is not None and record.epoch != worker.epoch:
-            if worker.epoch is None or record.epoch > worker.epoch:
-                worker.epoch_starts.append((record.epoch, record.time))
-            worker.epoch = record.epoch
+            worker.note_epoch(record.epoch, record.step, record.time, not record.metrics)
         step = record.step if record.step is not None else record.seq
         if not record.metrics:
             return
         worker.last_metrics_at = now
-        if worker.step is None or step >= worker.step:
+        last = worker.step
+        if last is None or step >= last:
+            if last is not None and step > last:
+                worker.step_gap = step - last
             worker.step = step
             worker.forward_records += 1
-            if worker.forward_records > WARMUP_RECORDS:
-                worker.rate_points.append((record.time, step))
+            if worker.forward_records > WARMUP_RECORDS:  # Worker.rate_point, inlined
+                t = record.time
+                if worker.rate_from <= t < worker.rate_until:
+                    worker.rate_points[-1] = (t, step)
+                else:
+                    worker.rate_points.append((t, step))
+                    worker.rate_from = t // _RATE_SLOT_S * _RATE_SLOT_S
+                    worker.rate_until = worker.rate_from + _RATE_SLOT_S
         for name, value in record.metrics.items():
             series = worker.series.get(name) or self._new_series(run, worker, name, 1)
             if series is not None:
                 series.add(step, value)
+
+    @staticmethod
+    def _parent_ended(run: Run, parent: Worker, ended: bool) -> None:
+        """Tell the forked children of ``parent`` whether it has said bye."""
+        if run.forked:
+            for worker in run.workers.values():
+                if worker.parent == parent.id:
+                    worker.parent_ended = ended
 
     def _new_series(self, run: Run, worker: Worker, name: str, count: int) -> Series | None:
         """A series for metric ``name`` of ``worker``, if the limits allow; else None,
@@ -1133,3 +1368,26 @@ class RunState:
                     for series in worker.series.values():
                         series.resize(*share)
         self.share, self._planned_for = share, planned
+
+
+def _live(run: Run, latest: float) -> bool:
+    """``run`` has workers, not all finished, one heard within ``LOST_AFTER_S`` of
+    ``latest`` (the monitor time anything was heard last)."""
+    return bool(run.workers) and not run.finished and latest - run.heard <= LOST_AFTER_S
+
+
+def _rate_points(worker: Worker, times: list[float], steps: list[int], start: int) -> None:
+    """:meth:`Worker.rate_point` for records ``start`` on of a batch, as if one by one:
+    the last record of each quarter second, found by bisection when the times do not
+    go down (almost always), so a batch costs a few steps rather than one per record."""
+    if start > 0:
+        times, steps = times[start:], steps[start:]
+    if times != sorted(times):
+        for t, step in zip(times, steps, strict=True):
+            worker.rate_point(t, step)
+        return
+    index, end = 0, len(times)
+    while index < end:
+        slot = times[index] // _RATE_SLOT_S
+        index = bisect.bisect_left(times, (slot + 1) * _RATE_SLOT_S, index, end)
+        worker.rate_point(times[index - 1], steps[index - 1])

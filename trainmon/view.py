@@ -189,8 +189,8 @@ def header(state: RunState, run: Run | None, opts: ViewOptions, now: float) -> T
         text.append(f"  elapsed {format_duration(max(end - _local_start(run, now), 0.0))}")
     text.append(f"  {len(run.workers)} worker{'s' if len(run.workers) != 1 else ''}")
     others = len(state.runs) - 1
-    if others > 0:
-        text.append(f"  (+{others} other run{'s' if others > 1 else ''})", style="tm.dim")
+    if others > 0:  # kept on this one (see RunState.current): say the others are there
+        text.append(f"  +{others} other run{'s' if others > 1 else ''} (r)", style="tm.dim")
     if opts.paused:
         text.append("  PAUSED", style="tm.paused")
     return text
@@ -210,19 +210,26 @@ def _ended(run: Run, fraction: float | None) -> str:
 
 
 def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -> Panel:
-    """Epoch gauge with percent, ETA and steps per second (not while the lead is idle)."""
+    """Epoch gauge with percent, ETA and steps per second (not while the lead is idle).
+
+    With only the total epochs, progress comes from the steps per epoch seen (see
+    ``Run.progress``): in the first epoch there is no bar, only the epoch and the step,
+    rather than a 0% that is not true."""
     lead = run.lead
-    total = run.total_epochs
-    epoch = lead.epoch if lead is not None else None
-    if epoch is None:
-        label = "Epoch –" if not total else f"Epoch –/{total}"
-    else:
-        shown = min(epoch + 1, total) if total else epoch + 1
-        label = f"Epoch {shown}/{total}" if total else f"Epoch {shown}"
+    total = run.epochs_total
+    epoch = run.epoch_label()
+    label = f"Epoch {epoch or '–'}"
     fraction = run.progress()
     bar: RenderableType
     if fraction is None:
-        bar = Text("progress unknown: pass total_epochs or total_steps", style="tm.dim")
+        if run.past_total():
+            said = "past the total epochs: do its epochs count from 1?"
+        elif total and not run.total_steps:
+            known = lead is not None and lead.epoch is not None
+            said = "progress known once an epoch ends" if known else "no epoch logged yet"
+        else:
+            said = "progress unknown: pass total_epochs or total_steps"
+        bar = Text(said, style="tm.dim")
         percent = ""
     else:
         bar = ProgressBar(
@@ -278,10 +285,11 @@ class _ProgressLine:
 
 
 def shown_run(state: RunState, opts: ViewOptions) -> Run | None:
-    """The run on screen: the one chosen (``--run`` or the r key) while it is known,
-    else the newest one still going (a chosen run can be forgotten past the run limit)."""
-    if opts.run is not None and opts.run in state.runs:
-        return state.runs[opts.run]
+    """The run on screen: the one chosen (``--run`` or the r key) when it is chosen,
+    then as ``RunState.current`` keeps it (the run being looked at stays unless it
+    ends while another is live; a chosen run can be forgotten past the run limit)."""
+    if opts.run is not None and opts.run != state.chosen and opts.run in state.runs:
+        state.choose(opts.run)
     return state.current()
 
 
@@ -1189,11 +1197,18 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
         return _nothing_yet(state, opts, "waiting for records", extra)
     lead = run.lead
     parts = [f"run {run.name}", run.status(now, opts.stall_after_s)]
-    if lead is not None and lead.epoch is not None:
-        total = run.total_epochs
-        parts.append(f"epoch {lead.epoch + 1}/{total}" if total else f"epoch {lead.epoch + 1}")
+    epoch = run.epoch_label()
+    if epoch is not None:
+        parts.append(f"epoch {epoch}")
     if lead is not None and lead.step is not None:
         parts.append(f"step {lead.step}")
+    fraction = run.progress()
+    if fraction is not None and not run.finished:
+        eta = run.eta_s()
+        if lead is None or lead.status(now, opts.stall_after_s) != "running":
+            eta = None  # a rate from before the lead went quiet would mislead
+        ahead = f" ETA {format_duration(eta)}" if eta is not None else ""
+        parts.append(f"{math.floor(fraction * 100)}%{ahead}")
     for unit, rate in run.throughput(now, opts.stall_after_s).items():
         parts.append(f"{format_rate(rate)} {unit}/s")
     for label, names in (("loss", LOSS_NAMES), ("acc", ACCURACY_NAMES)):
