@@ -17,7 +17,10 @@ from trainmon.state import RunState
 # Looked up, not imported: importing torch here would only slow the test process.
 # CI installs the torch extra, so there a missing torch fails this test instead.
 if importlib.util.find_spec("torch") is None and not os.environ.get("CI"):
-    pytest.skip("pip install '.[torch]' to run the torchrun test", allow_module_level=True)
+    pytest.skip(
+        "needs torch: CI=true scripts/test -k torchrun installs the pinned CPU build",
+        allow_module_level=True,
+    )
 
 
 def test_torchrun_four_ranks() -> None:

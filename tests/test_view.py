@@ -176,6 +176,17 @@ def test_finished_run() -> None:
     assert "finished (ended early, 20% of the way)" in summary(early, ViewOptions(), NOW)
 
 
+def test_a_finished_run_counted_from_step_0_reads_its_steps() -> None:
+    """A 600-step run logged at steps 0 to 599 reads "600 steps" once done, not
+    "100% done step 599/600" (one short), and "step 599/600" while it still runs."""
+    steps = [metrics(i + 1, step=i) for i in range(600)]
+    running = fed(hello(steps=600), *steps)
+    assert "step 599/600" in screen(running)
+    done = fed(hello(steps=600), *steps, Record("bye", "r", "w0", 601, 800.0))
+    out = screen(done)
+    assert "100%" in out and "done" in out and "600 steps" in out and "599/600" not in out
+
+
 def test_large_terminal() -> None:
     """At 200x60 the dashboard fills the screen."""
     state = fed(hello(epochs=5), *(metrics(i) for i in range(1, 300)))

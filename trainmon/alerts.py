@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from trainmon.names import LOSS_NAMES
 from trainmon.state import Alert, Run, RunState, Series, Worker, worker_label
 
 __all__ = [
@@ -27,6 +28,7 @@ _SPIKE_WEIGHT: Final = 0.9  # EMA weight of the smoothed value and of its mean d
 _SPIKE_MIN_POINTS: Final = 20  # values seen before spikes are looked for
 _CHECK_AT_MOST: Final = 5000  # newest values looked at per series and frame
 _KEEP: Final = 200  # alerts kept per run
+_TRAINING_LOSSES: Final = frozenset(LOSS_NAMES)  # spikes are looked for in these
 
 
 @dataclass(slots=True)
@@ -97,7 +99,7 @@ class AlertWatch:
                     (run.name, worker.id, name, "nan"),
                     Alert(now, run.name, "nan", f"NaN/Inf in {name} ({who})"),
                 )
-            if name.lower() in ("loss", "train_loss", "training_loss"):
+            if name.lower() in _TRAINING_LOSSES:
                 out += self._spikes(run, worker, name, series, now)
         status = worker.status(now, stall_after_s)
         key = (run.name, worker.id)

@@ -246,7 +246,10 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
         eta = rate = None  # a rate from before a worker went quiet would mislead
     step = "" if lead is None or lead.step is None else f"step {lead.step:,}"
     if run.total_steps and step:
-        step += f"/{run.total_steps:,}"
+        # Done: the run's steps, not its last step number ("step 599/600" when counted
+        # from 0 reads as one short).
+        done = run.finished and fraction == 1.0
+        step = f"{run.total_steps:,} steps" if done else f"{step}/{run.total_steps:,}"
     going = rate is not None and not run.finished
     rates = run.throughput(now, stall_after_s) if now is not None and going else {}
     parts = [  # (text, rank): the lowest ranks are left out first when space is short
