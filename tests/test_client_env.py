@@ -251,3 +251,35 @@ def test_key_files_that_cannot_be_read_are_said_and_training_goes_on(
     assert mon.dropped == 1
     with pytest.raises(ValueError, match="curve_server"):
         Monitor(endpoint, curve_secret=str(missing / "c.key_secret"))
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TRAINMON_CURVE_SECRET": "server.key_secret", "TRAINMON_CURVE_ALLOW": "allow"},
+        {"TRAINMON_CURVE_SERVER": "server.key"},
+        {"TRAINMON_CURVE_ALLOW": "nowhere"},
+    ],
+    ids=["a monitor's keys", "server key alone", "allow alone"],
+)
+def test_partial_curve_environment_is_said_in_one_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """$TRAINMON_CURVE_* that leave this side's options incomplete (a shell set up for
+    the monitor) are the environment's, not the code's: one line, training goes on."""
+    from trainmon_client.security import create_keypair
+
+    create_keypair(tmp_path, "server")
+    (tmp_path / "allow").mkdir()
+    env = {key: str(tmp_path / value) for key, value in env.items()}
+    done = run_script(f"{free_endpoint()!r}", env=env, warnings_error=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "from $TRAINMON_CURVE_*: not publishing" in lines[0], lines
+    assert done.stdout.split() == ["dropped", "100"]
+
+
+def test_encryption_option_left_out_in_the_code_raises() -> None:
+    """curve_secret given without curve_server is a mistake in the code: ValueError."""
+    with pytest.raises(ValueError, match="curve_server"):
+        Monitor(free_endpoint(), curve_secret="x.key_secret")

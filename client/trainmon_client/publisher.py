@@ -185,8 +185,12 @@ class Monitor:
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
         self.curve = Curve.from_env(curve_secret, curve_server, curve_allow)
-        if self.curve is not None:
-            _check_curve(self.curve, self.bind)
+        missing = "" if self.curve is None else _curve_missing(self.curve, self.bind)
+        if missing and (curve_secret or curve_server or curve_allow):
+            raise ValueError(missing)  # left out in the code itself
+        if missing:  # the environment's $TRAINMON_CURVE_* (a shell set up for a monitor?)
+            self._problems.append(f"{missing}, from $TRAINMON_CURVE_*: not publishing")
+            self.endpoint = ""
         self._info_lock = threading.Lock()
         self._info_update: dict[str, Any] = {}
         self._hello_due = False
@@ -570,15 +574,16 @@ class Monitor:
             self.log(*args, **kwargs)
 
 
-def _check_curve(curve: Curve, bind: bool) -> None:
-    """A mistake in the code (an encryption option left out) raises ValueError; a key
-    file that cannot be read is the machine's, said when the socket is opened."""
+def _curve_missing(curve: Curve, bind: bool) -> str:
+    """Which encryption option this side lacks, or "" (a key file that cannot be read
+    is the machine's, said when the socket is opened)."""
     if not curve.secret:
-        raise ValueError("encryption needs this side's secret key (curve_secret)")
+        return "encryption needs this side's secret key (curve_secret)"
     if bind and not curve.allow:
-        raise ValueError("the binding side needs a directory of allowed public keys (curve_allow)")
+        return "the binding side needs a directory of allowed public keys (curve_allow)"
     if not bind and not curve.server:
-        raise ValueError("the connecting side needs the server's public key (curve_server)")
+        return "the connecting side needs the server's public key (curve_server)"
+    return ""
 
 
 def _well_formed(endpoint: str) -> bool:
