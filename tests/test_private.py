@@ -442,3 +442,33 @@ def test_binding_the_old_default_is_unchanged() -> None:
         assert source.endpoints == [endpoint]
     finally:
         source.close()
+
+
+def test_waiting_screen_on_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the private default the waiting screen says Monitor(), as the training needs
+    nothing more; an older client's knock is on it; elsewhere the endpoint is named."""
+    import io
+
+    from rich.console import Console
+
+    from trainmon.state import RunState
+    from trainmon.view import ViewOptions, render
+    from trainmon_client.endpoints import default_endpoint
+
+    short = tempfile.mkdtemp(prefix="tm-")  # the address fits one line
+    monkeypatch.setenv("TRAINMON_SOCKET_DIR", short)
+    state = RunState()
+    state.note_link("old client", "a publisher connected to tcp://127.0.0.1:5555, the default")
+
+    def screen(address: str) -> str:
+        out = io.StringIO()
+        console = Console(file=out, width=100, height=30, color_system=None)
+        console.print(render(state, ViewOptions(address=address), 0.0))
+        return out.getvalue()
+
+    default = screen(default_endpoint().endpoint)
+    assert "mon = Monitor()" in default and "a publisher connected to" in default
+    assert f"Waiting for records on ipc://{short}/monitor" in default
+    other = screen("ipc:///elsewhere/sock")
+    assert "mon = Monitor('ipc:///elsewhere/sock')" in other
+    shutil.rmtree(short)

@@ -659,9 +659,15 @@ def unencrypted_warning(endpoint: str) -> str:
 
 def explain_error(exc: zmq.ZMQError, endpoint: str) -> str:
     if exc.errno == zmq.EADDRINUSE:
+        held = (
+            " (a trainmon watch on the default endpoint holds it too, to tell older clients "
+            "where it listens)"
+            if endpoint == LEGACY_ENDPOINT
+            else ""
+        )
         return (
             f"cannot listen on {endpoint}: address already in use; another monitor or relay "
-            "may hold it: stop it, or choose another port"
+            f"may hold it{held}: stop it, or choose another port"
         )
     if exc.errno == zmq.EADDRNOTAVAIL:
         return f"cannot listen on {endpoint}: no such local address; use 127.0.0.1 or 0.0.0.0"
