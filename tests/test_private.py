@@ -472,3 +472,24 @@ def test_waiting_screen_on_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     other = screen("ipc:///elsewhere/sock")
     assert "mon = Monitor('ipc:///elsewhere/sock')" in other
     shutil.rmtree(short)
+
+
+def test_client_fallback_is_said_once_a_process(foreign_dir: Path, tmp_path: Path) -> None:
+    """Two Monitor()s without a private place: both publish to loopback tcp, one line
+    says why (no monitor needed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINMON_")}
+    env["TRAINMON_SOCKET_DIR"] = str(foreign_dir)
+    code = (
+        "from trainmon_client import Monitor\n"
+        "a, b = Monitor(run='a', flush_timeout_s=0), Monitor(run='b', flush_timeout_s=0)\n"
+        "print(a.endpoint, b.endpoint)\n"
+        "a.close(); b.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [LEGACY_ENDPOINT, LEGACY_ENDPOINT]
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "no private socket here" in lines[0], lines
+    assert "belongs to another user" in lines[0]
