@@ -297,6 +297,7 @@ def test_client_without_xdg_runtime_dir_meets_the_monitor(tmp_path: Path) -> Non
     default = Path(f"/tmp/trainmon-{os.getuid()}/monitor")
     if _listening(default):
         pytest.skip(f"a monitor of this user listens on {default} already")
+    made = not default.parent.exists()  # then removed at the end
     login = dict(base, XDG_RUNTIME_DIR=str(tmp_path), HOME=str(tmp_path), TMPDIR=str(tmp_path))
     batch = dict(base, HOME="/", TMPDIR="/var/tmp")
     monitor = subprocess.Popen(
@@ -324,6 +325,8 @@ def test_client_without_xdg_runtime_dir_meets_the_monitor(tmp_path: Path) -> Non
         assert '"run": "batch"' in monitor.stdout.readline()
     finally:
         stop(monitor)
+        if made:
+            shutil.rmtree(default.parent, ignore_errors=True)
 
 
 @pytest.fixture
