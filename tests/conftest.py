@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +17,23 @@ def _plain_colour_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     monkeypatch.delenv("TRAINMON_ENDPOINT", raising=False)
     monkeypatch.delenv("TRAINMON_RUN", raising=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_socket_dir() -> Iterator[None]:
+    """Monitors and clients on the default endpoint meet in a directory of this test
+    session's own, not the user's real one (a monitor of the user's may be there)."""
+    where = tempfile.mkdtemp(prefix="tm-")  # short: an ipc path holds 107 bytes
+    before = os.environ.get("TRAINMON_SOCKET_DIR")
+    os.environ["TRAINMON_SOCKET_DIR"] = where
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TRAINMON_SOCKET_DIR", None)
+        else:
+            os.environ["TRAINMON_SOCKET_DIR"] = before
+        shutil.rmtree(where, ignore_errors=True)
 
 
 @pytest.fixture

@@ -40,10 +40,11 @@ def test_version() -> None:
     ],
 )
 def test_bad_endpoint_is_one_line(args: list[str]) -> None:
-    """A mistyped endpoint is a one-line error with the expected form, exit 1."""
+    """A mistyped endpoint is a usage error in one line with the expected form, exit 2."""
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: ") and "tcp://HOST:PORT" in result.output
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "tcp://HOST:PORT" in errors[0]
     assert "Traceback" not in result.output
 
 

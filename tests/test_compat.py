@@ -1,5 +1,6 @@
 """The wire changes compatibly: the client and monitor of the commit before the protocol's
-growth rule (34b172e) against today's, both ways.
+growth rule (34b172e) against today's, both ways; and the old client on its default
+endpoint (loopback tcp) is told where today's monitor listens.
 
 The old code is taken from git at test time and run in a subprocess with the same
 interpreter (its dependencies are the same), with PYTHONPATH pointing at it.
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import ROOT, free_endpoint, stop, wait_listening
+from trainmon.ingest import Subscriber
+from trainmon.state import RunState
 
 OLD_COMMIT = "34b172e"  # the last commit before unknown kinds were skipped and `ef` came
 
@@ -188,3 +193,83 @@ def test_new_client_to_old_monitor(old_code: Path, tmp_path: Path) -> None:
     summary = _summary(NEW_SENDER, old_code, None, tmp_path)
     assert "run new: finished" in summary and ", 2 workers" in summary
     assert "rejected 1" in summary and "missed 1" in summary
+
+
+# The old client on its own default endpoint (tcp://127.0.0.1:5555, before 0.2).
+OLD_DEFAULT_CLIENT = """
+import trainmon_client
+from trainmon_client import Monitor
+
+print(trainmon_client.__file__, flush=True)
+with Monitor(run="old") as mon:
+    for step in range(20):
+        mon.log(loss=1.0 / (step + 1), step=step)
+"""
+
+
+def test_old_client_knocking_on_the_old_default_is_noticed(old_code: Path, tmp_path: Path) -> None:
+    """A monitor on the private default also holds the old default without taking
+    anything from it: the old client connecting there is said once, with where to go;
+    none of its records is shown."""
+    old_default = free_endpoint()  # stands in for 5555, which another program may hold
+    new_default = f"ipc://{tmp_path / 'monitor'}"
+    source = Subscriber([new_default], old_default=old_default)
+    state = RunState()
+    try:
+        old = _python(["-c", OLD_CLIENT, old_default], old_code, tmp_path)
+        try:
+            deadline = time.monotonic() + 30
+            while not state.link_note and time.monotonic() < deadline:
+                source.drain(state, budget_s=0.05)
+            assert old.wait(timeout=60) == 0
+            for _ in range(20):  # (anything it sent would be here by now)
+                source.drain(state, budget_s=0.05)
+        finally:
+            stop(old)
+    finally:
+        source.close()
+    assert state.link_short == "old client"
+    assert state.link_note == (
+        f"a publisher connected to {old_default}, the default before 0.2: upgrade it or "
+        f"set TRAINMON_ENDPOINT={new_default}"
+    )
+    assert state.records == 0 and not state.runs
+
+
+def test_old_client_to_new_default_monitor(old_code: Path, tmp_path: Path) -> None:
+    """The real thing: `trainmon tail` on the default, the old client on its default
+    (tcp://127.0.0.1:5555): one line says so and where the monitor is now."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 5555))
+        except OSError:
+            pytest.skip("tcp://127.0.0.1:5555 is taken on this machine")
+    sockets = tmp_path / "s"
+    env = dict(_env(None), TRAINMON_SOCKET_DIR=str(sockets))
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "trainmon", "tail"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    old = None
+    try:
+        wait_listening("tcp://127.0.0.1:5555")
+        old = _python(["-c", OLD_DEFAULT_CLIENT], old_code, tmp_path)
+        client_said, _ = old.communicate(timeout=60)
+        assert old.returncode == 0 and client_said.startswith(str(old_code))
+        assert tail.stderr is not None
+        said = tail.stderr.readline()
+        assert said == (
+            "trainmon: a publisher connected to tcp://127.0.0.1:5555, the default before "
+            f"0.2: upgrade it or set TRAINMON_ENDPOINT=ipc://{sockets}/monitor\n"
+        )
+    finally:
+        tail.terminate()
+        out, err = tail.communicate(timeout=30)
+        if old is not None:
+            stop(old)
+    assert out == "" and "publisher connected" not in err  # said once, nothing shown

@@ -27,13 +27,19 @@ from trainmon.export import (
     write_csv,
     write_jsonl,
 )
-from trainmon.ingest import DEFAULT_ADDRESS, EndpointError, RecordSource, Subscriber, host_port
+from trainmon.ingest import EndpointError, RecordSource, Subscriber, host_port
 from trainmon.keys import quit_on_signals
 from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
 from trainmon.relay import Relay
 from trainmon.state import RunState
 from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render, summary
+from trainmon_client.endpoints import (
+    LEGACY_ENDPOINT,
+    default_endpoint,
+    endpoint_problem,
+    fallback_warning,
+)
 from trainmon_client.protocol import Columns, Record
 from trainmon_client.security import Curve, check_key_name, create_keypair
 
@@ -55,6 +61,18 @@ def main() -> None:
     """
 
 
+def _checked_endpoints(
+    ctx: click.Context, param: click.Parameter, value: Sequence[str] | str | None
+) -> Any:
+    """An endpoint option's values, each of a form ZeroMQ can use (it takes many others
+    without a word and never delivers): else a usage error, exit 2."""
+    for endpoint in (value,) if isinstance(value, str) else value or ():
+        problem = endpoint_problem(endpoint)
+        if problem:
+            raise click.BadParameter(problem, ctx=ctx, param=param)
+    return value
+
+
 def _endpoint_options(func: F) -> F:
     options = [
         click.option(
@@ -64,8 +82,12 @@ def _endpoint_options(func: F) -> F:
             metavar="ENDPOINT",
             envvar="TRAINMON_BIND",
             show_envvar=True,
-            help=f"Listen here for workers to connect (repeatable). [default: "
-            f"{DEFAULT_ADDRESS}, unless --connect is given]",
+            callback=_checked_endpoints,
+            help="Listen here for workers to connect (repeatable). [default, unless "
+            "--connect is given: a socket only you can reach, "
+            "ipc:///tmp/trainmon-UID/monitor, where Monitor() publishes by default "
+            "($TRAINMON_SOCKET_DIR moves it); where none can be made, "
+            f"{LEGACY_ENDPOINT}, said once]",
         ),
         click.option(
             "--connect",
@@ -74,7 +96,9 @@ def _endpoint_options(func: F) -> F:
             metavar="ENDPOINT",
             envvar="TRAINMON_CONNECT",
             show_envvar=True,
-            help="Connect to training that binds, e.g. tcp://gpu-box:5556 (repeatable).",
+            callback=_checked_endpoints,
+            help="Connect to training that binds, e.g. tcp://gpu-box:5556 or "
+            "tcp://[::1]:5556 (repeatable).",
         ),
         click.option(
             "--run",
@@ -256,8 +280,15 @@ def _subscriber(
     record: str | None = None,
     curve: Curve | None = None,
 ) -> Iterator[Subscriber]:
+    notes: list[str] = []
+    old_default: str | None = None
     if not bind and not connect:
-        bind = (DEFAULT_ADDRESS,)
+        default = default_endpoint()
+        bind = (default.endpoint,)
+        if default.note:
+            notes.append(fallback_warning(default, "listening on"))
+        else:  # an older client still publishes to the old default: say so if one does
+            old_default = LEGACY_ENDPOINT
     with ExitStack() as stack:
         recorder = None
         if record is not None:
@@ -273,10 +304,12 @@ def _subscriber(
                 run=run,
                 curve=curve,
                 on_payload=recorder.write if recorder else None,
+                old_default=old_default,
             )
         except EndpointError as exc:
             raise click.ClickException(str(exc)) from exc
         stack.callback(source.close)
+        source.warnings[:0] = notes
         for warning in source.warnings:
             click.echo(f"trainmon: {warning}", err=True)
         yield source
@@ -305,9 +338,9 @@ def watch(
 ) -> None:
     """Show a live dashboard of the training runs publishing to this monitor.
 
-    By default it listens on tcp://127.0.0.1:5555, where Monitor() in a training
-    script connects. To watch training on another machine that binds, use
-    --connect tcp://HOST:PORT. Keys: ? lists them all; q quits, space pauses
+    By default it listens on a socket only you can reach, where Monitor() in a
+    training script of yours connects by default. To watch training on another
+    machine that binds, use --connect tcp://HOST:PORT. Keys: ? lists them all; q quits, space pauses
     the view, c charts the whole run, g shows every metric, + - zoom, arrows pan,
     m picks the main metric, w the worker, r the run, e saves an SVG picture.
     """
@@ -594,6 +627,7 @@ def export(
     default="tcp://127.0.0.1:*",
     show_default=True,
     metavar="ENDPOINT",
+    callback=_checked_endpoints,
     help="Where the demo's monitor listens (* picks a free port).",
 )
 @click.option("--plain", is_flag=True, help="Status lines instead of the dashboard.")
@@ -660,6 +694,7 @@ def _start_demo_worker(
     required=True,
     envvar="TRAINMON_RELAY_SUB",
     show_envvar=True,
+    callback=_checked_endpoints,
     help="Workers connect here: Monitor(ENDPOINT) (repeatable).",
 )
 @click.option(
@@ -669,6 +704,7 @@ def _start_demo_worker(
     required=True,
     envvar="TRAINMON_RELAY_PUB",
     show_envvar=True,
+    callback=_checked_endpoints,
     help="Monitors connect here: trainmon watch --connect ENDPOINT (repeatable).",
 )
 @_relay_curve_options
@@ -681,8 +717,10 @@ def relay(
     """Forward many workers to any number of monitors (ZeroMQ's XSUB/XPUB proxy).
 
     One relay per job or per node: workers connect to --sub-bind, monitors to
-    --pub-bind, from anywhere that can reach them. A monitor attaching later still
-    gets each worker's history. Runs until Ctrl-C or SIGTERM.
+    --pub-bind, from anywhere that can reach them (no defaults: a relay is for
+    reaching beyond your own private socket; on tcp beyond loopback, use CURVE).
+    A monitor attaching later still gets each worker's history. Runs until Ctrl-C
+    or SIGTERM.
     """
     try:
         forwarder = Relay(sub_bind, pub_bind, _curve(curve_secret, None, curve_allow))

@@ -13,6 +13,13 @@ from typing import Any, Final, Protocol
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from trainmon_client.endpoints import (
+    LEGACY_ENDPOINT,
+    endpoint_problem,
+    ipc_in_use,
+    ipc_path,
+    needs_ipv6,
+)
 from trainmon_client.protocol import (
     MAX_PAYLOAD_BYTES,
     Columns,
@@ -32,11 +39,13 @@ __all__ = [
     "check_endpoint",
     "explain_error",
     "host_port",
+    "old_default_notice",
     "unencrypted_warning",
 ]
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
-_SCHEMES = ("tcp://", "ipc://", "inproc://")
+# Loopback tcp: the default before 0.2, and where no private socket can be made (the
+# default is endpoints.default_endpoint()).
+DEFAULT_ADDRESS = LEGACY_ENDPOINT
 _MAX_LOCAL_WORLD: Final = 64  # ports of one machine's ranks connected at most, per endpoint
 
 
@@ -98,28 +107,36 @@ def bind_checked(
 ) -> str:
     """Bind ``sock`` to a checked ``endpoint``, warning in ``warnings`` if it is reachable
     from other machines unencrypted; the address bound (a real port for ``:0``/``*``)."""
+    check_endpoint(endpoint)
+    path = ipc_path(endpoint)
+    if path is not None and ipc_in_use(path):
+        # ZeroMQ would remove the socket file and take the name: the process listening
+        # there would go on, blind, without a word.
+        raise EndpointError(
+            f"cannot listen on {endpoint}: another monitor (or a relay, or training with "
+            "bind=True) is listening there; stop it, or listen elsewhere (--bind "
+            f"ipc:///another/path); to watch training that binds there: --connect {endpoint}"
+        )
     if not encrypted and not is_loopback(endpoint):
         warnings.append(unencrypted_warning(endpoint))
-    sock.bind(check_endpoint(endpoint))
+    sock.bind(endpoint)
     return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
 def check_endpoint(endpoint: str) -> str:
     """``endpoint`` if its form is one ZeroMQ takes, else :class:`EndpointError`."""
-    if not endpoint.startswith(_SCHEMES):
-        raise EndpointError(
-            f"{endpoint!r} is not an endpoint; use tcp://HOST:PORT or ipc:///path/to/socket"
-        )
-    if endpoint.startswith("tcp://"):
-        if ":" not in endpoint[len("tcp://") :]:
-            raise EndpointError(f"{endpoint!r} has no port; use tcp://HOST:PORT")
-        port = endpoint.rsplit(":", 1)[1]
-        if port != "*" and not (port.isdigit() and 0 < int(port) < 65536):
-            raise EndpointError(
-                f"{endpoint!r}: the port must be 1-65535 (or * for any free "
-                "one); use tcp://HOST:PORT"
-            )
+    problem = endpoint_problem(endpoint)
+    if problem:
+        raise EndpointError(problem)
     return endpoint
+
+
+def old_default_notice(old: str, new: str) -> str:
+    """What to say when a publisher connects to the endpoint monitors used before 0.2."""
+    return (
+        f"a publisher connected to {old}, the default before 0.2: upgrade it or set "
+        f"TRAINMON_ENDPOINT={new}"
+    )
 
 
 class Subscriber:
@@ -130,6 +147,8 @@ class Subscriber:
         connect: endpoints to connect to (training that binds, or a relay).
         run: subscribe to this run only; None subscribes to all.
         on_payload: called with each valid payload as received (to record it).
+        old_default: also listen here, taking nothing: a publisher that connects (an
+            older client, whose default this was) is said once, in the link note.
     """
 
     def __init__(
@@ -141,6 +160,7 @@ class Subscriber:
         on_payload: Callable[[bytes], None] | None = None,
         curve: Curve | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        old_default: str | None = None,
     ) -> None:
         bind, connect = list(bind), list(connect)
         self._own_context = context is None
@@ -148,6 +168,7 @@ class Subscriber:
         self._sock = self._ctx.socket(zmq.SUB)
         self._zap: ZapHandler | None = None
         self._events: zmq.Socket[bytes] | None = None
+        self._old: _OldDefault | None = None
         self._refusals_seen = 0
         self.warnings: list[str] = []
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -167,6 +188,8 @@ class Subscriber:
         self._sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
         self._sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
         self._sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        if any(needs_ipv6(endpoint) for endpoint in bind + connect):
+            self._sock.setsockopt(zmq.IPV6, 1)  # without it, ZeroMQ cannot use [::1]
         self._run = run
         self._backlog = False
         self._idle_s = 0.0
@@ -191,6 +214,8 @@ class Subscriber:
                 self._sock.connect(check_endpoint(endpoint))
                 self.endpoints.append(endpoint)
             self._links.look_up()
+            if old_default is not None and self.endpoints:
+                self._old = _OldDefault(self._ctx, old_default, self.endpoints[0])
         except zmq.ZMQError as exc:
             self.close()
             raise EndpointError(explain_error(exc, endpoint)) from exc
@@ -227,7 +252,7 @@ class Subscriber:
         deadline = time.monotonic() + budget_s
         applied = 0
         sock = self._sock
-        if self._zap is not None or self._events is not None:
+        if self._zap is not None or self._events is not None or self._old is not None:
             self._report_events(sink)
         self._backlog = False
         waiting_since = time.monotonic()
@@ -292,6 +317,8 @@ class Subscriber:
                 self._links.add(peer)
 
     def _report_events(self, sink: RecordSink) -> None:
+        if self._old is not None and self._old.knocked():
+            sink.note_link("old client", self._old.notice)
         while self._events is not None and self._events.poll(0):
             event = recv_monitor_message(self._events)
             endpoint = event["endpoint"].decode(errors="replace")
@@ -344,11 +371,58 @@ class Subscriber:
     def close(self) -> None:
         if self._events is not None:
             self._events.close(0)
+        if self._old is not None:
+            self._old.close()
         self._sock.close(0)
         if self._zap is not None:
             self._zap.close()
         if self._own_context:
             self._ctx.term()
+
+
+class _OldDefault:
+    """A SUB socket on the endpoint monitors listened on before 0.2, never subscribed, so
+    nothing is sent to it: a publisher whose handshake succeeds there (an older client,
+    on its default) is told, once, where this monitor listens now. Where the endpoint is
+    taken (an older monitor, another user's) nothing is watched, and nothing said."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, new: str) -> None:
+        self.notice = old_default_notice(endpoint, new)
+        self.said = False
+        self._sock: zmq.Socket[bytes] | None = ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        # Nothing is subscribed, so a publisher sends nothing; a peer that sends anyway
+        # is cut off at the first large message, and little is queued.
+        self._sock.setsockopt(zmq.MAXMSGSIZE, 1024)
+        self._sock.setsockopt(zmq.RCVHWM, 1)
+        self._events: zmq.Socket[bytes] | None = self._sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED
+        )
+        try:
+            self._sock.bind(endpoint)
+        except zmq.ZMQError:
+            self.close()
+
+    def knocked(self) -> bool:
+        """Whether a publisher connected for the first time since the last look."""
+        if self._events is None:
+            return False
+        knocked = False
+        while self._events.poll(0):
+            recv_monitor_message(self._events)
+            knocked = True
+        if knocked and not self.said:
+            self.said = True
+            return True
+        return False
+
+    def close(self) -> None:
+        if self._events is not None:
+            self._events.close(0)
+            self._events = None
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
 
 
 # A connection is up once ZeroMQ's handshake succeeds: a TCP connection alone may be
@@ -585,9 +659,15 @@ def unencrypted_warning(endpoint: str) -> str:
 
 def explain_error(exc: zmq.ZMQError, endpoint: str) -> str:
     if exc.errno == zmq.EADDRINUSE:
+        held = (
+            " (a trainmon watch on the default endpoint holds it too, to tell older clients "
+            "where it listens)"
+            if endpoint == LEGACY_ENDPOINT
+            else ""
+        )
         return (
             f"cannot listen on {endpoint}: address already in use; another monitor or relay "
-            "may hold it: stop it, or choose another port"
+            f"may hold it{held}: stop it, or choose another port"
         )
     if exc.errno == zmq.EADDRNOTAVAIL:
         return f"cannot listen on {endpoint}: no such local address; use 127.0.0.1 or 0.0.0.0"

@@ -3,6 +3,11 @@
 ZeroMQ's own XSUB/XPUB proxy does the forwarding. The XPUB side is verbose, so every
 new monitor's subscription reaches every worker, and each worker sends its history
 again: late join works through the relay as it does directly.
+
+A relay has no default endpoints: it is there to reach beyond one user's private socket
+(other machines, several monitors), so where it listens is always said. Its ipc
+endpoints are checked like a monitor's (never one another process listens on), and an
+IPv6 address in brackets works on either side.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Sequence
 import zmq
 
 from trainmon.ingest import EndpointError, bind_checked, explain_error
+from trainmon_client.endpoints import needs_ipv6
 from trainmon_client.protocol import MAX_PAYLOAD_BYTES
 from trainmon_client.security import Curve, ZapHandler
 
@@ -37,6 +43,9 @@ class Relay:
         self._xsub.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
         for sock in (self._xsub, self._xpub, self._control):
             sock.setsockopt(zmq.LINGER, 0)
+        for sock, endpoints in ((self._xsub, sub_bind), (self._xpub, pub_bind)):
+            if any(needs_ipv6(endpoint) for endpoint in endpoints):
+                sock.setsockopt(zmq.IPV6, 1)
         endpoint = ""
         try:
             if curve is not None:

@@ -42,6 +42,7 @@ from trainmon.state import (
     Worker,
     worker_label,
 )
+from trainmon_client.endpoints import is_private_default
 
 __all__ = [
     "ViewOptions",
@@ -1132,8 +1133,11 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
             f"Waiting for records on {opts.address or 'the configured endpoints'}\n\n",
             style="tm.heading",
         )
+        if state.link_note:  # an older client knocking on the old default, say
+            text.append(f"{state.link_note}\n\n", style="tm.bad")
         text.append("In the training script:\n\n", style="tm.dim")
-        monitor = f"Monitor({opts.address!r})" if opts.address else "Monitor()"
+        default = not opts.address or is_private_default(opts.address)
+        monitor = "Monitor()" if default else f"Monitor({opts.address!r})"
     text.append("    from trainmon_client import Monitor\n")
     text.append(f"    mon = {monitor}\n")
     text.append("    mon.log(loss=loss, accuracy=acc)\n")
@@ -1150,10 +1154,12 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
 
 def _listen_address(address: str) -> str:
     """Where training would listen for a monitor that connects to ``address`` (the
-    first of several): any interface, the same port; an ipc path as it is."""
+    first of several): any interface (IPv6 too, for an IPv6 address), the same port; an
+    ipc path as it is."""
     first = address.split(", ")[0]
     if first.startswith("tcp://"):
-        return "tcp://0.0.0.0:" + first.rsplit(":", 1)[1]
+        anywhere = "[::]" if "[" in first else "0.0.0.0"
+        return f"tcp://{anywhere}:" + first.rsplit(":", 1)[1]
     return first
 
 

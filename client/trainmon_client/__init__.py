@@ -2,7 +2,7 @@
 
 from trainmon_client import Monitor
 
-mon = Monitor(total_epochs=10)          # connects to tcp://127.0.0.1:5555
+mon = Monitor(total_epochs=10)          # connects to your own trainmon watch
 for epoch in range(10):
     mon.set_epoch(epoch)
     for batch in loader:

@@ -14,7 +14,9 @@ default is loopback tcp, ``LEGACY_ENDPOINT``, and the reason is given to be said
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
+import re
 import socket
 import stat
 from dataclasses import dataclass
@@ -25,8 +27,12 @@ __all__ = [
     "SCHEMES",
     "Default",
     "default_endpoint",
+    "endpoint_problem",
+    "fallback_warning",
     "ipc_in_use",
     "ipc_path",
+    "is_private_default",
+    "needs_ipv6",
     "private_dir",
 ]
 
@@ -34,6 +40,9 @@ SCHEMES: Final = ("tcp://", "ipc://", "inproc://")
 LEGACY_ENDPOINT: Final = "tcp://127.0.0.1:5555"  # the default before 0.2, and the fallback
 _SOCKET_NAME: Final = "monitor"
 _IPC_PATH_MAX: Final = 107  # sun_path holds 108 bytes with the final NUL (Linux; macOS 104)
+# A host name, an interface name (eth0) or an IPv4 address; "*" is any interface.
+_NAME: Final = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_TCP_FORM: Final = "use tcp://HOST:PORT (an IPv6 address in brackets: tcp://[::1]:PORT)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,94 @@ def default_endpoint(create: bool = True) -> Default:
     if path is None:
         return Default(LEGACY_ENDPOINT, why)
     return Default(f"ipc://{path}/{_SOCKET_NAME}")
+
+
+def is_private_default(endpoint: str) -> bool:
+    """Whether ``endpoint`` is this user's private default socket (as it stands now)."""
+    path, _ = private_dir(create=False)
+    return path is not None and endpoint == f"ipc://{path}/{_SOCKET_NAME}"
+
+
+def fallback_warning(default: Default, doing: str) -> str:
+    """The one line said where the default is loopback tcp for want of a private place
+    (``doing``: "listening on", "publishing to")."""
+    return (
+        f"no private socket here ({default.note}): {doing} {default.endpoint}, which other "
+        "users of this machine can reach (set TRAINMON_SOCKET_DIR to a directory of your "
+        "own, or use CURVE keys)"
+    )
+
+
+def endpoint_problem(endpoint: str) -> str:
+    """Why ``endpoint`` cannot be a ZeroMQ endpoint ("" if it can): ZeroMQ takes many
+    malformed ones without a word and then never delivers."""
+    if not endpoint.startswith(SCHEMES):
+        return (
+            f"{endpoint!r} is not an endpoint: it must start with tcp://, ipc:// or "
+            "inproc:// (tcp://HOST:PORT, ipc:///path/to/socket)"
+        )
+    if endpoint.startswith("inproc://"):
+        return "" if len(endpoint) > len("inproc://") else f"{endpoint!r} has no name"
+    path = ipc_path(endpoint)
+    if path is not None:
+        if not path:
+            return f"{endpoint!r} has no path: use ipc:///path/to/socket"
+        if len(os.fsencode(path)) > _IPC_PATH_MAX:
+            return (
+                f"{endpoint!r}: a local socket's path is at most {_IPC_PATH_MAX} bytes; "
+                "use a shorter one"
+            )
+        return ""
+    # ZeroMQ's source;destination form: the destination is what matters here.
+    rest = endpoint[len("tcp://") :].rsplit(";", 1)[-1]
+    if rest.startswith("[") and "]" in rest:  # [IPv6]:PORT: the port after the bracket
+        host, _, after = rest.partition("]")
+        host += "]"
+        colon, port = after[:1], after[1:]
+        if after and colon != ":":
+            return f"{endpoint!r}: {after!r} after the address; {_TCP_FORM}"
+    else:
+        host, colon, port = rest.rpartition(":")
+    if not colon:
+        return f"{endpoint!r} has no port; {_TCP_FORM}"
+    if port != "*" and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"{endpoint!r}: the port must be 1-65535 (or * for any free one); {_TCP_FORM}"
+    why = _host_problem(host)
+    return f"{endpoint!r}: {why}; {_TCP_FORM}" if why else ""
+
+
+def _host_problem(host: str) -> str:
+    """Why ``host`` is no address, host or interface name ("" if it is one)."""
+    if not host:
+        return "no host"
+    if host.startswith("[") or host.endswith("]"):
+        if not (host.startswith("[") and host.endswith("]")):
+            return f"unbalanced brackets in {host!r}"
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{host[1:-1]!r} in brackets is not an IPv6 address"
+        return ""
+    if ":" in host:
+        return f"an IPv6 address goes in brackets ([{host}])"
+    if host == "*":
+        return ""
+    if not _NAME.fullmatch(host):
+        return f"{host!r} is not an address or a host name"
+    if host.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv4 address"
+    return ""
+
+
+def needs_ipv6(endpoint: str) -> bool:
+    """Whether a socket needs ZeroMQ's IPV6 option for ``endpoint`` (an address in
+    brackets). Host names are left to IPv4, as before: with the option, ZeroMQ takes a
+    name's first IPv6 address, and a monitor listening on 127.0.0.1 or 0.0.0.0 would not
+    be found at ``localhost`` (::1 first on many systems) or a dual-stack host's name."""
+    return endpoint.startswith("tcp://") and "[" in endpoint
 
 
 def ipc_path(endpoint: str) -> str | None:

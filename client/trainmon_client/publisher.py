@@ -28,6 +28,15 @@ import msgpack
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from trainmon_client.endpoints import (
+    LEGACY_ENDPOINT,
+    default_endpoint,
+    endpoint_problem,
+    fallback_warning,
+    ipc_in_use,
+    ipc_path,
+    needs_ipv6,
+)
 from trainmon_client.framing import FileFormatError, FrameWriter
 from trainmon_client.identity import Identity, identify, launch
 from trainmon_client.protocol import (
@@ -54,8 +63,9 @@ from trainmon_client.values import (
 
 __all__ = ["DEFAULT_ENDPOINT", "Monitor"]
 
-DEFAULT_ENDPOINT: Final = "tcp://127.0.0.1:5555"
-_SCHEMES: Final = ("tcp://", "ipc://", "inproc://")
+# Loopback tcp: the default before 0.2, and where no private socket can be made. The
+# default is a socket of the user's own: endpoints.default_endpoint().
+DEFAULT_ENDPOINT: Final = LEGACY_ENDPOINT
 _TICK_S: Final = 0.02  # the I/O thread's sleep when idle: at most this much latency
 # Longest stretch of Python work the I/O thread does before it lets go of the GIL.
 _SLICE_S: Final = 0.001
@@ -90,6 +100,7 @@ _MAX_LOCAL_WORLD: Final = 64  # ranks of one machine that bind consecutive ports
 _log = logging.getLogger("trainmon_client")
 _now = time.time
 _live: weakref.WeakSet[Monitor] = weakref.WeakSet()
+_fallback_said = False  # the default's fallback to loopback tcp is said once a process
 _abandoned: list[object] = []  # a parent's zmq objects, kept unreachable-but-alive in a child
 _instances = itertools.count()
 
@@ -125,7 +136,10 @@ class Monitor:
 
     Args:
         endpoint: where to publish; ``$TRAINMON_LISTEN`` (which also makes it bind),
-            else ``$TRAINMON_ENDPOINT``, else ``tcp://127.0.0.1:5555``.
+            else ``$TRAINMON_ENDPOINT``, else this user's private socket, where
+            ``trainmon watch`` listens by default (``ipc:///tmp/trainmon-UID/monitor``;
+            loopback ``tcp://127.0.0.1:5555`` where none can be made, said once).
+            An IPv6 address goes in brackets: ``tcp://[::1]:5555``.
         run: the run name; ``$TRAINMON_RUN``, else the script name and its launch:
             the ranks of one torchrun, SLURM or MPI job and ``multiprocessing``
             children share a run, processes started separately never do.
@@ -204,24 +218,35 @@ class Monitor:
         """Where to publish, and whether to bind there: the arguments, else the
         environment ("" if what the environment says cannot be an endpoint)."""
         if endpoint is not None:
-            if not endpoint.startswith(_SCHEMES):
-                raise ValueError(
-                    f"endpoint {endpoint!r} must start with tcp://, ipc:// or inproc://"
-                )
+            problem = endpoint_problem(endpoint)
+            if problem:
+                raise ValueError(f"endpoint {problem}")
             return endpoint, bool(bind)
         listen = os.environ.get("TRAINMON_LISTEN", "").strip()
         if listen and bind is not False:
             name, found = "TRAINMON_LISTEN", listen
         else:
             name = "TRAINMON_ENDPOINT"
-            found = os.environ.get(name, "").strip() or DEFAULT_ENDPOINT
-        if not _well_formed(found):
+            found = os.environ.get(name, "").strip()
+        if not found:
+            return self._default(), bool(bind)
+        problem = endpoint_problem(found)
+        if problem:
             self._problems.append(
                 f"${name}={found!r} is not an endpoint (tcp://HOST:PORT or ipc://PATH): "
-                "not publishing"
+                f"{problem.split(': ', 1)[-1]}; not publishing"
             )
             found = ""
         return found, bind if bind is not None else name == "TRAINMON_LISTEN"
+
+    def _default(self) -> str:
+        """The private default endpoint; where there is none, loopback tcp, said once."""
+        global _fallback_said
+        default = default_endpoint()
+        if default.note and not _fallback_said:
+            _fallback_said = True
+            self._problems.append(fallback_warning(default, "publishing to"))
+        return default.endpoint
 
     def _run_name(self, run: str | None) -> str:
         if run is not None:
@@ -493,6 +518,16 @@ class Monitor:
             endpoint = self._rank_endpoint(endpoint)
             self.endpoint = endpoint
         verb = "bind" if self.bind else "connect"
+        path = ipc_path(endpoint)
+        if self.bind and path is not None and _listened_on(path):
+            # Binding would take the socket from whoever listens there, without a word.
+            self._problems.append(
+                f"cannot bind {endpoint}: a monitor or another process listens there "
+                "(binding would take its socket from it); not publishing"
+            )
+            return False
+        if needs_ipv6(endpoint):
+            sock.setsockopt(zmq.IPV6, 1)
         try:
             if self.curve is not None:
                 allowed = self.curve.apply(sock, server=self.bind)
@@ -586,14 +621,12 @@ def _curve_missing(curve: Curve, bind: bool) -> str:
     return ""
 
 
-def _well_formed(endpoint: str) -> bool:
-    """Whether ``endpoint`` has a form ZeroMQ can use (it takes many others silently)."""
-    if not endpoint.startswith(_SCHEMES):
+def _listened_on(path: str) -> bool:
+    """Whether a process listens on the local socket ``path`` (False if it cannot be told)."""
+    try:
+        return ipc_in_use(path)
+    except OSError:
         return False
-    if not endpoint.startswith("tcp://"):
-        return len(endpoint) > len("ipc://")
-    host, _, port = endpoint[len("tcp://") :].rpartition(":")
-    return bool(host) and (port == "*" or (port.isdigit() and 0 < int(port) < 65536))
 
 
 def _merged(metrics: Any, named: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
