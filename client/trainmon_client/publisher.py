@@ -16,6 +16,7 @@ import itertools
 import logging
 import math
 import os
+import socket
 import sys
 import threading
 import time
@@ -533,13 +534,14 @@ class Monitor:
                 allowed = self.curve.apply(sock, server=self.bind)
                 if self.bind:
                     self._zap = ZapHandler(self._ctx, allowed)
-            elif self.bind and not is_loopback(endpoint):
+            (sock.bind if self.bind else sock.connect)(endpoint)
+            if self.curve is None and self.bind and not is_loopback(endpoint):
+                # (said once bound: a port that cannot be bound exposes nothing)
                 _log.warning(
                     "trainmon: %s is reachable from other machines and not encrypted; "
                     "pass curve_secret and curve_allow (see trainmon keygen)",
                     endpoint,
                 )
-            (sock.bind if self.bind else sock.connect)(endpoint)
         except (zmq.ZMQError, ValueError) as exc:
             if self._zap is not None:
                 self._zap.close()
@@ -607,6 +609,15 @@ class Monitor:
                     return
         if args or kwargs:
             self.log(*args, **kwargs)
+
+
+def _reachable(endpoint: str) -> str:
+    """A bound endpoint as another machine would name it: this host for a wildcard."""
+    for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
+        if endpoint.startswith(wildcard):
+            host = clean_text(socket.gethostname()) or "THIS_HOST"
+            return f"tcp://{host}:{endpoint[len(wildcard):]}"
+    return endpoint
 
 
 def _curve_missing(curve: Curve, bind: bool) -> str:
@@ -1000,10 +1011,11 @@ class _IOLoop:
             shown = repr(value)[:60]
         except Exception:
             shown = f"<{kind}>"
-        names = ", ".join(str(name)[:40] for name in list(named)[:5]) or "no metrics"
+        names = ", ".join(str(name)[:40] for name in list(named)[:5])
+        call = f"log({names})" if names else "set_epoch() (or a log() of no metrics)"
         self._warn_once(
             f"<{what}>:{kind}",
-            f"{what}={shown} ({kind}) in log({names}) is not a whole number from 0 to "
+            f"{what}={shown} ({kind}) in {call} is not a whole number from 0 to "
             f"2**53{' (or a fraction)' if what == 'epoch' else ''}: {instead} "
             f"(said once per type of {what})",
             dropped=False,
@@ -1100,12 +1112,12 @@ class _IOLoop:
             return
         mon = self.mon
         if mon.bind:
-            how = f"start `trainmon watch --connect {mon.endpoint}` first"
+            how = f"start `trainmon watch --connect {_reachable(mon.endpoint)}` first"
         else:
             how = "start `trainmon watch` first (or `trainmon watch --record FILE`)"
         _log.warning(
             "trainmon: nobody watched run %r on %s: its %d records were not kept; next "
-            "time %s, or pass Monitor(record_to='run.tmrec') to keep them",
+            "time %s, or pass Monitor(record_to='run.tmr') to keep them",
             mon.run,
             mon.endpoint,
             self.logged,
