@@ -11,7 +11,8 @@ Each step logs ``loss``, ``accuracy`` (on the batch), ``grad_norm`` and ``lr``; 
 epoch ends with ``val_loss`` and ``val_accuracy`` on a held-out split and a summary line
 on stdout. ``--delay`` (seconds per step) paces the run so it can be watched; ``--delay 0``
 trains as fast as possible. ``--endpoint`` defaults to ``$TRAINMON_ENDPOINT``, else
-the monitor's default (a socket private to this user). For remote attach, listen instead and connect the monitor to it:
+the monitor's default (a socket private to this user). For remote attach, listen
+instead and connect the monitor to it:
 
     python scripts/example_train.py --bind --endpoint tcp://0.0.0.0:5556
     trainmon watch --connect tcp://HOST:5556          # on the other machine
