@@ -104,3 +104,14 @@ def test_csv_export_neutralises_formulas(tmp_path: Path) -> None:
 def test_csv_cell(value: object, cell: object) -> None:
     """Each cell a spreadsheet would run starts with a '; numbers stay."""
     assert csv_cell(value) == cell
+
+
+# --- mistaken arguments ---------------------------------------------------------------
+
+
+def test_a_theme_file_without_end_is_refused(tmp_path: Path) -> None:
+    """--theme-file /dev/zero: an error, not all memory and then a MemoryError."""
+    path = _record(tmp_path / "r.tmr", _metrics())
+    done = _cli("replay", "--plain", str(path), "--theme-file", "/dev/zero")
+    assert done.returncode == 1
+    assert done.stderr == "Error: theme file /dev/zero is over 1 MiB: not a theme file\n"
