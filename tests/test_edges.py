@@ -180,6 +180,18 @@ def test_picture_export_of_a_hostile_file_name_is_well_formed(tmp_path: Path) ->
     assert HOSTILE_SHOWN in out.read_text()
 
 
+def test_a_file_name_that_is_not_utf8_is_shown_by_its_bytes(tmp_path: Path) -> None:
+    """A name with a byte that is not UTF-8 is shown as \\xff: the svg title and the
+    replay lines (the picture was a UnicodeEncodeError traceback)."""
+    path = _record(tmp_path / os.fsdecode(b"run\xff.tmr"), _metrics())
+    out = tmp_path / "out.svg"
+    done = _cli("export", str(path), "--format", "svg", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert escaped(str(path)) in out.read_text()
+    done = _cli("replay", "--plain", str(path))
+    assert done.returncode == 0 and "run\\xff.tmr: 3 frames, intact" in done.stdout
+
+
 def test_record_and_keygen_show_file_names_safely(tmp_path: Path) -> None:
     """watch --record's error and keygen's lines name the files escaped."""
     not_one = tmp_path / HOSTILE
