@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.theme import Theme
 
 from trainmon.alerts import AlertWatch
+from trainmon.escape import escaped
 from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
 from trainmon.keys import Action, quit_on_signals, terminal_keys
@@ -454,7 +455,7 @@ def _export_notice(
         path = save_screen(frame, state, opts, width, height, settings.export_dir, settings.theme)
     except OSError as exc:
         return f"could not save the screen: {exc.strerror or exc}"
-    return f"screen saved to {path}"
+    return f"screen saved to {escaped(path)}"
 
 
 def save_screen(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import shutil
 import socket
@@ -19,6 +21,7 @@ import click
 from rich.console import Console
 
 from trainmon.app import AppSettings, DoneWatch, lost_workers, run_dashboard, run_plain
+from trainmon.escape import escaped, escaped_lines
 from trainmon.export import (
     FORMATS,
     dashboard_picture,
@@ -48,6 +51,43 @@ __all__ = ["main"]
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
 _RUNS_LISTED = 20  # an unknown --run lists at most this many of the runs there are
+
+
+def _say(text: str) -> None:
+    """Print ``text`` on the standard output; a failure to (a full disk) is an error."""
+    try:
+        click.echo(text)
+    except OSError as exc:
+        raise _stdout_failed(exc) from None
+
+
+def _stdout_failed(exc: OSError) -> Exception:
+    """What to raise when writing the standard output failed: a closed pipe (`| head`)
+    as it is, for click (and tail) to end quietly; anything else a one-line error."""
+    if exc.errno == errno.EPIPE:
+        return exc
+    # The interpreter flushes the standard output again at exit: that must not fail
+    # (with a traceback of its own) too.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # not a file descriptor (a test's capture): nothing flushes it at exit
+    return click.ClickException(f"cannot write to standard output: {exc.strerror or exc}")
+
+
+class _Finite(click.FloatRange):
+    """A number option: finite (nan and inf would switch a timer off for good), and at
+    least ``min``."""
+
+    name = "finite number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 @click.group(context_settings=_CONTEXT)
@@ -214,7 +254,7 @@ def _display_options(func: F) -> F:
             default=60.0,
             show_default=True,
             metavar="SECONDS",
-            type=click.FloatRange(0.5),
+            type=_Finite(0.5),
             help="Call a worker stalled after SECONDS without new metrics.",
         ),
         click.option(
@@ -232,7 +272,7 @@ def _display_options(func: F) -> F:
             default=5.0,
             show_default=True,
             metavar="SECONDS",
-            type=click.FloatRange(0.1),
+            type=_Finite(0.1),
             help="Seconds between status lines in plain mode.",
         ),
         click.option(
@@ -295,7 +335,9 @@ def _subscriber(
             try:
                 recorder = Recorder(record)
             except (OSError, FileFormatError) as exc:
-                raise click.ClickException(f"cannot record to {record}: {exc}") from exc
+                raise click.ClickException(
+                    f"cannot record to {escaped(record)}: {escaped_lines(str(exc))}"
+                ) from exc
             stack.callback(recorder.close)
         try:
             source = Subscriber(
@@ -307,11 +349,11 @@ def _subscriber(
                 old_default=old_default,
             )
         except EndpointError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(escaped_lines(str(exc))) from exc
         stack.callback(source.close)
         source.warnings[:0] = notes
         for warning in source.warnings:
-            click.echo(f"trainmon: {warning}", err=True)
+            click.echo(f"trainmon: {escaped_lines(warning)}", err=True)
         yield source
 
 
@@ -352,7 +394,7 @@ def watch(
         opts = replace(opts, warnings=tuple(source.warnings))
         _show(source, opts, settings, plain)
         if record is not None:
-            click.echo(f"recorded to {record}")
+            _say(f"recorded to {escaped(record)}")
 
 
 def _display(
@@ -367,7 +409,7 @@ def _display(
     try:
         theme = load_theme(display["theme"], display["theme_file"])
     except ThemeError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(escaped_lines(str(exc))) from exc
     settings = AppSettings(
         refresh_s=display["refresh_ms"] / 1000,
         interactive=interactive,
@@ -393,14 +435,14 @@ def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain:
     console = console_for(settings.theme)
     if plain or not console.is_terminal:
         if not plain:
-            click.echo(
+            _say(
                 "trainmon: stdout is not a terminal, so no dashboard: printing a status "
                 f"line every {settings.plain_interval_s:g} s (--plain to choose this)."
             )
-        run_plain(source, state, opts, settings, emit=click.echo)
+        run_plain(source, state, opts, settings, emit=_say)
     else:
         opts = run_dashboard(source, state, opts, settings, console)
-    click.echo(summary(state, opts, source.clock(), shutil.get_terminal_size().columns))
+    _say(summary(state, opts, source.clock(), shutil.get_terminal_size().columns))
 
 
 @main.command(context_settings=_CONTEXT)
@@ -446,7 +488,7 @@ class _JsonLines:
             return False
         if is_printed(record):  # the same records as `export --format jsonl` writes
             try:
-                click.echo(json.dumps(record_json(record)))
+                _say(json.dumps(record_json(record)))
             except BrokenPipeError:  # `trainmon tail | head`: the reader has gone
                 sys.stderr.close()
                 raise SystemExit(0) from None
@@ -472,12 +514,18 @@ def _load(files: Sequence[str]) -> Loaded:
     try:
         loaded = load(files)
     except FileFormatError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(escaped_lines(str(exc))) from exc
     except OSError as exc:
-        raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        where = escaped(exc.filename) if exc.filename else _names(files)
+        raise click.ClickException(f"cannot read {where}: {exc.strerror}") from exc
     if not loaded.records:
-        raise click.ClickException("no records in " + ", ".join(files) + "\n" + loaded.describe())
+        raise click.ClickException(f"no records in {_names(files)}\n{loaded.describe()}")
     return loaded
+
+
+def _names(files: Sequence[str]) -> str:
+    """File names as they are safe to print, in one line."""
+    return ", ".join(map(escaped, files))
 
 
 def _of_run(loaded: Loaded, run: str | None, files: Sequence[str]) -> list[Record]:
@@ -492,7 +540,7 @@ def _of_run(loaded: Loaded, run: str | None, files: Sequence[str]) -> list[Recor
             f" and {len(runs) - _RUNS_LISTED} more" if len(runs) > _RUNS_LISTED else ""
         )
         raise click.BadParameter(
-            f"no run {run!r} in {', '.join(files)}; its runs: {shown}", param_hint="'--run'"
+            f"no run {run!r} in {_names(files)}; its runs: {shown}", param_hint="'--run'"
         )
     return records
 
@@ -502,7 +550,7 @@ def _of_run(loaded: Loaded, run: str | None, files: Sequence[str]) -> list[Recor
 @_display_options
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0.01),
+    type=_Finite(min=0.01),
     metavar="X",
     help="Play X times faster than real time [default: whatever plays it in ~10 s].",
 )
@@ -519,18 +567,18 @@ def replay(
     """
     loaded = _load(files)
     records = _of_run(loaded, run, files)
-    settings, opts, plain = _display(display, False, ", ".join(files), run)
+    settings, opts, plain = _display(display, False, _names(files), run)
     if plain or not Console().is_terminal:
         state = RunState()
         for record in records:
             state.apply(record, record.time)
-        click.echo(summary(state, opts, records[-1].time, shutil.get_terminal_size().columns))
+        _say(summary(state, opts, records[-1].time, shutil.get_terminal_size().columns))
     else:
         source = ReplaySource(records, speed=speed, instant=instant)
         # replace(), not a new AppSettings: every option the user gave is kept
         settings = replace(settings, finished_notice="end of recording · q quits")
         _show(source, opts, settings, plain=False)
-    click.echo(loaded.describe())
+    _say(loaded.describe())
 
 
 @main.command(context_settings=_CONTEXT)
@@ -577,32 +625,62 @@ def export(
     """
     loaded = _load(files)
     records = _of_run(loaded, run, files)
+    to_file = output not in (None, "-")
+    name = escaped(output) if output and to_file else "standard output"
+    if output and to_file and any(_same_file(output, path) for path in files):
+        raise click.BadParameter(f"{name} is one of the recordings read", param_hint="'-o'")
     try:
         out = click.open_file(output or "-", "w", encoding="utf-8", lazy=False)
     except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from exc
+        raise click.ClickException(f"cannot write {name}: {exc.strerror}") from exc
     try:
-        if fmt == "csv":
-            count = write_csv(records, out)
-            what = f"{count} metric values"
-        elif fmt == "jsonl":
-            count = write_jsonl(records, out)
-            what = f"{count} records"
-        else:
-            state = RunState()
-            for record in records:
-                state.apply(record, record.time)
-            opts = ViewOptions(run=run, interactive=False, address=", ".join(files))
-            frame = render(state, opts, records[-1].time)
-            out.write(dashboard_picture(frame, fmt, width, height, title=f"trainmon · {files[0]}"))
-            what = f"a {width}x{height} picture"
-    finally:
-        if output:
-            out.close()
-    if output:
-        click.echo(f"wrote {what} to {output}", err=True)
+        try:
+            what = _write_export(records, fmt, out, width, height, run, files)
+            out.flush()  # here, not at exit: a full disk is said as an error
+        finally:
+            if to_file:
+                out.close()
+    except OSError as exc:
+        if not to_file:
+            raise _stdout_failed(exc) from None
+        if exc.errno == errno.EPIPE:  # -o /dev/stdout | head: click ends quietly
+            raise
+        raise click.ClickException(f"cannot write {name}: {exc.strerror or exc}") from None
+    if to_file:
+        click.echo(f"wrote {what} to {name}", err=True)
     if loaded.damaged or any(r.truncated_tail for r in loaded.reports.values()):
         click.echo(loaded.describe(), err=True)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False  # one does not exist (yet)
+
+
+def _write_export(
+    records: list[Record],
+    fmt: str,
+    out: Any,
+    width: int,
+    height: int,
+    run: str | None,
+    files: Sequence[str],
+) -> str:
+    """Write ``records`` to ``out`` in ``fmt``; what was written, in words."""
+    if fmt == "csv":
+        return f"{write_csv(records, out)} metric values"
+    if fmt == "jsonl":
+        return f"{write_jsonl(records, out)} records"
+    state = RunState()
+    for record in records:
+        state.apply(record, record.time)
+    opts = ViewOptions(run=run, interactive=False, address=_names(files))
+    frame = render(state, opts, records[-1].time)
+    title = f"trainmon · {escaped(files[0])}"
+    out.write(dashboard_picture(frame, fmt, width, height, title=title))
+    return f"a {width}x{height} picture"
 
 
 @main.command(context_settings=_CONTEXT)
@@ -725,15 +803,15 @@ def relay(
     try:
         forwarder = Relay(sub_bind, pub_bind, _curve(curve_secret, None, curve_allow))
     except EndpointError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(escaped_lines(str(exc))) from exc
     # Signals are caught before saying where to connect: a SIGTERM right after that
     # line must still stop the relay cleanly.
     try:
         with quit_on_signals() as stop:
             for warning in forwarder.warnings:
-                click.echo(f"trainmon: {warning}", err=True)
-            workers = ", ".join(map(_reachable, forwarder.endpoints["workers"]))
-            monitors = ", ".join(map(_reachable, forwarder.endpoints["monitors"]))
+                click.echo(f"trainmon: {escaped_lines(warning)}", err=True)
+            workers = _names(list(map(_reachable, forwarder.endpoints["workers"])))
+            monitors = _names(list(map(_reachable, forwarder.endpoints["monitors"])))
             click.echo(f"trainmon relay: workers connect to {workers}; monitors to {monitors}")
             while not stop:
                 time.sleep(0.1)
@@ -772,11 +850,13 @@ def keygen(directory: str, names: tuple[str, ...], force: bool) -> None:
         ]
         if existing and not force:
             raise click.ClickException(
-                f"{os.path.join(directory, existing[0])} exists; new keys would lock out "
+                f"{escaped(os.path.join(directory, existing[0]))} exists; new keys would lock out "
                 "everyone holding the old ones. Use --force to replace them."
             )
         try:
             public, secret = create_keypair(directory, name)
         except OSError as exc:
-            raise click.ClickException(f"cannot write keys in {directory}: {exc.strerror}") from exc
-        click.echo(f"wrote {public} (public) and {secret} (secret, mode 0600)")
+            raise click.ClickException(
+                f"cannot write keys in {escaped(directory)}: {exc.strerror}"
+            ) from exc
+        _say(f"wrote {escaped(public)} (public) and {escaped(secret)} (secret, mode 0600)")

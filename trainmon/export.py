@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Final
 
 from rich.console import Console, RenderableType
 from rich.theme import Theme
@@ -17,6 +18,7 @@ from trainmon_client.protocol import Record
 
 __all__ = [
     "FORMATS",
+    "csv_cell",
     "dashboard_picture",
     "is_printed",
     "metric_rows",
@@ -28,6 +30,10 @@ __all__ = [
 
 FORMATS = ("csv", "jsonl", "html", "svg")
 CSV_COLUMNS = ("run", "worker", "seq", "step", "epoch", "time", "metric", "value")
+# A spreadsheet takes a cell that starts with one of these for a formula (OWASP, "CSV
+# Injection"): a run or metric named =HYPERLINK(...) would run when the file is opened.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER: Final = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def is_printed(record: Record) -> bool:
@@ -68,13 +74,27 @@ def metric_rows(records: Iterable[Record]) -> Iterator[tuple[object, ...]]:
             )
 
 
+def csv_cell(value: object) -> object:
+    """A value as a CSV cell a spreadsheet shows and never runs: text it would take for
+    a formula gets a ' in front; numbers (negative ones too) stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value  # -loss too: a spreadsheet shows it as #NAME? otherwise
+    return value
+
+
 def write_csv(records: Iterable[Record], out: IO[str]) -> int:
-    """Every metric value as a CSV row (NaN and infinities as nan, inf, -inf)."""
-    writer = csv.writer(out)
+    """Every metric value as a CSV row (NaN and infinities as nan, inf, -inf).
+
+    Text cells are quoted (a spreadsheet that splits at ; keeps a name whole) and made
+    safe by :func:`csv_cell`; numbers are written bare.
+    """
+    writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(CSV_COLUMNS)
     count = 0
     for row in metric_rows(records):
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([csv_cell(v) for v in row])
         count += 1
     return count
 

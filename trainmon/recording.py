@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from trainmon.escape import escaped
 from trainmon.ingest import RecordSink
 from trainmon_client.framing import FileFormatError, FrameWriter, ReadReport, read_frames
 from trainmon_client.protocol import ProtocolError, Record, decode_payload
@@ -85,7 +86,7 @@ class Loaded:
                 parts.append("last frame cut off (writer stopped mid-write)")
             if not report.damaged and not report.truncated_tail:
                 parts.append("intact")
-            lines.append(f"{path}: {', '.join(parts)}")
+            lines.append(f"{escaped(path)}: {', '.join(parts)}")
         if self.undecodable:
             lines.append(f"{self.undecodable} frames held no valid records")
         return "\n".join(lines)

@@ -37,6 +37,7 @@ __all__ = [
     "resolve",
 ]
 
+_MAX_THEME_BYTES: Final = 1 << 20
 _DARK: Final = {
     "title": "bold reverse",
     "heading": "bold",
@@ -132,7 +133,12 @@ def load_theme(name: str = "dark", path: str | Path | None = None) -> Theme:
     styles = dict(THEMES[name])
     if path is not None:
         try:
-            table = tomllib.loads(Path(path).read_text())
+            # At most a MiB: a theme is a few lines, and /dev/zero would never end.
+            with open(path, "rb") as file:
+                data = file.read(_MAX_THEME_BYTES + 1)
+            if len(data) > _MAX_THEME_BYTES:
+                raise ThemeError(f"theme file {path} is over 1 MiB: not a theme file")
+            table = tomllib.loads(data.decode())
         except OSError as exc:
             raise ThemeError(f"cannot read theme file {path}: {exc.strerror}") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
