@@ -593,6 +593,26 @@ class Worker:
                 del self.gaps[0]  # too old to fill: it stays counted as missed
             self.seen_max = last
 
+    def not_held_before(self, first_held: int) -> None:
+        """The client no longer holds records before ``first_held``: those not seen were
+        not lost on the way to this monitor but never sent to it (not re-sent).
+
+        Batches queued for a monitor that died can reach its successor before the hello
+        that says so: gaps already counted as missed below ``first_held`` move too."""
+        kept: list[list[int]] = []
+        for lo, hi in self.gaps:
+            if lo < first_held:
+                cut = min(hi, first_held - 1) - lo + 1
+                self.missed -= cut
+                self.not_resent += cut
+                lo = first_held
+            if lo <= hi:
+                kept.append([lo, hi])
+        self.gaps = kept
+        if self.seen_max < first_held - 1:
+            self.not_resent += first_held - 1 - self.seen_max
+            self.seen_max = first_held - 1
+
     def rate_point(self, t: float, step: int) -> None:
         """A record after the warm-up that moved the step on: the newest point of its
         quarter second."""
@@ -1293,10 +1313,8 @@ class RunState:
         ):
             (run.config, run.config_more), run.config_from = config_items(config), worker
         first_held = info.get("from")
-        if first_held is not None and worker.seen_max < first_held - 1:
-            # The client no longer holds records before first_held: not lost on the way.
-            worker.not_resent += first_held - 1 - worker.seen_max
-            worker.seen_max = first_held - 1
+        if first_held is not None:
+            worker.not_held_before(first_held)
 
     def _metrics(self, run: Run, worker: Worker, record: Record, now: float) -> None:
         if record.epoch is not None and record.epoch != worker.epoch:
