@@ -448,6 +448,10 @@ class Monitor:
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         sock.setsockopt(zmq.SNDHWM, 500)  # messages; each a batch of up to 512 records
         sock.setsockopt(zmq.LINGER, 0)
+        # A connection that breaks takes its queue with it: batches queued for a monitor
+        # that died would otherwise reach the next one ahead of its hello and history
+        # (and could fill the pipe the history is re-sent into).
+        sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         # TCP keepalive notices a dead peer on an idle link and makes ZeroMQ reconnect.
