@@ -4,11 +4,14 @@ too many metrics in one call, a queue bounded in values, odd close deadlines."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.helpers import free_endpoint, start_publisher, stop, wait_for
 
@@ -39,7 +42,9 @@ def test_restarted_monitor_raises_no_false_missed_alarm() -> None:
     publisher = second = None
     try:
         assert first.stdout is not None and first.stdout.readline().strip() == "listening"
-        publisher = start_publisher(endpoint, count=40_000, delay_s=0.0002, extra=["--metrics", "5"])
+        publisher = start_publisher(
+            endpoint, count=40_000, delay_s=0.0002, extra=["--metrics", "5"]
+        )
         time.sleep(2.0)  # the first monitor takes a few thousand records
         first.kill()
         first.wait(timeout=10)
@@ -77,3 +82,136 @@ def test_history_start_after_queued_batches_moves_the_gap_out_of_missed() -> Non
     worker = state.runs["r"].workers["w"]
     assert (worker.missed, worker.not_resent, worker.gaps) == (0, 399, [])
     assert worker.records + worker.not_resent == worker.seen_max + 1
+
+
+_RECORDING_PUBLISHER = """
+import sys, time
+from trainmon_client import Monitor
+endpoint, path, count, metrics = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+mon = Monitor(endpoint, run="r", record_to=path)
+extra = {f"m{i}": float(i) for i in range(metrics)}
+started = time.monotonic()
+for step in range(count):
+    mon.log(extra, loss=1.0 / (step + 1), step=step)
+    if step % 100 == 99:
+        time.sleep(0.001)
+logged_s = time.monotonic() - started
+mon.close()
+print("closed", mon.dropped, round(logged_s, 2), flush=True)
+"""
+
+
+def _record_run(
+    endpoint: str, path: Path, count: int, metrics: int = 3, timeout_s: float = 60
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """A publisher process logging ``count`` records with record_to=``path`` to a real
+    monitor process: the publisher's end, and the monitor's last counts of it."""
+    monitor = _monitor(endpoint, 120)
+    try:
+        assert monitor.stdout is not None and monitor.stdout.readline().strip() == "listening"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _RECORDING_PUBLISHER,
+                endpoint,
+                str(path),
+                str(count),
+                str(metrics),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+
+        def finished() -> dict[str, Any] | None:
+            assert monitor.stdout is not None
+            line = json.loads(monitor.stdout.readline())
+            counts = next(iter(line["workers"].values()), None) if line["workers"] else None
+            return counts if counts is not None and counts["finished"] else None
+
+        counts = wait_for(finished, timeout_s=30, interval_s=0, what="the bye at the monitor")
+    finally:
+        stop(monitor)
+    return done, counts
+
+
+def _recorded(path: Path) -> int:
+    """Metrics records in the recording at ``path``, read back."""
+    from trainmon.recording import load
+
+    return sum(r.kind == "metrics" for r in load([path]).records)
+
+
+def test_a_full_disk_stops_the_recording_and_counts_what_it_did_not_keep(
+    tmp_path: Path,
+) -> None:
+    """record_to on a 64 KiB tmpfs: one line says the recording stopped, every record
+    still reaches the monitor, and the monitor shows exactly how many the file lacks."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        path = disk / "run.tmrec"
+        done, counts = _record_run(free_endpoint(), path, 20_000)
+        recorded = _recorded(path)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+    assert done.returncode == 0 and done.stdout.startswith("closed 0 "), done
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert f"cannot record to {path}: No space left on device" in lines[0], lines
+    assert counts["records"] == 20_002 and counts["missed"] == 0, counts  # + hello, bye
+    assert 0 < recorded < 20_000
+    assert counts["unrecorded"] == 20_000 - recorded, (counts, recorded)
+
+
+def test_a_recording_whose_writes_block_holds_up_nothing(tmp_path: Path) -> None:
+    """record_to a FIFO opened but never read: the writes block once its 64 KiB buffer
+    is full, as on a hung network file system. Logging and publishing go on, close()
+    keeps to its deadline, one line says the recording stopped, and what was written
+    plus what is counted as not recorded is every record."""
+    path = tmp_path / "run.tmrec"
+    os.mkfifo(path)
+    held = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        started = time.monotonic()
+        done, counts = _record_run(free_endpoint(), path, 20_000)
+        took = time.monotonic() - started
+        written = tmp_path / "written.tmrec"
+        with open(written, "wb") as file:
+            while chunk := os.read(held, 65536):
+                file.write(chunk)
+    finally:
+        os.close(held)
+    assert done.returncode == 0 and done.stdout.startswith("closed 0 "), done
+    assert took < 20, took
+    assert counts["records"] == 20_002 and counts["missed"] == 0, counts
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "its writes did not end in time" in lines[0], lines
+    recorded = _recorded(written)
+    assert 0 < recorded < 20_000
+    assert counts["unrecorded"] == 20_000 - recorded, (counts, recorded)
+
+
+def test_a_recording_that_cannot_open_holds_up_nothing_and_overflows_counted(
+    tmp_path: Path,
+) -> None:
+    """record_to a FIFO nobody opens for reading (the open itself blocks): records
+    queue for it up to a bound (16 MiB), one line says it is not keeping up, what does
+    not fit is counted, and close() keeps to its deadline: nothing is recorded and
+    every record not dropped is counted as not recorded."""
+    path = tmp_path / "run.tmrec"
+    os.mkfifo(path)
+    started = time.monotonic()
+    done, counts = _record_run(free_endpoint(), path, 12_000, metrics=200)
+    assert time.monotonic() - started < 30
+    assert done.returncode == 0 and done.stdout.startswith("closed "), done
+    dropped = int(done.stdout.split()[1])  # (a loaded machine may not send all in time)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "is not keeping up" in lines[0], lines
+    assert counts["missed"] == 0 and counts["dropped"] == dropped, counts
+    assert counts["records"] == 12_002 - dropped, counts
+    assert counts["unrecorded"] == 12_000 - dropped, counts

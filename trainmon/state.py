@@ -543,6 +543,7 @@ class Worker:
     missed: int = 0
     duplicates: int = 0
     client_dropped: int = 0
+    client_unrecorded: int = 0  # records its recording (record_to) did not keep
     not_resent: int = 0  # early records older than the client's history, never sent to us
     outages: int = 0  # times nothing came for LOST_AFTER_S and then the worker came back
     hello_time: float | None = None  # when the process started, by its own clock
@@ -835,6 +836,10 @@ class Run:
         return sum(w.client_dropped for w in self.workers.values())
 
     @property
+    def client_unrecorded(self) -> int:
+        return sum(w.client_unrecorded for w in self.workers.values())
+
+    @property
     def not_resent(self) -> int:
         return sum(w.not_resent for w in self.workers.values())
 
@@ -1091,7 +1096,7 @@ class RunState:
         elif record.kind == "bye":
             worker.finished = True
             self._parent_ended(run, worker, True)
-            worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
+            self._counts(worker, record)
         elif record.kind != "metrics" and (  # a newer client's kind: counted, not applied
             record.kind in self.skipped or len(self.skipped) < _MAX_PEERS
         ):
@@ -1287,8 +1292,15 @@ class RunState:
         return True
 
     def _heartbeat(self, worker: Worker, record: Record) -> None:
-        worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
+        self._counts(worker, record)
         worker.expect_through(record.seq)  # a heartbeat carries the last number used
+
+    @staticmethod
+    def _counts(worker: Worker, record: Record) -> None:
+        """What the client says it dropped and did not record (heartbeat, bye)."""
+        counters = record.counters
+        worker.client_dropped = max(worker.client_dropped, counters.get("dropped", 0))
+        worker.client_unrecorded = max(worker.client_unrecorded, counters.get("unrecorded", 0))
 
     def _hello(self, run: Run, worker: Worker, info: dict[str, Any] | Any) -> None:
         worker.host = info.get("host", worker.host)

@@ -838,6 +838,11 @@ def stats_panel(
     grid.add_row("missed", Text(f"{missed:,}", style="tm.warn" if missed else ""))
     if dropped:
         grid.add_row("dropped", Text(f"{dropped:,} by the client", style="tm.warn"))
+    if run.client_unrecorded:
+        grid.add_row(
+            "unrecorded",
+            Text(f"{run.client_unrecorded:,} not in record_to", style="tm.warn"),
+        )
     if run.not_resent:
         grid.add_row("before", Text(f"{run.not_resent:,} older than history", style="tm.dim"))
     outages, longest = run.outages
@@ -1351,6 +1356,8 @@ def _missed_text(run: Run) -> str:
     text = "nothing missed" if not missed and not dropped else f"missed {missed}"
     if dropped:
         text += f" (+{dropped} dropped by clients)"
+    if run.client_unrecorded:
+        text += f"; {run.client_unrecorded} not recorded by clients (record_to)"
     if run.not_resent:
         text += f"; {run.not_resent} early records were older than the clients' history"
     outages, longest = run.outages

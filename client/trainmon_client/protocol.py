@@ -28,7 +28,7 @@ i     identity: host, pid, rank, world, local_rank, epochs,       hello
       binding rank listens on and how many local ranks bind
       consecutive ports from ``port - local_rank``; ``parent``:
       the worker id of the process this one was forked from
-c     client counters: logged, dropped, queued                    heartbeat, bye
+c     client counters: logged, dropped, queued, unrecorded        heartbeat, bye
 ====  ==========================================================  =================
 
 A fifth kind, ``cols``, carries consecutive ``metrics`` records of one worker that log
@@ -122,7 +122,7 @@ _INFO_KEYS: Final = (
     "port",
     "local_world",
 )
-_COUNTER_KEYS: Final = ("logged", "dropped", "queued")
+_COUNTER_KEYS: Final = ("logged", "dropped", "queued", "unrecorded")
 
 
 class ProtocolError(ValueError):

@@ -28,7 +28,7 @@ import msgpack
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from trainmon_client.framing import FileFormatError, FrameWriter
+from trainmon_client.framing import BackgroundWriter
 from trainmon_client.identity import Identity, identify, launch
 from trainmon_client.protocol import (
     MAX_ALERT_TITLE,
@@ -66,6 +66,10 @@ _YIELD_S: Final = 0.0002
 # Records per message at most: under load, fewer and larger messages cost the monitor
 # less per record (it pays for each message, and for each metric of each message).
 _MAX_BATCH_RECORDS: Final = 512
+# A recording's frame holds at most this many records, and about this many values
+# (a few KiB): damage in the middle of a file costs one frame.
+_FRAME_RECORDS: Final = 64
+_FRAME_VALUES: Final = 512
 _CONFIG_TEXT_CHARS: Final = 1000  # config text kept per value (the monitor shows 200)
 _MAX_HELLO_BYTES: Final = MAX_PAYLOAD_BYTES // 4  # a larger config is not sent
 _JOIN_BYTES: Final = MAX_PAYLOAD_BYTES - 16  # history batches joined up to this (see _joined)
@@ -468,10 +472,9 @@ class Monitor:
             self._offline = not self._open(sock)
         writer = None
         if self.record_to is not None:
-            try:
-                writer = FrameWriter(self.record_to)
-            except (OSError, FileFormatError, ValueError) as exc:
-                self._problems.append(f"cannot record to {self.record_to}: {exc}")
+            # Opened and written on a thread of its own: a full, slow or hung disk
+            # holds up neither training nor publishing (see BackgroundWriter).
+            writer = BackgroundWriter(os.path.abspath(self.record_to), _say)
         for problem in self._problems:
             _log.warning("trainmon: %s", problem)
         self._problems = []
@@ -629,7 +632,7 @@ class _IOLoop:
         monitor: Monitor,
         sock: zmq.Socket[bytes],
         events: zmq.Socket[bytes],
-        writer: FrameWriter | None = None,
+        writer: BackgroundWriter | None = None,
     ):
         self.mon = monitor
         self.writer = writer
@@ -678,7 +681,7 @@ class _IOLoop:
         self.hello_wire = self._wire("hello", _now(), i=info)
         self.hello = self._hello_payload()
         if writer is not None:
-            writer.write(self.hello)
+            writer.put(self.hello, 0)  # (not a record the user logged: not counted)
 
     def _hello_payload(self) -> bytes:
         """The packed hello; a config too large for a monitor to take is left out."""
@@ -727,8 +730,6 @@ class _IOLoop:
                     self._poll(int(_TICK_S * 1000))
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
-                    if self.writer is not None:
-                        self.writer.flush()
                     next_beat = time.monotonic() + _HEARTBEAT_S
             self._finish()
         except Exception:  # the thread must never take the training down
@@ -737,7 +738,7 @@ class _IOLoop:
             if mon._zap is not None:
                 mon._zap.close()
             if self.writer is not None:
-                self.writer.close()
+                self.writer.close(mon._deadline)
             self.events.close(0)
             self.sock.close()  # honours the LINGER _finish set for the last records
             mon._ctx.term()
@@ -897,7 +898,12 @@ class _IOLoop:
                 items.append(self._columns(rows[start:index], names))
                 start, names = index, these
         items.append(self._columns(rows[start:], names))
-        payload = self._pack(items, len(rows))
+        frames = None
+        if self.writer is None:
+            payload = self._pack(items, len(rows))
+        else:
+            frames = self._frames(items)
+            payload = None if frames is None else _array_of([part for part, _ in frames])
         if payload is None:
             return
         if len(payload) > MAX_PAYLOAD_BYTES and len(rows) > 1:
@@ -907,7 +913,24 @@ class _IOLoop:
             self._publish_rows(rows[:half])
             self._publish_rows(rows[half:])
             return
-        self._keep_and_send(payload, len(rows), rows[0][0])
+        self._keep_and_send(payload, len(rows), rows[0][0], frames)
+
+    def _frames(self, items: list[dict[str, Any]]) -> list[tuple[bytes, int]] | None:
+        """The ``cols`` items cut to at most _FRAME_RECORDS records and about
+        _FRAME_VALUES values each, each packed: the frames of a recording, where damage
+        then costs a few records; sent joined as one batch. None if they cannot be."""
+        parts: list[tuple[bytes, int]] = []
+        for item in items:
+            count = len(item["t"])
+            step = max(1, min(_FRAME_RECORDS, _FRAME_VALUES // max(len(item["m"]), 1)))
+            for start in range(0, count, step) if count > step else (0,):
+                part = item if count <= step else _cut(item, start, start + step)
+                packed = self._pack(part, 0)
+                if packed is None:
+                    self.mon._count_drop(sum(len(i["t"]) for i in items))
+                    return None
+                parts.append((packed, len(part["t"])))
+        return parts
 
     def _columns(self, rows: list[_Row], names: tuple[str, ...]) -> dict[str, Any]:
         seqs, times, steps, epochs, values = zip(*rows, strict=True)
@@ -988,7 +1011,7 @@ class _IOLoop:
         if payload is not None:
             self._keep_and_send(payload, records, first_seq)
 
-    def _pack(self, items: list[dict[str, Any]], records: int) -> bytes | None:
+    def _pack(self, items: list[dict[str, Any]] | dict[str, Any], records: int) -> bytes | None:
         """The encoded batch; None (its records counted as dropped) if it cannot be."""
         try:
             return pack_payload(items)
@@ -997,10 +1020,17 @@ class _IOLoop:
             self.mon._count_drop(records)
             return None
 
-    def _keep_and_send(self, payload: bytes, records: int, first_seq: int) -> None:
-        """Record, keep in the history and send an encoded batch."""
+    def _keep_and_send(
+        self,
+        payload: bytes,
+        records: int,
+        first_seq: int,
+        frames: list[tuple[bytes, int]] | None = None,
+    ) -> None:
+        """Record, keep in the history and send an encoded batch; ``frames``, the
+        same records as smaller payloads to record (else the batch is recorded)."""
         if self.writer is not None:
-            self.writer.write(payload)
+            self.writer.put_all(frames or ((payload, records),))
         elif self.offline:
             self.mon._count_drop(records)  # nothing can carry them anywhere
         self.history.append((records, first_seq, payload))
@@ -1018,6 +1048,7 @@ class _IOLoop:
             "logged": self.logged,
             "dropped": self.mon._dropped,
             "queued": len(self.mon._queue),
+            "unrecorded": 0 if self.writer is None else self.writer.unrecorded,
         }
 
     def _heartbeat(self) -> None:
@@ -1052,6 +1083,10 @@ class _IOLoop:
             self.mon._count_drop(len(self.mon._queue))
             self.mon._queue.clear()
         self.deadline = deadline
+        # Everything before the bye recorded (or counted as not): the bye says so.
+        writer = self.writer
+        if writer is not None and not writer.settle(_midway(deadline)):
+            writer.abandon()
         self._nobody_watched()
         self.offline = False  # (the bye is no record the user logged: not counted)
         bye = self._wire("bye", _now(), c=self._counters())
@@ -1062,7 +1097,8 @@ class _IOLoop:
 
     def _nobody_watched(self) -> None:
         """At close: if no monitor ever subscribed and nothing recorded the run, say so."""
-        if self.ever_subscribed or self.writer is not None or self.offline or not self.logged:
+        recording = self.writer is not None and self.writer.stopped is None
+        if self.ever_subscribed or recording or self.offline or not self.logged:
             return
         mon = self.mon
         if mon.bind:
@@ -1115,6 +1151,31 @@ def _total_arg(value: Any, what: str) -> tuple[int | None, float | None]:
         raise ValueError(f"{what} must be a number from 1 to 2**53, not {value!r}")
     whole = math.ceil(number)
     return whole, None if number == whole else float(number)
+
+
+def _midway(deadline: float) -> float:
+    """Halfway from now to ``deadline`` (``inf`` stays ``inf``)."""
+    now = time.monotonic()
+    return deadline if deadline == math.inf else now + (deadline - now) / 2
+
+
+def _say(line: str) -> None:
+    """One line on stderr, from any thread (through the logging module)."""
+    _log.warning("trainmon: %s", line)
+
+
+def _cut(item: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    """Records ``start`` to ``end`` of a ``cols`` item, as a ``cols`` item."""
+    part = dict(item, s=item["s"] + start, m={k: v[start:end] for k, v in item["m"].items()})
+    for key in ("t", "st", "ep", "ef"):
+        if key in item:
+            part[key] = item[key][start:end]
+    return part
+
+
+def _array_of(parts: list[bytes]) -> bytes:
+    """Packed items as one packed array of them, nothing packed again."""
+    return _array_header(len(parts)) + b"".join(parts)
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
