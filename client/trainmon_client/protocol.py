@@ -122,7 +122,8 @@ _INFO_KEYS: Final = (
     "port",
     "local_world",
 )
-_COUNTER_KEYS: Final = ("logged", "dropped", "queued", "unrecorded")
+_COUNTER_KEYS: Final = ("logged", "dropped", "queued")
+_NEWER_COUNTER_KEYS: Final = ("unrecorded",)  # given only where the client sent them
 
 
 class ProtocolError(ValueError):
@@ -587,7 +588,7 @@ def _counters(value: object) -> dict[str, int]:
     if not isinstance(value, dict):
         raise ProtocolError("heartbeat counters must be a map")
     out: dict[str, int] = {}
-    for key in _COUNTER_KEYS:
+    for key in _COUNTER_KEYS + tuple(k for k in _NEWER_COUNTER_KEYS if k in value):
         number = value.get(key, 0)
         if type(number) is not int or not 0 <= number < _MAX_SEQ:
             raise ProtocolError(f"heartbeat {key} must be a non-negative integer")
