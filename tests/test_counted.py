@@ -215,3 +215,61 @@ def test_a_recording_that_cannot_open_holds_up_nothing_and_overflows_counted(
     assert counts["missed"] == 0 and counts["dropped"] == dropped, counts
     assert counts["records"] == 12_002 - dropped, counts
     assert counts["unrecorded"] == 12_000 - dropped, counts
+
+
+def _tmpfs(directory: Path) -> None:
+    """A 64 KiB tmpfs on ``directory`` (skip if not root); unmount with _unmount."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    directory.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(directory)], check=True)
+
+
+def test_watch_record_on_a_full_disk_goes_on_watching(tmp_path: Path) -> None:
+    """`watch --record` to a 64 KiB tmpfs: no traceback; the status lines say the
+    recording stopped, watching goes on to the end of the run, and one line on stderr
+    says why it stopped."""
+    disk = tmp_path / "disk"
+    _tmpfs(disk)
+    endpoint = free_endpoint()
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainmon",
+            "watch",
+            "--bind",
+            endpoint,
+            "--plain",
+            "--plain-interval",
+            "0.5",
+            "--exit-when-done",
+            "--record",
+            str(disk / "run.tmrec"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    publisher = None
+    try:
+        time.sleep(1.0)  # (the publisher's history covers a late bind anyway)
+        publisher = start_publisher(
+            endpoint, count=20_000, delay_s=0.0001, extra=["--metrics", "5"]
+        )
+        out, err = watch.communicate(timeout=90)
+    finally:
+        stop(watch)
+        if publisher is not None:
+            stop(publisher)
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+    assert watch.returncode == 0, (out, err)
+    assert "Traceback" not in out + err, err
+    assert err.splitlines() == [
+        f"trainmon: cannot record to {disk / 'run.tmrec'}: No space left on device; "
+        "recording stopped"
+    ], err
+    status = [line for line in out.splitlines() if "recording stopped" in line]
+    assert status, out  # said on screen (the status lines) while watching went on
+    assert "nothing missed" in out and "records received 20002 " in out, out[-2000:]

@@ -255,6 +255,7 @@ def _subscriber(
     run: str | None,
     record: str | None = None,
     curve: Curve | None = None,
+    on_record_stop: Callable[[str], None] | None = None,
 ) -> Iterator[Subscriber]:
     if not bind and not connect:
         bind = (DEFAULT_ADDRESS,)
@@ -262,7 +263,7 @@ def _subscriber(
         recorder = None
         if record is not None:
             try:
-                recorder = Recorder(record)
+                recorder = Recorder(record, on_record_stop)
             except (OSError, FileFormatError) as exc:
                 raise click.ClickException(f"cannot record to {record}: {exc}") from exc
             stack.callback(recorder.close)
@@ -312,13 +313,17 @@ def watch(
     m picks the main metric, w the worker, r the run, e saves an SVG picture.
     """
     curve = _curve(curve_secret, curve_server, curve_allow)
-    with _subscriber(bind, connect, run, record, curve) as source:
+    state = RunState()  # (a recording that stops says so on screen: its note)
+    with _subscriber(bind, connect, run, record, curve, state.note_recording) as source:
         settings, opts, plain = _display(
             display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
         )
         opts = replace(opts, warnings=tuple(source.warnings))
-        _show(source, opts, settings, plain)
-        if record is not None:
+        _show(source, opts, settings, plain, state)
+    if record is not None:  # (after the recording is closed: its last words are in)
+        if state.recording_note:
+            click.echo(f"trainmon: {state.recording_note}", err=True)
+        else:
             click.echo(f"recorded to {record}")
 
 
@@ -355,8 +360,14 @@ def _display(
     return settings, opts, display["plain"]
 
 
-def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain: bool) -> None:
-    state = RunState()
+def _show(
+    source: RecordSource,
+    opts: ViewOptions,
+    settings: AppSettings,
+    plain: bool,
+    state: RunState | None = None,
+) -> None:
+    state = RunState() if state is None else state
     console = console_for(settings.theme)
     if plain or not console.is_terminal:
         if not plain:

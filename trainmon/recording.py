@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from trainmon.ingest import RecordSink
-from trainmon_client.framing import FileFormatError, FrameWriter, ReadReport, read_frames
+from trainmon_client.framing import (
+    BackgroundWriter,
+    FileFormatError,
+    FrameWriter,
+    ReadReport,
+    read_frames,
+)
 from trainmon_client.protocol import ProtocolError, Record, decode_payload
 
 __all__ = [
@@ -21,45 +26,50 @@ __all__ = [
 ]
 
 FLUSH_INTERVAL_S = 1.0
+CLOSE_TIMEOUT_S = 2.0  # the longest close() waits for writes to end (a hung disk)
 
 
 class Recorder:
-    """Appends received payloads to a recording; flushes about once a second.
+    """Appends received payloads to a recording, written about once a second from a
+    thread of its own (see :class:`BackgroundWriter`): a slow or hung disk never holds
+    up the screen, a crash loses at most the last second, and the file stays readable.
 
-    Writes are buffered, so recording never slows the screen; a crash loses at most
-    the frames since the last flush, and the file stays readable.
+    A file that cannot be opened, or is no recording, raises OSError or
+    FileFormatError here. A write that fails later (a full disk) stops the recording:
+    ``on_stop`` is called once with a line saying why, and :attr:`stopped` keeps it.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._writer = FrameWriter(path)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.path = self._writer.path
-        # A timer thread flushes even when nothing more arrives (the last records of a
-        # run must not wait in a buffer for a next message that never comes).
-        self._flusher = threading.Thread(
-            target=self._flush_loop, name="trainmon-record", daemon=True
+    def __init__(
+        self, path: str | os.PathLike[str], on_stop: Callable[[str], None] | None = None
+    ) -> None:
+        with FrameWriter(path):  # what is wrong from the start is said at the start
+            pass
+        self.path = os.fspath(path)
+        self.stopped: str | None = None
+        self._on_stop = on_stop
+        self._writer = BackgroundWriter(
+            os.path.abspath(path), self._stopped, interval_s=FLUSH_INTERVAL_S
         )
-        self._flusher.start()
+
+    def _stopped(self, line: str) -> None:
+        self.stopped = self.stopped or line
+        if self._on_stop is not None:
+            self._on_stop(line)
 
     def write(self, payload: bytes) -> None:
-        with self._lock:
-            self._writer.write(payload)
-
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL_S):
-            with self._lock:
-                self._writer.flush()
+        self._writer.put(payload, 1)
 
     @property
     def frames(self) -> int:
         return self._writer.frames
 
+    @property
+    def unrecorded(self) -> int:
+        """Messages received and not recorded."""
+        return self._writer.unrecorded
+
     def close(self) -> None:
-        self._stop.set()
-        self._flusher.join(timeout=FLUSH_INTERVAL_S + 1)
-        with self._lock:
-            self._writer.close()
+        self._writer.close(time.monotonic() + CLOSE_TIMEOUT_S)
 
 
 @dataclass(slots=True)

@@ -1030,6 +1030,7 @@ class RunState:
         self.last_refusal: str | None = None
         self.link_short = ""  # what is wrong with the connections made, in a few words
         self.link_note = ""  # and the whole story
+        self.recording_note = ""  # why `watch --record` stopped recording, once it has
         self.duplicates = 0
         self.untracked_runs = 0
         self.forgotten_runs = 0  # finished runs let go to make room for new ones
@@ -1179,6 +1180,10 @@ class RunState:
         """Count handshakes refused by authentication."""
         self.refused += count
         self.last_refusal = reason
+
+    def note_recording(self, note: str) -> None:
+        """The recording (``watch --record``) stopped or falls behind: ``note`` says why."""
+        self.recording_note = note
 
     def note_link(self, short: str, note: str) -> None:
         """How the monitor's connections stand ("" and "" when all are up)."""

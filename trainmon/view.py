@@ -857,6 +857,8 @@ def stats_panel(
         grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="tm.bad"))
     if state.link_short:
         grid.add_row("link", Text(state.link_short, style="tm.bad"))
+    if state.recording_note:
+        grid.add_row("recording", Text(state.recording_note, style="tm.bad"))
     shown = {loss_name, acc_name, grad_name, *known}
     for name in run.metric_names:
         if name not in shown:
@@ -1146,6 +1148,8 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
         text.append(f"\n{warning}", style="tm.warn")
     if state.rejected:
         text.append(f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="tm.bad")
+    if state.recording_note:
+        text.append(f"\n{state.recording_note}", style="tm.bad")
     if state.refused:
         text.append(
             f"\n{state.refused:,} handshakes refused; last: {state.last_refusal}", style="tm.bad"
@@ -1233,6 +1237,8 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
     parts.append(f"rejected {state.rejected}")
     if state.link_note:
         parts.append(f"link {state.link_short}: {state.link_note}")
+    if state.recording_note:
+        parts.append(state.recording_note)
     return "trainmon: " + " · ".join(parts)
 
 
