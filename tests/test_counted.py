@@ -273,3 +273,45 @@ def test_watch_record_on_a_full_disk_goes_on_watching(tmp_path: Path) -> None:
     status = [line for line in out.splitlines() if "recording stopped" in line]
     assert status, out  # said on screen (the status lines) while watching went on
     assert "nothing missed" in out and "records received 20002 " in out, out[-2000:]
+
+
+@pytest.mark.parametrize("how", ["close()", "the exit handler"])
+def test_an_infinite_flush_timeout_waits_and_never_raises(how: str) -> None:
+    """flush_timeout_s=math.inf: close() and the exit handler deliver everything and
+    say bye, without a word on stderr."""
+    from tests.helpers import BackgroundMonitor
+
+    endpoint = free_endpoint()
+    monitor = BackgroundMonitor([endpoint])
+    script = (
+        "import math\nfrom trainmon_client import Monitor\n"
+        f"mon = Monitor({endpoint!r}, run='r', flush_timeout_s=math.inf)\n"
+        "for step in range(1000):\n    mon.log(loss=1.0)\n"
+        + ("mon.close()\n" if how == "close()" else "")
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        monitor.wait(lambda: (run := monitor.state.runs.get("r")) is not None and run.finished)
+        run = monitor.state.runs["r"]
+        assert run.records == 1002 and run.missed == 0  # + hello and bye
+    finally:
+        monitor.close()
+
+
+def test_a_flush_timeout_that_is_no_number_of_seconds() -> None:
+    """nan or a negative flush_timeout_s is a mistake in the code, said at once;
+    close(timeout_s=nan) never raises (it keeps flush_timeout_s)."""
+    import math
+
+    from trainmon_client import Monitor
+
+    for wrong in (math.nan, -1.0):
+        with pytest.raises(ValueError, match="flush_timeout_s"):
+            Monitor(free_endpoint(), run="r", flush_timeout_s=wrong)
+    mon = Monitor(free_endpoint(), run="r", flush_timeout_s=0.2)
+    started = time.monotonic()
+    mon.close(timeout_s=math.nan)
+    assert time.monotonic() - started < 5

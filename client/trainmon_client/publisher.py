@@ -145,7 +145,8 @@ class Monitor:
         max_queue: records held for the I/O thread before new ones are dropped.
         history: records kept to send again to a monitor that attaches later (at
             least this many, and less than one batch of up to 512 more).
-        flush_timeout_s: the longest ``close()`` waits to deliver what is left.
+        flush_timeout_s: the longest ``close()`` waits to deliver what is left
+            (``math.inf``: as long as it takes).
         record_to: also append every record to this file (flushed every second), so
             the run is kept even if no monitor ever watched; ``trainmon replay`` reads
             it. A forked child records to the same name with ``.PID`` before the suffix.
@@ -184,7 +185,7 @@ class Monitor:
                 f"config must be a mapping of names to plain values, not {type(config).__name__}"
             )
         self.config = dict(config or {})
-        self.flush_timeout_s = flush_timeout_s
+        self.flush_timeout_s = _seconds(flush_timeout_s, "flush_timeout_s")
         self._max_queue = max_queue
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
@@ -416,10 +417,13 @@ class Monitor:
         self._closed = True
         self.log = _ignore  # type: ignore[method-assign]
         _live.discard(self)
-        budget = self.flush_timeout_s if timeout_s is None else timeout_s
-        self._deadline = time.monotonic() + max(budget, 0.0)
+        budget = self.flush_timeout_s
+        if timeout_s is not None:
+            with contextlib.suppress(TypeError, ValueError):  # (close() never raises)
+                budget = _seconds(timeout_s, "timeout_s")
+        self._deadline = time.monotonic() + budget  # (inf stays inf)
         self._closing.set()
-        self._thread.join(max(budget, 0.0) + 0.5)
+        self._thread.join(None if budget == math.inf else budget + 0.5)
 
     def __enter__(self) -> Monitor:
         return self
@@ -1075,7 +1079,9 @@ class _IOLoop:
             # the last records and the bye wait for a slow monitor, up to the deadline.
             self.sock.setsockopt(zmq.XPUB_NODROP, 1)
         # Keep the last quarter of the budget for the bye, which carries the final counts.
-        flush_until = deadline - (deadline - time.monotonic()) / 4
+        flush_until = (
+            deadline - (deadline - time.monotonic()) / 4 if deadline < math.inf else deadline
+        )
         self.deadline = flush_until
         while self.mon._queue and time.monotonic() < flush_until:
             self._drain(flush_until)
@@ -1092,8 +1098,10 @@ class _IOLoop:
         bye = self._wire("bye", _now(), c=self._counters())
         self._publish([bye], 1, bye["s"])
         if self.subscribed:
-            remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
-            self.sock.setsockopt(zmq.LINGER, remaining_ms)
+            remaining_s = max(deadline - time.monotonic(), 0)
+            self.sock.setsockopt(
+                zmq.LINGER, -1 if remaining_s == math.inf else int(remaining_s * 1000)
+            )
 
     def _nobody_watched(self) -> None:
         """At close: if no monitor ever subscribed and nothing recorded the run, say so."""
@@ -1151,6 +1159,16 @@ def _total_arg(value: Any, what: str) -> tuple[int | None, float | None]:
         raise ValueError(f"{what} must be a number from 1 to 2**53, not {value!r}")
     whole = math.ceil(number)
     return whole, None if number == whole else float(number)
+
+
+def _seconds(value: Any, what: str) -> float:
+    """A number of seconds from 0 to ``math.inf``; TypeError or ValueError otherwise."""
+    if isinstance(value, (str, bytes, bool)) or not hasattr(value, "__float__"):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    seconds = float(value)
+    if not seconds >= 0:  # NaN fails too
+        raise ValueError(f"{what} must be a number of seconds from 0 to math.inf, not {value!r}")
+    return seconds
 
 
 def _midway(deadline: float) -> float:
