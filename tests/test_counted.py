@@ -4,6 +4,7 @@ too many metrics in one call, a queue bounded in values, odd close deadlines."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -315,3 +316,42 @@ def test_a_flush_timeout_that_is_no_number_of_seconds() -> None:
     started = time.monotonic()
     mon.close(timeout_s=math.nan)
     assert time.monotonic() - started < 5
+
+
+def test_a_call_with_more_metrics_than_a_record_holds_loses_none() -> None:
+    """log() with 1,000 metrics (a record holds 256): each call goes out as 4 records
+    of the same step; every value arrives, nothing is dropped or missed."""
+    from tests.helpers import BackgroundMonitor
+
+    endpoint = free_endpoint()
+    monitor = BackgroundMonitor([endpoint])
+    values: dict[tuple[str, int], float] = {}
+    apply = monitor.state.apply
+
+    def noted(record: Any, now: float) -> bool:
+        taken = apply(record, now)
+        if taken and record.kind == "metrics":
+            for name, value in record.metrics.items():
+                values[(name, record.step)] = value
+        return taken
+
+    # (every record one by one: the values themselves are checked, not just the count)
+    monitor.state.apply = noted  # type: ignore[method-assign]
+    monitor.state.apply_columns = (  # type: ignore[method-assign]
+        lambda columns, now: sum(noted(r, now) for r in columns.records())
+    )
+    publisher = start_publisher(endpoint, count=100, extra=["--metrics", "997"])
+    try:
+        out, err = publisher.communicate(timeout=60)
+        assert publisher.returncode == 0 and err == "", err
+        monitor.wait(lambda: (run := monitor.state.runs.get("r")) is not None and run.finished)
+        with monitor.lock:
+            run = monitor.state.runs["r"]
+            worker = next(iter(run.workers.values()))
+            assert (run.records, run.missed, run.client_dropped) == (402, 0, 0)
+            assert worker.step == 99
+    finally:
+        stop(publisher)
+        monitor.close()
+    assert len(values) == 100 * 1000
+    assert values[("metric_996", 50)] == pytest.approx(math.sin(50 / (10 + 996)))

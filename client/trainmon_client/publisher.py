@@ -828,6 +828,8 @@ class _IOLoop:
                     self._publish_rows(rows)
                     rows = []
                 self._publish([row], 1, row["s"])
+            elif isinstance(row, list):  # one call, several records
+                rows.extend(row)
             elif row is not None:
                 rows.append(row)
             if len(rows) >= _MAX_BATCH_RECORDS:
@@ -853,7 +855,7 @@ class _IOLoop:
 
     def _take(
         self, t: float, step: Any, epoch: Any, metrics: Any, named: dict[str, Any]
-    ) -> _Row | dict[str, Any] | None:
+    ) -> _Row | list[_Row] | dict[str, Any] | None:
         if metrics is _ALERT:
             self.logged += 1
             title = str(named["title"])[:MAX_ALERT_TITLE] or "alert"
@@ -887,9 +889,23 @@ class _IOLoop:
             latest["loss"] = values["loss"]
         if "accuracy" in values:
             latest["accuracy"] = values["accuracy"]
+        step_now = self.step if self.step >= 0 else None
+        if len(values) > MAX_METRICS:
+            return self._split(t, step_now, values)
         seq = self.seq
         self.seq = seq + 1
-        return (seq, t, self.step if self.step >= 0 else None, self.epoch, values)
+        return (seq, t, step_now, self.epoch, values)
+
+    def _split(self, t: float, step: int | None, values: dict[str, Any]) -> list[_Row]:
+        """A call with more metrics than a record holds: several records of the same
+        step and time, MAX_METRICS metrics each (nothing dropped)."""
+        items = list(values.items())
+        rows: list[_Row] = []
+        for start in range(0, len(items), MAX_METRICS):
+            rows.append((self.seq, t, step, self.epoch, dict(items[start : start + MAX_METRICS])))
+            self.seq += 1
+        self.logged += len(rows) - 1  # (the call was counted as one record)
+        return rows
 
     def _publish_rows(self, rows: list[_Row]) -> None:
         """Send consecutive records as ``cols`` items: one per run of the same names."""
@@ -971,9 +987,6 @@ class _IOLoop:
                     "without control characters",
                 )
                 continue
-            if len(out) >= MAX_METRICS:
-                self._warn_once("<too-many>", f"more than {MAX_METRICS} metrics in one call")
-                break
             out[name] = number
         return out
 
