@@ -342,7 +342,7 @@ def test_a_call_with_more_metrics_than_a_record_holds_loses_none() -> None:
     )
     publisher = start_publisher(endpoint, count=100, extra=["--metrics", "997"])
     try:
-        out, err = publisher.communicate(timeout=60)
+        _, err = publisher.communicate(timeout=60)
         assert publisher.returncode == 0 and err == "", err
         monitor.wait(lambda: (run := monitor.state.runs.get("r")) is not None and run.finished)
         with monitor.lock:
@@ -355,3 +355,33 @@ def test_a_call_with_more_metrics_than_a_record_holds_loses_none() -> None:
         monitor.close()
     assert len(values) == 100 * 1000
     assert values[("metric_996", 50)] == pytest.approx(math.sin(50 / (10 + 996)))
+
+
+_FLOOD = """
+import resource
+from trainmon_client import Monitor
+names = [f"layer_{i}.grad_norm" for i in range(256)]
+mon = Monitor("tcp://127.0.0.1:9", run="r", flush_timeout_s=0)
+most = 0
+for step in range(100_000):
+    mon.log({n: step + i * 0.5 for i, n in enumerate(names)})
+    if step % 500 == 0:
+        most = max(most, sum(len(call[4]) for call in list(mon._queue)))
+mon.close(0)
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(rss_mb, mon.dropped, most)
+"""
+
+
+def test_the_queue_is_bounded_in_values_not_only_in_calls() -> None:
+    """100,000 calls of 256 fresh metric values, logged faster than they can be sent
+    (this took training to 682 MB and more): the queue holds at most 500,000 values,
+    the rest are dropped and counted, and the process stays small."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FLOOD], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    rss_mb, dropped, most = map(int, done.stdout.split())
+    assert dropped > 0
+    assert most <= 500_000 + 256, most
+    assert rss_mb < 200, rss_mb  # (about 1 GB without the bound)

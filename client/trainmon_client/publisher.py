@@ -142,7 +142,12 @@ class Monitor:
         total_steps: steps the run will do, for the same.
         config: hyperparameters, shown by the monitor (plain values only); see also
             :meth:`set_config`.
-        max_queue: records held for the I/O thread before new ones are dropped.
+        max_queue: calls held for the I/O thread before new ones are dropped.
+        max_queue_values: metric values held in those calls at most (a call that
+            would go past it is dropped). Queued calls cost about 220 bytes each and
+            50 bytes a value, so the queue holds at most about 22 MB + 25 MB = 47 MB
+            with the defaults (CPython 3.11, Python floats; a tensor on a GPU holds
+            its copy there).
         history: records kept to send again to a monitor that attaches later (at
             least this many, and less than one batch of up to 512 more).
         flush_timeout_s: the longest ``close()`` waits to deliver what is left
@@ -167,6 +172,7 @@ class Monitor:
         total_steps: float | None = None,
         config: Mapping[str, Any] | None = None,
         max_queue: int = 100_000,
+        max_queue_values: int = 500_000,
         history: int = 10_000,
         flush_timeout_s: float = 2.0,
         record_to: str | os.PathLike[str] | None = None,
@@ -187,6 +193,7 @@ class Monitor:
         self.config = dict(config or {})
         self.flush_timeout_s = _seconds(flush_timeout_s, "flush_timeout_s")
         self._max_queue = max_queue
+        self._max_values = max_queue_values
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
         self.curve = Curve.from_env(curve_secret, curve_server, curve_allow)
@@ -259,7 +266,7 @@ class Monitor:
         full the record is dropped and counted.
         """
         queue = self._queue
-        if len(queue) < self._max_queue:
+        if len(queue) < self._max_queue and self._values_in - self._values_out < self._max_values:
             if metrics is not None:
                 metrics, named = _merged(metrics, named)
             try:
@@ -274,6 +281,7 @@ class Monitor:
                 step = capture_count(step)
             if epoch is not None and type(epoch) is not int:
                 epoch = capture_count(epoch)
+            self._values_in += len(named)
             queue.append((_now(), step, epoch, metrics, named))
         else:
             self._count_drop()
@@ -290,7 +298,7 @@ class Monitor:
         """``log()`` for a process that logs tensors or numpy values: each value is
         looked at (adding a tensor up to see it is one costs several microseconds)."""
         queue = self._queue
-        if len(queue) < self._max_queue:
+        if len(queue) < self._max_queue and self._values_in - self._values_out < self._max_values:
             if metrics is not None:
                 metrics, named = _merged(metrics, named)
             named = capture_values(named)
@@ -298,6 +306,7 @@ class Monitor:
                 step = capture_count(step)
             if epoch is not None and type(epoch) is not int:
                 epoch = capture_count(epoch)
+            self._values_in += len(named)
             queue.append((_now(), step, epoch, metrics, named))
         else:
             self._count_drop()
@@ -333,6 +342,7 @@ class Monitor:
         self._started_here()
         queue = self._queue
         if len(queue) < self._max_queue:
+            self._values_in += 2
             queue.append((_now(), None, None, _ALERT, {"title": title, "text": text}))
         else:
             self._count_drop()
@@ -445,6 +455,10 @@ class Monitor:
         index = next(_instances)
         self._worker = self._identity.worker + (f"/{index}" if index else "")
         self._queue: deque[tuple[float, Any, Any, Any, dict[str, Any]]] = deque()
+        # Values put in the queue and taken out; the difference bounds it. Added to
+        # without a lock (GIL-atomic in practice; a lost update only loosens the bound).
+        self._values_in = 0
+        self._values_out = 0
         self._drop_lock = threading.Lock()
         self._dropped = 0
         self._closing = threading.Event()
@@ -558,6 +572,7 @@ class Monitor:
         """Leave the parent's socket and thread alone; start afresh on the first log."""
         _abandoned.append((self._ctx, self._thread))
         self._queue = deque()
+        self._values_in = self._values_out = 0
         if self._closed:
             return
         self._parent = self._worker
@@ -822,7 +837,7 @@ class _IOLoop:
                 self._warn_once("<record>", f"cannot publish a record ({exc!r})")
                 self.mon._count_drop()
                 row = None
-            queue.popleft()
+            self.mon._values_out += len(queue.popleft()[4])
             if isinstance(row, dict):  # an alert: after the rows before it, on its own
                 if rows:
                     self._publish_rows(rows)
@@ -1101,6 +1116,7 @@ class _IOLoop:
         if self.mon._queue:  # out of time: these are dropped, and counted as such
             self.mon._count_drop(len(self.mon._queue))
             self.mon._queue.clear()
+            self.mon._values_out = self.mon._values_in
         self.deadline = deadline
         # Everything before the bye recorded (or counted as not): the bye says so.
         writer = self.writer
