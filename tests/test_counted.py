@@ -385,3 +385,44 @@ def test_the_queue_is_bounded_in_values_not_only_in_calls() -> None:
     assert dropped > 0
     assert most <= 500_000 + 256, most
     assert rss_mb < 200, rss_mb  # (about 1 GB without the bound)
+
+
+_RECORD_ONLY = """
+import sys
+from trainmon_client import Monitor
+mon = Monitor("tcp://127.0.0.1:9", run="r", record_to=sys.argv[1])
+for step in range(5000):
+    mon.log(loss=1.0 / (step + 1), accuracy=0.5, grad_norm=2.0, step=step)
+for step in range(5000, 5300):  # more metrics than fit 64 records in a few KiB
+    mon.log({f"m{i}": float(i) for i in range(100)}, step=step)
+mon.close()
+"""
+
+
+def test_damage_in_the_middle_of_a_recording_costs_at_most_64_records(tmp_path: Path) -> None:
+    """A training process records 5,300 records as fast as it can (batches of up to 512
+    go out): its frames hold at most 64 records and about 4 KiB, so 21 bytes damaged in
+    the middle of the file lose at most 64 records."""
+    from trainmon.recording import load
+    from trainmon_client.framing import ReadReport, read_frames
+    from trainmon_client.protocol import decode_payload
+
+    path = tmp_path / "run.tmrec"
+    done = subprocess.run(
+        [sys.executable, "-c", _RECORD_ONLY, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    sizes = [
+        (sum(r.kind == "metrics" for r in decode_payload(p)), len(p))
+        for p in read_frames(path, ReadReport())
+    ]
+    assert sum(records for records, _ in sizes) == 5300
+    assert max(records for records, _ in sizes) == 64
+    assert max(size for _, size in sizes) < 6 * 1024, max(size for _, size in sizes)
+    data = bytearray(path.read_bytes())
+    for middle in (len(data) // 3, len(data) // 2, 2 * len(data) // 3):
+        damaged = tmp_path / f"damaged-{middle}.tmrec"
+        damaged.write_bytes(data[:middle] + b"\xff" * 21 + data[middle + 21 :])
+        loaded = load([damaged])
+        kept = sum(r.kind == "metrics" for r in loaded.records)
+        assert loaded.damaged >= 1 and 5300 - 64 <= kept < 5300, (middle, kept)
