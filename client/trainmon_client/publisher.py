@@ -143,11 +143,12 @@ class Monitor:
         config: hyperparameters, shown by the monitor (plain values only); see also
             :meth:`set_config`.
         max_queue: calls held for the I/O thread before new ones are dropped.
-        max_queue_values: metric values held in those calls at most (a call that
-            would go past it is dropped). Queued calls cost about 220 bytes each and
-            50 bytes a value, so the queue holds at most about 22 MB + 25 MB = 47 MB
-            with the defaults (CPython 3.11, Python floats; a tensor on a GPU holds
-            its copy there).
+        max_queue_values: about how many metric values those calls hold at most:
+            the bound in calls is lowered to this over the values per call (the
+            newest calls'), so a flood of large calls is dropped sooner. Queued calls
+            cost about 220 bytes each and 50 bytes a value: with the defaults the
+            queue holds about 22 MB + 25 MB = 47 MB at most (CPython 3.11, Python
+            floats; a tensor on a GPU holds its copy there).
         history: records kept to send again to a monitor that attaches later (at
             least this many, and less than one batch of up to 512 more).
         flush_timeout_s: the longest ``close()`` waits to deliver what is left
@@ -266,7 +267,7 @@ class Monitor:
         full the record is dropped and counted.
         """
         queue = self._queue
-        if len(queue) < self._max_queue and self._values_in - self._values_out < self._max_values:
+        if len(queue) < self._bound:
             if metrics is not None:
                 metrics, named = _merged(metrics, named)
             try:
@@ -281,7 +282,6 @@ class Monitor:
                 step = capture_count(step)
             if epoch is not None and type(epoch) is not int:
                 epoch = capture_count(epoch)
-            self._values_in += len(named)
             queue.append((_now(), step, epoch, metrics, named))
         else:
             self._count_drop()
@@ -298,7 +298,7 @@ class Monitor:
         """``log()`` for a process that logs tensors or numpy values: each value is
         looked at (adding a tensor up to see it is one costs several microseconds)."""
         queue = self._queue
-        if len(queue) < self._max_queue and self._values_in - self._values_out < self._max_values:
+        if len(queue) < self._bound:
             if metrics is not None:
                 metrics, named = _merged(metrics, named)
             named = capture_values(named)
@@ -306,7 +306,6 @@ class Monitor:
                 step = capture_count(step)
             if epoch is not None and type(epoch) is not int:
                 epoch = capture_count(epoch)
-            self._values_in += len(named)
             queue.append((_now(), step, epoch, metrics, named))
         else:
             self._count_drop()
@@ -342,7 +341,6 @@ class Monitor:
         self._started_here()
         queue = self._queue
         if len(queue) < self._max_queue:
-            self._values_in += 2
             queue.append((_now(), None, None, _ALERT, {"title": title, "text": text}))
         else:
             self._count_drop()
@@ -455,10 +453,9 @@ class Monitor:
         index = next(_instances)
         self._worker = self._identity.worker + (f"/{index}" if index else "")
         self._queue: deque[tuple[float, Any, Any, Any, dict[str, Any]]] = deque()
-        # Values put in the queue and taken out; the difference bounds it. Added to
-        # without a lock (GIL-atomic in practice; a lost update only loosens the bound).
-        self._values_in = 0
-        self._values_out = 0
+        # Calls log() queues at most: max_queue, lowered by the I/O thread to keep
+        # about max_queue_values values (see _IOLoop._bound_queue); no cost to log().
+        self._bound = min(self._max_queue, self._max_values)
         self._drop_lock = threading.Lock()
         self._dropped = 0
         self._closing = threading.Event()
@@ -572,7 +569,6 @@ class Monitor:
         """Leave the parent's socket and thread alone; start afresh on the first log."""
         _abandoned.append((self._ctx, self._thread))
         self._queue = deque()
-        self._values_in = self._values_out = 0
         if self._closed:
             return
         self._parent = self._worker
@@ -674,6 +670,7 @@ class _IOLoop:
         self.history: deque[tuple[int, int, bytes]] = deque()  # (records, first seq, payload)
         self.history_records = 0
         self.row_cost_s = 2e-6  # seconds to publish one row (measured as it goes)
+        self.call_values = 1.0  # values per queued call, recently (the largest seen lately)
         self.warned: set[str] = set()
         self.poller = zmq.Poller()
         self.poller.register(sock, zmq.POLLIN)
@@ -822,8 +819,26 @@ class _IOLoop:
                     return
                 time.sleep(0.005)
 
+    def _bound_queue(self) -> None:
+        """Keep the queue at about max_queue_values values: its bound in calls follows
+        the size of the newest call (at once when calls grow, slowly when they shrink).
+
+        Looked at before each slice of work (every few ms while busy, 20 ms idle), so
+        log() counts nothing; the queue can pass the bound by what is logged between
+        two looks, when calls suddenly grow."""
+        mon = self.mon
+        try:
+            newest = len(mon._queue[-1][4])
+        except IndexError:  # empty
+            return
+        size = self.call_values
+        size = newest if newest >= size else size + 0.05 * (newest - size)
+        self.call_values = size
+        mon._bound = max(1, min(mon._max_queue, int(mon._max_values / max(size, 1.0))))
+
     def _drain(self, until: float) -> bool:
         """Turn queued calls into records and send them; True if more are waiting."""
+        self._bound_queue()
         queue = self.mon._queue
         rows: list[_Row] = []
         taken = 0
@@ -837,7 +852,7 @@ class _IOLoop:
                 self._warn_once("<record>", f"cannot publish a record ({exc!r})")
                 self.mon._count_drop()
                 row = None
-            self.mon._values_out += len(queue.popleft()[4])
+            queue.popleft()
             if isinstance(row, dict):  # an alert: after the rows before it, on its own
                 if rows:
                     self._publish_rows(rows)
@@ -1116,7 +1131,6 @@ class _IOLoop:
         if self.mon._queue:  # out of time: these are dropped, and counted as such
             self.mon._count_drop(len(self.mon._queue))
             self.mon._queue.clear()
-            self.mon._values_out = self.mon._values_in
         self.deadline = deadline
         # Everything before the bye recorded (or counted as not): the bye says so.
         writer = self.writer
