@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_endpoint, start_publisher, stop, wait_for
+from tests.helpers import free_endpoint, start_publisher, stop, wait_for, wait_listening
 
 MONITOR = Path(__file__).resolve().parent / "monitor_proc.py"
 
@@ -255,7 +255,7 @@ def test_watch_record_on_a_full_disk_goes_on_watching(tmp_path: Path) -> None:
     )
     publisher = None
     try:
-        time.sleep(1.0)  # (the publisher's history covers a late bind anyway)
+        wait_listening(endpoint)
         publisher = start_publisher(
             endpoint, count=20_000, delay_s=0.0001, extra=["--metrics", "5"]
         )
@@ -426,3 +426,76 @@ def test_damage_in_the_middle_of_a_recording_costs_at_most_64_records(tmp_path: 
         loaded = load([damaged])
         kept = sum(r.kind == "metrics" for r in loaded.records)
         assert loaded.damaged >= 1 and 5300 - 64 <= kept < 5300, (middle, kept)
+
+
+def test_watch_record_frames_hold_at_most_64_records(tmp_path: Path) -> None:
+    """`watch --record` of a fast publisher (batches of up to 512 records): the file's
+    frames hold at most 64 records each, every record is there, and 21 bytes damaged in
+    the middle lose at most 64 of them."""
+    from trainmon.recording import load
+    from trainmon_client.framing import ReadReport, read_frames
+    from trainmon_client.protocol import decode_payload
+
+    endpoint = free_endpoint()
+    path = tmp_path / "watched.tmrec"
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainmon",
+            "watch",
+            "--bind",
+            endpoint,
+            "--plain",
+            "--exit-when-done",
+            "--record",
+            str(path),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    publisher = None
+    try:
+        wait_listening(endpoint)
+        publisher = start_publisher(endpoint, count=5000)
+        out, err = watch.communicate(timeout=90)
+    finally:
+        stop(watch)
+        if publisher is not None:
+            stop(publisher)
+    assert watch.returncode == 0 and "recorded to" in out, (out, err)
+    sizes = [
+        sum(r.kind == "metrics" for r in decode_payload(p)) for p in read_frames(path, ReadReport())
+    ]
+    assert sum(sizes) == 5000 and max(sizes) <= 64, (sum(sizes), max(sizes))
+    data = path.read_bytes()
+    middle = len(data) // 2
+    damaged = tmp_path / "damaged.tmrec"
+    damaged.write_bytes(data[:middle] + b"\xff" * 21 + data[middle + 21 :])
+    kept = sum(r.kind == "metrics" for r in load([damaged]).records)
+    assert 5000 - 64 <= kept < 5000, kept
+
+
+def test_the_monitor_shows_what_was_not_recorded() -> None:
+    """A client's 'unrecorded' count and a recording of the monitor's own that stopped
+    are in the stats, the status line and the summary."""
+    from tests.test_state import fed, hello, metrics
+    from tests.test_view import NOW, text
+    from trainmon.state import RunState
+    from trainmon.view import ViewOptions, stats_panel, status_line, summary
+    from trainmon_client.protocol import Record
+
+    counters = {"logged": 1, "dropped": 0, "queued": 0, "unrecorded": 7}
+    state: RunState = fed(
+        hello(), metrics(1), Record("heartbeat", "r", "w0", 1, 100.0, counters=counters)
+    )
+    state.note_recording("cannot record to x.tmrec: No space left on device; recording stopped")
+    run = state.runs["r"]
+    assert run.client_unrecorded == 7
+    shown = text(stats_panel(state, run, ViewOptions(), NOW), width=100, height=40)
+    assert "7 not in record_to" in shown and "No space left on device" in shown, shown
+    line = status_line(state, ViewOptions(), NOW)
+    assert "7 not recorded by clients" in line and "recording stopped" in line, line
+    assert "7 not recorded by clients" in summary(state, ViewOptions(), NOW)

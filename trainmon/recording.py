@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgpack
+
 from trainmon.ingest import RecordSink
 from trainmon_client.framing import (
     BackgroundWriter,
@@ -15,7 +17,15 @@ from trainmon_client.framing import (
     ReadReport,
     read_frames,
 )
-from trainmon_client.protocol import ProtocolError, Record, decode_payload
+from trainmon_client.protocol import (
+    Columns,
+    ProtocolError,
+    Record,
+    columns_wire,
+    decode_payload,
+    decode_payload_items,
+    pack_payload,
+)
 
 __all__ = [
     "FileFormatError",
@@ -26,6 +36,11 @@ __all__ = [
 ]
 
 FLUSH_INTERVAL_S = 1.0
+FRAME_RECORDS = 64  # records in one frame at most (and about FRAME_VALUES values)
+FRAME_VALUES = 512
+# A payload (or an item) this small is recorded as it is: 64 records take more (a
+# record of a cols item takes 10 bytes at least, its time and step).
+_WHOLE_BYTES = 640
 CLOSE_TIMEOUT_S = 2.0  # the longest close() waits for writes to end (a hung disk)
 
 
@@ -48,7 +63,7 @@ class Recorder:
         self.stopped: str | None = None
         self._on_stop = on_stop
         self._writer = BackgroundWriter(
-            os.path.abspath(path), self._stopped, interval_s=FLUSH_INTERVAL_S
+            os.path.abspath(path), self._stopped, interval_s=FLUSH_INTERVAL_S, split=frame_parts
         )
 
     def _stopped(self, line: str) -> None:
@@ -70,6 +85,65 @@ class Recorder:
 
     def close(self) -> None:
         self._writer.close(time.monotonic() + CLOSE_TIMEOUT_S)
+
+
+def frame_parts(payload: bytes) -> list[bytes]:
+    """A received payload as the payloads of small frames: a large batch item by item
+    (its bytes as they are), and a ``cols`` item of many records cut in parts of at
+    most FRAME_RECORDS records and about FRAME_VALUES values, so that damage to one
+    frame of a recording costs a few records. What it does not take apart stays whole.
+    """
+    if len(payload) <= _WHOLE_BYTES:
+        return [payload]
+    parts: list[bytes] = []
+    for item in _items(payload):
+        parts += [item] if len(item) <= _WHOLE_BYTES else _cut_columns(item)
+    return parts
+
+
+def _items(payload: bytes) -> list[bytes]:
+    """The packed items of a packed array, each as its own bytes; else the payload."""
+    unpacker = msgpack.Unpacker()
+    unpacker.feed(payload)
+    try:
+        count = unpacker.read_array_header()
+        items = []
+        start = unpacker.tell()
+        for _ in range(count):
+            unpacker.skip()
+            end = unpacker.tell()
+            items.append(payload[start:end])
+            start = end
+    except (ValueError, msgpack.OutOfData):  # a single record (a map), or not msgpack
+        return [payload]
+    return items
+
+
+def _cut_columns(item: bytes) -> list[bytes]:
+    """A packed ``cols`` item of many records as several; anything else as it is."""
+    try:
+        (columns,) = decode_payload_items(item)
+    except (ProtocolError, ValueError):
+        return [item]
+    if not isinstance(columns, Columns):
+        return [item]
+    step = max(1, min(FRAME_RECORDS, FRAME_VALUES // max(len(columns.metrics), 1)))
+    if columns.size <= step:
+        return [item]
+    return [
+        pack_payload(
+            columns_wire(
+                columns.run,
+                columns.worker,
+                columns.seq + start,
+                columns.times[start : start + step],
+                columns.steps[start : start + step],
+                columns.epochs[start : start + step],
+                {name: values[start : start + step] for name, values in columns.metrics.items()},
+            )
+        )
+        for start in range(0, columns.size, step)
+    ]
 
 
 @dataclass(slots=True)

@@ -126,6 +126,7 @@ class BackgroundWriter:
         max_bytes: int = 16 * 1024 * 1024,
         interval_s: float = 1.0,
         wake_bytes: int = 1024 * 1024,
+        split: Callable[[bytes], list[bytes]] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.unrecorded = 0  # records that will not be written
@@ -134,6 +135,7 @@ class BackgroundWriter:
         self.stopped: str | None = None  # why recording stopped, once it has
         self.opened = False
         self._on_stop = on_stop
+        self._split = split  # a payload as the payloads of several frames (on this thread)
         self._max_bytes = max_bytes
         self._interval_s = interval_s
         self._wake_bytes = wake_bytes
@@ -275,7 +277,8 @@ class BackgroundWriter:
         as it is written: a write that blocks (or fails) leaves only its own frame's
         records unknown (counted as not recorded when given up)."""
         for payload, records in batch:
-            _write_all(file, frame_bytes(payload, version))
+            for part in self._split(payload) if self._split else (payload,):
+                _write_all(file, frame_bytes(part, version))
             with self._lock:
                 if not self._abandoned:
                     self.recorded += records
