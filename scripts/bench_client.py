@@ -23,13 +23,17 @@ pack+send's. On a shared machine medians move by up to 2x between runs, and p99.
 max are single samples of scheduler and GIL noise (compare the timer and empty-call
 rows): re-run before trusting a MISS.
 
-Table 3 (also alone with ``--ab``) is a same-run A/B of ``log()`` against the client of
-commit 34b172e (taken with ``git archive`` and imported under another name, so both run
-in this process): blocks of calls alternate A B B A, so the machine's load falls on
-both alike; nobody listening, "bursts" pacing. Rows: three Python floats (target:
-B - A <= +0.1 us median), a 0-d numpy array and a 0-d CPU torch tensor as ``loss``
-(where installed; the new client reads these at the call, the old one read them later
-on its I/O thread, which could publish a later value).
+Table 3 (also alone with ``--ab``) is a same-run A/B of ``log()`` against the client
+of commit 34b172e or ``--ab-base COMMIT`` (taken with ``git archive`` and imported
+under another name, so both run in this process): blocks of calls alternate A B B A,
+so the machine's load falls on both alike; nobody listening, "bursts" pacing. Rows:
+three Python floats (target: B - A <= +0.1 us median), a 0-d numpy array and a 0-d
+CPU torch tensor as ``loss`` (where installed; the new client reads these at the
+call, the old one read them later on its I/O thread, which could publish a later value).
+
+Table 4 (also alone with ``--record``): log() with and without ``record_to``, in the
+same run, rows alternating, a monitor reading: latency percentiles, drops, CPU per
+call (every thread) and the frames written.
 """
 
 from __future__ import annotations
@@ -307,19 +311,19 @@ ROOT = Path(__file__).resolve().parent.parent
 AB_BLOCK = 500  # calls timed on one side before the other side's turn
 
 
-def baseline_client(tmp: str) -> Any:
-    """The client of AB_BASELINE, from git, imported as ``trainmon_client_ab`` (its own
+def baseline_client(tmp: str, base: str = AB_BASELINE) -> Any:
+    """The client of ``base``, from git, imported as ``trainmon_client_ab`` (its own
     imports renamed) so that both clients run in this one process; None if git cannot
     give it."""
     try:
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", AB_BASELINE, "client/trainmon_client"],
+            ["git", "-C", str(ROOT), "archive", base, "client/trainmon_client"],
             capture_output=True,
             check=True,
         ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        print(f"A/B skipped: cannot take the client of {AB_BASELINE} from git ({exc})")
+        print(f"A/B skipped: cannot take the client of {base} from git ({exc})")
         return None
     package = Path(tmp) / "trainmon_client_ab"
     (Path(tmp) / "client" / "trainmon_client").rename(package)
@@ -344,7 +348,7 @@ def ab_samples(mon: Any, loss: Any, n: int, out: list[int]) -> None:
             sleep(BURST_SLEEP_S)
 
 
-def ab_table(n: int) -> None:
+def ab_table(n: int, base: str = AB_BASELINE) -> None:
     """Table 3: log() of this client (B) against the baseline's (A), in one process,
     blocks of calls alternating A B B A so that the machine's load falls on both."""
     losses: dict[str, Any] = {"3 Python floats": X}
@@ -357,11 +361,11 @@ def ab_table(n: int) -> None:
 
         losses["loss a 0-d CPU torch tensor"] = torch.tensor(X)
     with tempfile.TemporaryDirectory() as tmp:
-        old = baseline_client(tmp)
+        old = baseline_client(tmp, base)
         if old is None:
             return
         print(
-            f"\n3. A/B: log() in us, A = client of {AB_BASELINE}, B = this one; {n:,} calls "
+            f"\n3. A/B: log() in us, A = client of {base}, B = this one; {n:,} calls "
             f"each, in alternating blocks of {AB_BLOCK}, nobody listening, bursts pacing"
         )
         print(f"{'':<30}{'A med':>8}{'B med':>8}{'B-A':>8}{'A p99':>8}{'B p99':>8}  target")
@@ -400,11 +404,20 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000, help="calls per row")
     parser.add_argument("--quick", action="store_true", help="~10 s smoke run (20k calls)")
     parser.add_argument("--ab", action="store_true", help="only table 3, the A/B")
+    parser.add_argument(
+        "--ab-base", default=AB_BASELINE, metavar="COMMIT", help="the A side of table 3"
+    )
+    parser.add_argument(
+        "--record", action="store_true", help="only table 4, log() with and without record_to"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     n = 20_000 if args.quick else max(args.calls, 1000)
     if args.ab:
-        ab_table(n)
+        ab_table(n, args.ab_base)
+        return
+    if args.record:
+        record_table(n)
         return
     started = time.monotonic()
     with gc_off():
@@ -431,7 +444,51 @@ def main() -> None:
         finally:
             bare.close()
     report(rows, n, time.monotonic() - started)
-    ab_table(n)
+    ab_table(n, args.ab_base)
+    record_table(n)
+
+
+def record_table(n: int) -> None:
+    """Table 4: log() with and without ``record_to``, in one run, a monitor reading.
+
+    Rows alternate plain, recording, recording, plain (the machine's load falls on
+    both alike); each has a fresh Monitor, closed and its CPU counted per call as in
+    table 1. The recording's writes are on a thread of their own; what it costs the
+    training process shows in the CPU column (every thread), its frames (at most 64
+    records) are cut on the I/O thread."""
+    print(
+        f"\n4. record_to: log() in us, {n:,} calls per row, a monitor reading, bursts and "
+        f"flat pacing\n{'':<34}{'median':>8}{'p99':>9}{'p99.9':>9}{'max':>10}{'drops':>8}"
+        f"{'CPU ns':>8}{'frames':>8}"
+    )
+    with watch_process() as (reader, _), tempfile.TemporaryDirectory() as tmp:
+        for pacing in ("bursts", "flat"):
+            for index, recording in enumerate((False, True, True, False)):
+                path = Path(tmp) / f"run-{pacing}-{index}.tmrec"
+                with Monitor(
+                    reader,
+                    run=f"bench-record-{pacing}-{index}",
+                    record_to=str(path) if recording else None,
+                ) as mon:
+                    wait_subscribed(mon)
+                    row = measure("", "log", mon.log, n, pacing, mon=mon)
+                frames = _frames_in(path) if recording else None
+                label = f"{'record_to' if recording else 'no recording'}, {pacing}"
+                print(
+                    f"{label:<34}{row.q(0.5):>8.3f}{row.q(0.99):>9.3f}{row.q(0.999):>9.2f}"
+                    f"{row.samples[-1] / 1000:>10.1f}{row.drops or 0:>8,}{row.cpu_ns or 0:>8.0f}"
+                    f"{'' if frames is None else f'{frames:,}':>8}"
+                )
+
+
+def _frames_in(path: Path) -> int:
+    """How many frames a recording holds."""
+    from trainmon_client.framing import ReadReport, read_frames
+
+    report = ReadReport()
+    for _ in read_frames(path, report):
+        pass
+    return report.frames
 
 
 def report(rows: list[Row], n: int, elapsed: float) -> None:

@@ -319,6 +319,7 @@ def _subscriber(
     run: str | None,
     record: str | None = None,
     curve: Curve | None = None,
+    on_record_stop: Callable[[str], None] | None = None,
 ) -> Iterator[Subscriber]:
     notes: list[str] = []
     old_default: str | None = None
@@ -333,7 +334,7 @@ def _subscriber(
         recorder = None
         if record is not None:
             try:
-                recorder = Recorder(record)
+                recorder = Recorder(record, on_record_stop)
             except (OSError, FileFormatError) as exc:
                 raise click.ClickException(
                     f"cannot record to {escaped(record)}: {escaped_lines(str(exc))}"
@@ -387,13 +388,17 @@ def watch(
     m picks the main metric, w the worker, r the run, e saves an SVG picture.
     """
     curve = _curve(curve_secret, curve_server, curve_allow)
-    with _subscriber(bind, connect, run, record, curve) as source:
+    state = RunState()  # (a recording that stops says so on screen: its note)
+    with _subscriber(bind, connect, run, record, curve, state.note_recording) as source:
         settings, opts, plain = _display(
             display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
         )
         opts = replace(opts, warnings=tuple(source.warnings))
-        _show(source, opts, settings, plain)
-        if record is not None:
+        _show(source, opts, settings, plain, state)
+    if record is not None:  # (after the recording is closed: its last words are in)
+        if state.recording_note:
+            click.echo(f"trainmon: {escaped_lines(state.recording_note)}", err=True)
+        else:
             _say(f"recorded to {escaped(record)}")
 
 
@@ -430,8 +435,14 @@ def _display(
     return settings, opts, display["plain"]
 
 
-def _show(source: RecordSource, opts: ViewOptions, settings: AppSettings, plain: bool) -> None:
-    state = RunState()
+def _show(
+    source: RecordSource,
+    opts: ViewOptions,
+    settings: AppSettings,
+    plain: bool,
+    state: RunState | None = None,
+) -> None:
+    state = RunState() if state is None else state
     console = console_for(settings.theme)
     if plain or not console.is_terminal:
         if not plain:

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgpack
+
 from trainmon.escape import escaped
 from trainmon.ingest import RecordSink
-from trainmon_client.framing import FileFormatError, FrameWriter, ReadReport, read_frames
-from trainmon_client.protocol import ProtocolError, Record, decode_payload
+from trainmon_client.framing import (
+    BackgroundWriter,
+    FileFormatError,
+    FrameWriter,
+    ReadReport,
+    read_frames,
+)
+from trainmon_client.protocol import (
+    Columns,
+    ProtocolError,
+    Record,
+    columns_wire,
+    decode_payload,
+    decode_payload_items,
+    pack_payload,
+)
 
 __all__ = [
     "FileFormatError",
@@ -22,45 +37,114 @@ __all__ = [
 ]
 
 FLUSH_INTERVAL_S = 1.0
+FRAME_RECORDS = 64  # records in one frame at most (and about FRAME_VALUES values)
+FRAME_VALUES = 512
+# A payload (or an item) this small is recorded as it is: 64 records take more (a
+# record of a cols item takes 10 bytes at least, its time and step).
+_WHOLE_BYTES = 640
+CLOSE_TIMEOUT_S = 2.0  # the longest close() waits for writes to end (a hung disk)
 
 
 class Recorder:
-    """Appends received payloads to a recording; flushes about once a second.
+    """Appends received payloads to a recording, written about once a second from a
+    thread of its own (see :class:`BackgroundWriter`): a slow or hung disk never holds
+    up the screen, a crash loses at most the last second, and the file stays readable.
 
-    Writes are buffered, so recording never slows the screen; a crash loses at most
-    the frames since the last flush, and the file stays readable.
+    A file that cannot be opened, or is no recording, raises OSError or
+    FileFormatError here. A write that fails later (a full disk) stops the recording:
+    ``on_stop`` is called once with a line saying why, and :attr:`stopped` keeps it.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._writer = FrameWriter(path)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.path = self._writer.path
-        # A timer thread flushes even when nothing more arrives (the last records of a
-        # run must not wait in a buffer for a next message that never comes).
-        self._flusher = threading.Thread(
-            target=self._flush_loop, name="trainmon-record", daemon=True
+    def __init__(
+        self, path: str | os.PathLike[str], on_stop: Callable[[str], None] | None = None
+    ) -> None:
+        with FrameWriter(path):  # what is wrong from the start is said at the start
+            pass
+        self.path = os.fspath(path)
+        self.stopped: str | None = None
+        self._on_stop = on_stop
+        self._writer = BackgroundWriter(
+            os.path.abspath(path), self._stopped, interval_s=FLUSH_INTERVAL_S, split=frame_parts
         )
-        self._flusher.start()
+
+    def _stopped(self, line: str) -> None:
+        self.stopped = self.stopped or line
+        if self._on_stop is not None:
+            self._on_stop(line)
 
     def write(self, payload: bytes) -> None:
-        with self._lock:
-            self._writer.write(payload)
-
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL_S):
-            with self._lock:
-                self._writer.flush()
+        self._writer.put(payload, 1)
 
     @property
     def frames(self) -> int:
         return self._writer.frames
 
+    @property
+    def unrecorded(self) -> int:
+        """Messages received and not recorded."""
+        return self._writer.unrecorded
+
     def close(self) -> None:
-        self._stop.set()
-        self._flusher.join(timeout=FLUSH_INTERVAL_S + 1)
-        with self._lock:
-            self._writer.close()
+        self._writer.close(time.monotonic() + CLOSE_TIMEOUT_S)
+
+
+def frame_parts(payload: bytes) -> list[bytes]:
+    """A received payload as the payloads of small frames: a large batch item by item
+    (its bytes as they are), and a ``cols`` item of many records cut in parts of at
+    most FRAME_RECORDS records and about FRAME_VALUES values, so that damage to one
+    frame of a recording costs a few records. What it does not take apart stays whole.
+    """
+    if len(payload) <= _WHOLE_BYTES:
+        return [payload]
+    parts: list[bytes] = []
+    for item in _items(payload):
+        parts += [item] if len(item) <= _WHOLE_BYTES else _cut_columns(item)
+    return parts
+
+
+def _items(payload: bytes) -> list[bytes]:
+    """The packed items of a packed array, each as its own bytes; else the payload."""
+    unpacker = msgpack.Unpacker()
+    unpacker.feed(payload)
+    try:
+        count = unpacker.read_array_header()
+        items = []
+        start = unpacker.tell()
+        for _ in range(count):
+            unpacker.skip()
+            end = unpacker.tell()
+            items.append(payload[start:end])
+            start = end
+    except (ValueError, msgpack.OutOfData):  # a single record (a map), or not msgpack
+        return [payload]
+    return items
+
+
+def _cut_columns(item: bytes) -> list[bytes]:
+    """A packed ``cols`` item of many records as several; anything else as it is."""
+    try:
+        (columns,) = decode_payload_items(item)
+    except (ProtocolError, ValueError):
+        return [item]
+    if not isinstance(columns, Columns):
+        return [item]
+    step = max(1, min(FRAME_RECORDS, FRAME_VALUES // max(len(columns.metrics), 1)))
+    if columns.size <= step:
+        return [item]
+    return [
+        pack_payload(
+            columns_wire(
+                columns.run,
+                columns.worker,
+                columns.seq + start,
+                columns.times[start : start + step],
+                columns.steps[start : start + step],
+                columns.epochs[start : start + step],
+                {name: values[start : start + step] for name, values in columns.metrics.items()},
+            )
+        )
+        for start in range(0, columns.size, step)
+    ]
 
 
 @dataclass(slots=True)

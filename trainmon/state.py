@@ -543,6 +543,7 @@ class Worker:
     missed: int = 0
     duplicates: int = 0
     client_dropped: int = 0
+    client_unrecorded: int = 0  # records its recording (record_to) did not keep
     not_resent: int = 0  # early records older than the client's history, never sent to us
     outages: int = 0  # times nothing came for LOST_AFTER_S and then the worker came back
     hello_time: float | None = None  # when the process started, by its own clock
@@ -592,6 +593,26 @@ class Worker:
             if len(self.gaps) > _MAX_GAPS:
                 del self.gaps[0]  # too old to fill: it stays counted as missed
             self.seen_max = last
+
+    def not_held_before(self, first_held: int) -> None:
+        """The client no longer holds records before ``first_held``: those not seen were
+        not lost on the way to this monitor but never sent to it (not re-sent).
+
+        Batches queued for a monitor that died can reach its successor before the hello
+        that says so: gaps already counted as missed below ``first_held`` move too."""
+        kept: list[list[int]] = []
+        for lo, hi in self.gaps:
+            if lo < first_held:
+                cut = min(hi, first_held - 1) - lo + 1
+                self.missed -= cut
+                self.not_resent += cut
+                lo = first_held
+            if lo <= hi:
+                kept.append([lo, hi])
+        self.gaps = kept
+        if self.seen_max < first_held - 1:
+            self.not_resent += first_held - 1 - self.seen_max
+            self.seen_max = first_held - 1
 
     def rate_point(self, t: float, step: int) -> None:
         """A record after the warm-up that moved the step on: the newest point of its
@@ -815,6 +836,10 @@ class Run:
         return sum(w.client_dropped for w in self.workers.values())
 
     @property
+    def client_unrecorded(self) -> int:
+        return sum(w.client_unrecorded for w in self.workers.values())
+
+    @property
     def not_resent(self) -> int:
         return sum(w.not_resent for w in self.workers.values())
 
@@ -1005,6 +1030,7 @@ class RunState:
         self.last_refusal: str | None = None
         self.link_short = ""  # what is wrong with the connections made, in a few words
         self.link_note = ""  # and the whole story
+        self.recording_note = ""  # why `watch --record` stopped recording, once it has
         self.duplicates = 0
         self.untracked_runs = 0
         self.forgotten_runs = 0  # finished runs let go to make room for new ones
@@ -1071,7 +1097,7 @@ class RunState:
         elif record.kind == "bye":
             worker.finished = True
             self._parent_ended(run, worker, True)
-            worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
+            self._counts(worker, record)
         elif record.kind != "metrics" and (  # a newer client's kind: counted, not applied
             record.kind in self.skipped or len(self.skipped) < _MAX_PEERS
         ):
@@ -1154,6 +1180,10 @@ class RunState:
         """Count handshakes refused by authentication."""
         self.refused += count
         self.last_refusal = reason
+
+    def note_recording(self, note: str) -> None:
+        """The recording (``watch --record``) stopped or falls behind: ``note`` says why."""
+        self.recording_note = note
 
     def note_link(self, short: str, note: str) -> None:
         """How the monitor's connections stand ("" and "" when all are up)."""
@@ -1267,8 +1297,15 @@ class RunState:
         return True
 
     def _heartbeat(self, worker: Worker, record: Record) -> None:
-        worker.client_dropped = max(worker.client_dropped, record.counters.get("dropped", 0))
+        self._counts(worker, record)
         worker.expect_through(record.seq)  # a heartbeat carries the last number used
+
+    @staticmethod
+    def _counts(worker: Worker, record: Record) -> None:
+        """What the client says it dropped and did not record (heartbeat, bye)."""
+        counters = record.counters
+        worker.client_dropped = max(worker.client_dropped, counters.get("dropped", 0))
+        worker.client_unrecorded = max(worker.client_unrecorded, counters.get("unrecorded", 0))
 
     def _hello(self, run: Run, worker: Worker, info: dict[str, Any] | Any) -> None:
         worker.host = info.get("host", worker.host)
@@ -1293,10 +1330,8 @@ class RunState:
         ):
             (run.config, run.config_more), run.config_from = config_items(config), worker
         first_held = info.get("from")
-        if first_held is not None and worker.seen_max < first_held - 1:
-            # The client no longer holds records before first_held: not lost on the way.
-            worker.not_resent += first_held - 1 - worker.seen_max
-            worker.seen_max = first_held - 1
+        if first_held is not None:
+            worker.not_held_before(first_held)
 
     def _metrics(self, run: Run, worker: Worker, record: Record, now: float) -> None:
         if record.epoch is not None and record.epoch != worker.epoch:

@@ -839,6 +839,11 @@ def stats_panel(
     grid.add_row("missed", Text(f"{missed:,}", style="tm.warn" if missed else ""))
     if dropped:
         grid.add_row("dropped", Text(f"{dropped:,} by the client", style="tm.warn"))
+    if run.client_unrecorded:
+        grid.add_row(
+            "unrecorded",
+            Text(f"{run.client_unrecorded:,} not in record_to", style="tm.warn"),
+        )
     if run.not_resent:
         grid.add_row("before", Text(f"{run.not_resent:,} older than history", style="tm.dim"))
     outages, longest = run.outages
@@ -853,6 +858,8 @@ def stats_panel(
         grid.add_row("refused", Text(f"{state.refused:,} handshakes", style="tm.bad"))
     if state.link_short:
         grid.add_row("link", Text(state.link_short, style="tm.bad"))
+    if state.recording_note:
+        grid.add_row("recording", Text(state.recording_note, style="tm.bad"))
     shown = {loss_name, acc_name, grad_name, *known}
     for name in run.metric_names:
         if name not in shown:
@@ -1145,6 +1152,8 @@ def waiting_panel(state: RunState, opts: ViewOptions) -> Panel:
         text.append(f"\n{warning}", style="tm.warn")
     if state.rejected:
         text.append(f"\n{state.rejected:,} messages rejected: {state.last_reject}", style="tm.bad")
+    if state.recording_note:
+        text.append(f"\n{state.recording_note}", style="tm.bad")
     if state.refused:
         text.append(
             f"\n{state.refused:,} handshakes refused; last: {state.last_refusal}", style="tm.bad"
@@ -1234,6 +1243,8 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
     parts.append(f"rejected {state.rejected}")
     if state.link_note:
         parts.append(f"link {state.link_short}: {state.link_note}")
+    if state.recording_note:
+        parts.append(state.recording_note)
     return "trainmon: " + " · ".join(parts)
 
 
@@ -1357,6 +1368,8 @@ def _missed_text(run: Run) -> str:
     text = "nothing missed" if not missed and not dropped else f"missed {missed}"
     if dropped:
         text += f" (+{dropped} dropped by clients)"
+    if run.client_unrecorded:
+        text += f"; {run.client_unrecorded} not recorded by clients (record_to)"
     if run.not_resent:
         text += f"; {run.not_resent} early records were older than the clients' history"
     outages, longest = run.outages

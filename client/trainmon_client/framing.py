@@ -20,10 +20,15 @@ reader streams the file in bounded memory, whatever its size.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import struct
+import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
@@ -32,6 +37,7 @@ from trainmon_client.protocol import MAX_PAYLOAD_BYTES
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
+    "BackgroundWriter",
     "FileFormatError",
     "FrameWriter",
     "ReadReport",
@@ -68,7 +74,7 @@ class FrameWriter:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self._file: BinaryIO = open(self.path, "ab")  # noqa: SIM115 -- closed in close()
-        if self._file.tell() == 0:
+        if not self._file.seekable() or self._file.tell() == 0:  # (a pipe is read as new)
             self._file.write(_HEADER.pack(MAGIC, FORMAT_VERSION))
             self.version = FORMAT_VERSION
         else:
@@ -93,6 +99,202 @@ class FrameWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class BackgroundWriter:
+    """Appends frames to a recording from a thread of its own, so that a disk that is
+    full, slow or hung never holds up whoever hands it payloads.
+
+    :meth:`put` queues a payload and returns at once; the thread opens the file (a
+    file on a hung network file system may block even there), writes what is queued
+    every ``interval_s`` (sooner past ``wake_bytes``) with unbuffered writes, so what
+    it counts as written has reached the OS. At most ``max_bytes`` of payloads wait:
+    what does not fit is not recorded, and counted. The first error (a full disk, no
+    such directory) stops the recording: ``on_stop`` is called once with one line
+    saying why, and from then on what is put is counted as not recorded.
+
+    ``records`` given with each payload is what is counted: :attr:`unrecorded`, the
+    records that will not be written, is exact for everything put, except that a write
+    still blocked when :meth:`close` gives up counts as not written.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        on_stop: Callable[[str], None],
+        *,
+        max_bytes: int = 16 * 1024 * 1024,
+        interval_s: float = 1.0,
+        wake_bytes: int = 1024 * 1024,
+        split: Callable[[bytes], list[bytes]] | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.unrecorded = 0  # records that will not be written
+        self.recorded = 0  # records written
+        self.frames = 0
+        self.stopped: str | None = None  # why recording stopped, once it has
+        self.opened = False
+        self._on_stop = on_stop
+        self._split = split  # a payload as the payloads of several frames (on this thread)
+        self._max_bytes = max_bytes
+        self._interval_s = interval_s
+        self._wake_bytes = wake_bytes
+        self._pending: deque[tuple[bytes, int]] = deque()  # (payload, records)
+        self._pending_bytes = 0
+        self._writing = 0  # records in the write under way
+        self._closing = False
+        self._overflowed = False
+        self._abandoned = False  # given up at close: late writes change no count
+        self._lock = threading.Condition(threading.Lock())
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trainmon-record", daemon=True)
+        self._thread.start()
+
+    def put(self, payload: bytes, records: int) -> None:
+        """Queue ``payload`` (holding ``records`` records) to be written; never blocks
+        on the file."""
+        say = False
+        with self._lock:
+            if self.stopped is not None or self._closing:
+                self.unrecorded += records
+            elif self._pending_bytes + len(payload) > self._max_bytes:
+                self.unrecorded += records
+                say, self._overflowed = not self._overflowed, True
+            else:
+                self._pending.append((payload, records))
+                self._pending_bytes += len(payload)
+                if self._pending_bytes >= self._wake_bytes:
+                    self._wake.set()
+        if say:  # once: the writes are not keeping up (or blocked)
+            self._on_stop(
+                f"recording to {self.path} is not keeping up (its writes are slow or "
+                "blocked): records that do not fit its queue are not recorded, and counted"
+            )
+
+    def put_all(self, payloads: Iterable[tuple[bytes, int]]) -> None:
+        """:meth:`put` each ``(payload, records)``."""
+        for payload, records in payloads:
+            self.put(payload, records)
+
+    def abandon(self) -> None:
+        """Write nothing more: what is queued or being written counts as not recorded
+        (at close, when the writes do not end in time)."""
+        with self._lock:
+            said = self.stopped is not None or self._overflowed
+            self._give_up("its writes did not end in time")
+            count = self.unrecorded
+        if not said:
+            self._on_stop(
+                f"recording to {self.path} stopped: its writes did not end in time "
+                f"({count:,} records not recorded)"
+            )
+
+    def settle(self, until: float) -> bool:
+        """Write what is queued now and wait for it, until ``until`` at most (on the
+        ``time.monotonic()`` clock); whether all put so far is written or counted."""
+        self._wake.set()
+        with self._lock:
+            while self._pending or self._writing:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(min(left, 0.05))
+            return not (self._pending or self._writing)
+
+    def close(self, until: float) -> None:
+        """Write what is queued and close, waiting until ``until`` at most; what is not
+        written by then is counted as not recorded (a thread still blocked in a write
+        is left to end with the process)."""
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        left = until - time.monotonic()
+        self._thread.join(None if left == math.inf else max(left, 0.0))
+        with self._lock:
+            if self._thread.is_alive():
+                self._give_up("closed before its writes ended")
+
+    def _give_up(self, why: str) -> None:
+        """(The lock held.) Nothing more will be written: count what is left."""
+        self.unrecorded += self._writing + sum(records for _, records in self._pending)
+        self._writing = 0
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._abandoned = True
+        if self.stopped is None:
+            self.stopped = why
+        self._lock.notify_all()
+
+    def _run(self) -> None:
+        file: BinaryIO | None = None
+        try:
+            file, version = self._open()
+            while True:
+                self._wake.wait(self._interval_s)
+                self._wake.clear()
+                with self._lock:
+                    batch = list(self._pending)
+                    self._pending.clear()
+                    self._pending_bytes = 0
+                    self._writing = sum(records for _, records in batch)
+                    closing = self._closing
+                if batch:
+                    self._write(file, version, batch)
+                with self._lock:
+                    self._lock.notify_all()
+                    if closing and not self._pending:
+                        return
+        except Exception as exc:  # a full disk, no such directory, a broken pipe
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            with self._lock:
+                gave_up = self._abandoned
+                self._give_up(why)
+            if not gave_up:
+                self._on_stop(f"cannot record to {self.path}: {why}; recording stopped")
+        finally:
+            if file is not None:
+                with contextlib.suppress(OSError):
+                    file.close()
+
+    def _open(self) -> tuple[BinaryIO, int]:
+        """The file, unbuffered, and its format (the header written if it is new)."""
+        file: BinaryIO = open(self.path, "ab", buffering=0)  # noqa: SIM115 -- closed in _run()
+        try:
+            if not file.seekable() or file.tell() == 0:  # (a pipe is read as new)
+                _write_all(file, _HEADER.pack(MAGIC, FORMAT_VERSION))
+                version = FORMAT_VERSION
+            else:
+                with open(self.path, "rb") as head:
+                    version = _read_header(head, self.path)
+        except BaseException:
+            file.close()
+            raise
+        self.opened = True
+        return file, version
+
+    def _write(self, file: BinaryIO, version: int, batch: list[tuple[bytes, int]]) -> None:
+        """Write ``batch`` as frames, counting the records of each frame
+        as it is written: a write that blocks (or fails) leaves only its own frame's
+        records unknown (counted as not recorded when given up)."""
+        for payload, records in batch:
+            for part in self._split(payload) if self._split else (payload,):
+                _write_all(file, frame_bytes(part, version))
+            with self._lock:
+                if not self._abandoned:
+                    self.recorded += records
+                    self.frames += 1
+                    self._writing -= records
+
+
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (which may take several writes)."""
+    view = memoryview(data)
+    written = 0
+    while written < len(data):
+        count = file.write(view[written:])
+        if not count:  # (only a non-blocking file says None; this one blocks)
+            raise OSError(f"nothing written ({written:,} of {len(data):,} bytes)")
+        written += count
 
 
 def frame_bytes(payload: bytes, version: int = FORMAT_VERSION) -> bytes:

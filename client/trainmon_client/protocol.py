@@ -28,7 +28,7 @@ i     identity: host, pid, rank, world, local_rank, epochs,       hello
       binding rank listens on and how many local ranks bind
       consecutive ports from ``port - local_rank``; ``parent``:
       the worker id of the process this one was forked from
-c     client counters: logged, dropped, queued                    heartbeat, bye
+c     client counters: logged, dropped, queued, unrecorded        heartbeat, bye
 ====  ==========================================================  =================
 
 A fifth kind, ``cols``, carries consecutive ``metrics`` records of one worker that log
@@ -123,6 +123,7 @@ _INFO_KEYS: Final = (
     "local_world",
 )
 _COUNTER_KEYS: Final = ("logged", "dropped", "queued")
+_NEWER_COUNTER_KEYS: Final = ("unrecorded",)  # given only where the client sent them
 
 
 class ProtocolError(ValueError):
@@ -587,7 +588,7 @@ def _counters(value: object) -> dict[str, int]:
     if not isinstance(value, dict):
         raise ProtocolError("heartbeat counters must be a map")
     out: dict[str, int] = {}
-    for key in _COUNTER_KEYS:
+    for key in _COUNTER_KEYS + tuple(k for k in _NEWER_COUNTER_KEYS if k in value):
         number = value.get(key, 0)
         if type(number) is not int or not 0 <= number < _MAX_SEQ:
             raise ProtocolError(f"heartbeat {key} must be a non-negative integer")

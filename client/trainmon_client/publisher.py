@@ -38,7 +38,7 @@ from trainmon_client.endpoints import (
     ipc_path,
     needs_ipv6,
 )
-from trainmon_client.framing import FileFormatError, FrameWriter
+from trainmon_client.framing import BackgroundWriter
 from trainmon_client.identity import Identity, identify, launch
 from trainmon_client.protocol import (
     MAX_ALERT_TITLE,
@@ -77,6 +77,10 @@ _YIELD_S: Final = 0.0002
 # Records per message at most: under load, fewer and larger messages cost the monitor
 # less per record (it pays for each message, and for each metric of each message).
 _MAX_BATCH_RECORDS: Final = 512
+# A recording's frame holds at most this many records, and about this many values
+# (a few KiB): damage in the middle of a file costs one frame.
+_FRAME_RECORDS: Final = 64
+_FRAME_VALUES: Final = 512
 _CONFIG_TEXT_CHARS: Final = 1000  # config text kept per value (the monitor shows 200)
 _MAX_HELLO_BYTES: Final = MAX_PAYLOAD_BYTES // 4  # a larger config is not sent
 _JOIN_BYTES: Final = MAX_PAYLOAD_BYTES - 16  # history batches joined up to this (see _joined)
@@ -153,10 +157,17 @@ class Monitor:
         total_steps: steps the run will do, for the same.
         config: hyperparameters, shown by the monitor (plain values only); see also
             :meth:`set_config`.
-        max_queue: records held for the I/O thread before new ones are dropped.
+        max_queue: calls held for the I/O thread before new ones are dropped.
+        max_queue_values: about how many metric values those calls hold at most:
+            the bound in calls is lowered to this over the values per call (the
+            newest calls'), so a flood of large calls is dropped sooner. Queued calls
+            cost about 220 bytes each and 50 bytes a value: with the defaults the
+            queue holds about 22 MB + 25 MB = 47 MB at most (CPython 3.11, Python
+            floats; a tensor on a GPU holds its copy there).
         history: records kept to send again to a monitor that attaches later (at
             least this many, and less than one batch of up to 512 more).
-        flush_timeout_s: the longest ``close()`` waits to deliver what is left.
+        flush_timeout_s: the longest ``close()`` waits to deliver what is left
+            (``math.inf``: as long as it takes).
         record_to: also append every record to this file (flushed every second), so
             the run is kept even if no monitor ever watched; ``trainmon replay`` reads
             it. A forked child records to the same name with ``.PID`` before the suffix.
@@ -177,6 +188,7 @@ class Monitor:
         total_steps: float | None = None,
         config: Mapping[str, Any] | None = None,
         max_queue: int = 100_000,
+        max_queue_values: int = 500_000,
         history: int = 10_000,
         flush_timeout_s: float = 2.0,
         record_to: str | os.PathLike[str] | None = None,
@@ -195,8 +207,9 @@ class Monitor:
                 f"config must be a mapping of names to plain values, not {type(config).__name__}"
             )
         self.config = dict(config or {})
-        self.flush_timeout_s = flush_timeout_s
+        self.flush_timeout_s = _seconds(flush_timeout_s, "flush_timeout_s")
         self._max_queue = max_queue
+        self._max_values = max_queue_values
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
         self.curve = Curve.from_env(curve_secret, curve_server, curve_allow)
@@ -284,7 +297,7 @@ class Monitor:
         full the record is dropped and counted.
         """
         queue = self._queue
-        if len(queue) < self._max_queue:
+        if len(queue) < self._bound:
             if metrics is not None:
                 metrics, named = _merged(metrics, named)
             try:
@@ -315,7 +328,7 @@ class Monitor:
         """``log()`` for a process that logs tensors or numpy values: each value is
         looked at (adding a tensor up to see it is one costs several microseconds)."""
         queue = self._queue
-        if len(queue) < self._max_queue:
+        if len(queue) < self._bound:
             if metrics is not None:
                 metrics, named = _merged(metrics, named)
             named = capture_values(named)
@@ -442,10 +455,13 @@ class Monitor:
         self._closed = True
         self.log = _ignore  # type: ignore[method-assign]
         _live.discard(self)
-        budget = self.flush_timeout_s if timeout_s is None else timeout_s
-        self._deadline = time.monotonic() + max(budget, 0.0)
+        budget = self.flush_timeout_s
+        if timeout_s is not None:
+            with contextlib.suppress(TypeError, ValueError):  # (close() never raises)
+                budget = _seconds(timeout_s, "timeout_s")
+        self._deadline = time.monotonic() + budget  # (inf stays inf)
         self._closing.set()
-        self._thread.join(max(budget, 0.0) + 0.5)
+        self._thread.join(None if budget == math.inf else budget + 0.5)
 
     def __enter__(self) -> Monitor:
         return self
@@ -467,6 +483,9 @@ class Monitor:
         index = next(_instances)
         self._worker = self._identity.worker + (f"/{index}" if index else "")
         self._queue: deque[tuple[float, Any, Any, Any, dict[str, Any]]] = deque()
+        # Calls log() queues at most: max_queue, lowered by the I/O thread to keep
+        # about max_queue_values values (see _IOLoop._bound_queue); no cost to log().
+        self._bound = min(self._max_queue, self._max_values)
         self._drop_lock = threading.Lock()
         self._dropped = 0
         self._closing = threading.Event()
@@ -478,6 +497,10 @@ class Monitor:
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         sock.setsockopt(zmq.SNDHWM, 500)  # messages; each a batch of up to 512 records
         sock.setsockopt(zmq.LINGER, 0)
+        # A connection that breaks takes its queue with it: batches queued for a monitor
+        # that died would otherwise reach the next one ahead of its hello and history
+        # (and could fill the pipe the history is re-sent into).
+        sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         # TCP keepalive notices a dead peer on an idle link and makes ZeroMQ reconnect.
@@ -494,10 +517,9 @@ class Monitor:
             self._offline = not self._open(sock)
         writer = None
         if self.record_to is not None:
-            try:
-                writer = FrameWriter(self.record_to)
-            except (OSError, FileFormatError, ValueError) as exc:
-                self._problems.append(f"cannot record to {self.record_to}: {exc}")
+            # Opened and written on a thread of its own: a full, slow or hung disk
+            # holds up neither training nor publishing (see BackgroundWriter).
+            writer = BackgroundWriter(os.path.abspath(self.record_to), _say)
         for problem in self._problems:
             _log.warning("trainmon: %s", problem)
         self._problems = []
@@ -674,7 +696,7 @@ class _IOLoop:
         monitor: Monitor,
         sock: zmq.Socket[bytes],
         events: zmq.Socket[bytes],
-        writer: FrameWriter | None = None,
+        writer: BackgroundWriter | None = None,
     ):
         self.mon = monitor
         self.writer = writer
@@ -697,6 +719,7 @@ class _IOLoop:
         self.history: deque[tuple[int, int, bytes]] = deque()  # (records, first seq, payload)
         self.history_records = 0
         self.row_cost_s = 2e-6  # seconds to publish one row (measured as it goes)
+        self.call_values = 1.0  # values per queued call, recently (the largest seen lately)
         self.warned: set[str] = set()
         self.poller = zmq.Poller()
         self.poller.register(sock, zmq.POLLIN)
@@ -723,7 +746,7 @@ class _IOLoop:
         self.hello_wire = self._wire("hello", _now(), i=info)
         self.hello = self._hello_payload()
         if writer is not None:
-            writer.write(self.hello)
+            writer.put(self.hello, 0)  # (not a record the user logged: not counted)
 
     def _hello_payload(self) -> bytes:
         """The packed hello; a config too large for a monitor to take is left out."""
@@ -772,8 +795,6 @@ class _IOLoop:
                     self._poll(int(_TICK_S * 1000))
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
-                    if self.writer is not None:
-                        self.writer.flush()
                     next_beat = time.monotonic() + _HEARTBEAT_S
             self._finish()
         except Exception:  # the thread must never take the training down
@@ -782,7 +803,7 @@ class _IOLoop:
             if mon._zap is not None:
                 mon._zap.close()
             if self.writer is not None:
-                self.writer.close()
+                self.writer.close(mon._deadline)
             self.events.close(0)
             self.sock.close()  # honours the LINGER _finish set for the last records
             mon._ctx.term()
@@ -847,8 +868,26 @@ class _IOLoop:
                     return
                 time.sleep(0.005)
 
+    def _bound_queue(self) -> None:
+        """Keep the queue at about max_queue_values values: its bound in calls follows
+        the size of the newest call (at once when calls grow, slowly when they shrink).
+
+        Looked at before each slice of work (every few ms while busy, 20 ms idle), so
+        log() counts nothing; the queue can pass the bound by what is logged between
+        two looks, when calls suddenly grow."""
+        mon = self.mon
+        try:
+            newest = len(mon._queue[-1][4])
+        except IndexError:  # empty
+            return
+        size = self.call_values
+        size = newest if newest >= size else size + 0.05 * (newest - size)
+        self.call_values = size
+        mon._bound = max(1, min(mon._max_queue, int(mon._max_values / max(size, 1.0))))
+
     def _drain(self, until: float) -> bool:
         """Turn queued calls into records and send them; True if more are waiting."""
+        self._bound_queue()
         queue = self.mon._queue
         rows: list[_Row] = []
         taken = 0
@@ -868,6 +907,8 @@ class _IOLoop:
                     self._publish_rows(rows)
                     rows = []
                 self._publish([row], 1, row["s"])
+            elif isinstance(row, list):  # one call, several records
+                rows.extend(row)
             elif row is not None:
                 rows.append(row)
             if len(rows) >= _MAX_BATCH_RECORDS:
@@ -893,7 +934,7 @@ class _IOLoop:
 
     def _take(
         self, t: float, step: Any, epoch: Any, metrics: Any, named: dict[str, Any]
-    ) -> _Row | dict[str, Any] | None:
+    ) -> _Row | list[_Row] | dict[str, Any] | None:
         if metrics is _ALERT:
             self.logged += 1
             title = str(named["title"])[:MAX_ALERT_TITLE] or "alert"
@@ -927,9 +968,23 @@ class _IOLoop:
             latest["loss"] = values["loss"]
         if "accuracy" in values:
             latest["accuracy"] = values["accuracy"]
+        step_now = self.step if self.step >= 0 else None
+        if len(values) > MAX_METRICS:
+            return self._split(t, step_now, values)
         seq = self.seq
         self.seq = seq + 1
-        return (seq, t, self.step if self.step >= 0 else None, self.epoch, values)
+        return (seq, t, step_now, self.epoch, values)
+
+    def _split(self, t: float, step: int | None, values: dict[str, Any]) -> list[_Row]:
+        """A call with more metrics than a record holds: several records of the same
+        step and time, MAX_METRICS metrics each (nothing dropped)."""
+        items = list(values.items())
+        rows: list[_Row] = []
+        for start in range(0, len(items), MAX_METRICS):
+            rows.append((self.seq, t, step, self.epoch, dict(items[start : start + MAX_METRICS])))
+            self.seq += 1
+        self.logged += len(rows) - 1  # (the call was counted as one record)
+        return rows
 
     def _publish_rows(self, rows: list[_Row]) -> None:
         """Send consecutive records as ``cols`` items: one per run of the same names."""
@@ -942,7 +997,12 @@ class _IOLoop:
                 items.append(self._columns(rows[start:index], names))
                 start, names = index, these
         items.append(self._columns(rows[start:], names))
-        payload = self._pack(items, len(rows))
+        frames = None
+        if self.writer is None:
+            payload = self._pack(items, len(rows))
+        else:
+            frames = self._frames(items)
+            payload = None if frames is None else _array_of([part for part, _ in frames])
         if payload is None:
             return
         if len(payload) > MAX_PAYLOAD_BYTES and len(rows) > 1:
@@ -952,7 +1012,24 @@ class _IOLoop:
             self._publish_rows(rows[:half])
             self._publish_rows(rows[half:])
             return
-        self._keep_and_send(payload, len(rows), rows[0][0])
+        self._keep_and_send(payload, len(rows), rows[0][0], frames)
+
+    def _frames(self, items: list[dict[str, Any]]) -> list[tuple[bytes, int]] | None:
+        """The ``cols`` items cut to at most _FRAME_RECORDS records and about
+        _FRAME_VALUES values each, each packed: the frames of a recording, where damage
+        then costs a few records; sent joined as one batch. None if they cannot be."""
+        parts: list[tuple[bytes, int]] = []
+        for item in items:
+            count = len(item["t"])
+            step = max(1, min(_FRAME_RECORDS, _FRAME_VALUES // max(len(item["m"]), 1)))
+            for start in range(0, count, step) if count > step else (0,):
+                part = item if count <= step else _cut(item, start, start + step)
+                packed = self._pack(part, 0)
+                if packed is None:
+                    self.mon._count_drop(sum(len(i["t"]) for i in items))
+                    return None
+                parts.append((packed, len(part["t"])))
+        return parts
 
     def _columns(self, rows: list[_Row], names: tuple[str, ...]) -> dict[str, Any]:
         seqs, times, steps, epochs, values = zip(*rows, strict=True)
@@ -989,9 +1066,6 @@ class _IOLoop:
                     "without control characters",
                 )
                 continue
-            if len(out) >= MAX_METRICS:
-                self._warn_once("<too-many>", f"more than {MAX_METRICS} metrics in one call")
-                break
             out[name] = number
         return out
 
@@ -1034,7 +1108,7 @@ class _IOLoop:
         if payload is not None:
             self._keep_and_send(payload, records, first_seq)
 
-    def _pack(self, items: list[dict[str, Any]], records: int) -> bytes | None:
+    def _pack(self, items: list[dict[str, Any]] | dict[str, Any], records: int) -> bytes | None:
         """The encoded batch; None (its records counted as dropped) if it cannot be."""
         try:
             return pack_payload(items)
@@ -1043,10 +1117,17 @@ class _IOLoop:
             self.mon._count_drop(records)
             return None
 
-    def _keep_and_send(self, payload: bytes, records: int, first_seq: int) -> None:
-        """Record, keep in the history and send an encoded batch."""
+    def _keep_and_send(
+        self,
+        payload: bytes,
+        records: int,
+        first_seq: int,
+        frames: list[tuple[bytes, int]] | None = None,
+    ) -> None:
+        """Record, keep in the history and send an encoded batch; ``frames``, the
+        same records as smaller payloads to record (else the batch is recorded)."""
         if self.writer is not None:
-            self.writer.write(payload)
+            self.writer.put_all(frames or ((payload, records),))
         elif self.offline:
             self.mon._count_drop(records)  # nothing can carry them anywhere
         self.history.append((records, first_seq, payload))
@@ -1064,6 +1145,7 @@ class _IOLoop:
             "logged": self.logged,
             "dropped": self.mon._dropped,
             "queued": len(self.mon._queue),
+            "unrecorded": 0 if self.writer is None else self.writer.unrecorded,
         }
 
     def _heartbeat(self) -> None:
@@ -1090,7 +1172,9 @@ class _IOLoop:
             # the last records and the bye wait for a slow monitor, up to the deadline.
             self.sock.setsockopt(zmq.XPUB_NODROP, 1)
         # Keep the last quarter of the budget for the bye, which carries the final counts.
-        flush_until = deadline - (deadline - time.monotonic()) / 4
+        flush_until = (
+            deadline - (deadline - time.monotonic()) / 4 if deadline < math.inf else deadline
+        )
         self.deadline = flush_until
         while self.mon._queue and time.monotonic() < flush_until:
             self._drain(flush_until)
@@ -1098,17 +1182,24 @@ class _IOLoop:
             self.mon._count_drop(len(self.mon._queue))
             self.mon._queue.clear()
         self.deadline = deadline
+        # Everything before the bye recorded (or counted as not): the bye says so.
+        writer = self.writer
+        if writer is not None and not writer.settle(_midway(deadline)):
+            writer.abandon()
         self._nobody_watched()
         self.offline = False  # (the bye is no record the user logged: not counted)
         bye = self._wire("bye", _now(), c=self._counters())
         self._publish([bye], 1, bye["s"])
         if self.subscribed:
-            remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
-            self.sock.setsockopt(zmq.LINGER, remaining_ms)
+            remaining_s = max(deadline - time.monotonic(), 0)
+            self.sock.setsockopt(
+                zmq.LINGER, -1 if remaining_s == math.inf else int(remaining_s * 1000)
+            )
 
     def _nobody_watched(self) -> None:
         """At close: if no monitor ever subscribed and nothing recorded the run, say so."""
-        if self.ever_subscribed or self.writer is not None or self.offline or not self.logged:
+        recording = self.writer is not None and self.writer.stopped is None
+        if self.ever_subscribed or recording or self.offline or not self.logged:
             return
         mon = self.mon
         if mon.bind:
@@ -1161,6 +1252,41 @@ def _total_arg(value: Any, what: str) -> tuple[int | None, float | None]:
         raise ValueError(f"{what} must be a number from 1 to 2**53, not {value!r}")
     whole = math.ceil(number)
     return whole, None if number == whole else float(number)
+
+
+def _seconds(value: Any, what: str) -> float:
+    """A number of seconds from 0 to ``math.inf``; TypeError or ValueError otherwise."""
+    if isinstance(value, (str, bytes, bool)) or not hasattr(value, "__float__"):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    seconds = float(value)
+    if not seconds >= 0:  # NaN fails too
+        raise ValueError(f"{what} must be a number of seconds from 0 to math.inf, not {value!r}")
+    return seconds
+
+
+def _midway(deadline: float) -> float:
+    """Halfway from now to ``deadline`` (``inf`` stays ``inf``)."""
+    now = time.monotonic()
+    return deadline if deadline == math.inf else now + (deadline - now) / 2
+
+
+def _say(line: str) -> None:
+    """One line on stderr, from any thread (through the logging module)."""
+    _log.warning("trainmon: %s", line)
+
+
+def _cut(item: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    """Records ``start`` to ``end`` of a ``cols`` item, as a ``cols`` item."""
+    part = dict(item, s=item["s"] + start, m={k: v[start:end] for k, v in item["m"].items()})
+    for key in ("t", "st", "ep", "ef"):
+        if key in item:
+            part[key] = item[key][start:end]
+    return part
+
+
+def _array_of(parts: list[bytes]) -> bytes:
+    """Packed items as one packed array of them, nothing packed again."""
+    return _array_header(len(parts)) + b"".join(parts)
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:

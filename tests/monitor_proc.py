@@ -1,0 +1,56 @@
+"""A real monitor process for tests: binds ENDPOINT, prints one JSON line of each
+worker's counts every 0.1 s (and the first items it took), for SECONDS."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from trainmon.ingest import Subscriber
+from trainmon.state import RunState
+from trainmon_client.protocol import Columns, Record
+
+endpoint, seconds = sys.argv[1], float(sys.argv[2])
+state = RunState()
+first: list[tuple[str, int]] = []
+apply, apply_columns = state.apply, state.apply_columns
+
+
+def noted_apply(record: Record, now: float) -> bool:
+    if len(first) < 3:
+        first.append((record.kind, record.seq))
+    return apply(record, now)
+
+
+def noted_columns(columns: Columns, now: float) -> int:
+    if len(first) < 3:
+        first.append(("cols", columns.seq))
+    return apply_columns(columns, now)
+
+
+state.apply, state.apply_columns = noted_apply, noted_columns  # type: ignore[method-assign]
+source = Subscriber([endpoint])
+print("listening", flush=True)
+until = time.monotonic() + seconds
+next_line = 0.0
+while time.monotonic() < until:
+    source.drain(state, 0.02)
+    if time.monotonic() >= next_line:
+        next_line = time.monotonic() + 0.1
+        workers: dict[str, Any] = {
+            w.id: {
+                "records": w.records,
+                "seen_max": w.seen_max,
+                "missed": w.missed,
+                "not_resent": w.not_resent,
+                "unrecorded": getattr(w, "client_unrecorded", 0),
+                "dropped": w.client_dropped,
+                "finished": w.finished,
+            }
+            for run in state.runs.values()
+            for w in run.workers.values()
+        }
+        print(json.dumps({"workers": workers, "first": first}), flush=True)
+source.close()
