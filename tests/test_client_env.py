@@ -283,3 +283,19 @@ def test_encryption_option_left_out_in_the_code_raises() -> None:
     """curve_secret given without curve_server is a mistake in the code: ValueError."""
     with pytest.raises(ValueError, match="curve_server"):
         Monitor(free_endpoint(), curve_secret="x.key_secret")
+
+
+def test_nobody_watched_names_an_older_monitor_on_the_old_default(tmp_path: Path) -> None:
+    """A new client on the private default, an older monitor on tcp://127.0.0.1:5555:
+    the line at close says so and how to reach it."""
+    with socket.socket() as old_monitor:
+        try:
+            old_monitor.bind(("127.0.0.1", 5555))
+        except OSError:
+            pytest.skip("tcp://127.0.0.1:5555 is taken on this machine")
+        old_monitor.listen()
+        done = run_script(env={"TRAINMON_SOCKET_DIR": str(tmp_path / "s")})
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "nobody watched" in lines[0], lines
+    assert "TRAINMON_ENDPOINT=tcp://127.0.0.1:5555" in lines[0]

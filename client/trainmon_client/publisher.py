@@ -633,6 +633,16 @@ class Monitor:
             self.log(*args, **kwargs)
 
 
+def _legacy_listener() -> bool:
+    """Whether something listens on the old default's port (an older monitor, likely)."""
+    host, _, port = LEGACY_ENDPOINT[len("tcp://") :].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def _reachable(endpoint: str) -> str:
     """A bound endpoint as another machine would name it: this host for a wildcard."""
     for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
@@ -1204,6 +1214,11 @@ class _IOLoop:
         mon = self.mon
         if mon.bind:
             how = f"start `trainmon watch --connect {_reachable(mon.endpoint)}` first"
+        elif mon.endpoint.startswith("ipc://") and _legacy_listener():
+            how = (
+                f"a monitor listens on {LEGACY_ENDPOINT}, the default before 0.2: upgrade "
+                f"it, or set TRAINMON_ENDPOINT={LEGACY_ENDPOINT} for this script"
+            )
         else:
             how = "start `trainmon watch` first (or `trainmon watch --record FILE`)"
         _log.warning(
