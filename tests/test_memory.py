@@ -26,6 +26,7 @@ from tests.helpers import (
     wait_listening,
 )
 from trainmon.ingest import Subscriber
+from trainmon.relay import Relay
 from trainmon.state import RunState
 from trainmon_client import Monitor
 
@@ -289,3 +290,35 @@ def test_a_continuation_frame_is_never_taken_for_a_subscription(
         mon.close()
         peer.close()
         ctx.term()
+
+
+def test_relay_forwards_subscriptions_but_not_large_frames() -> None:
+    """A relay passes monitors' subscriptions up to the workers; a frame larger than a
+    subscription from that side is refused by ZeroMQ before it is read in (the relay
+    read every one into memory and sent it on to every worker)."""
+    workers, monitors = free_endpoint(), free_endpoint()
+    relay = Relay([workers], [monitors])
+    ctx = zmq.Context()
+    worker = ctx.socket(zmq.XPUB)  # stands for a training process connected to the relay
+    peer = ctx.socket(zmq.XSUB)  # on the monitors' side
+    for sock in (worker, peer):
+        sock.setsockopt(zmq.LINGER, 0)
+    worker.connect(workers)
+    peer.connect(monitors)
+    try:
+        seen: list[bytes] = []
+
+        def subscribed(prefix: bytes) -> bool:
+            peer.send_multipart([b"\x01" + b"x" * 100_000])  # refused: never arrives
+            peer.send(b"\x01" + prefix)
+            while worker.poll(0):
+                seen.append(worker.recv())
+            return b"\x01" + prefix in seen
+
+        wait_for(lambda: subscribed(b"good"), 10, 0.05, "the subscription through the relay")
+        assert all(len(message) < 1000 for message in seen)
+    finally:
+        worker.close()
+        peer.close()
+        ctx.term()
+        relay.close()
