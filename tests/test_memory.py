@@ -29,6 +29,7 @@ from trainmon.ingest import Subscriber
 from trainmon.relay import Relay
 from trainmon.state import RunState
 from trainmon_client import Monitor
+from trainmon_client.memguard import MemoryGuard
 
 HOSTILE = Path(__file__).resolve().parent / "hostile_peer.py"
 ATTACK_S = 8.0
@@ -322,3 +323,23 @@ def test_relay_forwards_subscriptions_but_not_large_frames() -> None:
         peer.close()
         ctx.term()
         relay.close()
+
+
+def test_guard_tells_memory_a_peer_held_from_the_process_own() -> None:
+    """Memory that goes when the connections go was the socket's (said); memory that
+    stays was the process's own: a false alarm, and the allowance doubles so that
+    growing for its own reasons costs a reopening or two at most."""
+    guard = MemoryGuard(32 << 20, every_s=0.0)
+    assert guard.enabled
+    held = b"x" * (96 << 20)  # stands for what libzmq holds for a peer
+    assert guard.ran_away()
+    del held  # the connections dropped: libzmq let go of it
+    done = guard.reclaim()
+    assert not done.false_alarm and done.freed > 64 << 20
+    assert guard.allowance == 32 << 20
+    own = b"y" * (96 << 20)  # the process's own, which no reopening frees
+    assert guard.ran_away()
+    done = guard.reclaim()
+    assert done.false_alarm and guard.allowance == 64 << 20
+    assert not guard.ran_away()  # the same memory does not make it reopen again
+    assert len(own) == 96 << 20

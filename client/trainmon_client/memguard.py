@@ -75,10 +75,12 @@ def give_back() -> None:
 
 @dataclass(frozen=True)
 class Settled:
-    """What a reopening gave back: resident memory before it and after."""
+    """What a reopening gave back: resident memory before it and after, and whether
+    that was too little for the memory to have been the socket's."""
 
     before: int
     after: int
+    false_alarm: bool = False
 
     @property
     def freed(self) -> int:
@@ -132,13 +134,13 @@ class MemoryGuard:
         time.sleep(_SETTLE_S)
         give_back()
         after = rss_bytes() or 0
-        done = Settled(self._before, after)
-        if done.freed < (self._before - self.low) // 2:  # the process's own: ask for more
+        if self._before - after < (self._before - self.low) // 2:
+            # the process's own memory: ask for more before the next time
             self.allowance = min(self.allowance * 2, _MAX_ALLOWANCE)
             self.low = after
-        else:
-            self.low = min(self.low, after)
-        return done
+            return Settled(self._before, after, false_alarm=True)
+        self.low = min(self.low, after)
+        return Settled(self._before, after)
 
 
 def rebind(sock: zmq.Socket[bytes], address: str, timeout_s: float = 2.0) -> bool:

@@ -817,13 +817,14 @@ class _IOLoop:
         with contextlib.suppress(zmq.ZMQError):  # (already gone: made again all the same)
             (sock.unbind if mon.bind else sock.disconnect)(where)
         done = self.guard.reclaim()
-        self._warn_once(
-            "<memory>",
-            f"memory grew to {megabytes(done.before)}: the socket was reopened in case a "
-            f"peer was sending a message without end ({megabytes(done.freed)} came back; "
-            "said once, counted in Monitor.reopened)",
-            dropped=False,
-        )
+        if not done.false_alarm:  # (training that grew by itself is not told about it)
+            self._warn_once(
+                "<memory>",
+                f"memory grew to {megabytes(done.before)}: the socket was reopened in case a "
+                f"peer was sending a message without end ({megabytes(done.freed)} came "
+                "back; said once, counted in Monitor.reopened)",
+                dropped=False,
+            )
         if not mon.bind:
             sock.connect(where)
         elif not rebind(sock, where):
