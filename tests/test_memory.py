@@ -20,6 +20,7 @@ from tests.helpers import (
     BackgroundMonitor,
     drain_until,
     free_endpoint,
+    ipc_endpoint,
     start_publisher,
     stop,
     wait_for,
@@ -343,3 +344,32 @@ def test_guard_tells_memory_a_peer_held_from_the_process_own() -> None:
     assert done.false_alarm and guard.allowance == 64 << 20
     assert not guard.ran_away()  # the same memory does not make it reopen again
     assert len(own) == 96 << 20
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ipc"])
+def test_reopened_endpoints_are_bound_again(kind: str, tmp_path: Path) -> None:
+    """After reopenings the monitor listens where it did, its socket file there for
+    ipc, and a publisher's run arrives whole."""
+    endpoint = free_endpoint() if kind == "tcp" else ipc_endpoint(tmp_path)
+    source = Subscriber([endpoint])
+    state = RunState()
+    good: subprocess.Popen[str] | None = None
+    try:
+        source._reopen(state)
+        source._reopen(state)
+        assert state.rejected == 2 and source.reopened == 2
+        if kind == "ipc":
+            assert Path(endpoint.removeprefix("ipc://")).exists()
+        good = start_publisher(endpoint, run="good", count=200)
+        drain_until(
+            source,
+            state,
+            lambda: "good" in state.runs and state.runs["good"].finished,
+            30,
+            "the good run",
+        )
+        assert state.runs["good"].records == 202
+    finally:
+        if good is not None:
+            stop(good)
+        source.close()
