@@ -23,7 +23,10 @@ from typing import Final
 
 import zmq
 
-_SETTLE_S: Final = 0.05  # after dropping connections: libzmq frees in its own thread
+# After dropping connections libzmq frees what they held in its own thread: look every
+# 20 ms for it to have gone, for half a second at most (a busy machine is slow at it).
+_SETTLE_S: Final = 0.02
+_RECLAIM_S: Final = 0.5
 _TIDY_S: Final = 2.0  # memory well above its low mark is given back this often
 _MAX_ALLOWANCE: Final = 64 << 30
 
@@ -103,7 +106,6 @@ class MemoryGuard:
         rss = rss_bytes()
         self.enabled = rss is not None
         self.low = rss or 0
-        self.reopened = 0  # how many times memory ran away
         self._next = 0.0
         self._before = 0
         self._next_tidy = 0.0
@@ -119,7 +121,6 @@ class MemoryGuard:
         if rss is None:
             return False
         if rss > self.low + self.allowance:
-            self.reopened += 1
             self._before = rss
             return True
         self.low = min(self.low, rss)
@@ -131,10 +132,15 @@ class MemoryGuard:
     def reclaim(self) -> Settled:
         """Once the connections are dropped (before any is made again): let libzmq free
         what it held, give it back to the system, and say how much came back."""
-        time.sleep(_SETTLE_S)
-        give_back()
-        after = rss_bytes() or 0
-        if self._before - after < (self._before - self.low) // 2:
+        deadline = time.monotonic() + _RECLAIM_S
+        enough = (self._before - self.low) // 2
+        while True:
+            time.sleep(_SETTLE_S)
+            give_back()
+            after = rss_bytes() or 0
+            if self._before - after >= enough or time.monotonic() >= deadline:
+                break
+        if self._before - after < enough:
             # the process's own memory: ask for more before the next time
             self.allowance = min(self.allowance * 2, _MAX_ALLOWANCE)
             self.low = after
