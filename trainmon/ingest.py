@@ -255,8 +255,7 @@ class Subscriber:
             frames = [first.bytes]
             if first.more:
                 frame = sock.recv(copy=False)
-                frames.append(frame.bytes)
-                if frame.more:  # too many: let the rest go unread, never held together
+                if frame.more:  # too many: let the rest go as read, never held together
                     extra = 1
                     while sock.recv(copy=False).more:
                         extra += 1
@@ -264,6 +263,8 @@ class Subscriber:
                         f"expected 2 frames [topic, payload], got {2 + extra}", _peer(first)
                     )
                     frames = []
+                else:
+                    frames.append(frame.bytes)
             try:
                 items = decode_items(frames) if frames else []
             except ProtocolError as exc:
@@ -289,7 +290,7 @@ class Subscriber:
 
     def _watch_memory(self, sink: RecordSink) -> None:
         """Reopen the socket when memory runs away (libzmq lets go of what it held for
-        a connection with it), and say so once it came back."""
+        a connection with it), and say so."""
         if self._guard.ran_away():
             self._reopen(sink)
 
@@ -306,10 +307,17 @@ class Subscriber:
             with contextlib.suppress(zmq.ZMQError):
                 sock.disconnect(endpoint)
         done = self._guard.reclaim()
-        sink.reject(
-            f"memory grew to {megabytes(done.before)} in ZeroMQ's queues (a message "
-            f"without end?): the socket was reopened, {megabytes(done.freed)} came back"
-        )
+        if done.false_alarm:
+            sink.reject(
+                f"memory grew to {megabytes(done.before)}: the socket was reopened, but "
+                "little came back (the monitor's own): reopened again only at "
+                f"{megabytes(self._guard.low + self._guard.allowance)}"
+            )
+        else:
+            sink.reject(
+                f"memory grew to {megabytes(done.before)} in ZeroMQ's queues (a message "
+                f"without end?): the socket was reopened, {megabytes(done.freed)} came back"
+            )
         for endpoint in bound:
             if not rebind(sock, endpoint):
                 sink.reject(f"cannot listen on {endpoint} again after reopening the socket")
