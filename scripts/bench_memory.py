@@ -23,6 +23,13 @@ Two parts, run one after the other:
    decode (nested arrays) and then rejected, flat out for 15 s; prints the monitor's
    peak RSS: what ZeroMQ's queues (64 messages per connection) hold meanwhile.
 
+5. **peers**: what ZeroMQ does not bound, against a real ``trainmon watch`` and a real
+   training process that binds (``Monitor(bind=True)``): a plain pyzmq PUB sending
+   messages of 32 frames of 1 MiB flat out for 8 s, and a raw ZMTP peer (the greeting
+   spoken by hand) sending one multipart message that never ends, for 8 s. Prints each
+   process's RSS before, its peak, and 5 s after the peer left; and whether the
+   monitor then receives a good run whole.
+
 Run: ``python scripts/bench_memory.py`` (several minutes) or ``--quick`` (1 million).
 """
 
@@ -35,6 +42,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from _pty_watch import PtyWatch, summary_counts
 
@@ -42,6 +50,7 @@ from trainmon.state import Limits, RunState
 from trainmon_client.protocol import MAX_NAME_CHARS, Columns, Record
 from trainmon_client.publisher import _MAX_BATCH_RECORDS as BATCH  # as the client sends
 
+ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 8
 METRICS = ("loss", "accuracy", "grad_norm", "lr", "throughput")
 
@@ -211,6 +220,109 @@ def bench_queues(seconds: float = 15.0) -> None:
         )
 
 
+HOSTILE = ROOT / "tests" / "hostile_peer.py"
+PUBLISHER = ROOT / "tests" / "publisher_proc.py"
+
+
+def _sample(pids: list[int], seconds: float, peak: dict[int, float]) -> None:
+    """Sample the RSS of ``pids`` every 50 ms for ``seconds``, keeping each one's peak."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        for pid in pids:
+            peak[pid] = max(peak.get(pid, 0.0), rss_mb(pid))
+        time.sleep(0.05)
+
+
+def _attack(mode: str, endpoint: str, seconds: float, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(HOSTILE), mode, endpoint, "--seconds", str(seconds), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _peer_row(what: str, before: float, peak: float, after: float, note: str) -> None:
+    print(f"{what:<44} {before:>8.0f} {peak:>8.0f} {after:>8.0f}  {note}", flush=True)
+
+
+def bench_peers(seconds: float = 8.0) -> None:
+    print(
+        f"\n== peers: what ZeroMQ does not bound, {seconds:.0f} s each "
+        "(RSS MB before, peak, 5 s after the peer left) =="
+    )
+    print(f"{'peer -> target':<44} {'before':>8} {'peak':>8} {'after':>8}  then")
+    attacks = (
+        ("32 frames of 1 MiB -> trainmon watch", "multiframe", ()),
+        ("endless multipart (raw ZMTP) -> trainmon watch", "endless", ("--reconnect",)),
+    )
+    for what, mode, extra in attacks:
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        monitor = PtyWatch(endpoint)
+        good: subprocess.Popen[str] | None = None
+        try:
+            time.sleep(1.5)
+            pid = monitor.proc.pid
+            before = rss_mb(pid)
+            peak: dict[int, float] = {}
+            attacker = _attack(mode, endpoint, seconds, *extra)
+            _sample([pid], seconds, peak)
+            attacker.wait(timeout=30)
+            _sample([pid], 5.0, {})
+            after = rss_mb(pid)
+            good = subprocess.Popen(
+                [sys.executable, str(PUBLISHER), endpoint, "--run", "good", "--count", "500"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            good.wait(timeout=60)
+            time.sleep(1.0)
+        finally:
+            if good is not None and good.poll() is None:
+                good.kill()
+            text = monitor.stop()
+        received, missed, _ = summary_counts(text)
+        note = f"a good run of 500: received {received}, missed {missed}"
+        _peer_row(what, before, peak.get(pid, 0.0), after, note)
+    training_attacks = (
+        ("32 frames of 1 MiB (XSUB) -> training", "multiframe", ("--as", "SUB")),
+        ("endless multipart (raw ZMTP) -> training", "endless", ("--as", "SUB", "--reconnect")),
+    )
+    for what, mode, extra in training_attacks:
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        training = subprocess.Popen(
+            [
+                sys.executable,
+                str(PUBLISHER),
+                endpoint,
+                "--bind",
+                "--count",
+                "100000",
+                "--delay",
+                "0.001",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1.5)
+            before = rss_mb(training.pid)
+            peak = {}
+            attacker = _attack(mode, endpoint, seconds, *extra)
+            _sample([training.pid], seconds, peak)
+            attacker.wait(timeout=30)
+            _sample([training.pid], 5.0, {})
+            after = rss_mb(training.pid)
+            alive = training.poll() is None
+        finally:
+            training.kill()
+            _, err = training.communicate(timeout=10)
+        said = [line for line in err.splitlines() if "trainmon" in line][:1]
+        note = ("alive" if alive else "DEAD") + (f"; said: {said[0][:70]}" if said else "")
+        _peer_row(what, before, peak.get(training.pid, 0.0), after, note)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -304,7 +416,7 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=10_000_000)
     parser.add_argument("--quick", action="store_true", help="1 million records")
-    parser.add_argument("--only", choices=("state", "watch", "flood", "queues"))
+    parser.add_argument("--only", choices=("state", "watch", "flood", "queues", "peers"))
     args = parser.parse_args()
     total = 1_000_000 if args.quick else args.records
     if args.only in (None, "state"):
@@ -315,6 +427,8 @@ def main() -> None:
         bench_flood()
     if args.only in (None, "queues"):
         bench_queues()
+    if args.only in (None, "peers"):
+        bench_peers()
 
 
 if __name__ == "__main__":

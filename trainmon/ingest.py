@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import socket
@@ -20,6 +21,7 @@ from trainmon_client.endpoints import (
     ipc_path,
     needs_ipv6,
 )
+from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.protocol import (
     MAX_PAYLOAD_BYTES,
     Columns,
@@ -47,6 +49,10 @@ __all__ = [
 # default is endpoints.default_endpoint()).
 DEFAULT_ADDRESS = LEGACY_ENDPOINT
 _MAX_LOCAL_WORLD: Final = 64  # ports of one machine's ranks connected at most, per endpoint
+# Memory grown this far past its low mark makes the monitor reopen its socket: what
+# libzmq holds for a message without end (see memguard). The state itself can grow
+# about 250 MB when every limit is filled: a reopening that frees nothing doubles it.
+_MEMORY_ALLOWANCE: Final = 128 << 20
 
 
 class RecordSink(Protocol):
@@ -177,8 +183,12 @@ class Subscriber:
         # and a history re-send, and at most 64 MiB a peer (500 of up to 4 MiB allowed
         # 2 GiB). ZeroMQ caps no number of peers: see README, "Hostile or broken input".
         self._sock.setsockopt(zmq.RCVHWM, 64)
-        # Larger messages are cut off by ZeroMQ before they are read into memory.
+        # Larger frames are cut off by ZeroMQ before they are read into memory. (A message
+        # of many frames is not: drain() lets the extra ones go as it reads them, and the
+        # memory guard reopens the socket should a message never end.)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
+        self._guard = MemoryGuard(_MEMORY_ALLOWANCE)
+        self.reopened = 0  # times the socket was reopened because memory ran away
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         # TCP keepalive notices a dead peer on an idle link and makes ZeroMQ reconnect.
@@ -254,6 +264,7 @@ class Subscriber:
         sock = self._sock
         if self._zap is not None or self._events is not None or self._old is not None:
             self._report_events(sink)
+        self._watch_memory(sink)
         self._backlog = False
         waiting_since = time.monotonic()
         ready = sock.poll(max(int(budget_s * 1000), 0))
@@ -262,15 +273,27 @@ class Subscriber:
             return 0
         while True:
             try:
-                message = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                first = sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return applied
             now = time.time()
-            frames = [frame.bytes for frame in message]
+            frames = [first.bytes]
+            if first.more:
+                frame = sock.recv(copy=False)
+                if frame.more:  # too many: let the rest go as read, never held together
+                    extra = 1
+                    while sock.recv(copy=False).more:
+                        extra += 1
+                    sink.reject(
+                        f"expected 2 frames [topic, payload], got {2 + extra}", _peer(first)
+                    )
+                    frames = []
+                else:
+                    frames.append(frame.bytes)
             try:
-                items = decode_items(frames)
+                items = decode_items(frames) if frames else []
             except ProtocolError as exc:
-                sink.reject(str(exc), _peer(message[0]))
+                sink.reject(str(exc), _peer(first))
                 items = []  # and on to the deadline: a stream of bad messages must
                 # not keep the loop from drawing, reading keys and quitting
             if items and self._on_payload is not None:
@@ -289,6 +312,43 @@ class Subscriber:
             if time.monotonic() >= deadline:
                 self._backlog = bool(sock.poll(0))
                 return applied
+
+    def _watch_memory(self, sink: RecordSink) -> None:
+        """Reopen the socket when memory runs away (libzmq lets go of what it held for
+        a connection with it), and say so."""
+        if self._guard.ran_away():
+            self._reopen(sink)
+
+    def _reopen(self, sink: RecordSink) -> None:
+        """Drop every connection and make them again: what was queued is lost (and
+        counted as missed), the publishers send their history again."""
+        self.reopened += 1
+        sock = self._sock
+        bound = [e for e in self.endpoints if e not in self._connected]
+        for endpoint in bound:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.unbind(endpoint)
+        for endpoint in self._connected:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.disconnect(endpoint)
+        done = self._guard.reclaim()
+        if done.false_alarm:
+            sink.reject(
+                f"memory grew to {megabytes(done.before)}: the socket was reopened, but "
+                "little came back (the monitor's own): reopened again only at "
+                f"{megabytes(self._guard.low + self._guard.allowance)}"
+            )
+        else:
+            sink.reject(
+                f"memory grew to {megabytes(done.before)} in ZeroMQ's queues (a message "
+                f"without end?): the socket was reopened, {megabytes(done.freed)} came back"
+            )
+        for endpoint in bound:
+            if not rebind(sock, endpoint):
+                sink.reject(f"cannot listen on {endpoint} again after reopening the socket")
+        for endpoint in self._connected:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.connect(endpoint)
 
     def _connect_group(self, info: Mapping[str, Any]) -> None:
         """Several ranks of one machine bind consecutive ports, from ``port -

@@ -20,7 +20,7 @@ import zmq
 
 from trainmon.ingest import EndpointError, bind_checked, explain_error
 from trainmon_client.endpoints import needs_ipv6
-from trainmon_client.protocol import MAX_PAYLOAD_BYTES
+from trainmon_client.protocol import MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
 from trainmon_client.security import Curve, ZapHandler
 
 __all__ = ["Relay"]
@@ -40,7 +40,12 @@ class Relay:
         self.warnings: list[str] = []
         self.endpoints: dict[str, list[str]] = {"workers": [], "monitors": []}
         self._xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        # As a monitor takes them: frames of up to 1 MiB, 64 messages queued per worker.
         self._xsub.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
+        self._xsub.setsockopt(zmq.RCVHWM, 64)
+        # Monitors only subscribe (a byte and a topic): larger frames drop the peer.
+        self._xpub.setsockopt(zmq.MAXMSGSIZE, 1024 + 2 * MAX_TOPIC_BYTES)
+        self._xpub.setsockopt(zmq.RCVHWM, 64)
         for sock in (self._xsub, self._xpub, self._control):
             sock.setsockopt(zmq.LINGER, 0)
         for sock, endpoints in ((self._xsub, sub_bind), (self._xpub, pub_bind)):

@@ -40,6 +40,7 @@ from trainmon_client.endpoints import (
 )
 from trainmon_client.framing import BackgroundWriter
 from trainmon_client.identity import Identity, identify, launch
+from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.protocol import (
     MAX_ALERT_TITLE,
     MAX_BATCH,
@@ -47,6 +48,7 @@ from trainmon_client.protocol import (
     MAX_NAME_CHARS,
     MAX_PAYLOAD_BYTES,
     MAX_STEP,
+    MAX_TOPIC_BYTES,
     PROTOCOL_VERSION,
     clean_text,
     columns_wire,
@@ -101,6 +103,14 @@ _ALERT: Final = object()  # marks an alert() call in the queue
 _HELLO: Final = object()  # marks new totals or config in the queue: a new hello goes out
 _MAX_WARNINGS: Final = 64  # different warnings said at most; then one line says so
 _MAX_LOCAL_WORLD: Final = 64  # ranks of one machine that bind consecutive ports at most
+# What comes in is only subscriptions (a byte and a topic): a larger frame, CURVE's
+# handshake and box included, is a peer to drop (ZeroMQ does it before reading it in).
+_MAX_INBOUND_BYTES: Final = 1024 + 2 * MAX_TOPIC_BYTES
+_MAX_INBOUND_MESSAGES: Final = 256  # read per wake-up at most: publishing goes on meanwhile
+# Memory grown this far past its low mark makes the I/O thread reopen its socket: an
+# endless multipart message accumulates inside libzmq (see memguard); a reopening that
+# frees nothing doubles it, so training that grows for its own reasons is left alone.
+_MEMORY_ALLOWANCE: Final = 512 << 20
 
 _log = logging.getLogger("trainmon_client")
 _now = time.time
@@ -488,6 +498,7 @@ class Monitor:
         self._bound = min(self._max_queue, self._max_values)
         self._drop_lock = threading.Lock()
         self._dropped = 0
+        self.reopened = 0  # times the socket was reopened because memory ran away
         self._closing = threading.Event()
         self._deadline = math.inf
         self._port: int | None = None
@@ -496,6 +507,10 @@ class Monitor:
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         sock.setsockopt(zmq.SNDHWM, 500)  # messages; each a batch of up to 512 records
+        # Monitors only subscribe: little comes in, each frame small (see memguard for
+        # what these options cannot bound).
+        sock.setsockopt(zmq.RCVHWM, 64)
+        sock.setsockopt(zmq.MAXMSGSIZE, _MAX_INBOUND_BYTES)
         sock.setsockopt(zmq.LINGER, 0)
         # A connection that breaks takes its queue with it: batches queued for a monitor
         # that died would otherwise reach the next one ahead of its hello and history
@@ -731,6 +746,7 @@ class _IOLoop:
         self.row_cost_s = 2e-6  # seconds to publish one row (measured as it goes)
         self.call_values = 1.0  # values per queued call, recently (the largest seen lately)
         self.warned: set[str] = set()
+        self.guard = MemoryGuard(_MEMORY_ALLOWANCE)
         self.poller = zmq.Poller()
         self.poller.register(sock, zmq.POLLIN)
         self.poller.register(events, zmq.POLLIN)
@@ -803,6 +819,8 @@ class _IOLoop:
                     self._poll(0)
                 else:
                     self._poll(int(_TICK_S * 1000))
+                if not self.offline:
+                    self._watch_memory()
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + _HEARTBEAT_S
@@ -842,15 +860,56 @@ class _IOLoop:
                 else:
                     self.peers = max(self.peers - 1, 0)
         if self.sock in ready:
-            while self.sock.poll(0):
-                message = self.sock.recv()
-                if message[:1] == b"\x01":
-                    self.prefixes.add(message[1:])
-                    if self.subscribed:
-                        self.ever_subscribed = True
-                        self._resend()
-                elif message[:1] == b"\x00":
-                    self.prefixes.discard(message[1:])
+            self._take_subscriptions()
+
+    def _take_subscriptions(self) -> None:
+        """Subscriptions and unsubscriptions (one frame each); anything else a peer sent
+        is read and let go frame by frame (a continuation frame is never taken for a
+        subscription), a bounded number per call."""
+        for _ in range(_MAX_INBOUND_MESSAGES):
+            try:
+                frame = self.sock.recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if frame.more:
+                while self.sock.recv(copy=False).more:
+                    pass
+                continue
+            message = frame.bytes
+            if message[:1] == b"\x01":
+                self.prefixes.add(message[1:])
+                if self.subscribed:
+                    self.ever_subscribed = True
+                    self._resend()
+            elif message[:1] == b"\x00":
+                self.prefixes.discard(message[1:])
+
+    def _watch_memory(self) -> None:
+        """Reopen the socket when memory runs away (libzmq lets go of what it held for
+        a connection with it), and say so once."""
+        if not self.guard.ran_away():
+            return
+        sock, mon = self.sock, self.mon
+        where = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        if not where:
+            return
+        mon.reopened += 1
+        with contextlib.suppress(zmq.ZMQError):  # (already gone: made again all the same)
+            (sock.unbind if mon.bind else sock.disconnect)(where)
+        done = self.guard.reclaim()
+        if not done.false_alarm:  # (training that grew by itself is not told about it)
+            self._warn_once(
+                "<memory>",
+                f"memory grew to {megabytes(done.before)}: the socket was reopened in case a "
+                f"peer was sending a message without end ({megabytes(done.freed)} came "
+                "back; said once, counted in Monitor.reopened)",
+                dropped=False,
+            )
+        if not mon.bind:
+            sock.connect(where)
+        elif not rebind(sock, where):
+            self._warn_once("<rebind>", f"cannot listen on {where} again; not publishing")
+            self.offline = True
 
     def _resend(self) -> None:
         """A monitor subscribed: send hello and the whole history (it drops repeats)."""
