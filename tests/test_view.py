@@ -187,6 +187,15 @@ def test_a_finished_run_counted_from_step_0_reads_its_steps() -> None:
     assert "100%" in out and "done" in out and "600 steps" in out and "599/600" not in out
 
 
+def test_header_says_when_ranks_of_the_job_never_spoke() -> None:
+    """A 2-rank job of which only rank 0 publishes: the header says 1 of 2 ranks seen;
+    with both there, nothing is added."""
+    one = fed(hello("w0", rank=0, world=2), metrics(1, "w0", loss=1.0))
+    assert "1 worker (ranks seen 1 of 2)" in screen(one, width=120)
+    both = fed(hello("w0", rank=0, world=2), hello("w1", rank=1, world=2))
+    assert "2 workers" in screen(both, width=120) and "ranks seen" not in screen(both, width=120)
+
+
 def test_large_terminal() -> None:
     """At 200x60 the dashboard fills the screen."""
     state = fed(hello(epochs=5), *(metrics(i) for i in range(1, 300)))

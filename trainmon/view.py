@@ -188,7 +188,12 @@ def header(state: RunState, run: Run | None, opts: ViewOptions, now: float) -> T
         if run.finished:
             end = max((w.last_seen for w in run.workers.values()), default=now)
         text.append(f"  elapsed {format_duration(max(end - _local_start(run, now), 0.0))}")
-    text.append(f"  {len(run.workers)} worker{'s' if len(run.workers) != 1 else ''}")
+    count = len(run.workers)
+    text.append(f"  {count} worker{'s' if count != 1 else ''}")
+    world = max((w.world or 0 for w in run.workers.values()), default=0)
+    ranks = {w.rank for w in run.workers.values() if w.rank is not None}
+    if len(ranks) < world:  # ranks the launcher started that never spoke
+        text.append(f" (ranks seen {len(ranks)} of {world})", style="tm.warn")
     others = len(state.runs) - 1
     if others > 0:  # kept on this one (see RunState.current): say the others are there
         text.append(f"  +{others} other run{'s' if others > 1 else ''} (r)", style="tm.dim")
