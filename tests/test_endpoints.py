@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import types
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,34 @@ def test_in_use_probe(sockets: Path) -> None:
     stale.bind(str(sockets / "stale"))
     stale.close()  # the file stays, nobody listens
     assert not ipc_in_use(str(sockets / "stale"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory away")
+def test_a_squatted_tmp_directory_moves_to_the_home_not_to_tcp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user who makes /tmp/trainmon-UID first cannot push this user onto a port
+    everyone can reach: the socket goes to a private directory in the home, said."""
+    import pwd
+
+    from trainmon_client import endpoints
+
+    monkeypatch.delenv("TRAINMON_SOCKET_DIR", raising=False)
+    monkeypatch.setattr(endpoints, "_TMP", str(tmp_path))  # not the machine's real /tmp
+    squatted = tmp_path / f"trainmon-{os.getuid()}"
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: types.SimpleNamespace(pw_dir=str(home)))
+    squatted.mkdir(mode=0o700)
+    os.chown(squatted, 65534, 65534)
+    default = default_endpoint()
+    assert default.endpoint.startswith(f"ipc://{home}/.trainmon/sockets-")
+    assert "belongs to another user" in default.note and "using" in default.note
+    assert (home / ".trainmon").stat().st_mode & 0o077 == 0
+
+
+def test_a_relative_socket_dir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative $TRAINMON_SOCKET_DIR would mean another place in each directory."""
+    monkeypatch.setenv("TRAINMON_SOCKET_DIR", "rel")
+    default = default_endpoint()
+    assert default.endpoint == LEGACY_ENDPOINT and "absolute" in default.note

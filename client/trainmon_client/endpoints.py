@@ -13,6 +13,7 @@ default is loopback tcp, ``LEGACY_ENDPOINT``, and the reason is given to be said
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -39,6 +40,7 @@ __all__ = [
 SCHEMES: Final = ("tcp://", "ipc://", "inproc://")
 LEGACY_ENDPOINT: Final = "tcp://127.0.0.1:5555"  # the default before 0.2, and the fallback
 _SOCKET_NAME: Final = "monitor"
+_TMP = "/tmp"  # not $TMPDIR: a batch job's may differ from the shell's
 _IPC_PATH_MAX: Final = 107  # sun_path holds 108 bytes with the final NUL (Linux; macOS 104)
 # A host name, an interface name (eth0) or an IPv4 address; "*" is any interface.
 _NAME: Final = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
@@ -47,22 +49,63 @@ _TCP_FORM: Final = "use tcp://HOST:PORT (an IPv6 address in brackets: tcp://[::1
 
 @dataclass(frozen=True, slots=True)
 class Default:
-    """The default endpoint, and why it is not the private one ("" when it is)."""
+    """The default endpoint, and why it is not the usual private one ("" when it is):
+    loopback tcp for want of a private place, or the home's socket directory."""
 
     endpoint: str
     note: str = ""
 
 
 def private_dir(create: bool = True) -> tuple[str | None, str]:
-    """This user's private socket directory and "", or None and the reason it cannot be.
+    """This user's private socket directory and a note ("" when all is as usual), or
+    None and the reason there is none.
 
-    Made (mode 0700) when missing and ``create``; one that exists must belong to this user,
+    ``/tmp/trainmon-UID`` first; if another user holds that name (made before ours, to
+    push us onto a port everyone can reach), a directory in the user's home instead,
+    ``~/.trainmon/sockets-HOST`` (nobody else can make it), said in the note. Made
+    (mode 0700) when missing and ``create``; one that exists must belong to this user,
     be a real directory (not a link) and let nobody else in.
     """
     getuid = getattr(os, "getuid", None)
     if getuid is None or not hasattr(socket, "AF_UNIX"):
         return None, "this system has no private local sockets"
-    path = os.environ.get("TRAINMON_SOCKET_DIR") or f"/tmp/trainmon-{getuid()}"
+    explicit = os.environ.get("TRAINMON_SOCKET_DIR")
+    if explicit:
+        return _usable(explicit, create)
+    first = os.path.join(_TMP, f"trainmon-{getuid()}")
+    path, why = _usable(first, create)
+    if path is not None:
+        return path, ""
+    home = _home(getuid())
+    if home is None:
+        return None, why
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in ".-")[:32]
+    second = os.path.join(home, ".trainmon", f"sockets-{host or 'host'}")
+    if create:
+        with contextlib.suppress(OSError):  # (checked as a whole below)
+            os.makedirs(os.path.dirname(second), mode=0o700, exist_ok=True)
+    path, why_second = _usable(second, create)
+    if path is None:
+        return None, f"{why}; and {why_second}"
+    return path, f"{why}: using {second} instead"
+
+
+def _home(uid: int) -> str | None:
+    """The user's home directory from the password database (not $HOME, which a batch
+    job or cron may set otherwise), or None."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_dir or None
+    except (ImportError, KeyError):
+        return None
+
+
+def _usable(path: str, create: bool) -> tuple[str | None, str]:
+    """``path`` and "" if it is (or is made) a private directory of this user's with
+    room for the socket's name; else None and why not."""
+    if not os.path.isabs(path):
+        return None, f"{path} is not an absolute path (both sides must find it)"
     if len(os.fsencode(path)) + 1 + len(_SOCKET_NAME) > min(_IPC_PATH_MAX, 103):
         return None, f"{path} is too long a path for a local socket"
     if create:
@@ -76,9 +119,11 @@ def private_dir(create: bool = True) -> tuple[str | None, str]:
         info = os.lstat(path)
     except OSError as exc:
         return None, f"cannot use {path}: {exc.strerror}"
+    if stat.S_ISLNK(info.st_mode):
+        return None, f"{path} is a symbolic link (it could lead anywhere)"
     if not stat.S_ISDIR(info.st_mode):
         return None, f"{path} is not a directory"
-    if info.st_uid != getuid():
+    if info.st_uid != os.getuid():
         return None, f"{path} belongs to another user"
     if stat.S_IMODE(info.st_mode) & 0o077:
         try:  # ours, so ours to close
@@ -101,7 +146,7 @@ def default_endpoint(create: bool = True) -> Default:
     path, why = private_dir(create)
     if path is None:
         return Default(LEGACY_ENDPOINT, why)
-    return Default(f"ipc://{path}/{_SOCKET_NAME}")
+    return Default(f"ipc://{path}/{_SOCKET_NAME}", why)  # (a note: the home's instead)
 
 
 def is_private_default(endpoint: str) -> bool:
@@ -111,8 +156,11 @@ def is_private_default(endpoint: str) -> bool:
 
 
 def fallback_warning(default: Default, doing: str) -> str:
-    """The one line said where the default is loopback tcp for want of a private place
-    (``doing``: "listening on", "publishing to")."""
+    """The one line said where the default is loopback tcp for want of a private place,
+    or a private place other than the usual one (``doing``: "listening on",
+    "publishing to")."""
+    if default.endpoint != LEGACY_ENDPOINT:
+        return f"{default.note} ({doing} {default.endpoint})"
     return (
         f"no private socket here ({default.note}): {doing} {default.endpoint}, which other "
         "users of this machine can reach (set TRAINMON_SOCKET_DIR to a directory of your "
