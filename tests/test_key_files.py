@@ -87,3 +87,21 @@ def test_monitor_with_cut_server_key_exits_with_one_line(
     )
     assert result.exit_code == 1, result.output
     assert "cut.key" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links and modes are POSIX")
+def test_keygen_force_replaces_a_planted_link_instead_of_following_it(tmp_path: Path) -> None:
+    """A link planted where the secret key goes (by anyone who can write the directory)
+    is replaced by the new key file; the file it pointed to is left untouched."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    grab = tmp_path / "grab"
+    grab.write_text("")
+    (shared / "server.key_secret").symlink_to(grab)
+    result = CliRunner().invoke(main, ["keygen", str(shared), "--name", "server", "--force"])
+    assert result.exit_code == 0, result.output
+    assert grab.read_text() == ""
+    secret = shared / "server.key_secret"
+    assert not secret.is_symlink() and "secret-key" in secret.read_text()
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in shared.iterdir() if p.name.startswith(".keygen")] == []

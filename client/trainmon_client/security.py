@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import stat
+import tempfile
 import threading
 import time
 from collections import deque
@@ -70,18 +72,30 @@ def check_key_name(name: str) -> str:
 
 
 def create_keypair(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
-    """Write ``NAME.key`` (public) and ``NAME.key_secret`` (mode 0600) in ``directory``."""
+    """Write ``NAME.key`` (public) and ``NAME.key_secret`` (mode 0600) in ``directory``.
+
+    The pair is made in a private directory of its own beside them and renamed into
+    place: a name that is a link (planted by someone who can write the directory) is
+    replaced, never followed, so the secret key never lands in another user's file.
+    """
     check_key_name(name)
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     old_umask = os.umask(0o077)  # the secret file is never readable by others, even briefly
     try:
-        public, secret = zmq.auth.create_certificates(str(folder), name)
+        staging = Path(tempfile.mkdtemp(prefix=".keygen-", dir=folder))
+        try:
+            made_public, made_secret = zmq.auth.create_certificates(str(staging), name)
+            os.chmod(made_secret, 0o600)
+            os.chmod(made_public, 0o644)
+            public, secret = folder / f"{name}.key", folder / f"{name}.key_secret"
+            os.replace(made_secret, secret)  # (rename: a link in its place is replaced)
+            os.replace(made_public, public)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     finally:
         os.umask(old_umask)
-    os.chmod(secret, 0o600)
-    os.chmod(public, 0o644)
-    return Path(public), Path(secret)
+    return public, secret
 
 
 def load_keypair(path: str | os.PathLike[str]) -> tuple[bytes, bytes]:
