@@ -285,9 +285,9 @@ def test_encryption_option_left_out_in_the_code_raises() -> None:
         Monitor(free_endpoint(), curve_secret="x.key_secret")
 
 
-def test_nobody_watched_names_an_older_monitor_on_the_old_default(tmp_path: Path) -> None:
-    """A new client on the private default, an older monitor on tcp://127.0.0.1:5555:
-    the line at close says so and how to reach it."""
+def test_nobody_watched_names_what_listens_on_the_old_default(tmp_path: Path) -> None:
+    """A new client on the private default and something on tcp://127.0.0.1:5555 (an
+    older monitor, maybe): the line at close says so and how to reach it."""
     with socket.socket() as old_monitor:
         try:
             old_monitor.bind(("127.0.0.1", 5555))
@@ -298,4 +298,38 @@ def test_nobody_watched_names_an_older_monitor_on_the_old_default(tmp_path: Path
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and "nobody watched" in lines[0], lines
+    assert "older trainmon watch" in lines[0]
     assert "TRAINMON_ENDPOINT=tcp://127.0.0.1:5555" in lines[0]
+
+
+def test_nobody_watched_on_the_old_default_names_the_monitor_on_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """A client sent to tcp://127.0.0.1:5555 while a monitor listens on the private
+    default: the line at close says to unset TRAINMON_ENDPOINT."""
+    import zmq
+
+    sockets = tmp_path / "s"
+    sockets.mkdir(mode=0o700)
+    ctx = zmq.Context()
+    monitor = ctx.socket(zmq.SUB)
+    try:
+        monitor.bind(f"ipc://{sockets}/monitor")
+        done = run_script(
+            env={"TRAINMON_SOCKET_DIR": str(sockets), "TRAINMON_ENDPOINT": "tcp://127.0.0.1:5555"}
+        )
+    finally:
+        monitor.close(0)
+        ctx.term()
+    assert done.returncode == 0, done.stderr
+    assert "unset TRAINMON_ENDPOINT" in done.stderr, done.stderr
+
+
+def test_a_file_name_with_escape_sequences_is_said_escaped(tmp_path: Path) -> None:
+    """A record_to name holding terminal escapes is said with them written out, so the
+    line cannot retitle or clear the user's terminal."""
+    hostile = str(tmp_path / "no" / "esc\x1b]0;PWNED\x07\x1b[2J.tmr")
+    done = run_script(f"{free_endpoint()!r}, record_to={hostile!r}")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "esc\\x1b]0;PWNED\\x07\\x1b[2J.tmr" in done.stderr

@@ -91,6 +91,7 @@ __all__ = [
     "decode_payload",
     "decode_payload_items",
     "encode",
+    "escape_text",
     "pack_payload",
     "to_wire",
     "valid_name",
@@ -495,6 +496,14 @@ def valid_name(value: object) -> TypeGuard[str]:
         and 0 < len(value) <= MAX_NAME_CHARS
         and (value.isprintable() or _UNSAFE.search(value) is None)
     )
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every unsafe character (see _UNSAFE_CHARS) written as its escape
+    (``\\x1b``, ``\\u202e``): a file name shown as it is, without acting on a terminal."""
+    if text.isprintable():
+        return text
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def clean_text(text: str) -> str:

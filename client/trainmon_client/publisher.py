@@ -52,6 +52,7 @@ from trainmon_client.protocol import (
     PROTOCOL_VERSION,
     clean_text,
     columns_wire,
+    escape_text,
     pack_payload,
     valid_name,
 )
@@ -113,6 +114,20 @@ _MAX_INBOUND_MESSAGES: Final = 256  # read per wake-up at most: publishing goes 
 _MEMORY_ALLOWANCE: Final = 512 << 20
 
 _log = logging.getLogger("trainmon_client")
+
+
+class _Escaped(logging.Filter):
+    """What the client says names files and endpoints a user gave: their control
+    characters are written as escapes, never sent to the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.isprintable():
+            record.msg, record.args = escape_text(message), None
+        return True
+
+
+_log.addFilter(_Escaped())
 _now = time.time
 _live: weakref.WeakSet[Monitor] = weakref.WeakSet()
 _fallback_said = False  # the default's fallback to loopback tcp is said once a process
@@ -649,13 +664,19 @@ class Monitor:
 
 
 def _legacy_listener() -> bool:
-    """Whether something listens on the old default's port (an older monitor, likely)."""
+    """Whether something listens on the old default's port (an older monitor, maybe)."""
     host, _, port = LEGACY_ENDPOINT[len("tcp://") :].rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=0.2):
             return True
     except OSError:
         return False
+
+
+def _private_monitor() -> bool:
+    """Whether a monitor listens on this user's private default socket."""
+    path = ipc_path(default_endpoint(create=False).endpoint)
+    return path is not None and ipc_in_use(path)
 
 
 def _reachable(endpoint: str) -> str:
@@ -1273,10 +1294,16 @@ class _IOLoop:
         mon = self.mon
         if mon.bind:
             how = f"start `trainmon watch --connect {_reachable(mon.endpoint)}` first"
-        elif mon.endpoint.startswith("ipc://") and _legacy_listener():
+        elif mon.endpoint == LEGACY_ENDPOINT and _private_monitor():
             how = (
-                f"a monitor listens on {LEGACY_ENDPOINT}, the default before 0.2: upgrade "
-                f"it, or set TRAINMON_ENDPOINT={LEGACY_ENDPOINT} for this script"
+                f"a monitor listens on the default, {default_endpoint(create=False).endpoint}: "
+                "unset TRAINMON_ENDPOINT to reach it"
+            )
+        elif mon.endpoint.startswith("ipc://") and _legacy_listener():
+            how = (  # (a newer monitor's watcher there takes nothing: hence "if")
+                f"something listens on {LEGACY_ENDPOINT}, the default before 0.2: if it is "
+                "an older trainmon watch, upgrade it (or, on a machine of your own, set "
+                f"TRAINMON_ENDPOINT={LEGACY_ENDPOINT} for this script)"
             )
         else:
             how = "start `trainmon watch` first (or `trainmon watch --record FILE`)"
