@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import zmq
 
@@ -213,6 +213,24 @@ def _descendants(pid: int) -> list[int]:
         found += children
         todo += children
     return found
+
+
+def start_cli(
+    *args: str,
+    stdout: int | IO[str] = subprocess.PIPE,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[str]:
+    """Start ``python -m trainmon ARGS`` with no standard input (the caller stops it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainmon", *args],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def command(*args: str) -> str:

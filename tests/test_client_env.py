@@ -262,9 +262,7 @@ def test_key_files_that_cannot_be_read_are_said_and_training_goes_on(
     ],
     ids=["a monitor's keys", "server key alone", "allow alone"],
 )
-def test_partial_curve_environment_is_said_in_one_line(
-    env: dict[str, str], tmp_path: Path
-) -> None:
+def test_partial_curve_environment_is_said_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
     """$TRAINMON_CURVE_* that leave this side's options incomplete (a shell set up for
     the monitor) are the environment's, not the code's: one line, training goes on."""
     from trainmon_client.security import create_keypair

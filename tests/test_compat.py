@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, free_endpoint, stop, wait_listening
+from tests.helpers import ROOT, free_endpoint, start_cli, stop, wait_listening
 from trainmon.ingest import Subscriber
 from trainmon.state import RunState
 
@@ -246,15 +246,7 @@ def test_old_client_to_new_default_monitor(old_code: Path, tmp_path: Path) -> No
             pytest.skip("tcp://127.0.0.1:5555 is taken on this machine")
     sockets = tmp_path / "s"
     env = dict(_env(None), TRAINMON_SOCKET_DIR=str(sockets))
-    tail = subprocess.Popen(
-        [sys.executable, "-m", "trainmon", "tail"],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    tail = start_cli("tail", env=env, cwd=tmp_path)
     old = None
     try:
         wait_listening("tcp://127.0.0.1:5555")

@@ -7,26 +7,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from tests.helpers import free_endpoint, start_publisher, stop, wait_for, wait_listening
+from tests.helpers import (
+    free_endpoint,
+    start_cli,
+    start_publisher,
+    stop,
+    wait_for,
+    wait_listening,
+)
 from tests.test_state import hello, metrics
 from trainmon.app import DoneWatch, is_done
 from trainmon.state import LOST_AFTER_S, RunState
 from trainmon_client.protocol import Record
-
-
-def _cli(*args: str, stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainmon", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _kill_when_heard(pub: subprocess.Popen[str], heard: object) -> float:
@@ -43,7 +38,7 @@ def test_tail_exit_when_done_ends_after_a_worker_is_killed(tmp_path: Path) -> No
     endpoint = free_endpoint()
     printed = tmp_path / "tail.jsonl"
     with open(printed, "w") as out:  # a file, read as it grows: no pipe buffers to lose
-        tail = _cli("tail", "--bind", endpoint, "--exit-when-done", stdout=out)
+        tail = start_cli("tail", "--bind", endpoint, "--exit-when-done", stdout=out)
     wait_listening(endpoint)
     done = start_publisher(endpoint, count=20, env={"RANK": "0", "WORLD_SIZE": "2"})
     killed = start_publisher(
@@ -69,7 +64,7 @@ def test_tail_exit_when_done_ends_after_a_worker_is_killed(tmp_path: Path) -> No
 def test_watch_exit_when_done_names_the_lost_worker() -> None:
     """watch --plain ends likewise, and its summary names the lost worker."""
     endpoint = free_endpoint()
-    watch = _cli("watch", "--bind", endpoint, "--exit-when-done", "--plain")
+    watch = start_cli("watch", "--bind", endpoint, "--exit-when-done", "--plain")
     wait_listening(endpoint)
     killed = start_publisher(endpoint, count=100_000, delay_s=0.01, env={"RANK": "1"})
     done = start_publisher(endpoint, count=20, env={"RANK": "0"})

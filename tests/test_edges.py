@@ -18,7 +18,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import free_endpoint, start_publisher, stop, wait_listening
+from tests.helpers import free_endpoint, start_cli, start_publisher, stop, wait_listening
 from trainmon.cli import _Finite, main
 from trainmon.escape import escaped, escaped_lines
 from trainmon.export import csv_cell
@@ -57,17 +57,6 @@ def _cli(*args: str, stdout: int | IO[str] = subprocess.PIPE) -> subprocess.Comp
         stderr=subprocess.PIPE,
         text=True,
         timeout=60,
-    )
-
-
-def _start(*args: str, stdout: int | IO[str] = subprocess.PIPE) -> subprocess.Popen[str]:
-    """Start the trainmon command (the caller stops it)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainmon", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        text=True,
     )
 
 
@@ -210,7 +199,7 @@ def test_watch_record_says_where_it_recorded_safely(tmp_path: Path) -> None:
     """The line after watching names the recording escaped."""
     endpoint = free_endpoint()
     path = tmp_path / HOSTILE
-    watch = _start(
+    watch = start_cli(
         "watch", "--plain", "--exit-when-done", "--bind", endpoint, "--record", str(path)
     )
     pub = None
@@ -310,7 +299,7 @@ def test_a_full_standard_output_is_one_line(long_recording: Path, args: list[str
 
 def test_export_into_a_closed_pipe_ends_quietly(long_recording: Path) -> None:
     """`trainmon export x.tmr | head -1`: no traceback once the reader has gone."""
-    export = _start("export", str(long_recording), "--format", "csv")
+    export = start_cli("export", str(long_recording), "--format", "csv")
     try:
         assert export.stdout is not None and export.stderr is not None
         assert export.stdout.readline().startswith('"run",')
@@ -324,7 +313,7 @@ def test_export_into_a_closed_pipe_ends_quietly(long_recording: Path) -> None:
 def test_tail_into_a_closed_pipe_or_a_full_disk(tmp_path: Path) -> None:
     """`trainmon tail | head -1` ends quietly; `trainmon tail > /dev/full` is one line."""
     endpoint = free_endpoint()
-    tail = _start("tail", "--bind", endpoint)
+    tail = start_cli("tail", "--bind", endpoint)
     pub = None
     try:
         wait_listening(endpoint)
@@ -340,7 +329,7 @@ def test_tail_into_a_closed_pipe_or_a_full_disk(tmp_path: Path) -> None:
             stop(pub)
     endpoint = free_endpoint()
     with open("/dev/full", "w") as full:
-        tail = _start("tail", "--bind", endpoint, stdout=full)
+        tail = start_cli("tail", "--bind", endpoint, stdout=full)
     pub = None
     try:
         wait_listening(endpoint)

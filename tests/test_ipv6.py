@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import BackgroundMonitor, start_publisher, stop, wait_for
+from tests.helpers import BackgroundMonitor, start_cli, start_publisher, stop, wait_for
 from trainmon.cli import main
 from trainmon.relay import Relay
 from trainmon_client import Monitor
@@ -38,16 +38,6 @@ def free6() -> str:
         return f"tcp://[::1]:{sock.getsockname()[1]}"
 
 
-def _cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainmon", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.fixture
 def procs() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
@@ -63,7 +53,7 @@ def test_monitor_listens_on_ipv6(procs: list[subprocess.Popen[str]]) -> None:
     """`tail --bind tcp://[::1]:PORT` listens (it said "No such device") and a client
     publishing to that address is received (it delivered nothing)."""
     endpoint = free6()
-    tail = _cli("tail", "--bind", endpoint, "--exit-when-done")
+    tail = start_cli("tail", "--bind", endpoint, "--exit-when-done")
     procs.append(tail)
     port = int(endpoint.rsplit(":", 1)[1])
 
@@ -87,7 +77,7 @@ def test_training_binds_ipv6(procs: list[subprocess.Popen[str]]) -> None:
     procs.append(publisher)
     assert publisher.stdout is not None
     publisher.stdout.readline()  # its worker id: it has bound
-    tail = _cli("tail", "--connect", endpoint)
+    tail = start_cli("tail", "--connect", endpoint)
     procs.append(tail)
     assert tail.stdout is not None
     lines = [tail.stdout.readline() for _ in range(30)]

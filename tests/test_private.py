@@ -22,7 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BackgroundMonitor, free_endpoint, ipc_endpoint, stop, wait_for
+from tests.helpers import (
+    BackgroundMonitor,
+    free_endpoint,
+    ipc_endpoint,
+    start_cli,
+    stop,
+    wait_for,
+)
 from trainmon.ingest import EndpointError, Subscriber
 from trainmon_client import Monitor
 from trainmon_client.endpoints import LEGACY_ENDPOINT, ipc_in_use
@@ -300,15 +307,7 @@ def test_client_without_xdg_runtime_dir_meets_the_monitor(tmp_path: Path) -> Non
     made = not default.parent.exists()  # then removed at the end
     login = dict(base, XDG_RUNTIME_DIR=str(tmp_path), HOME=str(tmp_path), TMPDIR=str(tmp_path))
     batch = dict(base, HOME="/", TMPDIR="/var/tmp")
-    monitor = subprocess.Popen(
-        [sys.executable, "-m", "trainmon", "tail"],
-        env=login,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    monitor = start_cli("tail", env=login, cwd=tmp_path)
     try:
         wait_for(lambda: _listening(default), 30, what="the monitor")
         done = subprocess.run(
@@ -359,15 +358,7 @@ def test_no_private_place_falls_back_to_loopback_and_says_so_once(
         pytest.skip(f"{LEGACY_ENDPOINT} is taken on this machine")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINMON_")}
     env["TRAINMON_SOCKET_DIR"] = str(foreign_dir)
-    monitor = subprocess.Popen(
-        [sys.executable, "-m", "trainmon", "tail"],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    monitor = start_cli("tail", env=env, cwd=tmp_path)
     try:
         wait_for(lambda: not _port_free(LEGACY_ENDPOINT), 30, what="the monitor on tcp")
         assert monitor.stdout is not None and monitor.stderr is not None
