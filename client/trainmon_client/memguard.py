@@ -106,6 +106,12 @@ class MemoryGuard:
         rss = rss_bytes()
         self.enabled = rss is not None
         self.low = rss or 0
+        # The least ever seen, never raised (a false alarm raises ``low``): memory well
+        # above it is given back, so what a peer made the C library keep goes back to
+        # the system once the peer has left, whatever the alarms decided meanwhile.
+        self.floor = self.low
+        self._tidy_above = allowance // 4
+        self._tidy_every_s = _TIDY_S
         self._next = 0.0
         self._before = 0
         self._next_tidy = 0.0
@@ -124,9 +130,14 @@ class MemoryGuard:
             self._before = rss
             return True
         self.low = min(self.low, rss)
-        if rss > self.low + self.allowance // 4 and now >= self._next_tidy:
+        self.floor = min(self.floor, rss)
+        if rss > self.floor + self._tidy_above and now >= self._next_tidy:
             give_back()  # about 2 ms for a heap of 400 MB, then microseconds
-            self._next_tidy = now + _TIDY_S
+            after = rss_bytes() or rss
+            # Nothing came back: the process's own memory; look less and less often.
+            gained = rss - after >= self._tidy_above // 2
+            self._tidy_every_s = _TIDY_S if gained else min(self._tidy_every_s * 2, 60.0)
+            self._next_tidy = now + self._tidy_every_s
         return False
 
     def reclaim(self) -> Settled:
