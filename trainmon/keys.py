@@ -18,9 +18,11 @@ from typing import Any, Final
 __all__ = [
     "Action",
     "ESCAPES",
+    "FOOTER",
     "HELP",
     "KEYMAP",
     "KeyReader",
+    "PAUSED_FOOTER",
     "StopFlag",
     "parse_keys",
     "quit_on_signals",
@@ -122,6 +124,18 @@ HELP: Final = (
     ("e", "save the screen as an SVG picture"),
     ("Ctrl-Z", "suspend; fg in the shell resumes"),
 )
+
+
+# What the footer names, in order: a key, then a word for what it does; and while paused.
+FOOTER: Final = (
+    ("?", "keys"),
+    ("q", "quit"),
+    ("space", "pause"),
+    ("c", "chart"),
+    ("s", "smoothing"),
+    ("e", "save svg"),
+)
+PAUSED_FOOTER: Final = (("space", "resume"), ("e", "save svg"), ("q", "quit"))
 
 
 def parse_keys(data: str) -> list[Action]:

@@ -387,7 +387,6 @@ class Series:
     count: int = 0
     nonfinite: int = 0
     revision: int = 0  # changes when points leave the window or arrive out of order
-    drawn: Any = None  # the dashboard's cache for this series (see view._smoothed)
     # The window's lowest finite value and its step, as of (revision, window length):
     # found when asked, over the points that came since.
     _low: tuple[float, int | None] = (math.inf, None)
@@ -757,7 +756,6 @@ class Run:
     config: dict[str, str] = field(default_factory=dict)
     config_more: int = 0  # items left out (a map past the limit counts as one)
     config_from: Worker | None = None
-    drawn: dict[Any, Any] = field(default_factory=dict)  # the dashboard's cache
     changes: int = 0  # counts records taken (their workers may have changed)
     _lead: tuple[int, Worker | None] = (-1, None)  # lead, as of changes
 

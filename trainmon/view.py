@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trainmon.chart import Line, LineChart, _fold_line, ema_extend
-from trainmon.keys import HELP
+from trainmon.keys import FOOTER, HELP, PAUSED_FOOTER
 from trainmon.names import (
     ACCURACY_NAMES,
     GRAD_NAMES,
@@ -357,6 +357,39 @@ def step_window(
     return (left, right), words + (" · " if words else "") + where
 
 
+class _DrawCache:
+    """What the view keeps between frames, beside the state and never in it: an entry
+    per series or run it was drawn from, found by identity (the object is held, so its
+    id cannot be reused while the entry lives) and checked by the user against the
+    series' count and revision. Cleared whole past ``limit`` entries."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self.entries: dict[int, tuple[object, Any]] = {}
+
+    def get(self, owner: object) -> Any:
+        entry = self.entries.get(id(owner))
+        return entry[1] if entry is not None and entry[0] is owner else None
+
+    def put(self, owner: object, value: Any) -> None:
+        if len(self.entries) >= self.limit:
+            self.entries.clear()
+        self.entries[id(owner)] = (owner, value)
+
+
+_SMOOTHED = _DrawCache()  # series -> _Smoothed
+_RUN_CACHES = _DrawCache(256)  # run -> {"band": ..., "grid": ...}
+
+
+def _cache_of(run: Run, what: str) -> dict[Any, Any]:
+    """The view's cache of ``what`` ("band", "grid") for ``run``."""
+    caches = _RUN_CACHES.get(run)
+    if caches is None:
+        caches = {}
+        _RUN_CACHES.put(run, caches)
+    return caches.setdefault(what, {})  # type: ignore[no-any-return]
+
+
 @dataclass(slots=True)
 class _Smoothed:
     """A series' smoothed line, kept between frames and extended by the new points."""
@@ -373,7 +406,7 @@ class _Smoothed:
 def _smoothed(series: Series, weight: float) -> Line:
     """The EMA of the whole series (bucket values, then the window), computed once and
     then only for points that arrived since, until points leave the window."""
-    cache = series.drawn
+    cache = _SMOOTHED.get(series)
     new = series.count - cache.count if isinstance(cache, _Smoothed) else -1
     if (
         not isinstance(cache, _Smoothed)
@@ -386,7 +419,7 @@ def _smoothed(series: Series, weight: float) -> Line:
         cache = _Smoothed(
             weight, series.revision, series.count, older.steps + series.steps, values, last, taken
         )
-        series.drawn = cache
+        _SMOOTHED.put(series, cache)
     elif new:
         values, cache.last, cache.taken = ema_extend(
             series.vals[-new:], weight, cache.last, cache.taken
@@ -408,7 +441,7 @@ def _band_line(run: Run, name: str, opts: ViewOptions) -> Line | None:
 
     Folding every worker's series costs a few milliseconds each (64 workers: ~80 ms),
     so a band is kept and recomputed at most every fifth frame while data arrives."""
-    cache = run.drawn.setdefault("band", {})
+    cache = _cache_of(run, "band")
     calls = cache["calls"] = cache.get("calls", 0) + 1
     version = sum(w.series[name].count for w in run.workers.values() if name in w.series)
     key = (name, opts.zoom, opts.window)  # another window is another band, at once
@@ -602,7 +635,7 @@ class _ChartGrid:
         ``REDRAWS_PER_FRAME`` of them a frame (the longest-waiting first), the others
         as last drawn. Small charts then follow a live run a few times a second while
         the frame stays cheap; the main chart is drawn every frame."""
-        cache = self.run.drawn.setdefault("grid", {})
+        cache = _cache_of(self.run, "grid")
         frame = cache["frame"] = cache.get("frame", 0) + 1
         worker = shown_worker(self.run, self.opts)
         opts = self.opts
@@ -1186,18 +1219,10 @@ def footer(opts: ViewOptions) -> Text:
     if opts.paused:
         text.append(" PAUSED ", style="tm.paused")
         text.append(f" view frozen · {opts.paused_records:,} records arrived since · ")
-        _keys(text, ("space", "resume"), ("e", "save svg"), ("q", "quit"))
+        _keys(text, *PAUSED_FOOTER)
     elif opts.interactive:
         text.append(" ")
-        _keys(
-            text,
-            ("?", "keys"),
-            ("q", "quit"),
-            ("space", "pause"),
-            ("c", "chart"),
-            ("s", "smoothing"),
-            ("e", "save svg"),
-        )
+        _keys(text, *FOOTER)
     else:
         text.append(" Ctrl-C quits · training is never affected by this window")
     return text
