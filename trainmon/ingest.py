@@ -19,8 +19,8 @@ from trainmon_client.endpoints import (
     endpoint_problem,
     ipc_in_use,
     ipc_path,
-    needs_ipv6,
 )
+from trainmon_client.links import tune_link
 from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.protocol import (
     MAX_PAYLOAD_BYTES,
@@ -189,17 +189,7 @@ class Subscriber:
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
         self._guard = MemoryGuard(_MEMORY_ALLOWANCE)
         self.reopened = 0  # times the socket was reopened because memory ran away
-        self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        # TCP keepalive notices a dead peer on an idle link and makes ZeroMQ reconnect.
-        # (ZeroMQ's own heartbeats are not used: under a flood their pings queue behind
-        # the data, time out, and tear down a healthy connection again and again.)
-        self._sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
-        self._sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
-        self._sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
-        self._sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
-        if any(needs_ipv6(endpoint) for endpoint in bind + connect):
-            self._sock.setsockopt(zmq.IPV6, 1)  # without it, ZeroMQ cannot use [::1]
+        tune_link(self._sock, bind + connect)
         self._run = run
         self._backlog = False
         self._idle_s = 0.0

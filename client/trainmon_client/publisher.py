@@ -40,6 +40,7 @@ from trainmon_client.endpoints import (
 )
 from trainmon_client.framing import BackgroundWriter
 from trainmon_client.identity import Identity, identify, launch
+from trainmon_client.links import tune_link
 from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.protocol import (
     MAX_ALERT_TITLE,
@@ -531,15 +532,7 @@ class Monitor:
         # that died would otherwise reach the next one ahead of its hello and history
         # (and could fill the pipe the history is re-sent into).
         sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        # TCP keepalive notices a dead peer on an idle link and makes ZeroMQ reconnect.
-        # (ZeroMQ's own heartbeats are not used: under a flood their pings queue behind
-        # the data, time out, and tear down a healthy connection again and again.)
-        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
-        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
-        sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
-        sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        tune_link(sock)
         events = sock.get_monitor_socket(_EVENTS)
         self._zap: ZapHandler | None = None
         self._offline = not self.endpoint
@@ -684,7 +677,7 @@ def _reachable(endpoint: str) -> str:
     for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
         if endpoint.startswith(wildcard):
             host = clean_text(socket.gethostname()) or "THIS_HOST"
-            return f"tcp://{host}:{endpoint[len(wildcard):]}"
+            return f"tcp://{host}:{endpoint[len(wildcard) :]}"
     return endpoint
 
 
