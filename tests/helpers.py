@@ -18,7 +18,7 @@ from typing import IO, TypeVar
 
 import zmq
 
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon_client.security import Curve
 

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon_client.protocol import Columns, Record
 

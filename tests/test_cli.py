@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from tests.helpers import free_endpoint, start_publisher, stop, wait_listening
 from trainmon.cli import main
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 
 
 @pytest.mark.parametrize("args", [[], ["watch"], ["tail"], ["demo"]])

@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import BackgroundMonitor, free_endpoint, wait_for
 from tests.test_client_values import Receiver
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon_client import Monitor
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, free_endpoint, start_cli, stop, wait_listening
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 
 OLD_COMMIT = "34b172e"  # the last commit before unknown kinds were skipped and `ef` came

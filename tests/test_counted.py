@@ -139,7 +139,7 @@ def _record_run(
 
 def _recorded(path: Path) -> int:
     """Metrics records in the recording at ``path``, read back."""
-    from trainmon.recording import load
+    from trainmon.sources.recording import load
 
     return sum(r.kind == "metrics" for r in load([path]).records)
 
@@ -406,7 +406,7 @@ def test_damage_in_the_middle_of_a_recording_costs_at_most_64_records(tmp_path: 
     """A training process records 5,300 records as fast as it can (batches of up to 512
     go out): its frames hold at most 64 records and about 4 KiB, so 21 bytes damaged in
     the middle of the file lose at most 64 records."""
-    from trainmon.recording import load
+    from trainmon.sources.recording import load
     from trainmon_client.framing import ReadReport, read_frames
     from trainmon_client.protocol import decode_payload
 
@@ -435,7 +435,7 @@ def test_watch_record_frames_hold_at_most_64_records(tmp_path: Path) -> None:
     """`watch --record` of a fast publisher (batches of up to 512 records): the file's
     frames hold at most 64 records each, every record is there, and 21 bytes damaged in
     the middle lose at most 64 of them."""
-    from trainmon.recording import load
+    from trainmon.sources.recording import load
     from trainmon_client.framing import ReadReport, read_frames
     from trainmon_client.protocol import decode_payload
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from tests.helpers import free_endpoint, start_cli, start_publisher, stop, wait_listening
 from trainmon.cli import _Finite, main
 from trainmon.escape import escaped, escaped_lines
-from trainmon.export import csv_cell
+from trainmon.sources.export import csv_cell
 from trainmon_client.framing import FrameWriter
 from trainmon_client.protocol import Record, encode
 from trainmon_client.security import create_keypair

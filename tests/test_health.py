@@ -16,7 +16,7 @@ from tests.helpers import (
     stop,
     wait_for,
 )
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import LOST_AFTER_S, RunState
 from trainmon_client import Monitor
 from trainmon_client.publisher import _MAX_BATCH_RECORDS

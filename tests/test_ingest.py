@@ -10,7 +10,8 @@ import pytest
 import zmq
 
 from tests.helpers import drain_until, free_endpoint, raw_peer, start_publisher, stop
-from trainmon.ingest import EndpointError, Subscriber
+from trainmon.sources.endpoints import EndpointError
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon_client.protocol import Record, encode
 

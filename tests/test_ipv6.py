@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from tests.helpers import BackgroundMonitor, start_cli, start_publisher, stop, wait_for
 from trainmon.cli import main
-from trainmon.relay import Relay
+from trainmon.sources.relay import Relay
 from trainmon_client import Monitor
 from trainmon_client.endpoints import endpoint_problem, needs_ipv6
 

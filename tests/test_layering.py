@@ -37,7 +37,7 @@ def test_imports_point_one_way(module: str, forbidden: set[str]) -> None:
         "trainmon_client.protocol",
         "trainmon.state",
         "trainmon.view",
-        "trainmon.ingest",
+        "trainmon.sources",
         "trainmon.app",
         "trainmon.keys",
     ],

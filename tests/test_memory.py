@@ -26,8 +26,8 @@ from tests.helpers import (
     wait_for,
     wait_listening,
 )
-from trainmon.ingest import Subscriber
-from trainmon.relay import Relay
+from trainmon.sources.relay import Relay
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon_client import Monitor
 from trainmon_client.memguard import MemoryGuard
@@ -240,7 +240,7 @@ def test_reopening_is_said_counted_and_receiving_goes_on(
     """With a small allowance, a message without end makes the subscriber reopen its
     socket: the reason is the last rejection, each reopening counted, and a real
     publisher's records still arrive whole afterwards (its history sent again)."""
-    monkeypatch.setattr("trainmon.ingest._MEMORY_ALLOWANCE", 48 << 20)
+    monkeypatch.setattr("trainmon.sources.subscriber._MEMORY_ALLOWANCE", 48 << 20)
     endpoint = free_endpoint()
     source = Subscriber([endpoint])
     state = RunState()

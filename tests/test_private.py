@@ -30,7 +30,8 @@ from tests.helpers import (
     stop,
     wait_for,
 )
-from trainmon.ingest import EndpointError, Subscriber
+from trainmon.sources.endpoints import EndpointError
+from trainmon.sources.subscriber import Subscriber
 from trainmon_client import Monitor
 from trainmon_client.endpoints import LEGACY_ENDPOINT, ipc_in_use
 

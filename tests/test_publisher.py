@@ -27,7 +27,7 @@ from tests.helpers import (
     stop,
     wait_for,
 )
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon_client import Monitor, publisher
 from trainmon_client.framing import ReadReport, read_frames

@@ -8,7 +8,7 @@ import socket
 import subprocess
 
 from tests.helpers import drain_until, start_publisher, stop
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 
 

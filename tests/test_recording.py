@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from tests.helpers import free_endpoint, start_publisher, stop, wait_for, wait_listening
 from trainmon.cli import main
-from trainmon.recording import ReplaySource, load
+from trainmon.sources.recording import ReplaySource, load
 from trainmon.state import RunState
 from trainmon_client import Monitor
 from trainmon_client.framing import (
@@ -298,7 +298,7 @@ def test_export_pictures(recording: Path, tmp_path: Path, fmt: str) -> None:
 def test_recorder_flushes_without_further_messages(tmp_path: Path) -> None:
     """What watch --record received reaches the file within about a second, even if
     nothing else arrives (so a kill -9 then loses at most that second)."""
-    from trainmon.recording import Recorder
+    from trainmon.sources.recording import Recorder
 
     path = tmp_path / "w.tmr"
     recorder = Recorder(path)
@@ -387,7 +387,7 @@ def test_tail_and_export_agree_on_repeats_and_restarts(
     """A record sent twice is printed once; a process restarted under the same worker id
     (numbering from 0 again, later) is printed whole, by tail and export alike."""
     from trainmon.cli import _JsonLines
-    from trainmon.export import write_jsonl
+    from trainmon.sources.export import write_jsonl
 
     def life(start: float) -> list[Record]:
         return [Record("hello", "r", "host:1", 0, start, info={"host": "host", "pid": 1})] + [

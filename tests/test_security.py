@@ -17,8 +17,9 @@ from click.testing import CliRunner
 
 from tests.helpers import BackgroundMonitor, drain_until, free_endpoint, stop, wait_listening
 from trainmon.cli import main
-from trainmon.ingest import EndpointError, Subscriber
-from trainmon.relay import Relay
+from trainmon.sources.endpoints import EndpointError
+from trainmon.sources.relay import Relay
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon_client import Monitor
 from trainmon_client.security import Curve, create_keypair

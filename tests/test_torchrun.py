@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import ROOT, BackgroundMonitor, drain_until, free_endpoint, stop
 from tests.test_ranks_bind import free_ports
-from trainmon.ingest import Subscriber
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 
 # Looked up, not imported: importing torch here would only slow the test process.

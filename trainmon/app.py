@@ -19,9 +19,9 @@ from rich.theme import Theme
 
 from trainmon.alerts import AlertWatch
 from trainmon.escape import escaped
-from trainmon.export import dashboard_picture
-from trainmon.ingest import RecordSource
 from trainmon.keys import Action, quit_on_signals, terminal_keys
+from trainmon.sources import RecordSource
+from trainmon.sources.export import dashboard_picture
 from trainmon.state import Run, RunState, Worker, worker_label
 from trainmon.view import (
     ViewOptions,

@@ -22,7 +22,10 @@ from rich.console import Console
 
 from trainmon.app import AppSettings, DoneWatch, lost_workers, run_dashboard, run_plain
 from trainmon.escape import escaped, escaped_lines
-from trainmon.export import (
+from trainmon.keys import quit_on_signals
+from trainmon.sources import RecordSource
+from trainmon.sources.endpoints import EndpointError, host_port
+from trainmon.sources.export import (
     FORMATS,
     dashboard_picture,
     is_printed,
@@ -30,10 +33,9 @@ from trainmon.export import (
     write_csv,
     write_jsonl,
 )
-from trainmon.ingest import EndpointError, RecordSource, Subscriber, host_port
-from trainmon.keys import quit_on_signals
-from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
-from trainmon.relay import Relay
+from trainmon.sources.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
+from trainmon.sources.relay import Relay
+from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render, summary

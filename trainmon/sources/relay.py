@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import zmq
 
-from trainmon.ingest import EndpointError, bind_checked, explain_error
+from trainmon.sources.endpoints import EndpointError, bind_checked, explain_error
 from trainmon_client.endpoints import needs_ipv6
 from trainmon_client.protocol import MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
 from trainmon_client.security import Curve, ZapHandler

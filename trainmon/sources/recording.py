@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from trainmon.escape import escaped
-from trainmon.ingest import RecordSink
+from trainmon.sources import RecordSink
 from trainmon_client.framing import (
     BackgroundWriter,
     FileFormatError,

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import math
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from trainmon_client.endpoints import (
-    LEGACY_ENDPOINT,
-    endpoint_problem,
-    ipc_in_use,
-    ipc_path,
+from trainmon.sources import RecordSink
+from trainmon.sources.endpoints import (
+    EndpointError,
+    bind_checked,
+    check_endpoint,
+    explain_error,
+    old_default_notice,
 )
+from trainmon.sources.links import CURVE_LINK_EVENTS, LINK_EVENTS, Links
 from trainmon_client.links import tune_link
 from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.protocol import (
@@ -29,120 +28,15 @@ from trainmon_client.protocol import (
     Record,
     decode_items,
 )
-from trainmon_client.security import Curve, ZapHandler, is_loopback
+from trainmon_client.security import Curve, ZapHandler
 
-__all__ = [
-    "DEFAULT_ADDRESS",
-    "EndpointError",
-    "RecordSink",
-    "RecordSource",
-    "Subscriber",
-    "bind_checked",
-    "check_endpoint",
-    "explain_error",
-    "host_port",
-    "old_default_notice",
-    "unencrypted_warning",
-]
+__all__ = ["Subscriber"]
 
-# Loopback tcp: the default before 0.2, and where no private socket can be made (the
-# default is endpoints.default_endpoint()).
-DEFAULT_ADDRESS = LEGACY_ENDPOINT
 _MAX_LOCAL_WORLD: Final = 64  # ports of one machine's ranks connected at most, per endpoint
 # Memory grown this far past its low mark makes the monitor reopen its socket: what
 # libzmq holds for a message without end (see memguard). The state itself can grow
 # about 250 MB when every limit is filled: a reopening that frees nothing doubles it.
 _MEMORY_ALLOWANCE: Final = 128 << 20
-
-
-class RecordSink(Protocol):
-    """Where drained records go: ``RunState`` is one."""
-
-    def apply(self, record: Record, now: float) -> bool: ...
-
-    def apply_columns(self, columns: Columns, now: float) -> int: ...
-
-    def reject(self, reason: str, peer: str = "") -> None: ...
-
-    def refuse(self, reason: str, count: int) -> None: ...
-
-    def note_link(self, short: str, note: str) -> None:
-        """How the connections made with ``--connect`` stand, when that changes: a few
-        words and the whole story of what is wrong, or "" and "" once all are up."""
-        ...
-
-
-class RecordSource(Protocol):
-    """Anything the app can drain records from: the subscriber, a recording."""
-
-    def drain(self, sink: RecordSink, budget_s: float) -> int: ...
-
-    def clock(self) -> float:
-        """The time the records are shown at: now, or a replay's own time."""
-        ...
-
-    def set_paused(self, paused: bool) -> None:
-        """The person paused the view: a replay stops, live ingest goes on."""
-        ...
-
-    @property
-    def finished(self) -> bool:
-        """Nothing more will come (the end of a recording); never for a live socket."""
-        ...
-
-    @property
-    def backlog(self) -> bool:
-        """The last drain ran out of time with records still waiting."""
-        ...
-
-    @property
-    def idle_s(self) -> float:
-        """Seconds spent so far waiting for records (the rest of the loop's time is work,
-        or waiting for a CPU)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class EndpointError(Exception):
-    """An endpoint that cannot be used; the message says why and what to try."""
-
-
-def bind_checked(
-    sock: zmq.Socket[bytes], endpoint: str, encrypted: bool, warnings: list[str]
-) -> str:
-    """Bind ``sock`` to a checked ``endpoint``, warning in ``warnings`` if it is reachable
-    from other machines unencrypted; the address bound (a real port for ``:0``/``*``)."""
-    check_endpoint(endpoint)
-    path = ipc_path(endpoint)
-    if path is not None and ipc_in_use(path):
-        # ZeroMQ would remove the socket file and take the name: the process listening
-        # there would go on, blind, without a word.
-        raise EndpointError(
-            f"cannot listen on {endpoint}: another monitor (or a relay, or training with "
-            "bind=True) is listening there; stop it, or listen elsewhere (--bind "
-            f"ipc:///another/path); to watch training that binds there: --connect {endpoint}"
-        )
-    if not encrypted and not is_loopback(endpoint):
-        warnings.append(unencrypted_warning(endpoint))
-    sock.bind(endpoint)
-    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
-
-
-def check_endpoint(endpoint: str) -> str:
-    """``endpoint`` if its form is one ZeroMQ takes, else :class:`EndpointError`."""
-    problem = endpoint_problem(endpoint)
-    if problem:
-        raise EndpointError(problem)
-    return endpoint
-
-
-def old_default_notice(old: str, new: str) -> str:
-    """What to say when a publisher connects to the endpoint monitors used before 0.2."""
-    return (
-        f"a publisher connected to {old}, the default before 0.2: upgrade it or set "
-        f"TRAINMON_ENDPOINT={new}"
-    )
 
 
 class Subscriber:
@@ -196,7 +90,7 @@ class Subscriber:
         self._on_payload = on_payload
         self._sock.setsockopt(zmq.SUBSCRIBE, run.encode() if run else b"")
         self.endpoints: list[str] = []
-        self._links = _Links(connect, encrypted=curve is not None)
+        self._links = Links(connect, encrypted=curve is not None)
         self._given = [e for e in connect if e.startswith("tcp://")]  # (ranks found from)
         self._connected = set(connect)
         self._link_note: tuple[str, str] | None = None
@@ -205,7 +99,7 @@ class Subscriber:
             if curve is not None:
                 self._secure(curve, bind, connect)
             elif connect:
-                self._events = self._sock.get_monitor_socket(_LINK_EVENTS)
+                self._events = self._sock.get_monitor_socket(LINK_EVENTS)
             for endpoint in bind:
                 self.endpoints.append(
                     bind_checked(self._sock, endpoint, curve is not None, self.warnings)
@@ -236,7 +130,7 @@ class Subscriber:
         self._events = self._sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
             | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-            | (_LINK_EVENTS | _CURVE_LINK_EVENTS if connect else 0)
+            | (LINK_EVENTS | CURVE_LINK_EVENTS if connect else 0)
         )
 
     @property
@@ -475,221 +369,6 @@ class _OldDefault:
             self._sock = None
 
 
-# A connection is up once ZeroMQ's handshake succeeds: a TCP connection alone may be
-# another program on that port (a web server never answers the handshake; another
-# monitor drops it).
-_LINK_EVENTS: Final = (
-    zmq.EVENT_CONNECTED
-    | zmq.EVENT_HANDSHAKE_SUCCEEDED
-    | zmq.EVENT_CONNECT_RETRIED
-    | zmq.EVENT_DISCONNECTED
-)
-# With encryption our key may be refused (ZeroMQ then stops trying).
-_CURVE_LINK_EVENTS: Final = zmq.EVENT_HANDSHAKE_FAILED_AUTH
-_LOOK_UP_AGAIN_S: Final = 10.0  # a failed host-name look-up is tried again this often
-_RECONNECT_S: Final = 3.0  # a connection ZeroMQ gave up is made again after this
-
-
-class _Lookup:
-    """One host name looked up on a thread (a look-up can take seconds): its addresses,
-    or why it failed."""
-
-    def __init__(self, host: str) -> None:
-        self.host = host
-        self.addresses: frozenset[str] = frozenset()
-        self.error = ""  # why the last look-up failed
-        self.unknown = False  # and whether it said there is no such host
-        self.started = -math.inf
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self.started = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="trainmon-lookup", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            found = socket.getaddrinfo(self.host, None, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            self.unknown = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME
-            self.error = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return
-        self.addresses = frozenset(str(info[4][0]) for info in found)
-        self.error, self.unknown = "", False
-
-
-class _Links:
-    """How the connections a monitor made (``--connect``) stand: from ZeroMQ's socket
-    events, and a look-up of each host name (ZeroMQ retries an unknown host forever
-    without a word)."""
-
-    def __init__(self, endpoints: list[str], *, encrypted: bool) -> None:
-        self.states = dict.fromkeys(endpoints, "connecting")
-        self.encrypted = encrypted
-        # endpoints whose peer ended the handshake, and how: "handshake" (dropped it)
-        # or "key" (refused ours); until a handshake works or nothing answers there
-        self.turned_away: dict[str, str] = {}
-        self.since = dict.fromkeys(endpoints, time.monotonic())  # the last event's time
-        self.lookups: dict[str, _Lookup] = {}
-        for endpoint in endpoints:
-            host, _ = host_port(endpoint)
-            if host:
-                try:
-                    ipaddress.ip_address(host)
-                except ValueError:  # a name, not an address: look it up
-                    self.lookups[endpoint] = _Lookup(host)
-
-    def look_up(self) -> None:
-        for lookup in self.lookups.values():
-            lookup.start()
-
-    def add(self, endpoint: str) -> None:
-        """Another endpoint connected to (another rank's port on a host given)."""
-        self.states[endpoint] = "connecting"
-        self.since[endpoint] = time.monotonic()
-        host, _ = host_port(endpoint)
-        for lookup in list(self.lookups.values()):
-            if lookup.host == host:  # the same host: its look-up serves both
-                self.lookups[endpoint] = lookup
-                break
-
-    def take(self, event: zmq.Event, reported: str) -> bool:
-        """Take a socket event; whether it was one about a link."""
-        if event == zmq.EVENT_CONNECTED:
-            state = "handshaking"
-        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            state = "connected"
-        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH and self.states:
-            state = "refused"
-        elif event == zmq.EVENT_CONNECT_RETRIED:
-            state = "retrying"
-        elif event == zmq.EVENT_DISCONNECTED:
-            state = "disconnected"
-        else:
-            return False
-        endpoint = self._endpoint(reported)
-        if endpoint is None:
-            return True
-        before = self.states[endpoint]
-        self.since[endpoint] = time.monotonic()
-        # ZeroMQ retries at once after a dropped connection: only a retry after a failed
-        # attempt says nothing answers there any more.
-        if state == "connected" or (state == "retrying" and before != "disconnected"):
-            self.turned_away.pop(endpoint, None)
-        elif state == "refused":
-            self.turned_away[endpoint] = "key"
-        elif state == "disconnected" and before == "handshaking":
-            self.turned_away[endpoint] = "handshake"
-        if not (state == "disconnected" and before == "refused"):
-            self.states[endpoint] = state
-        lookup = self.lookups.get(endpoint)
-        if (
-            state == "retrying"
-            and lookup is not None
-            and lookup.error
-            and time.monotonic() - lookup.started > _LOOK_UP_AGAIN_S
-        ):
-            lookup.start()
-        return True
-
-    def given_up(self) -> list[str]:
-        """Endpoints ZeroMQ stopped trying: after a handshake that failed on the socket
-        type or the security mechanism (another monitor there, CURVE on one side only),
-        or our key refused, it does not reconnect by itself; whatever listens there
-        later would never be reached."""
-        now = time.monotonic()
-        return [
-            endpoint
-            for endpoint, state in self.states.items()
-            if state in ("refused", "disconnected")
-            and endpoint in self.turned_away
-            and now - self.since[endpoint] > _RECONNECT_S
-        ]
-
-    def reconnecting(self, endpoint: str) -> None:
-        self.states[endpoint] = "connecting"
-        self.since[endpoint] = time.monotonic()
-
-    def _endpoint(self, reported: str) -> str | None:
-        """The endpoint given that an event names: ZeroMQ names it as given until it
-        first connects, then by the address it found for the host."""
-        if reported in self.states:
-            return reported
-        if len(self.states) == 1:
-            return next(iter(self.states))
-        host, port = host_port(reported)
-        for endpoint, lookup in self.lookups.items():
-            if host_port(endpoint)[1] == port and host in lookup.addresses:
-                return endpoint
-        return None
-
-    def note(self) -> tuple[str, str]:
-        """A few words for the stats and the whole story, of the first connection that
-        is not up; ("", "") when all are."""
-        for endpoint, state in self.states.items():
-            lookup = self.lookups.get(endpoint)
-            if state == "connected":
-                continue
-            if self.turned_away.get(endpoint) == "key":
-                return (
-                    "key refused",
-                    f"{endpoint} refused this monitor's key: its public key must be in the "
-                    "training's (or relay's) allowed keys (--curve-allow, curve_allow); "
-                    "tried again every few seconds",
-                )
-            if lookup is not None and lookup.error:
-                if lookup.unknown:
-                    return (
-                        "unknown host",
-                        f"cannot connect to {endpoint}: no host named {lookup.host!r} is "
-                        f"known here ({lookup.error}); check the name",
-                    )
-                return (
-                    "host look-up failed",
-                    f"cannot look up {lookup.host!r} for {endpoint} ({lookup.error}); trying again",
-                )
-            if endpoint in self.turned_away:
-                other_side = (
-                    "is the training without encryption, or with another key"
-                    if self.encrypted
-                    else "does the training want encryption (--curve-server)"
-                )
-                return (
-                    "turned away",
-                    f"{endpoint} answers but drops the connection in ZeroMQ's handshake: is "
-                    f"another monitor listening there instead of training or a relay, or "
-                    f"{other_side}? (tried again every few seconds)",
-                )
-            if state == "connecting":
-                return "connecting…", f"connecting to {endpoint}…"
-            if state == "handshaking":
-                return (
-                    "connecting…",
-                    f"connected to {endpoint}, waiting for ZeroMQ's handshake (if this "
-                    "stays, another kind of program listens on that port)",
-                )
-            if state == "retrying":
-                return (
-                    "down (retrying)",
-                    f"not connected to {endpoint}: nothing answers there (retrying); is "
-                    "the training (or a relay) listening on that port?",
-                )
-            return "down (retrying)", f"disconnected from {endpoint} (reconnecting)"
-        return "", ""
-
-
-def host_port(endpoint: str) -> tuple[str, str]:
-    """The host (or address) and port of a tcp endpoint (of its destination, in
-    ZeroMQ's ``source;destination`` form); empty strings for others."""
-    if not endpoint.startswith("tcp://"):
-        return "", ""
-    rest = endpoint[len("tcp://") :].rsplit(";", 1)[-1]
-    host, _, port = rest.rpartition(":")
-    return host.strip("[]"), port
-
-
 def _peer(frame: zmq.Frame) -> str:
     """The address a message came from, as ZeroMQ knows it (tcp only)."""
     try:
@@ -697,28 +376,3 @@ def _peer(frame: zmq.Frame) -> str:
     except zmq.ZMQError:
         return "local"
 
-
-def unencrypted_warning(endpoint: str) -> str:
-    """What to say when listening beyond this machine without encryption."""
-    return (
-        f"warning: {endpoint} is reachable from other machines and not encrypted: anyone "
-        "who can reach it can read and send metrics. Use --curve-secret/--curve-allow "
-        "(see trainmon keygen) or an SSH tunnel."
-    )
-
-
-def explain_error(exc: zmq.ZMQError, endpoint: str) -> str:
-    if exc.errno == zmq.EADDRINUSE:
-        held = (
-            " (a trainmon watch on the default endpoint holds it too, to tell older clients "
-            "where it listens)"
-            if endpoint == LEGACY_ENDPOINT
-            else ""
-        )
-        return (
-            f"cannot listen on {endpoint}: address already in use; another monitor or relay "
-            f"may hold it{held}: stop it, or choose another port"
-        )
-    if exc.errno == zmq.EADDRNOTAVAIL:
-        return f"cannot listen on {endpoint}: no such local address; use 127.0.0.1 or 0.0.0.0"
-    return f"cannot use {endpoint}: {exc.strerror}"
