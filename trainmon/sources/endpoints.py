@@ -59,7 +59,6 @@ def old_default_notice(old: str, new: str) -> str:
     )
 
 
-
 def host_port(endpoint: str) -> tuple[str, str]:
     """The host (or address) and port of a tcp endpoint (of its destination, in
     ZeroMQ's ``source;destination`` form); empty strings for others."""
@@ -68,7 +67,6 @@ def host_port(endpoint: str) -> tuple[str, str]:
     rest = endpoint[len("tcp://") :].rsplit(";", 1)[-1]
     host, _, port = rest.rpartition(":")
     return host.strip("[]"), port
-
 
 
 def unencrypted_warning(endpoint: str) -> str:

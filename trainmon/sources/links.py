@@ -219,4 +219,3 @@ class Links:
                 )
             return "down (retrying)", f"disconnected from {endpoint} (reconnecting)"
         return "", ""
-
