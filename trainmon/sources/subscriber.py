@@ -30,13 +30,29 @@ from trainmon_client.protocol import (
 )
 from trainmon_client.security import Curve, ZapHandler
 
-__all__ = ["Subscriber"]
+__all__ = ["MAX_FRAME_BYTES", "Subscriber", "limit_intake"]
 
 _MAX_LOCAL_WORLD: Final = 64  # ports of one machine's ranks connected at most, per endpoint
 # Memory grown this far past its low mark makes the monitor reopen its socket: what
 # libzmq holds for a message without end (see memguard). The state itself can grow
 # about 250 MB when every limit is filled: a reopening that frees nothing doubles it.
 _MEMORY_ALLOWANCE: Final = 128 << 20
+# At most this many messages (batches of up to 512 records, 1 MiB at most) wait in
+# ZeroMQ's queue for each connected peer: 32,768 records, enough for bursts and a
+# history re-send, and at most 64 MiB a peer (500 of up to 4 MiB allowed 2 GiB). ZeroMQ
+# caps no number of peers: see README, "Hostile or broken input".
+_PEER_QUEUE: Final = 64
+# Larger frames are cut off by ZeroMQ before they are read into memory. (A message of
+# many frames is not: drain() lets the extra ones go as it reads them, and the memory
+# guard reopens the socket should a message never end.)
+MAX_FRAME_BYTES: Final = MAX_PAYLOAD_BYTES + 1024
+
+
+def limit_intake(sock: zmq.Socket[bytes], max_frame: int = MAX_FRAME_BYTES) -> None:
+    """Bound what ``sock`` takes in as a monitor does: frames of ``max_frame`` bytes at
+    most, and a queue of a few dozen messages for each peer."""
+    sock.setsockopt(zmq.RCVHWM, _PEER_QUEUE)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_frame)
 
 
 class Subscriber:
@@ -72,15 +88,7 @@ class Subscriber:
         self._refusals_seen = 0
         self.warnings: list[str] = []
         self._sock.setsockopt(zmq.LINGER, 0)
-        # At most this many messages (batches of up to 512 records, 1 MiB at most) wait
-        # in ZeroMQ's queue for each connected peer: 32,768 records, enough for bursts
-        # and a history re-send, and at most 64 MiB a peer (500 of up to 4 MiB allowed
-        # 2 GiB). ZeroMQ caps no number of peers: see README, "Hostile or broken input".
-        self._sock.setsockopt(zmq.RCVHWM, 64)
-        # Larger frames are cut off by ZeroMQ before they are read into memory. (A message
-        # of many frames is not: drain() lets the extra ones go as it reads them, and the
-        # memory guard reopens the socket should a message never end.)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
+        limit_intake(self._sock)
         self._guard = MemoryGuard(_MEMORY_ALLOWANCE)
         self.reopened = 0  # times the socket was reopened because memory ran away
         tune_link(self._sock, bind + connect)
@@ -94,6 +102,12 @@ class Subscriber:
         self._given = [e for e in connect if e.startswith("tcp://")]  # (ranks found from)
         self._connected = set(connect)
         self._link_note: tuple[str, str] | None = None
+        self._open(bind, connect, curve, old_default)
+
+    def _open(
+        self, bind: list[str], connect: list[str], curve: Curve | None, old_default: str | None
+    ) -> None:
+        """Listen and connect as asked; on failure close everything and say why."""
         endpoint = ""
         try:
             if curve is not None:
@@ -161,41 +175,51 @@ class Subscriber:
             except zmq.Again:
                 return applied
             now = time.time()
-            frames = [first.bytes]
-            if first.more:
-                frame = sock.recv(copy=False)
-                if frame.more:  # too many: let the rest go as read, never held together
-                    extra = 1
-                    while sock.recv(copy=False).more:
-                        extra += 1
-                    sink.reject(
-                        f"expected 2 frames [topic, payload], got {2 + extra}", _peer(first)
-                    )
-                    frames = []
-                else:
-                    frames.append(frame.bytes)
-            try:
-                items = decode_items(frames) if frames else []
-            except ProtocolError as exc:
-                sink.reject(str(exc), _peer(first))
-                items = []  # and on to the deadline: a stream of bad messages must
-                # not keep the loop from drawing, reading keys and quitting
-            if items and self._on_payload is not None:
-                self._on_payload(frames[1])
-            for item in items:
-                if self._run is None or item.run == self._run:
-                    if type(item) is Columns:
-                        sink.apply_columns(item, now)
-                        applied += len(item.times)
-                    else:
-                        record: Record = item  # type: ignore[assignment]
-                        sink.apply(record, now)
-                        applied += 1
-                        if record.kind == "hello" and "local_world" in record.info:
-                            self._connect_group(record.info)
+            items = self._message(first, sink)
+            if items:
+                applied += self._apply(items, sink, now)
             if time.monotonic() >= deadline:
                 self._backlog = bool(sock.poll(0))
                 return applied
+
+    def _message(self, first: zmq.Frame, sink: RecordSink) -> list[Record | Columns]:
+        """The items of the message ``first`` begins (its other frames read), passed on
+        to be recorded; none, and the reason said to ``sink``, for a malformed one."""
+        frames = [first.bytes]
+        if first.more:
+            frame = self._sock.recv(copy=False)
+            if frame.more:  # too many: let the rest go as read, never held together
+                extra = 1
+                while self._sock.recv(copy=False).more:
+                    extra += 1
+                sink.reject(f"expected 2 frames [topic, payload], got {2 + extra}", _peer(first))
+                return []
+            frames.append(frame.bytes)
+        try:
+            items = decode_items(frames)
+        except ProtocolError as exc:
+            sink.reject(str(exc), _peer(first))
+            return []  # and on to the deadline: a stream of bad messages must not keep
+            # the loop from drawing, reading keys and quitting
+        if items and self._on_payload is not None:
+            self._on_payload(frames[1])
+        return items
+
+    def _apply(self, items: list[Record | Columns], sink: RecordSink, now: float) -> int:
+        """Apply the items of the run watched to ``sink``; the number of records."""
+        applied = 0
+        for item in items:
+            if self._run is None or item.run == self._run:
+                if type(item) is Columns:
+                    sink.apply_columns(item, now)
+                    applied += len(item.times)
+                else:
+                    record: Record = item  # type: ignore[assignment]
+                    sink.apply(record, now)
+                    applied += 1
+                    if record.kind == "hello" and "local_world" in record.info:
+                        self._connect_group(record.info)
+        return applied
 
     def _watch_memory(self, sink: RecordSink) -> None:
         """Reopen the socket when memory runs away (libzmq lets go of what it held for
@@ -375,4 +399,3 @@ def _peer(frame: zmq.Frame) -> str:
         return str(frame.get("Peer-Address"))
     except zmq.ZMQError:
         return "local"
-
