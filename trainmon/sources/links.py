@@ -27,6 +27,29 @@ LINK_EVENTS: Final = (
 )
 # With encryption our key may be refused (ZeroMQ then stops trying).
 CURVE_LINK_EVENTS: Final = zmq.EVENT_HANDSHAKE_FAILED_AUTH
+# What each of those events makes of a link (a key refused counts only for links made).
+_STATES: Final = {
+    zmq.EVENT_CONNECTED: "handshaking",
+    zmq.EVENT_HANDSHAKE_SUCCEEDED: "connected",
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "refused",
+    zmq.EVENT_CONNECT_RETRIED: "retrying",
+    zmq.EVENT_DISCONNECTED: "disconnected",
+}
+# The note of a link in each state, when nothing more is known of it.
+_STATE_NOTES: Final = {
+    "connecting": ("connecting…", "connecting to {endpoint}…"),
+    "handshaking": (
+        "connecting…",
+        "connected to {endpoint}, waiting for ZeroMQ's handshake (if this stays, another "
+        "kind of program listens on that port)",
+    ),
+    "retrying": (
+        "down (retrying)",
+        "not connected to {endpoint}: nothing answers there (retrying); is the training "
+        "(or a relay) listening on that port?",
+    ),
+}
+_DISCONNECTED_NOTE: Final = ("down (retrying)", "disconnected from {endpoint} (reconnecting)")
 _LOOK_UP_AGAIN_S: Final = 10.0  # a failed host-name look-up is tried again this often
 _RECONNECT_S: Final = 3.0  # a connection ZeroMQ gave up is made again after this
 
@@ -98,23 +121,24 @@ class Links:
 
     def take(self, event: zmq.Event, reported: str) -> bool:
         """Take a socket event; whether it was one about a link."""
-        if event == zmq.EVENT_CONNECTED:
-            state = "handshaking"
-        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            state = "connected"
-        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH and self.states:
-            state = "refused"
-        elif event == zmq.EVENT_CONNECT_RETRIED:
-            state = "retrying"
-        elif event == zmq.EVENT_DISCONNECTED:
-            state = "disconnected"
-        else:
+        state = _STATES.get(event)
+        if state is None or (state == "refused" and not self.states):
             return False
         endpoint = self._endpoint(reported)
         if endpoint is None:
             return True
         before = self.states[endpoint]
         self.since[endpoint] = time.monotonic()
+        self._note_turned_away(endpoint, before, state)
+        if not (state == "disconnected" and before == "refused"):
+            self.states[endpoint] = state
+        if state == "retrying":
+            self._look_up_again(endpoint)
+        return True
+
+    def _note_turned_away(self, endpoint: str, before: str, state: str) -> None:
+        """Whether the peer at ``endpoint`` ended the handshake, and how, after an event
+        that took its link from ``before`` to ``state``."""
         # ZeroMQ retries at once after a dropped connection: only a retry after a failed
         # attempt says nothing answers there any more.
         if state == "connected" or (state == "retrying" and before != "disconnected"):
@@ -123,17 +147,16 @@ class Links:
             self.turned_away[endpoint] = "key"
         elif state == "disconnected" and before == "handshaking":
             self.turned_away[endpoint] = "handshake"
-        if not (state == "disconnected" and before == "refused"):
-            self.states[endpoint] = state
+
+    def _look_up_again(self, endpoint: str) -> None:
+        """Look the host of ``endpoint`` up again if the last look-up failed a while ago."""
         lookup = self.lookups.get(endpoint)
         if (
-            state == "retrying"
-            and lookup is not None
+            lookup is not None
             and lookup.error
             and time.monotonic() - lookup.started > _LOOK_UP_AGAIN_S
         ):
             lookup.start()
-        return True
 
     def given_up(self) -> list[str]:
         """Endpoints ZeroMQ stopped trying: after a handshake that failed on the socket
@@ -170,52 +193,47 @@ class Links:
         """A few words for the stats and the whole story, of the first connection that
         is not up; ("", "") when all are."""
         for endpoint, state in self.states.items():
-            lookup = self.lookups.get(endpoint)
-            if state == "connected":
-                continue
-            if self.turned_away.get(endpoint) == "key":
-                return (
-                    "key refused",
-                    f"{endpoint} refused this monitor's key: its public key must be in the "
-                    "training's (or relay's) allowed keys (--curve-allow, curve_allow); "
-                    "tried again every few seconds",
-                )
-            if lookup is not None and lookup.error:
-                if lookup.unknown:
-                    return (
-                        "unknown host",
-                        f"cannot connect to {endpoint}: no host named {lookup.host!r} is "
-                        f"known here ({lookup.error}); check the name",
-                    )
-                return (
-                    "host look-up failed",
-                    f"cannot look up {lookup.host!r} for {endpoint} ({lookup.error}); trying again",
-                )
-            if endpoint in self.turned_away:
-                other_side = (
-                    "is the training without encryption, or with another key"
-                    if self.encrypted
-                    else "does the training want encryption (--curve-server)"
-                )
-                return (
-                    "turned away",
-                    f"{endpoint} answers but drops the connection in ZeroMQ's handshake: is "
-                    f"another monitor listening there instead of training or a relay, or "
-                    f"{other_side}? (tried again every few seconds)",
-                )
-            if state == "connecting":
-                return "connecting…", f"connecting to {endpoint}…"
-            if state == "handshaking":
-                return (
-                    "connecting…",
-                    f"connected to {endpoint}, waiting for ZeroMQ's handshake (if this "
-                    "stays, another kind of program listens on that port)",
-                )
-            if state == "retrying":
-                return (
-                    "down (retrying)",
-                    f"not connected to {endpoint}: nothing answers there (retrying); is "
-                    "the training (or a relay) listening on that port?",
-                )
-            return "down (retrying)", f"disconnected from {endpoint} (reconnecting)"
+            if state != "connected":
+                return self._trouble(endpoint, state)
         return "", ""
+
+    def _trouble(self, endpoint: str, state: str) -> tuple[str, str]:
+        """A few words and the whole story of ``endpoint``, a connection not up."""
+        lookup = self.lookups.get(endpoint)
+        if self.turned_away.get(endpoint) == "key":
+            return (
+                "key refused",
+                f"{endpoint} refused this monitor's key: its public key must be in the "
+                "training's (or relay's) allowed keys (--curve-allow, curve_allow); "
+                "tried again every few seconds",
+            )
+        if lookup is not None and lookup.error:
+            return _lookup_failed(endpoint, lookup)
+        if endpoint in self.turned_away:
+            other_side = (
+                "is the training without encryption, or with another key"
+                if self.encrypted
+                else "does the training want encryption (--curve-server)"
+            )
+            return (
+                "turned away",
+                f"{endpoint} answers but drops the connection in ZeroMQ's handshake: is "
+                f"another monitor listening there instead of training or a relay, or "
+                f"{other_side}? (tried again every few seconds)",
+            )
+        short, story = _STATE_NOTES.get(state, _DISCONNECTED_NOTE)
+        return short, story.format(endpoint=endpoint)
+
+
+def _lookup_failed(endpoint: str, lookup: Lookup) -> tuple[str, str]:
+    """The note of a connection whose host name could not be looked up."""
+    if lookup.unknown:
+        return (
+            "unknown host",
+            f"cannot connect to {endpoint}: no host named {lookup.host!r} is "
+            f"known here ({lookup.error}); check the name",
+        )
+    return (
+        "host look-up failed",
+        f"cannot look up {lookup.host!r} for {endpoint} ({lookup.error}); trying again",
+    )
