@@ -19,8 +19,9 @@ from collections.abc import Sequence
 import zmq
 
 from trainmon.sources.endpoints import EndpointError, bind_checked, explain_error
+from trainmon.sources.subscriber import limit_intake
 from trainmon_client.endpoints import needs_ipv6
-from trainmon_client.protocol import MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
+from trainmon_client.protocol import MAX_TOPIC_BYTES
 from trainmon_client.security import Curve, ZapHandler
 
 __all__ = ["Relay"]
@@ -41,16 +42,24 @@ class Relay:
         self.endpoints: dict[str, list[str]] = {"workers": [], "monitors": []}
         self._xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
         # As a monitor takes them: frames of up to 1 MiB, 64 messages queued per worker.
-        self._xsub.setsockopt(zmq.MAXMSGSIZE, MAX_PAYLOAD_BYTES + 1024)
-        self._xsub.setsockopt(zmq.RCVHWM, 64)
+        limit_intake(self._xsub)
         # Monitors only subscribe (a byte and a topic): larger frames drop the peer.
-        self._xpub.setsockopt(zmq.MAXMSGSIZE, 1024 + 2 * MAX_TOPIC_BYTES)
-        self._xpub.setsockopt(zmq.RCVHWM, 64)
+        limit_intake(self._xpub, max_frame=1024 + 2 * MAX_TOPIC_BYTES)
         for sock in (self._xsub, self._xpub, self._control):
             sock.setsockopt(zmq.LINGER, 0)
         for sock, endpoints in ((self._xsub, sub_bind), (self._xpub, pub_bind)):
             if any(needs_ipv6(endpoint) for endpoint in endpoints):
                 sock.setsockopt(zmq.IPV6, 1)
+        self._bind(sub_bind, pub_bind, curve)
+        self._control.bind(f"inproc://trainmon-relay-{id(self)}")
+        steer = self._ctx.socket(zmq.PAIR)
+        steer.connect(f"inproc://trainmon-relay-{id(self)}")
+        self._steer = steer
+        self._thread = threading.Thread(target=self._forward, name="trainmon-relay", daemon=True)
+        self._thread.start()
+
+    def _bind(self, sub_bind: Sequence[str], pub_bind: Sequence[str], curve: Curve | None) -> None:
+        """Listen on both sides (encrypted if ``curve``); on failure close and say why."""
         endpoint = ""
         try:
             if curve is not None:
@@ -74,12 +83,6 @@ class Relay:
         except EndpointError:
             self.close()
             raise
-        self._control.bind(f"inproc://trainmon-relay-{id(self)}")
-        steer = self._ctx.socket(zmq.PAIR)
-        steer.connect(f"inproc://trainmon-relay-{id(self)}")
-        self._steer = steer
-        self._thread = threading.Thread(target=self._forward, name="trainmon-relay", daemon=True)
-        self._thread.start()
 
     def _forward(self) -> None:
         with contextlib.suppress(zmq.ContextTerminated):
