@@ -285,6 +285,7 @@ class Subscriber:
                 self._links.add(peer)
 
     def _report_events(self, sink: RecordSink) -> None:
+        """Say what the socket's events, the links and the ZAP handler tell."""
         if self._old is not None and self._old.knocked():
             sink.note_link("old client", self._old.notice)
         while self._events is not None and self._events.poll(0):
@@ -298,17 +299,25 @@ class Subscriber:
                 1,
             )
         if self._links.states:
-            for endpoint in self._links.given_up():
-                self._sock.disconnect(endpoint)
-                self._sock.connect(endpoint)
-                self._links.reconnecting(endpoint)
-            note = self._links.note()
-            if note != self._link_note:
-                self._link_note = note
-                sink.note_link(*note)
-        if self._zap is None:
-            return
-        count, latest = self._zap.snapshot()
+            self._report_links(sink)
+        if self._zap is not None:
+            self._report_refusals(self._zap, sink)
+
+    def _report_links(self, sink: RecordSink) -> None:
+        """Make again the connections ZeroMQ gave up; note how the links stand if that
+        changed."""
+        for endpoint in self._links.given_up():
+            self._sock.disconnect(endpoint)
+            self._sock.connect(endpoint)
+            self._links.reconnecting(endpoint)
+        note = self._links.note()
+        if note != self._link_note:
+            self._link_note = note
+            sink.note_link(*note)
+
+    def _report_refusals(self, zap: ZapHandler, sink: RecordSink) -> None:
+        """Count the handshakes refused since the last look, naming the latest."""
+        count, latest = zap.snapshot()
         if count > self._refusals_seen:
             last = latest[-1]
             key = f" (key {last.key[:12]}…)" if last.key else " (no key)"
