@@ -18,10 +18,11 @@ from rich.live import Live
 from rich.theme import Theme
 
 from trainmon.alerts import AlertWatch
+from trainmon.controls.terminal import quit_on_signals, terminal_keys
 from trainmon.escape import escaped
 from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
-from trainmon.keys import Action, quit_on_signals, terminal_keys
+from trainmon.keys import Action
 from trainmon.state import Run, RunState, Worker, worker_label
 from trainmon.view import (
     ViewOptions,

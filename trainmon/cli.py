@@ -21,6 +21,7 @@ import click
 from rich.console import Console
 
 from trainmon.app import AppSettings, DoneWatch, lost_workers, run_dashboard, run_plain
+from trainmon.controls.terminal import quit_on_signals
 from trainmon.escape import escaped, escaped_lines
 from trainmon.export import (
     FORMATS,
@@ -31,7 +32,6 @@ from trainmon.export import (
     write_jsonl,
 )
 from trainmon.ingest import EndpointError, RecordSource, Subscriber, host_port
-from trainmon.keys import quit_on_signals
 from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
 from trainmon.relay import Relay
 from trainmon.state import RunState
