@@ -74,3 +74,11 @@ def test_help_and_footers_read_as_they_did() -> None:
     )
     assert PAUSED_FOOTER == (("space", "resume"), ("e", "save svg"), ("q", "quit"))
     assert KEYMAP["Q"] is KEYMAP["\x03"] is Action.QUIT and KEYMAP["="] is Action.ZOOM_IN
+
+
+def test_every_key_but_the_loops_own_has_a_handler() -> None:
+    """Quit, pause and export act on the loop; every other action changes the view."""
+    from trainmon.controls.reducer import HANDLERS
+
+    loops_own = {Action.QUIT, Action.TOGGLE_PAUSE, Action.EXPORT}
+    assert set(HANDLERS) == set(Action) - loops_own

@@ -40,6 +40,7 @@ def test_imports_point_one_way(module: str, forbidden: set[str]) -> None:
         "trainmon.ingest",
         "trainmon.app",
         "trainmon.keys",
+        "trainmon.controls.reducer",
         "trainmon.controls.terminal",
     ],
 )

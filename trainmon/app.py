@@ -18,20 +18,19 @@ from rich.live import Live
 from rich.theme import Theme
 
 from trainmon.alerts import AlertWatch
+from trainmon.controls.reducer import next_options
 from trainmon.controls.terminal import quit_on_signals, terminal_keys
 from trainmon.escape import escaped
 from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
 from trainmon.keys import Action
-from trainmon.state import Run, RunState, Worker, worker_label
+from trainmon.state import RunState, worker_label
 from trainmon.view import (
     ViewOptions,
     footer,
     header,
-    main_metric,
     render,
     shown_run,
-    shown_worker,
     status_line,
 )
 
@@ -41,8 +40,6 @@ __all__ = [
     "frame_interval",
     "is_done",
     "lost_workers",
-    "next_options",
-    "next_smoothing",
     "run_dashboard",
     "run_plain",
     "save_screen",
@@ -281,154 +278,6 @@ class _BusyShare:
         if wall > self._wall:
             self.share = 1.0 - (idle - self._idle) / (wall - self._wall)
         self._idle, self._wall = idle, wall
-
-
-SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
-
-
-def next_options(opts: ViewOptions, action: Action, state: RunState) -> ViewOptions:
-    """The view after a key's ``action`` (all but quit, pause and export)."""
-    run = shown_run(state, opts)
-    if action is Action.HELP:
-        return replace(opts, help=not opts.help)
-    if action is Action.CLOSE:
-        return replace(opts, help=False, runs_list=False)
-    if action is Action.TOGGLE_CHART:
-        if opts.grid:
-            return replace(opts, notice="the grid always shows charts; g leaves it")
-        return replace(opts, chart=not opts.chart, help=False)
-    if action is Action.CYCLE_SMOOTHING:
-        weight = next_smoothing(opts.smoothing)
-        what = f"smoothing {weight:.2f}" if weight else "smoothing off"
-        if not opts.chart or opts.grid:
-            return replace(opts, smoothing=weight, notice=f"{what}: drawn on the chart (c)")
-        if opts.workers_mode != "one" and run is not None and len(run.workers) > 1:
-            return replace(
-                opts, smoothing=weight, notice=f"{what}: drawn for one worker's curve (b)"
-            )
-        return replace(opts, smoothing=weight)
-    if action is Action.GRID:
-        return replace(opts, grid=not opts.grid, help=False, runs_list=False)
-    if action is Action.NEXT_PAGE:
-        return replace(opts, grid=True, page=opts.page + 1)
-    if action is Action.PREV_PAGE:
-        return replace(opts, grid=True, page=max(opts.page - 1, 0))
-    if action in _MOVES:
-        return _move(opts, action, state)
-    if action is Action.TOGGLE_LOG:
-        return replace(opts, chart=True, log_y=not opts.log_y)
-    if action is Action.TOGGLE_ROBUST:
-        return replace(opts, chart=True, robust=not opts.robust)
-    if action is Action.WORKERS_MODE:
-        modes = ("one", "band", "lines")
-        return replace(
-            opts, chart=True, workers_mode=modes[(modes.index(opts.workers_mode) + 1) % 3]
-        )
-    if run is None:
-        return opts
-    if action in (Action.NEXT_METRIC, Action.PREV_METRIC) and run.metric_names:
-        names = run.metric_names
-        current = main_metric(run, opts)
-        index = names.index(current) if current in names else 0
-        step = 1 if action is Action.NEXT_METRIC else -1
-        return replace(opts, metric=names[(index + step) % len(names)], page=0)
-    if action in (Action.NEXT_RUN, Action.OVERLAY) and len(state.runs) < 2:
-        return replace(opts, notice="only one run so far: nothing to switch to or overlay")
-    if action is Action.NEXT_WORKER and len(run.workers) < 2:
-        return replace(opts, notice="only one worker in this run")
-    if action is Action.NEXT_WORKER:
-        workers = [w.id for w in sorted(run.workers.values(), key=Worker.sort_key)]
-        if opts.worker not in workers:
-            lead = run.lead
-            index = workers.index(lead.id) if lead is not None else -1
-        else:
-            index = workers.index(opts.worker)
-        return replace(opts, worker=workers[(index + 1) % len(workers)], workers_mode="one")
-    if action is Action.NEXT_RUN:
-        names = [r.name for r in sorted(state.runs.values(), key=lambda r: r.created)]
-        index = names.index(run.name)
-        chosen = names[(index + 1) % len(names)]
-        state.choose(chosen)  # shown from now on (see RunState.current)
-        # another run has other steps: follow its live tail rather than keep a window
-        return replace(opts, run=chosen, worker=None, window=None)
-    if action is Action.RUNS_LIST:
-        return replace(opts, runs_list=not opts.runs_list, help=False)
-    if action is Action.OVERLAY:
-        others = [
-            r.name
-            for r in sorted(state.runs.values(), key=lambda r: r.created)
-            if r.name != run.name
-        ]
-        if not others:
-            return replace(opts, overlay=None)
-        if opts.overlay not in others:
-            return replace(opts, chart=True, overlay=others[-1])
-        index = others.index(opts.overlay)
-        following = others[index - 1] if index > 0 else None  # newest first, then off
-        return replace(opts, chart=True, overlay=following)
-    return opts
-
-
-_MOVES = (Action.ZOOM_IN, Action.ZOOM_OUT, Action.PAN_LEFT, Action.PAN_RIGHT, Action.FOLLOW)
-
-
-def _move(opts: ViewOptions, action: Action, state: RunState) -> ViewOptions:
-    """Zoom and pan the steps shown. Panned, the window is fixed in steps, so what was
-    panned to stays put while the run goes on; panning back near the live end, or f,
-    follows it again."""
-    opts = replace(opts, chart=True)
-    run = shown_run(state, opts)
-    extent = _extent(run, opts) if run is not None else None
-    if action is Action.FOLLOW or extent is None:
-        zoom = opts.zoom + (action is Action.ZOOM_IN) - (action is Action.ZOOM_OUT)
-        return replace(opts, window=None, zoom=min(max(zoom, 0), 16))
-    low, high = extent
-    if opts.window is not None:
-        left, right = opts.window
-    else:
-        span = (high - low) / 2**opts.zoom
-        left, right = max(high - span, low), high
-    span, zoom = right - left, opts.zoom
-    if action is Action.ZOOM_IN:
-        zoom = min(zoom + 1, 16)
-        if opts.window is None:
-            return replace(opts, zoom=zoom)
-        left, right = left + span / 4, right - span / 4
-    elif action is Action.ZOOM_OUT:
-        zoom = max(zoom - 1, 0)
-        if opts.window is None or zoom == 0:
-            return replace(opts, zoom=zoom, window=None)
-        left, right = left - span / 2, right + span / 2
-    elif action is Action.PAN_LEFT:
-        if zoom == 0:
-            return opts  # the whole run is shown: nothing to pan to
-        left, right = left - span / 2, right - span / 2
-    elif action is Action.PAN_RIGHT:
-        if opts.window is None:
-            return opts
-        left, right = left + span / 2, right + span / 2
-    if left < low:
-        left, right = low, low + (right - left)
-    if right >= high - (right - left) / 4:
-        return replace(opts, zoom=zoom, window=None)  # at the live end: follow it
-    return replace(opts, zoom=zoom, window=(left, right))
-
-
-def _extent(run: Run, opts: ViewOptions) -> tuple[float, float] | None:
-    """The first and last step of the main metric of the worker shown."""
-    name = main_metric(run, opts)
-    worker = shown_worker(run, opts)
-    series = worker.series.get(name) if worker is not None and name is not None else None
-    if series is None or not series.steps:
-        return None
-    older = series.older.columns().steps
-    return float(older[0] if older else series.steps[0]), float(series.steps[-1])
-
-
-def next_smoothing(weight: float) -> float:
-    """The next smoothing weight in the cycle off, 0.6, 0.8, 0.9, 0.95, 0.99."""
-    later = [w for w in SMOOTHING_STEPS if w > weight + 1e-9]
-    return later[0] if later else SMOOTHING_STEPS[0]
 
 
 def _frame(state: RunState, opts: ViewOptions, now: float) -> Layout:
