@@ -854,7 +854,7 @@ def test_collector_freezes_each_frame_and_frees_cycles_in_its_full_pass() -> Non
     import gc
     import weakref
 
-    from trainmon.app import _collector
+    from trainmon.app.pacing import collector as _collector
 
     class Node:
         other: object = None

@@ -39,6 +39,8 @@ def test_imports_point_one_way(module: str, forbidden: set[str]) -> None:
         "trainmon.view",
         "trainmon.ingest",
         "trainmon.app",
+        "trainmon.app.live",
+        "trainmon.app.pacing",
         "trainmon.keys",
         "trainmon.controls.reducer",
         "trainmon.controls.terminal",
