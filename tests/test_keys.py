@@ -82,3 +82,15 @@ def test_every_key_but_the_loops_own_has_a_handler() -> None:
 
     loops_own = {Action.QUIT, Action.TOGGLE_PAUSE, Action.EXPORT}
     assert set(HANDLERS) == set(Action) - loops_own
+
+
+def test_the_key_table_is_a_leaf() -> None:
+    """The key module needs nothing of trainmon, nor a terminal, socket or screen."""
+    import subprocess
+    import sys
+
+    code = "import sys, trainmon.keys; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
+    assert {m for m in loaded if m.startswith("trainmon")} == {"trainmon", "trainmon.keys"}
+    assert not loaded & {"termios", "tty", "zmq", "click", "rich"}

@@ -42,6 +42,7 @@ def test_imports_point_one_way(module: str, forbidden: set[str]) -> None:
         "trainmon.app.live",
         "trainmon.app.pacing",
         "trainmon.keys",
+        "trainmon.cli",
         "trainmon.controls.reducer",
         "trainmon.controls.terminal",
     ],
