@@ -29,6 +29,7 @@ _RUNS_LISTED = 20  # an unknown --run lists at most this many of the runs there 
 
 
 def _load(files: Sequence[str]) -> Loaded:
+    """The records in ``files``; a file unread, damaged past reading or empty is an error."""
     try:
         loaded = load(files)
     except FileFormatError as exc:
@@ -39,7 +40,6 @@ def _load(files: Sequence[str]) -> Loaded:
     if not loaded.records:
         raise click.ClickException(f"no records in {names(files)}\n{loaded.describe()}")
     return loaded
-
 
 
 def _of_run(loaded: Loaded, run: str | None, files: Sequence[str]) -> list[Record]:

@@ -52,9 +52,9 @@ def watch(
     the view, c charts the whole run, g shows every metric, + - zoom, arrows pan,
     m picks the main metric, w the worker, r the run, e saves an SVG picture.
     """
-    keys = curve(curve_secret, curve_server, curve_allow)
+    curve_keys = curve(curve_secret, curve_server, curve_allow)
     state = RunState()  # (a recording that stops says so on screen: its note)
-    with subscriber(bind, connect, run, record, keys, state.note_recording) as source:
+    with subscriber(bind, connect, run, record, curve_keys, state.note_recording) as source:
         settings, opts, plain = display_settings(
             display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
         )
