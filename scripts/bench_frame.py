@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from trainmon.alerts import AlertWatch
-from trainmon.app import _collector
+from trainmon.app.pacing import collector as _collector
 from trainmon.state import RunState
 from trainmon.theme import console_for
 from trainmon.view import ViewOptions, render

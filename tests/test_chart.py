@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from tests.test_state import fed, hello, metrics
 from tests.test_view import screen, text
-from trainmon.app import next_smoothing
 from trainmon.chart import Line, LineChart, Point, ema, y_range
+from trainmon.controls.reducer import next_smoothing
 from trainmon.view import ViewOptions
 
 

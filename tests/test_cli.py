@@ -192,7 +192,7 @@ def test_relay_says_an_address_others_can_connect_to() -> None:
     offers only the options a relay takes (both its sides bind)."""
     import socket
 
-    from trainmon.cli import _reachable
+    from trainmon.cli.relay import _reachable
 
     assert _reachable("tcp://0.0.0.0:5556") == f"tcp://{socket.gethostname()}:5556"
     assert _reachable("tcp://*:5556") == f"tcp://{socket.gethostname()}:5556"

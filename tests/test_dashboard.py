@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from rich.console import RenderableType
 
 from trainmon.alerts import SPIKE_FACTOR, AlertWatch
-from trainmon.app import frame_interval, next_options
+from trainmon.app import frame_interval
+from trainmon.controls.reducer import next_options
 from trainmon.keys import Action, parse_keys
 from trainmon.state import WARMUP_RECORDS, Limits, RunState
 from trainmon.theme import ThemeError, console_for, load_theme
@@ -853,7 +854,7 @@ def test_collector_freezes_each_frame_and_frees_cycles_in_its_full_pass() -> Non
     import gc
     import weakref
 
-    from trainmon.app import _collector
+    from trainmon.app.pacing import collector as _collector
 
     class Node:
         other: object = None

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.helpers import free_endpoint, start_cli, start_publisher, stop, wait_listening
-from trainmon.cli import _Finite, main
+from trainmon.cli import main
+from trainmon.cli.options import Finite as _Finite
 from trainmon.escape import escaped, escaped_lines
 from trainmon.sources.export import csv_cell
 from trainmon_client.framing import FrameWriter

@@ -39,7 +39,12 @@ def test_imports_point_one_way(module: str, forbidden: set[str]) -> None:
         "trainmon.view",
         "trainmon.sources",
         "trainmon.app",
+        "trainmon.app.live",
+        "trainmon.app.pacing",
         "trainmon.keys",
+        "trainmon.cli",
+        "trainmon.controls.reducer",
+        "trainmon.controls.terminal",
     ],
 )
 def test_public_surface_is_a_sorted_list(module: str) -> None:

@@ -386,7 +386,7 @@ def test_tail_and_export_agree_on_repeats_and_restarts(
 ) -> None:
     """A record sent twice is printed once; a process restarted under the same worker id
     (numbering from 0 again, later) is printed whole, by tail and export alike."""
-    from trainmon.cli import _JsonLines
+    from trainmon.cli.watch import _JsonLines
     from trainmon.sources.export import write_jsonl
 
     def life(start: float) -> list[Record]:

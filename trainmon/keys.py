@@ -1,19 +1,18 @@
-"""Keys and signals in: a raw terminal turned into ``Action`` values, always restored."""
+"""The key table: each key binding one row, and every key map, help line and footer
+entry derived from it.
+
+A row gives the characters a key sends (and its escape sequences), the ``Action`` it
+asks for, how the help screen names and explains it, and the word the footer (and the
+paused footer) gives it. Adding a key is adding a row. The raw terminal that delivers
+the keys is :mod:`trainmon.controls.terminal`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import os
-import select
-import signal
-import sys
-import termios
-import tty
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
-from typing import Any, Final
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
 
 __all__ = [
     "Action",
@@ -21,12 +20,10 @@ __all__ = [
     "FOOTER",
     "HELP",
     "KEYMAP",
-    "KeyReader",
+    "KEYS",
+    "Key",
     "PAUSED_FOOTER",
-    "StopFlag",
     "parse_keys",
-    "quit_on_signals",
-    "terminal_keys",
 ]
 
 
@@ -59,83 +56,149 @@ class Action(enum.Enum):
     TOGGLE_ROBUST = "ignore outliers"
 
 
-KEYMAP: Final[dict[str, Action]] = {
-    "q": Action.QUIT,
-    "Q": Action.QUIT,
-    " ": Action.TOGGLE_PAUSE,
-    "e": Action.EXPORT,
-    "E": Action.EXPORT,
-    "c": Action.TOGGLE_CHART,
-    "s": Action.CYCLE_SMOOTHING,
-    "?": Action.HELP,
-    "\x1b": Action.CLOSE,  # Esc alone
-    "g": Action.GRID,
-    "]": Action.NEXT_PAGE,
-    "[": Action.PREV_PAGE,
-    "m": Action.NEXT_METRIC,
-    "M": Action.PREV_METRIC,
-    "w": Action.NEXT_WORKER,
-    "b": Action.WORKERS_MODE,
-    "r": Action.NEXT_RUN,
-    "R": Action.RUNS_LIST,
-    "o": Action.OVERLAY,
-    "+": Action.ZOOM_IN,
-    "=": Action.ZOOM_IN,
-    "-": Action.ZOOM_OUT,
-    "h": Action.PAN_LEFT,
-    "l": Action.PAN_RIGHT,
-    "f": Action.FOLLOW,
-    "y": Action.TOGGLE_LOG,
-    "i": Action.TOGGLE_ROBUST,
-    "\x03": Action.QUIT,  # Ctrl-C, should the terminal deliver it as a byte
-}
-# Escape sequences of the keys that send them (xterm and most terminals).
-ESCAPES: Final[dict[str, Action]] = {
-    "\x1b[D": Action.PAN_LEFT,
-    "\x1b[C": Action.PAN_RIGHT,
-    "\x1bOD": Action.PAN_LEFT,
-    "\x1bOC": Action.PAN_RIGHT,
-    "\x1b[F": Action.FOLLOW,  # End
-    "\x1bOF": Action.FOLLOW,
-    "\x1b[4~": Action.FOLLOW,
-    "\x1b[5~": Action.PREV_PAGE,  # Page Up
-    "\x1b[6~": Action.NEXT_PAGE,  # Page Down
-}
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key binding: a row of :data:`KEYS`.
+
+    ``label`` names the key on the help screen and in the footer; ``also`` names other
+    keys that do the same, in brackets after the help text. A row with ``paired`` shares
+    the help line of the row before it: labels side by side, and the words the two help
+    texts have in common said once ("next main metric" and "previous main metric" read
+    "next / previous main metric"). ``footer`` and ``paused`` place the key in the
+    footer, and in the footer while paused: (position, word).
+    """
+
+    action: Action | None  # None: the terminal's own key (Ctrl-Z), listed for help only
+    label: str
+    help: str
+    chars: str = ""  # the characters that send it
+    escapes: tuple[str, ...] = ()  # the escape sequences that send it
+    also: str = ""
+    paired: bool = False
+    footer: tuple[int, str] | None = None
+    paused: tuple[int, str] | None = None
+
+
+# Escape sequences (xterm and most terminals) of the keys that send them.
+_LEFT, _RIGHT = ("\x1b[D", "\x1bOD"), ("\x1b[C", "\x1bOC")
+_END, _PAGE_UP, _PAGE_DOWN = ("\x1b[F", "\x1bOF", "\x1b[4~"), ("\x1b[5~",), ("\x1b[6~",)
+
+# Every key, in the order the help screen lists them.
+KEYS: Final = (
+    Key(
+        Action.QUIT,
+        "q",
+        "quit (training goes on)",
+        "qQ\x03",  # Ctrl-C too, should the terminal deliver it as a byte
+        footer=(2, "quit"),
+        paused=(3, "quit"),
+    ),
+    Key(
+        Action.TOGGLE_PAUSE,
+        "space",
+        "pause / resume the view",
+        " ",
+        footer=(3, "pause"),
+        paused=(1, "resume"),
+    ),
+    Key(Action.HELP, "?", "this help", "?", footer=(1, "keys")),
+    Key(Action.CLOSE, "Esc", "close it", "\x1b", paired=True),
+    Key(Action.TOGGLE_CHART, "c", "chart of the whole run / sparkline", "c", footer=(4, "chart")),
+    Key(Action.GRID, "g", "grid of every metric's chart", "g"),
+    Key(Action.NEXT_PAGE, "]", "next page of the grid", "]", _PAGE_DOWN, also="PgDn"),
+    Key(
+        Action.PREV_PAGE, "[", "previous page of the grid", "[", _PAGE_UP, also="PgUp", paired=True
+    ),
+    Key(Action.NEXT_METRIC, "m", "next main metric", "m"),
+    Key(Action.PREV_METRIC, "M", "previous main metric", "M", paired=True),
+    Key(Action.ZOOM_IN, "+", "zoom the steps shown in", "+="),
+    Key(Action.ZOOM_OUT, "-", "zoom the steps shown out", "-", paired=True),
+    Key(Action.PAN_LEFT, "←", "pan back", "h", _LEFT, also="h"),
+    Key(Action.PAN_RIGHT, "→", "pan forward", "l", _RIGHT, also="l", paired=True),
+    Key(Action.FOLLOW, "f", "follow the live tail again", "f", _END, also="End"),
+    Key(Action.TOGGLE_LOG, "y", "log-scale y axis", "y"),
+    Key(Action.TOGGLE_ROBUST, "i", "ignore outliers in the y range (5-95%)", "i"),
+    Key(
+        Action.CYCLE_SMOOTHING,
+        "s",
+        "smoothing weight (off, 0.6 ... 0.99)",
+        "s",
+        footer=(5, "smoothing"),
+    ),
+    Key(Action.NEXT_WORKER, "w", "next worker (rank) shown", "w"),
+    Key(Action.WORKERS_MODE, "b", "workers: one / min-mean-max band / lines", "b"),
+    Key(Action.NEXT_RUN, "r", "next run", "r"),
+    Key(Action.RUNS_LIST, "R", "list of runs, and the shown run's config", "R"),
+    Key(Action.OVERLAY, "o", "overlay another run's main metric", "o"),
+    Key(
+        Action.EXPORT,
+        "e",
+        "save the screen as an SVG picture",
+        "eE",
+        footer=(6, "save svg"),
+        paused=(2, "save svg"),
+    ),
+    Key(None, "Ctrl-Z", "suspend; fg in the shell resumes"),
+)
+
+
+def _keymap(keys: Iterable[Key]) -> dict[str, Action]:
+    """Each character a key sends, to its action."""
+    return {char: key.action for key in keys if key.action is not None for char in key.chars}
+
+
+def _escapes(keys: Iterable[Key]) -> dict[str, Action]:
+    """Each escape sequence a key sends, to its action."""
+    return {seq: key.action for key in keys if key.action is not None for seq in key.escapes}
+
+
+def _help(keys: Iterable[Key]) -> tuple[tuple[str, str], ...]:
+    """(keys, what they do) a help line each: a paired row joins the line before it."""
+    lines: list[tuple[list[str], list[str], list[str]]] = []  # labels, helps, also
+    for key in keys:
+        if not (key.paired and lines):
+            lines.append(([], [], []))
+        labels, helps, also = lines[-1]
+        labels.append(key.label)
+        helps.append(key.help)
+        also.extend([key.also] if key.also else [])
+    return tuple(
+        ("  ".join(labels), _joined(helps) + (f" ({' '.join(also)})" if also else ""))
+        for labels, helps, also in lines
+    )
+
+
+def _joined(helps: list[str]) -> str:
+    """Help texts on one line, the words they begin and end with in common said once:
+    "zoom the steps shown in" and "zoom the steps shown out" give "zoom the steps shown
+    in / out"."""
+    if len(helps) == 1:
+        return helps[0]
+    words = [text.split(" ") for text in helps]
+    shortest = min(len(w) for w in words)
+    head = 0
+    while head < shortest - 1 and all(w[head] == words[0][head] for w in words):
+        head += 1
+    tail = 0
+    while tail < shortest - 1 - head and all(w[-1 - tail] == words[0][-1 - tail] for w in words):
+        tail += 1
+    middles = " / ".join(" ".join(w[head : len(w) - tail]) for w in words)
+    return " ".join([*words[0][:head], middles, *words[0][len(words[0]) - tail :]])
+
+
+def _footer(places: Iterable[tuple[tuple[int, str] | None, str]]) -> tuple[tuple[str, str], ...]:
+    """(key, word) for each key placed, in the order of their positions."""
+    placed = sorted((place, label) for place, label in places if place is not None)
+    return tuple((label, word) for (_, word), label in placed)
+
+
+KEYMAP: Final[dict[str, Action]] = _keymap(KEYS)
+ESCAPES: Final[dict[str, Action]] = _escapes(KEYS)
 # What the help overlay lists, in order: keys, then what they do.
-HELP: Final = (
-    ("q", "quit (training goes on)"),
-    ("space", "pause / resume the view"),
-    ("?  Esc", "this help / close it"),
-    ("c", "chart of the whole run / sparkline"),
-    ("g", "grid of every metric's chart"),
-    ("]  [", "next / previous page of the grid (PgDn PgUp)"),
-    ("m  M", "next / previous main metric"),
-    ("+  -", "zoom the steps shown in / out"),
-    ("←  →", "pan back / forward (h l)"),
-    ("f", "follow the live tail again (End)"),
-    ("y", "log-scale y axis"),
-    ("i", "ignore outliers in the y range (5-95%)"),
-    ("s", "smoothing weight (off, 0.6 ... 0.99)"),
-    ("w", "next worker (rank) shown"),
-    ("b", "workers: one / min-mean-max band / lines"),
-    ("r", "next run"),
-    ("R", "list of runs, and the shown run's config"),
-    ("o", "overlay another run's main metric"),
-    ("e", "save the screen as an SVG picture"),
-    ("Ctrl-Z", "suspend; fg in the shell resumes"),
-)
-
-
+HELP: Final = _help(KEYS)
 # What the footer names, in order: a key, then a word for what it does; and while paused.
-FOOTER: Final = (
-    ("?", "keys"),
-    ("q", "quit"),
-    ("space", "pause"),
-    ("c", "chart"),
-    ("s", "smoothing"),
-    ("e", "save svg"),
-)
-PAUSED_FOOTER: Final = (("space", "resume"), ("e", "save svg"), ("q", "quit"))
+FOOTER: Final = _footer((key.footer, key.label) for key in KEYS)
+PAUSED_FOOTER: Final = _footer((key.paused, key.label) for key in KEYS)
 
 
 def parse_keys(data: str) -> list[Action]:
@@ -159,97 +222,3 @@ def parse_keys(data: str) -> list[Action]:
             actions.append(action)
         index += 1
     return actions
-
-
-class KeyReader:
-    """Reads whatever keys are waiting, without blocking."""
-
-    def __init__(self, fd: int | None, saved: list[Any] | None = None) -> None:
-        self.fd = fd
-        self.saved = saved  # the terminal's own settings, to give back
-
-    def release(self) -> None:
-        """Give the terminal its own settings back (before suspending)."""
-        if self.fd is not None and self.saved is not None:
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
-
-    def grab(self) -> None:
-        """cbreak mode again (after resuming)."""
-        if self.fd is not None:
-            tty.setcbreak(self.fd, termios.TCSANOW)
-
-    def read(self) -> list[Action]:
-        if self.fd is None:
-            return []
-        actions: list[Action] = []
-        while select.select([self.fd], [], [], 0)[0]:
-            try:
-                data = os.read(self.fd, 64)
-            except OSError:
-                return actions
-            if not data:
-                self.fd = None  # end of input: no more keys
-                return actions
-            actions.extend(parse_keys(data.decode(errors="ignore")))
-        return actions
-
-
-@contextmanager
-def terminal_keys(enabled: bool = True) -> Iterator[KeyReader]:
-    """Put the terminal on standard input in cbreak mode while the block runs.
-
-    cbreak (not raw) keeps Ctrl-C as a signal and output newline translation intact.
-    Without a terminal, or when not ``enabled``, yields a reader that reads nothing.
-    """
-    fd = sys.stdin.fileno() if enabled and sys.stdin is not None and sys.stdin.isatty() else None
-    if fd is None:
-        yield KeyReader(None)
-        return
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setcbreak(fd, termios.TCSANOW)
-        yield KeyReader(fd, saved)
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
-class StopFlag:
-    """Set by SIGINT, SIGTERM or SIGHUP; the app's loop checks it.
-
-    SIGTSTP (Ctrl-Z) does not stop the loop: it sets ``suspend`` so the app can give
-    the terminal back before the process stops, and take it again on ``fg``.
-    """
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self.suspend = False
-
-    def request_suspend(self, signum: int, frame: FrameType | None = None) -> None:
-        self.suspend = True
-
-    def __bool__(self) -> bool:
-        return self.signal is not None
-
-    def set(self, signum: int, frame: FrameType | None = None) -> None:
-        self.signal = signum
-
-
-@contextmanager
-def quit_on_signals(suspendable: bool = False) -> Iterator[StopFlag]:
-    """Turn SIGINT, SIGTERM and SIGHUP into a flag, restoring the old handlers after.
-
-    With ``suspendable``, SIGTSTP sets the flag's ``suspend`` instead of stopping.
-    """
-    flag = StopFlag()
-    saved = {}
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-            saved[signum] = signal.signal(signum, flag.set)
-    if suspendable:
-        with contextlib.suppress(ValueError):
-            saved[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, flag.request_suspend)
-    try:
-        yield flag
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)

@@ -1,4 +1,5 @@
-"""Simulated training workers for ``trainmon demo`` (run as ``python -m trainmon.demo``).
+"""Simulated training workers for ``trainmon demo``, one process each (run as
+``python -m trainmon.cli.demo_worker``).
 
 Each worker publishes through the real client, so the demo exercises the same path as
 a training script: loss falls with noise (with one spike on rank 0, which the monitor
