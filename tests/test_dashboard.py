@@ -19,8 +19,8 @@ from trainmon.alerts import SPIKE_FACTOR, AlertWatch
 from trainmon.app import frame_interval, next_options
 from trainmon.keys import Action, parse_keys
 from trainmon.state import WARMUP_RECORDS, Limits, RunState
-from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render
+from trainmon.view.theme import ThemeError, console_for, load_theme
 from trainmon_client.protocol import Columns, Record
 
 NOW = 10_000.0

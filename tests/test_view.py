@@ -12,9 +12,7 @@ from rich.console import RenderableType
 
 from tests.test_state import beat, fed, hello, metrics
 from trainmon.names import HELD_OUT_NAMES, LR_NAMES, is_accuracy, is_loss
-from trainmon.sparkline import Sparkline, columns
 from trainmon.state import RunState
-from trainmon.theme import console_for
 from trainmon.view import (
     ViewOptions,
     format_duration,
@@ -24,6 +22,8 @@ from trainmon.view import (
     status_line,
     summary,
 )
+from trainmon.view.sparkline import Sparkline, columns
+from trainmon.view.theme import console_for
 from trainmon_client.protocol import Record
 
 NOW = 100.5

@@ -35,8 +35,8 @@ from trainmon.keys import quit_on_signals
 from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
 from trainmon.relay import Relay
 from trainmon.state import RunState
-from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render, summary
+from trainmon.view.theme import ThemeError, console_for, load_theme
 from trainmon_client.endpoints import (
     LEGACY_ENDPOINT,
     default_endpoint,

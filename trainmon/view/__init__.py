@@ -20,7 +20,6 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from trainmon.chart import Line, LineChart, _fold_line, ema_extend
 from trainmon.keys import FOOTER, HELP, PAUSED_FOOTER
 from trainmon.names import (
     ACCURACY_NAMES,
@@ -33,7 +32,6 @@ from trainmon.names import (
     is_accuracy,
     is_loss,
 )
-from trainmon.sparkline import Sparkline
 from trainmon.state import (
     Alert,
     Run,
@@ -42,6 +40,8 @@ from trainmon.state import (
     Worker,
     worker_label,
 )
+from trainmon.view.chart import Line, LineChart, _fold_line, ema_extend
+from trainmon.view.sparkline import Sparkline
 from trainmon_client.endpoints import is_private_default
 
 __all__ = [

@@ -20,7 +20,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
-from trainmon.theme import resolve
+from trainmon.view.theme import resolve
 
 __all__ = ["Line", "LineChart", "Point", "ema", "ema_extend", "y_range"]
 
