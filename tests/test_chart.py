@@ -99,8 +99,8 @@ def test_smoothed_line_kept_between_frames_equals_a_fresh_one() -> None:
     import math
 
     from trainmon.state import Series
-    from trainmon.view import _smoothed
     from trainmon.view.chart import ema
+    from trainmon.view.lines import _smoothed
 
     series = Series(window=64)
     step = 0

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from tests.helpers import drain_until, free_endpoint, raw_peer, start_publisher, stop
 from trainmon.ingest import Subscriber
+from trainmon.report import summary
 from trainmon.state import Limits, RunState
-from trainmon.view import ViewOptions, summary
+from trainmon.view import ViewOptions
 from trainmon_client.protocol import Record, decode
 
 

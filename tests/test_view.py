@@ -12,6 +12,7 @@ from rich.console import RenderableType
 
 from tests.test_state import beat, fed, hello, metrics
 from trainmon.names import HELD_OUT_NAMES, LR_NAMES, is_accuracy, is_loss
+from trainmon.report import status_line, summary
 from trainmon.state import RunState
 from trainmon.view import (
     ViewOptions,
@@ -19,8 +20,6 @@ from trainmon.view import (
     format_percent,
     format_value,
     render,
-    status_line,
-    summary,
 )
 from trainmon.view.sparkline import Sparkline, columns
 from trainmon.view.theme import console_for

@@ -22,6 +22,7 @@ from trainmon.escape import escaped
 from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
 from trainmon.keys import Action, quit_on_signals, terminal_keys
+from trainmon.report import status_line
 from trainmon.state import Run, RunState, Worker, worker_label
 from trainmon.view import (
     ViewOptions,
@@ -31,7 +32,6 @@ from trainmon.view import (
     render,
     shown_run,
     shown_worker,
-    status_line,
 )
 
 __all__ = [

@@ -34,8 +34,9 @@ from trainmon.ingest import EndpointError, RecordSource, Subscriber, host_port
 from trainmon.keys import quit_on_signals
 from trainmon.recording import FileFormatError, Loaded, Recorder, ReplaySource, load
 from trainmon.relay import Relay
+from trainmon.report import summary
 from trainmon.state import RunState
-from trainmon.view import ViewOptions, render, summary
+from trainmon.view import ViewOptions, render
 from trainmon.view.theme import ThemeError, console_for, load_theme
 from trainmon_client.endpoints import (
     LEGACY_ENDPOINT,
