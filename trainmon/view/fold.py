@@ -106,27 +106,38 @@ def _fold_columns(
             if high > column[2]:
                 column[2] = high
         else:  # NaN or an infinity inside (a bucket with no finite value has NaN bounds)
-            for low, high in zip(low_chunk, high_chunk, strict=True):
-                if -inf < low < inf:
-                    if low < column[1]:
-                        column[1] = low
-                elif raw and not column[3]:
-                    column[3] = _mark_of(low)
-                if -inf < high < inf and high > column[2]:
-                    column[2] = high
+            _fold_nonfinite(column, low_chunk, high_chunk, raw)
         if marks is not None and not column[3]:
-            for mark in marks[start:end]:
-                if mark:
-                    column[3] = _MARKS[mark]
-                    break
-            else:
-                if not -inf < y < inf:
-                    column[3] = _mark_of(y)
+            column[3] = _first_mark(marks[start:end], y)
+
+
+def _fold_nonfinite(
+    column: list[Any], lows: Sequence[float], highs: Sequence[float], raw: bool
+) -> None:
+    """Lows and highs with a NaN or an infinity among them, one by one into ``column``:
+    the finite ones widen its range, and a raw point that is not finite marks it."""
+    inf = math.inf
+    for low, high in zip(lows, highs, strict=True):
+        if -inf < low < inf:
+            if low < column[1]:
+                column[1] = low
+        elif raw and not column[3]:
+            column[3] = _mark_of(low)
+        if -inf < high < inf and high > column[2]:
+            column[2] = high
+
+
+def _first_mark(marks: Sequence[str], y: float) -> str:
+    """The mark of the first marked bucket, else of a last value that is not finite."""
+    for mark in marks:
+        if mark:
+            return _MARKS[mark]
+    return "" if -math.inf < y < math.inf else _mark_of(y)
 
 
 def _mark_of(value: float) -> str:
     """How a non-finite value is marked on the bottom row."""
-    return "×" if value != value else ("▲" if value > 0 else "▼")
+    return _MARKS["nan" if value != value else ("+inf" if value > 0 else "-inf")]
 
 
 def _fold_points(

@@ -3,12 +3,14 @@ cells redrawn a few a frame."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.panel import Panel
 from rich.segment import Segment
 from rich.text import Text
 
-from trainmon.state import Run
+from trainmon.state import Run, Worker
 from trainmon.view.cache import run_cache
 from trainmon.view.chart import LineChart
 from trainmon.view.format import format_metric
@@ -89,11 +91,8 @@ class ChartGrid:
         frame = cache["frame"] = cache.get("frame", 0) + 1
         worker = shown_worker(self.run, self.opts)
         opts = self.opts
-        keys, stale = [], []
-        for index, name in enumerate(names):
-            series = worker.series.get(name) if worker is not None else None
-            version = (series.count, series.revision) if series is not None else None
-            key = (
+        keys = [
+            (
                 worker.id if worker else "",
                 name,
                 cell_width,
@@ -103,25 +102,16 @@ class ChartGrid:
                 opts.log_y,
                 opts.robust,
             )
-            keys.append(key)
-            entry = cache.get(key)
-            if entry is None:
-                stale.append((-1, index))  # never drawn: now, whatever it costs
-            elif entry[1] != version:
-                stale.append((entry[2], index))
-        stale.sort()
-        redraw = [index for drawn_at, index in stale if drawn_at < 0]
-        redraw += [index for drawn_at, index in stale if drawn_at >= 0][: self.REDRAWS_PER_FRAME]
-        for index in redraw:
-            name = names[index]
-            series = worker.series.get(name) if worker is not None else None
-            version = (series.count, series.revision) if series is not None else None
+            for index, name in enumerate(names)
+        ]
+        versions = [_version(worker, name) for name in names]
+        for index in self._redraws(cache, keys, versions):
             lines = console.render_lines(
-                self._cell(name),
+                self._cell(names[index]),
                 options.update(width=cell_width, height=heights[index // cols]),
                 pad=True,
             )
-            cache[keys[index]] = (lines, version, frame)
+            cache[keys[index]] = (lines, versions[index], frame)
         if len(cache) > 4 * len(names) + 8:  # forget cells of other pages and sizes
             shown = set(keys)
             for key in [
@@ -129,6 +119,21 @@ class ChartGrid:
             ]:
                 del cache[key]
         return [cache[key][0] for key in keys]
+
+    def _redraws(self, cache: dict[Any, Any], keys: list[Any], versions: list[Any]) -> list[int]:
+        """The cells to draw this frame: every one never drawn, then at most
+        ``REDRAWS_PER_FRAME`` whose series changed, the longest-waiting first."""
+        stale = []
+        for index, key in enumerate(keys):
+            entry = cache.get(key)
+            if entry is None:
+                stale.append((-1, index))  # never drawn: now, whatever it costs
+            elif entry[1] != versions[index]:
+                stale.append((entry[2], index))
+        stale.sort()
+        redraw = [index for drawn_at, index in stale if drawn_at < 0]
+        redraw += [index for drawn_at, index in stale if drawn_at >= 0][: self.REDRAWS_PER_FRAME]
+        return redraw
 
     def _cell(self, name: str) -> Panel:
         worker = shown_worker(self.run, self.opts)
@@ -140,3 +145,9 @@ class ChartGrid:
         chart = LineChart([line], x_range=x_range, log=self.opts.log_y, robust=self.opts.robust)
         title = panel_title(f"{name[:24]} {format_metric(name, series.last)}")
         return Panel(chart, title=title, title_align="left", padding=(0, 0))
+
+
+def _version(worker: Worker | None, name: str) -> tuple[int, int] | None:
+    """What a cell of metric ``name`` was drawn from: the series' count and revision."""
+    series = worker.series.get(name) if worker is not None else None
+    return (series.count, series.revision) if series is not None else None

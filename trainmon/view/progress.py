@@ -33,45 +33,55 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
     With only the total epochs, progress comes from the steps per epoch seen (see
     ``Run.progress``): in the first epoch there is no bar, only the epoch and the step,
     rather than a 0% that is not true."""
-    lead = run.lead
-    total = run.epochs_total
-    epoch = run.epoch_label()
-    label = f"Epoch {epoch or '–'}"
+    label = f"Epoch {run.epoch_label() or '–'}"
     fraction = run.progress()
-    bar: RenderableType
+    bar, percent = _bar(run, fraction)
+    parts = [  # (text, rank): the lowest ranks are left out first when space is short
+        (percent, 9),
+        *_figures(run, fraction, now, stall_after_s),
+        (_step_text(run, fraction), 8),
+    ]
+    grid = _ProgressLine(Text(label, style="tm.heading"), bar, [p for p in parts if p[0]])
+    return Panel(grid, title="Progress", title_align="left", height=3)
+
+
+def _bar(run: Run, fraction: float | None) -> tuple[RenderableType, str]:
+    """The bar and its percent; without a fraction, words for why there is none."""
     if fraction is None:
-        if run.past_total():
-            said = "past the total epochs: do its epochs count from 1?"
-        elif total and not run.total_steps:
-            known = lead is not None and lead.epoch is not None
-            said = "progress known once an epoch ends" if known else "no epoch logged yet"
-        else:
-            said = "progress unknown: pass total_epochs or total_steps"
-        bar = Text(said, style="tm.dim")
-        percent = ""
-    else:
-        bar = ProgressBar(
-            total=1.0,
-            completed=fraction,
-            style="tm.barback",
-            complete_style="tm.bar",
-            finished_style="tm.bar",
-        )
-        percent = f"{math.floor(fraction * 100):3d}%"  # 100% only when done
+        return Text(_no_progress(run), style="tm.dim"), ""
+    bar = ProgressBar(
+        total=1.0,
+        completed=fraction,
+        style="tm.barback",
+        complete_style="tm.bar",
+        finished_style="tm.bar",
+    )
+    return bar, f"{math.floor(fraction * 100):3d}%"  # 100% only when done
+
+
+def _no_progress(run: Run) -> str:
+    """Why there is no progress to show."""
+    if run.past_total():
+        return "past the total epochs: do its epochs count from 1?"
+    if run.epochs_total and not run.total_steps:
+        lead = run.lead
+        known = lead is not None and lead.epoch is not None
+        return "progress known once an epoch ends" if known else "no epoch logged yet"
+    return "progress unknown: pass total_epochs or total_steps"
+
+
+def _figures(
+    run: Run, fraction: float | None, now: float | None, stall_after_s: float
+) -> list[tuple[str, int]]:
+    """The ETA (or how the run ended), steps per second and the other rates, ranked."""
+    lead = run.lead
     eta = run.eta_s()
     rate = lead.steps_per_s if lead is not None else None
     if lead is not None and now is not None and lead.status(now, stall_after_s) != "running":
         eta = rate = None  # a rate from before a worker went quiet would mislead
-    step = "" if lead is None or lead.step is None else f"step {lead.step:,}"
-    if run.total_steps and step:
-        # Done: the run's steps, not its last step number ("step 599/600" when counted
-        # from 0 reads as one short).
-        done = run.finished and fraction == 1.0
-        step = f"{run.total_steps:,} steps" if done else f"{step}/{run.total_steps:,}"
     going = rate is not None and not run.finished
     rates = run.throughput(now, stall_after_s) if now is not None and going else {}
-    parts = [  # (text, rank): the lowest ranks are left out first when space is short
-        (percent, 9),
+    return [
         (f"ETA {format_duration(eta)}" if eta is not None else _ended(run, fraction), 4),
         (f"{rate:,.1f} steps/s" if going else "", 3),
         *(
@@ -79,10 +89,19 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
             for unit, value in rates.items()
             if unit != "steps"
         ),
-        (step, 8),
     ]
-    grid = _ProgressLine(Text(label, style="tm.heading"), bar, [p for p in parts if p[0]])
-    return Panel(grid, title="Progress", title_align="left", height=3)
+
+
+def _step_text(run: Run, fraction: float | None) -> str:
+    """The lead's step, out of the total steps when known."""
+    lead = run.lead
+    step = "" if lead is None or lead.step is None else f"step {lead.step:,}"
+    if run.total_steps and step:
+        # Done: the run's steps, not its last step number ("step 599/600" when counted
+        # from 0 reads as one short).
+        done = run.finished and fraction == 1.0
+        step = f"{run.total_steps:,} steps" if done else f"{step}/{run.total_steps:,}"
+    return step
 
 
 class _ProgressLine:

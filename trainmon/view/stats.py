@@ -31,6 +31,20 @@ def stats_panel(
     """Current loss, accuracy, grad norm, best loss, held-out metrics, learning rate,
     throughput, what was received, then every other metric of any worker."""
     grid = _Pairs()
+    shown = _known_metrics(grid, run)
+    if opts is not None and now is not None:
+        _rates(grid, run, opts, now)
+    _run_counts(grid, run)
+    _state_counts(grid, state, run)
+    for name in run.metric_names:
+        if name not in shown:
+            grid.add_metric(name, _metric_text(run, name))
+    return Panel(grid, title="Stats", title_align="left")
+
+
+def _known_metrics(grid: _Pairs, run: Run) -> set[str | None]:
+    """Rows for the loss, accuracy, grad norm, best loss, held-out metrics and learning
+    rate; returns the names shown."""
     loss_name = run.find_metric(LOSS_NAMES)
     acc_name = run.find_metric(TRAIN_ACCURACY_NAMES)
     grad_name = run.find_metric(GRAD_NAMES)
@@ -47,17 +61,25 @@ def stats_panel(
     known = _metrics_among(run, HELD_OUT_NAMES) + _metrics_among(run, LR_NAMES)
     for name in known:
         grid.add_metric(name, _metric_text(run, name))
-    if opts is not None and now is not None:
-        rates = run.throughput(now, opts.stall_after_s)
-        for unit in ("samples", "tokens"):
-            if unit in rates:
-                grid.add_row(f"{unit}/s", format_rate(rates[unit]))
-        straggler = run.straggler(now, opts.stall_after_s)
-        if straggler is not None:
-            grid.add_row(
-                "straggler",
-                Text(f"{worker_label(straggler)} at step {straggler.step:,}", style="tm.straggler"),
-            )
+    return {loss_name, acc_name, grad_name, *known}
+
+
+def _rates(grid: _Pairs, run: Run, opts: ViewOptions, now: float) -> None:
+    """Rows for samples and tokens per second, and the straggler if there is one."""
+    rates = run.throughput(now, opts.stall_after_s)
+    for unit in ("samples", "tokens"):
+        if unit in rates:
+            grid.add_row(f"{unit}/s", format_rate(rates[unit]))
+    straggler = run.straggler(now, opts.stall_after_s)
+    if straggler is not None:
+        grid.add_row(
+            "straggler",
+            Text(f"{worker_label(straggler)} at step {straggler.step:,}", style="tm.straggler"),
+        )
+
+
+def _run_counts(grid: _Pairs, run: Run) -> None:
+    """Rows for the run's records, and what of them was missed, dropped or lost."""
     grid.add_row("records", f"{run.records:,}")
     missed, dropped = run.missed, run.client_dropped
     grid.add_row("missed", Text(f"{missed:,}", style="tm.warn" if missed else ""))
@@ -73,6 +95,11 @@ def stats_panel(
     outages, longest = run.outages
     if outages:
         grid.add_row("outages", Text(f"{outages:,} (longest {longest:.1f} s)", style="tm.stalled"))
+
+
+def _state_counts(grid: _Pairs, state: RunState, run: Run) -> None:
+    """Rows for limits reached, messages rejected, skipped and refused, the link and the
+    recording."""
     if limits_text(state, run):
         grid.add_row("limits", Text("reached: see the summary", style="tm.warn"))
     grid.add_row("rejected", _rejected_text(state))
@@ -84,11 +111,6 @@ def stats_panel(
         grid.add_row("link", Text(state.link_short, style="tm.bad"))
     if state.recording_note:
         grid.add_row("recording", Text(state.recording_note, style="tm.bad"))
-    shown = {loss_name, acc_name, grad_name, *known}
-    for name in run.metric_names:
-        if name not in shown:
-            grid.add_metric(name, _metric_text(run, name))
-    return Panel(grid, title="Stats", title_align="left")
 
 
 def _metric_text(run: Run, name: str) -> str | Text:
