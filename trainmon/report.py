@@ -27,11 +27,7 @@ __all__ = ["status_line", "summary"]
 
 
 _SUMMARY_METRICS = 20
-
-
 _SUMMARY_ALERTS = 5
-
-
 _SUMMARY_CONFIG_CHARS = 200
 
 
@@ -43,8 +39,28 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
         if state.refused:
             extra += f"; {state.refused} handshakes refused ({state.last_refusal})"
         return _nothing_yet(state, opts, "waiting for records", extra)
-    lead = run.lead
     parts = [f"run {run.name}", run.status(now, opts.stall_after_s)]
+    parts += _progress_parts(run, opts, now)
+    for unit, rate in run.throughput(now, opts.stall_after_s).items():
+        parts.append(f"{format_rate(rate)} {unit}/s")
+    parts += _value_parts(run)
+    statuses = [w.status(now, opts.stall_after_s) for w in run.workers.values()]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in STATUS_STYLE if statuses.count(s))
+    parts.append(f"workers {len(statuses)} ({counts})")
+    parts.append(f"records {state.records}")
+    parts.append(missed_text(run))
+    parts.append(f"rejected {state.rejected}")
+    if state.link_note:
+        parts.append(f"link {state.link_short}: {state.link_note}")
+    if state.recording_note:
+        parts.append(state.recording_note)
+    return "trainmon: " + " · ".join(parts)
+
+
+def _progress_parts(run: Run, opts: ViewOptions, now: float) -> list[str]:
+    """The epoch, the lead's step, and the percent done with the ETA while it runs."""
+    parts = []
+    lead = run.lead
     epoch = run.epoch_label()
     if epoch is not None:
         parts.append(f"epoch {epoch}")
@@ -57,25 +73,19 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
             eta = None  # a rate from before the lead went quiet would mislead
         ahead = f" ETA {format_duration(eta)}" if eta is not None else ""
         parts.append(f"{math.floor(fraction * 100)}%{ahead}")
-    for unit, rate in run.throughput(now, opts.stall_after_s).items():
-        parts.append(f"{format_rate(rate)} {unit}/s")
+    return parts
+
+
+def _value_parts(run: Run) -> list[str]:
+    """The last loss and accuracy, when logged."""
+    parts = []
     for label, names in (("loss", LOSS_NAMES), ("acc", ACCURACY_NAMES)):
         name = run.find_metric(names)
         series = run.series(name) if name else None
         if series is not None:
             value = format_percent(series.last) if label == "acc" else format_value(series.last)
             parts.append(f"{label} {value}")
-    statuses = [w.status(now, opts.stall_after_s) for w in run.workers.values()]
-    counts = ", ".join(f"{statuses.count(s)} {s}" for s in STATUS_STYLE if statuses.count(s))
-    parts.append(f"workers {len(statuses)} ({counts})")
-    parts.append(f"records {state.records}")
-    parts.append(missed_text(run))
-    parts.append(f"rejected {state.rejected}")
-    if state.link_note:
-        parts.append(f"link {state.link_short}: {state.link_note}")
-    if state.recording_note:
-        parts.append(state.recording_note)
-    return "trainmon: " + " · ".join(parts)
+    return parts
 
 
 def _nothing_yet(state: RunState, opts: ViewOptions, what: str, extra: str) -> str:
@@ -98,43 +108,64 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
         return _nothing_yet(state, opts, "no records were received", extra)
     lines = []
     for run in state.runs.values():
-        fraction = run.progress()
-        early = ""
-        if run.finished and fraction is not None and fraction < 1.0:
-            early = f" (ended early, {math.floor(fraction * 100)}% of the way)"
+        lines += _run_summary(state, run, opts, now, width)
+    lines.append(_received(state))
+    if state.skipped:
+        lines.append(f"records skipped, of kinds this monitor does not know: {skipped_text(state)}")
+    if state.refused:
+        lines.append(f"handshakes refused {state.refused}; last: {state.last_refusal}")
+    return "\n".join(lines)
+
+
+def _run_summary(state: RunState, run: Run, opts: ViewOptions, now: float, width: int) -> list[str]:
+    """A run's lines of the summary: how it ended, its config, metrics, what was
+    missed, workers lost, limits reached and its alerts."""
+    fraction = run.progress()
+    early = ""
+    if run.finished and fraction is not None and fraction < 1.0:
+        early = f" (ended early, {math.floor(fraction * 100)}% of the way)"
+    lines = [
+        f"run {run.name}: {run.status(now, opts.stall_after_s)}{early}, "
+        f"{len(run.workers)} worker{'' if len(run.workers) == 1 else 's'}"
+    ]
+    if run.config:
+        lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
+    lines += [
+        line
+        for name in run.metric_names[:_SUMMARY_METRICS]
+        if (line := _summary_metric(run, name, width))
+    ]
+    if len(run.metric_names) > _SUMMARY_METRICS:
+        lines.append(f"  … {len(run.metric_names) - _SUMMARY_METRICS} more metrics")
+    lines.append(f"  {missed_text(run)}")
+    gone = [
+        worker_label(w) for w in run.workers.values() if w.status(now, opts.stall_after_s) == "lost"
+    ]
+    if gone:
         lines.append(
-            f"run {run.name}: {run.status(now, opts.stall_after_s)}{early}, "
-            f"{len(run.workers)} worker{'' if len(run.workers) == 1 else 's'}"
+            f"  {len(gone)} worker{'s' if len(gone) > 1 else ''} lost without a bye "
+            f"({', '.join(gone[:8])}{', …' if len(gone) > 8 else ''}): "
+            "records after their last heartbeat are unknown"
         )
-        if run.config:
-            lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
-        lines += [
-            line
-            for name in run.metric_names[:_SUMMARY_METRICS]
-            if (line := _summary_metric(run, name, width))
-        ]
-        if len(run.metric_names) > _SUMMARY_METRICS:
-            lines.append(f"  … {len(run.metric_names) - _SUMMARY_METRICS} more metrics")
-        lines.append(f"  {missed_text(run)}")
-        gone = [
-            worker_label(w)
-            for w in run.workers.values()
-            if w.status(now, opts.stall_after_s) == "lost"
-        ]
-        if gone:
-            lines.append(
-                f"  {len(gone)} worker{'s' if len(gone) > 1 else ''} lost without a bye "
-                f"({', '.join(gone[:8])}{', …' if len(gone) > 8 else ''}): "
-                "records after their last heartbeat are unknown"
-            )
-        if limits_text(state, run):
-            lines.append(f"  limits reached: {limits_text(state, run)}")
-        alerts = [a for a in state.alerts if a.run == run.name]
-        if alerts:
-            lines.append(f"  {len(alerts)} alert{'s' if len(alerts) > 1 else ''}:")
-            lines += [f"    {a.text}" for a in alerts[-_SUMMARY_ALERTS:]]
-            if len(alerts) > _SUMMARY_ALERTS:
-                lines.append(f"    … and {len(alerts) - _SUMMARY_ALERTS} before")
+    if limits_text(state, run):
+        lines.append(f"  limits reached: {limits_text(state, run)}")
+    return lines + _alert_lines(state, run)
+
+
+def _alert_lines(state: RunState, run: Run) -> list[str]:
+    """How many alerts the run had, and the last few."""
+    alerts = [a for a in state.alerts if a.run == run.name]
+    if not alerts:
+        return []
+    lines = [f"  {len(alerts)} alert{'s' if len(alerts) > 1 else ''}:"]
+    lines += [f"    {a.text}" for a in alerts[-_SUMMARY_ALERTS:]]
+    if len(alerts) > _SUMMARY_ALERTS:
+        lines.append(f"    … and {len(alerts) - _SUMMARY_ALERTS} before")
+    return lines
+
+
+def _received(state: RunState) -> str:
+    """Records received, how fast, and rejected (by the peers that sent most)."""
     received = f"records received {state.records}"
     if state.first_record_at is not None and state.last_record_at is not None:
         span = state.last_record_at - state.first_record_at
@@ -152,12 +183,7 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
             )
             + ")"
         )
-    lines.append(received)
-    if state.skipped:
-        lines.append(f"records skipped, of kinds this monitor does not know: {skipped_text(state)}")
-    if state.refused:
-        lines.append(f"handshakes refused {state.refused}; last: {state.last_refusal}")
-    return "\n".join(lines)
+    return received
 
 
 def _summary_metric(run: Run, name: str, width: int) -> str:
