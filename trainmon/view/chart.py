@@ -235,8 +235,6 @@ class LineChart:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         height = max(self.height or options.height or 8, 3)
-        axis_style = resolve(console, self.axis_style)
-        mark_style = resolve(console, self.mark_style)
         width = options.max_width
         lines = [line for line in self.lines if not line.empty]
         if not lines:
@@ -244,10 +242,9 @@ class LineChart:
                 yield Segment(" " * width)
                 yield Segment.line()
             return
-        x0, x1 = self.x_range or (  # points come in x order
-            min(x for line in lines if (x := line.first_x) is not None),
-            max(x for line in lines if (x := line.last_x) is not None),
-        )
+        axis_style = resolve(console, self.axis_style)
+        mark_style = resolve(console, self.mark_style)
+        x0, x1 = self.x_range or _x_span(lines)
         label_width = _LABEL_WIDTH + 1
         plot_width = max(width - label_width - 1, 4)
         folded = [(line, fold_line(line, x0, x1, plot_width * 2)) for line in lines]
@@ -276,59 +273,85 @@ class LineChart:
         yr: tuple[float, float],
         marked: dict[int, str],
     ) -> None:
+        """Each line's points and bands on ``canvas``; marks of non-finite values go
+        into ``marked`` by cell column."""
         lo, hi = yr
-        px_height = canvas.height * 4
-
         # Halved, so that a range from -1e308 to 1e308 does not overflow to inf.
         half_lo, half_span = lo / 2, hi / 2 - lo / 2
         if not half_span > 0:  # y_range never gives this; a division by 0 must never happen
             half_span = 1.0
-
-        top_px = px_height - 1
-        log, log10, inf, nan = self.log, math.log10, math.inf, math.nan
-
-        def pixels(ys: list[float]) -> list[int | None]:
-            """Each value's pixel row (None for one not drawn), in one comprehension:
-            a function call per value cost a fifth of a frame with 8 lines."""
-            if log:
-                ys = [log10(y) if y > 0 else nan for y in ys]
-            return [
-                round((1 - min(max((y / 2 - half_lo) / half_span, 0.0), 1.0)) * top_px)
-                if -inf < y < inf
-                else None
-                for y in ys
-            ]
-
-        vline, line_to, dot = canvas.vline, canvas.line, canvas.dot
+        top_px = canvas.height * 4 - 1
         for line, columns in folded:
             style = resolve(console, line.style)
-            band_style = style + Style(dim=True)
-            band = line.band
-            rows = pixels([column[0] for _, column in columns])
-            if band:
-                lows = pixels([column[1] for _, column in columns])
-                highs = pixels([column[2] for _, column in columns])
-            last_px = last_py = -1  # the previous drawn point, -1 if none
-            for index, (px, (_, low, high, mark)) in enumerate(columns):
-                if mark:
-                    marked[px // 2] = mark
-                if band and low < high:
-                    top, bottom = highs[index], lows[index]
-                    if top is not None and bottom is not None:
-                        vline(px, top, bottom, band_style)
-                py = rows[index]
-                if py is None:
-                    last_px = -1
-                    continue
-                if last_px < 0:
-                    dot(px, py, style)
-                elif px - last_px <= 1:  # neighbours (most columns): as line() does it
-                    middle = (last_py + py) // 2
-                    vline(last_px, last_py, middle, style)
-                    vline(px, middle if py >= last_py else middle + 1, py, style)
-                else:
-                    line_to(last_px, last_py, px, py, style)
-                last_px, last_py = px, py
+            rows = _pixels([c[0] for _, c in columns], self.log, half_lo, half_span, top_px)
+            bands = None
+            if line.band:
+                bands = (
+                    _pixels([c[1] for _, c in columns], self.log, half_lo, half_span, top_px),
+                    _pixels([c[2] for _, c in columns], self.log, half_lo, half_span, top_px),
+                )
+            _draw_line(canvas, columns, rows, bands, style, marked)
+
+
+def _x_span(lines: list[Line]) -> tuple[float, float]:
+    """The steps from the first point of any line to the last (points come in x order)."""
+    return (
+        min(x for line in lines if (x := line.first_x) is not None),
+        max(x for line in lines if (x := line.last_x) is not None),
+    )
+
+
+def _pixels(
+    ys: list[float], log: bool, half_lo: float, half_span: float, top_px: int
+) -> list[int | None]:
+    """Each value's pixel row (None for one not drawn), in one comprehension: a function
+    call per value cost a fifth of a frame with 8 lines. ``half_lo`` and ``half_span``
+    are the y range's bottom and span, halved."""
+    inf = math.inf
+    if log:
+        log10, nan = math.log10, math.nan
+        ys = [log10(y) if y > 0 else nan for y in ys]
+    return [
+        round((1 - min(max((y / 2 - half_lo) / half_span, 0.0), 1.0)) * top_px)
+        if -inf < y < inf
+        else None
+        for y in ys
+    ]
+
+
+def _draw_line(
+    canvas: _Canvas,
+    columns: list[tuple[int, tuple[float, float, float, str]]],
+    rows: list[int | None],
+    bands: tuple[list[int | None], list[int | None]] | None,
+    style: Style,
+    marked: dict[int, str],
+) -> None:
+    """One line's pixel columns: its band (``bands``: low and high rows, None for no
+    band) dim under it, then the point joined to the one before it."""
+    band_style = style + Style(dim=True)
+    vline, line_to, dot = canvas.vline, canvas.line, canvas.dot
+    last_px = last_py = -1  # the previous drawn point, -1 if none
+    for index, (px, (_, low, high, mark)) in enumerate(columns):
+        if mark:
+            marked[px // 2] = mark
+        if bands is not None and low < high:
+            top, bottom = bands[1][index], bands[0][index]
+            if top is not None and bottom is not None:
+                vline(px, top, bottom, band_style)
+        py = rows[index]
+        if py is None:
+            last_px = -1
+            continue
+        if last_px < 0:
+            dot(px, py, style)
+        elif px - last_px <= 1:  # neighbours (most columns): as line() does it
+            middle = (last_py + py) // 2
+            vline(last_px, last_py, middle, style)
+            vline(px, middle if py >= last_py else middle + 1, py, style)
+        else:
+            line_to(last_px, last_py, px, py, style)
+        last_px, last_py = px, py
 
 
 def _row_segments(
