@@ -85,11 +85,10 @@ def _chart_panel(
 def _span(series: Series) -> str:
     """What a chart of ``series`` covers, truly: "300 steps" when every step is there,
     else how many points over which steps ("10 points over steps 29–299")."""
-    older = series.older
-    older.fold()  # (a no-op but for points just held back)
     first = series.steps[0]
-    if older.buckets:
-        first = min(first, older.buckets[min(older.buckets)].first_step)
+    older = series.older.in_order()  # (points just held back folded in)
+    if older:
+        first = min(first, older[0].first_step)
     last, count = series.steps[-1], series.count
     if count == 1:
         return f"1 point at step {last:,}"
