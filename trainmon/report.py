@@ -25,7 +25,6 @@ from trainmon.view.theme import STATUS_STYLE
 
 __all__ = ["status_line", "summary"]
 
-
 _SUMMARY_METRICS = 20
 _SUMMARY_ALERTS = 5
 _SUMMARY_CONFIG_CHARS = 200

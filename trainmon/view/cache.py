@@ -31,8 +31,6 @@ class DrawCache:
 
 
 SMOOTHED = DrawCache()  # series -> _Smoothed
-
-
 RUN_CACHES = DrawCache(256)  # run -> {"band": ..., "grid": ...}
 
 

@@ -23,8 +23,7 @@ from trainmon.view.workers import workers_panel
 
 __all__ = ["Frame", "render"]
 
-
-_SMALL_WORKERS_PANEL = 12
+_SMALL_WORKERS_PANEL = 12  # rows up to which the workers panel is as tall as its rows
 
 
 class Frame(Layout):

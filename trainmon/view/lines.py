@@ -15,7 +15,6 @@ from trainmon.view.shown import shown_worker
 
 __all__ = ["chart_lines", "series_line", "step_window"]
 
-
 _MAX_WORKER_LINES = 8
 
 
@@ -98,8 +97,6 @@ def _smoothed(series: Series, weight: float) -> Line:
 
 
 _BAND_BINS = 200
-
-
 _BAND_EVERY = 5  # frames between recomputing a band whose data changed
 
 
@@ -160,7 +157,8 @@ def chart_lines(state: RunState, run: Run, name: str, opts: ViewOptions) -> tupl
         for index, each in enumerate(ranked):
             if name in each.series:
                 lines.append(series_line(each.series[name], f"tm.worker{index + 1}", band=False))
-        parts.append(f"{len(lines)} workers" + (" (first 8)" if len(run.workers) > 8 else ""))
+        more = len(run.workers) > _MAX_WORKER_LINES
+        parts.append(f"{len(lines)} workers" + (f" (first {_MAX_WORKER_LINES})" if more else ""))
     elif worker is not None and name in worker.series:
         series = worker.series[name]
         lines.append(series_line(series))

@@ -16,7 +16,6 @@ from trainmon.view.format import format_duration, format_rate
 
 __all__ = ["epoch_bar"]
 
-
 _MIN_BAR = 10  # columns the progress bar keeps before figures beside it give way
 
 
