@@ -1,13 +1,17 @@
-"""The dashboard as pure functions of ``RunState`` and ``ViewOptions``.
+"""The dashboard, drawn from ``RunState`` and ``ViewOptions`` alone, a frame at a time.
 
-No widget keeps data of its own: every frame is rebuilt from the state (which the view
-reads and never writes), so what a person sees can be tested by rendering to a
-``Console`` writing into a ``StringIO``. The modules: ``options`` (ViewOptions),
-``frame`` (render: the layout of the panels), a module per panel (``header``,
-``progress``, ``main_panel`` with ``lines``, ``grid``, ``stats``, ``workers``, ``runs``,
-``waiting``, ``help``), the drawing parts (``chart``, ``fold``, ``sparkline``,
-``table``), ``theme``, ``cache`` (what the view keeps between frames), ``shown`` (which
-run, metric and worker are on screen) and ``format`` (values as words).
+No widget keeps data of its own: every frame is rebuilt from the state, so what a person
+sees can be tested by rendering to a ``Console`` writing into a ``StringIO``. The view
+reads the state and assigns nothing in it; the one thing it asks of it is which run to
+show (``RunState.choose`` and ``RunState.current``, the state's writers of that
+choice, called by ``shown.shown_run``).
+
+The modules: ``options`` (ViewOptions); ``frame`` (render: the panels laid out); a
+module per panel (``header``, ``progress``, ``main_panel`` with its ``lines``,
+``grid``, ``stats``, ``workers``, ``runs``, ``waiting``, ``help``); the drawing parts
+(``chart``, ``fold``, ``sparkline``, ``table``); ``theme``; ``cache`` (what the view
+keeps between frames); ``shown`` (which run, metric and worker are on screen) and
+``format`` (values as words, shared with ``trainmon.report``).
 """
 
 from __future__ import annotations
