@@ -27,8 +27,8 @@ from dataclasses import replace
 from trainmon.alerts import AlertWatch
 from trainmon.app.pacing import collector as _collector
 from trainmon.state import RunState
-from trainmon.theme import console_for
 from trainmon.view import ViewOptions, render
+from trainmon.view.theme import console_for
 from trainmon_client.protocol import Columns, Record
 
 NOW = 10_000.0
@@ -157,7 +157,7 @@ def compare_plotext() -> None:
         return
     from rich.text import Text
 
-    from trainmon.chart import Line, LineChart
+    from trainmon.view.chart import Line, LineChart
 
     xs = list(range(10_000))
     ys = [2 * math.exp(-x / 3000) + 0.1 * math.sin(x / 7) for x in xs]

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from tests.test_state import fed, hello, metrics
 from tests.test_view import screen, text
-from trainmon.chart import Line, LineChart, Point, ema, y_range
 from trainmon.controls.reducer import next_smoothing
 from trainmon.view import ViewOptions
+from trainmon.view.chart import Line, LineChart, Point, ema, y_range
 
 
 def chart(points: list[Point], width: int = 40, height: int = 6, **options: object) -> str:
@@ -98,9 +98,9 @@ def test_smoothed_line_kept_between_frames_equals_a_fresh_one() -> None:
     the whole series computed afresh, across NaNs, evictions and late points."""
     import math
 
-    from trainmon.chart import ema
     from trainmon.state import Series
-    from trainmon.view import _smoothed
+    from trainmon.view.chart import ema
+    from trainmon.view.lines import _smoothed
 
     series = Series(window=64)
     step = 0

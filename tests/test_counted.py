@@ -486,8 +486,9 @@ def test_the_monitor_shows_what_was_not_recorded() -> None:
     are in the stats, the status line and the summary."""
     from tests.test_state import fed, hello, metrics
     from tests.test_view import NOW, text
+    from trainmon.report import status_line, summary
     from trainmon.state import RunState
-    from trainmon.view import ViewOptions, stats_panel, status_line, summary
+    from trainmon.view import ViewOptions, stats_panel
     from trainmon_client.protocol import Record
 
     counters = {"logged": 1, "dropped": 0, "queued": 0, "unrecorded": 7}

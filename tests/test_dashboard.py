@@ -20,8 +20,9 @@ from trainmon.app import frame_interval
 from trainmon.controls.reducer import next_options
 from trainmon.keys import Action, parse_keys
 from trainmon.state import WARMUP_RECORDS, Limits, RunState
-from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render
+from trainmon.view.cache import run_cache
+from trainmon.view.theme import ThemeError, console_for, load_theme
 from trainmon_client.protocol import Columns, Record
 
 NOW = 10_000.0
@@ -550,7 +551,7 @@ def test_band_follows_new_data_within_a_few_frames() -> None:
 
 def test_summary_names_workers_lost_without_a_bye() -> None:
     """A worker that vanished may have sent records nobody counted: the summary says so."""
-    from trainmon.view import summary
+    from trainmon.report import summary
 
     state = build(workers=3, steps=50)
     state.apply(Record("bye", "r", "r-w0", 51, NOW), NOW)
@@ -578,7 +579,7 @@ def test_keys_that_cannot_act_say_why() -> None:
 
 
 def test_summary_lists_the_alerts() -> None:
-    from trainmon.view import summary
+    from trainmon.report import summary
 
     state = build(steps=300, nan_at=100)
     AlertWatch().check(state, NOW, 60.0)
@@ -606,7 +607,7 @@ def test_grid_keeps_cells_it_shows_after_other_sizes() -> None:
     draw(state, opts, width=200, height=60)  # nothing changes: cells drawn once, here
     for width in range(120, 200, 10):  # a window resized a few times, and back
         draw(state, opts, width=width, height=60)
-    assert len(state.runs["r"].drawn["grid"]) > 4 * 7 + 8, "enough sizes to prune some"
+    assert len(run_cache(state.runs["r"], "grid")) > 4 * 7 + 8, "enough sizes to prune some"
     for _ in range(60):
         assert "metrics 1–" in draw(state, opts, width=200, height=60)
 
@@ -785,7 +786,7 @@ def test_any_records_draw_with_any_options(
 def test_runs_list_and_summary_show_the_config() -> None:
     """The hyperparameters a run sent (``Monitor(config=...)``) are in the runs list and
     the exit summary: nested maps as dotted keys; with little room, cut with a count."""
-    from trainmon.view import summary
+    from trainmon.report import summary
 
     state = build(workers=2, metrics=1, steps=20)
     config = {"lr": 3e-4, "model": "mlp", "optim": {"name": "adam", "betas": [0.9, 0.999]}}
@@ -953,7 +954,7 @@ def test_stats_and_summary_of_awkward_metrics(kind: str, size: tuple[int, int]) 
     the stats' values start in one column."""
     from rich.cells import cell_len
 
-    from trainmon.view import summary
+    from trainmon.report import summary
 
     width, height = size
     state = _metrics_state(kind)

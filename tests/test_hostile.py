@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import drain_until, free_endpoint, raw_peer, start_publisher, stop
+from trainmon.report import summary
 from trainmon.sources.subscriber import Subscriber
 from trainmon.state import Limits, RunState
-from trainmon.view import ViewOptions, summary
+from trainmon.view import ViewOptions
 from trainmon_client.protocol import Record, decode
 
 

@@ -21,7 +21,7 @@ def _modules_after_import(module: str) -> set[str]:
         ("trainmon_client", {"rich", "click", "trainmon"}),
         ("trainmon.state", {"zmq", "click", "rich"}),
         ("trainmon.view", {"zmq", "click"}),
-        ("trainmon.sparkline", {"zmq", "click"}),
+        ("trainmon.view.sparkline", {"zmq", "click"}),
     ],
 )
 def test_imports_point_one_way(module: str, forbidden: set[str]) -> None:

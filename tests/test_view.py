@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import math
 import re
+from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
 from rich.console import RenderableType
 
+import trainmon.view
 from tests.test_state import beat, fed, hello, metrics
 from trainmon.names import HELD_OUT_NAMES, LR_NAMES, is_accuracy, is_loss
-from trainmon.sparkline import Sparkline, columns
+from trainmon.report import status_line, summary
 from trainmon.state import RunState
-from trainmon.theme import console_for
 from trainmon.view import (
     ViewOptions,
     format_duration,
     format_percent,
     format_value,
     render,
-    status_line,
-    summary,
 )
+from trainmon.view.sparkline import Sparkline, columns
+from trainmon.view.theme import console_for
 from trainmon_client.protocol import Record
 
 NOW = 100.5
@@ -542,3 +544,41 @@ def test_header_says_other_runs_are_there() -> None:
     state.apply(metrics(1, run="b"), NOW)
     first = screen(state).splitlines()[0]
     assert "run a" in first and "+1 other run (r)" in first
+
+
+def _view_sources() -> list[tuple[str, ast.Module]]:
+    folder = Path(trainmon.view.__file__).parent
+    return [(path.name, ast.parse(path.read_text())) for path in sorted(folder.glob("*.py"))]
+
+
+def test_the_view_imports_no_terminal_modes() -> None:
+    """Raw keys and terminal modes belong to the controls: no module of the view
+    imports termios or tty."""
+    for name, tree in _view_sources():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                found = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert not found & {"termios", "tty"}, f"{name} imports {found}"
+
+
+def test_the_view_assigns_no_attribute_of_the_state() -> None:
+    """The view reads the state and never writes it: no attribute of a name the view
+    gives state objects is assigned anywhere in view/."""
+    state_names = {"state", "run", "shown", "other", "worker", "lead", "series", "older"}
+    for name, tree in _view_sources():
+        for node in ast.walk(tree):
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            for target in targets:
+                for part in ast.walk(target):
+                    if isinstance(part, ast.Attribute) and isinstance(part.value, ast.Name):
+                        assert part.value.id not in state_names, (
+                            f"{name}:{part.lineno} assigns {part.value.id}.{part.attr}"
+                        )

@@ -17,10 +17,11 @@ from trainmon.cli.options import CONTEXT, Finite, display_options
 from trainmon.cli.output import names, say, stdout_failed
 from trainmon.cli.show import display_settings, show
 from trainmon.escape import escaped, escaped_lines
+from trainmon.report import summary
 from trainmon.sources.export import FORMATS, dashboard_picture, write_csv, write_jsonl
 from trainmon.sources.recording import FileFormatError, Loaded, ReplaySource, load
 from trainmon.state import RunState
-from trainmon.view import ViewOptions, render, summary
+from trainmon.view import ViewOptions, render
 from trainmon_client.protocol import Record
 
 __all__ = ["export", "replay"]

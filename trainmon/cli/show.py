@@ -13,13 +13,14 @@ import click
 from trainmon.app import AppSettings, run_dashboard, run_plain
 from trainmon.cli.output import say
 from trainmon.escape import escaped, escaped_lines
+from trainmon.report import summary
 from trainmon.sources import RecordSource
 from trainmon.sources.endpoints import EndpointError
 from trainmon.sources.recording import FileFormatError, Recorder
 from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
-from trainmon.theme import ThemeError, console_for, load_theme
-from trainmon.view import ViewOptions, summary
+from trainmon.view import ViewOptions
+from trainmon.view.theme import ThemeError, console_for, load_theme
 from trainmon_client.endpoints import LEGACY_ENDPOINT, default_endpoint, fallback_warning
 from trainmon_client.security import Curve
 

@@ -13,7 +13,7 @@ from rich.console import Console, RenderableType
 from rich.theme import Theme
 
 from trainmon.state import RunState
-from trainmon.theme import load_theme
+from trainmon.view.theme import load_theme
 from trainmon_client.protocol import Record
 
 __all__ = [

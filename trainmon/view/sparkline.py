@@ -84,17 +84,7 @@ class Sparkline:
                 marks = [self._mark(c, row, height) for c in cols]
                 yield from self._row(marks, width)
             return
-        low = min(c[0] for c in finite) / 2  # halved: -1e308..1e308 must not overflow
-        high = max(c[1] for c in finite) / 2
-        span = high - low
-        levels = height * 8
-        # Bars reach the column's maximum; the band below its minimum is solid.
-        bars = [
-            None
-            if math.isnan(col[1])
-            else (levels // 2 if span == 0 else 1 + round((col[1] / 2 - low) / span * (levels - 1)))
-            for col in cols
-        ]
+        bars = _bars(cols, finite, height * 8)
         marked_rows = {row for row in (0, height - 1) for col in cols if col[2]}
         # Each column top to bottom as a string (one per bar height, shared by the columns
         # a value is stretched over), then the rows read across them: C-level work,
@@ -105,21 +95,28 @@ class Sparkline:
                 drawn[bar] = _column_text(bar, height)
         rows = list(map("".join, zip(*[drawn[bar] for bar in bars], strict=True)))
         for row in range(height):
-            base = (height - 1 - row) * 8
             if row not in marked_rows:  # one segment for the whole row
                 yield Segment(rows[row].ljust(width), self.style)
                 yield Segment.line()
                 continue
-            cells: list[tuple[str, Style | None]] = []
-            for col, bar in zip(cols, bars, strict=True):
-                marked = self._mark(col, row, height)
-                if marked is not None:
-                    cells.append(marked)
-                elif bar is None:
-                    cells.append((" ", None))
-                else:
-                    cells.append((_BLOCKS[min(max(bar - base, 0), 8)], self.style))
-            yield from self._row(cells, width)
+            yield from self._row(self._marked_cells(cols, bars, row), width)
+
+    def _marked_cells(
+        self, cols: list[tuple[float, float, str]], bars: list[int | None], row: int
+    ) -> list[tuple[str, Style | None] | None]:
+        """Row ``row``'s cells a column at a time: a mark where one is, else the bar."""
+        height = self.height
+        base = (height - 1 - row) * 8
+        cells: list[tuple[str, Style | None] | None] = []
+        for col, bar in zip(cols, bars, strict=True):
+            marked = self._mark(col, row, height)
+            if marked is not None:
+                cells.append(marked)
+            elif bar is None:
+                cells.append((" ", None))
+            else:
+                cells.append((_BLOCKS[min(max(bar - base, 0), 8)], self.style))
+        return cells
 
     def _mark(
         self, col: tuple[float, float, str], row: int, height: int
@@ -142,6 +139,23 @@ class Sparkline:
         if len(cells) < width:
             yield Segment(" " * (width - len(cells)))
         yield Segment.line()
+
+
+def _bars(
+    cols: list[tuple[float, float, str]], finite: list[tuple[float, float, str]], levels: int
+) -> list[int | None]:
+    """Each column's bar height in ``levels`` steps, scaled to the finite columns (None:
+    no finite value). Bars reach the column's maximum; the band below its minimum is
+    solid."""
+    low = min(c[0] for c in finite) / 2  # halved: -1e308..1e308 must not overflow
+    high = max(c[1] for c in finite) / 2
+    span = high - low
+    return [
+        None
+        if math.isnan(col[1])
+        else (levels // 2 if span == 0 else 1 + round((col[1] / 2 - low) / span * (levels - 1)))
+        for col in cols
+    ]
 
 
 def _column_text(bar: int | None, height: int) -> str:

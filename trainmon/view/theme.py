@@ -29,6 +29,7 @@ else:  # pragma: no cover - the same parser, as a package before 3.11
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
+    "STATUS_STYLE",
     "STYLE_NAMES",
     "THEMES",
     "ThemeError",
@@ -120,6 +121,13 @@ _MONO: Final = {name: "none" for name in _DARK} | {
 }
 THEMES: Final = {"dark": _DARK, "light": _LIGHT, "mono": _MONO}
 STYLE_NAMES: Final = tuple(_DARK)
+STATUS_STYLE: Final = {  # a run's or a worker's status, in the order counts list them
+    "running": "tm.running",
+    "stalled": "tm.stalled",
+    "lost": "tm.lost",
+    "finished": "tm.finished",
+    "waiting": "tm.waiting",
+}
 
 
 class ThemeError(ValueError):

@@ -8,19 +8,19 @@ can ignore outliers (5th-95th percentile) or be logarithmic.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
-from trainmon.theme import resolve
+from trainmon.view.fold import fold_line
+from trainmon.view.theme import resolve
 
 __all__ = ["Line", "LineChart", "Point", "ema", "ema_extend", "y_range"]
 
@@ -235,8 +235,6 @@ class LineChart:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         height = max(self.height or options.height or 8, 3)
-        axis_style = resolve(console, self.axis_style)
-        mark_style = resolve(console, self.mark_style)
         width = options.max_width
         lines = [line for line in self.lines if not line.empty]
         if not lines:
@@ -244,13 +242,12 @@ class LineChart:
                 yield Segment(" " * width)
                 yield Segment.line()
             return
-        x0, x1 = self.x_range or (  # points come in x order
-            min(x for line in lines if (x := line.first_x) is not None),
-            max(x for line in lines if (x := line.last_x) is not None),
-        )
+        axis_style = resolve(console, self.axis_style)
+        mark_style = resolve(console, self.mark_style)
+        x0, x1 = self.x_range or _x_span(lines)
         label_width = _LABEL_WIDTH + 1
         plot_width = max(width - label_width - 1, 4)
-        folded = [(line, _fold_line(line, x0, x1, plot_width * 2)) for line in lines]
+        folded = [(line, fold_line(line, x0, x1, plot_width * 2)) for line in lines]
         values = [v for _, columns in folded for _, column in columns for v in column[:3]]
         yr = y_range(values, self.robust, self.log)
         labels = _y_labels(yr, height - 1, self.log)
@@ -276,195 +273,85 @@ class LineChart:
         yr: tuple[float, float],
         marked: dict[int, str],
     ) -> None:
+        """Each line's points and bands on ``canvas``; marks of non-finite values go
+        into ``marked`` by cell column."""
         lo, hi = yr
-        px_height = canvas.height * 4
-
         # Halved, so that a range from -1e308 to 1e308 does not overflow to inf.
         half_lo, half_span = lo / 2, hi / 2 - lo / 2
         if not half_span > 0:  # y_range never gives this; a division by 0 must never happen
             half_span = 1.0
-
-        top_px = px_height - 1
-        log, log10, inf, nan = self.log, math.log10, math.inf, math.nan
-
-        def pixels(ys: list[float]) -> list[int | None]:
-            """Each value's pixel row (None for one not drawn), in one comprehension:
-            a function call per value cost a fifth of a frame with 8 lines."""
-            if log:
-                ys = [log10(y) if y > 0 else nan for y in ys]
-            return [
-                round((1 - min(max((y / 2 - half_lo) / half_span, 0.0), 1.0)) * top_px)
-                if -inf < y < inf
-                else None
-                for y in ys
-            ]
-
-        vline, line_to, dot = canvas.vline, canvas.line, canvas.dot
+        top_px = canvas.height * 4 - 1
         for line, columns in folded:
             style = resolve(console, line.style)
-            band_style = style + Style(dim=True)
-            band = line.band
-            rows = pixels([column[0] for _, column in columns])
-            if band:
-                lows = pixels([column[1] for _, column in columns])
-                highs = pixels([column[2] for _, column in columns])
-            last_px = last_py = -1  # the previous drawn point, -1 if none
-            for index, (px, (_, low, high, mark)) in enumerate(columns):
-                if mark:
-                    marked[px // 2] = mark
-                if band and low < high:
-                    top, bottom = highs[index], lows[index]
-                    if top is not None and bottom is not None:
-                        vline(px, top, bottom, band_style)
-                py = rows[index]
-                if py is None:
-                    last_px = -1
-                    continue
-                if last_px < 0:
-                    dot(px, py, style)
-                elif px - last_px <= 1:  # neighbours (most columns): as line() does it
-                    middle = (last_py + py) // 2
-                    vline(last_px, last_py, middle, style)
-                    vline(px, middle if py >= last_py else middle + 1, py, style)
-                else:
-                    line_to(last_px, last_py, px, py, style)
-                last_px, last_py = px, py
+            rows = _pixels([c[0] for _, c in columns], self.log, half_lo, half_span, top_px)
+            bands = None
+            if line.band:
+                bands = (
+                    _pixels([c[1] for _, c in columns], self.log, half_lo, half_span, top_px),
+                    _pixels([c[2] for _, c in columns], self.log, half_lo, half_span, top_px),
+                )
+            _draw_line(canvas, columns, rows, bands, style, marked)
 
 
-def _fold_line(
-    line: Line, x0: float, x1: float, px_width: int
-) -> list[tuple[int, tuple[float, float, float, str]]]:
-    """A line's points gathered per pixel column: last value, finite low and high, any
-    mark. However many points there are, drawing costs one step per pixel column."""
-    columns: dict[int, list[Any]] = {}
-    finite = line.finite
-    if line.buckets:
-        _fold_columns(*line.buckets, x0, x1, px_width, columns, finite)
-    _fold_points(line.points, x0, x1, px_width, columns)
-    if line.steps:
-        values = line.values
-        _fold_columns(line.steps, values, values, values, None, x0, x1, px_width, columns, finite)
-    out = []
-    for px in sorted(columns):
-        y, low, high, mark = columns[px]
-        if low > high:  # no finite value in the column
-            low = high = y
-        out.append((px, (y, low, high, mark)))
-    return out
+def _x_span(lines: list[Line]) -> tuple[float, float]:
+    """The steps from the first point of any line to the last (points come in x order)."""
+    return (
+        min(x for line in lines if (x := line.first_x) is not None),
+        max(x for line in lines if (x := line.last_x) is not None),
+    )
 
 
-def _column(columns: dict[int, list[Any]], px: int, y: float) -> list[Any]:
-    """Pixel column ``px`` as [last y, low, high, mark], its last value now ``y``."""
-    column = columns.get(px)
-    if column is None:
-        column = columns[px] = [y, math.inf, -math.inf, ""]
-    else:
-        column[0] = y
-    return column
-
-
-def _pixel_runs(
-    steps: Sequence[int], x0: float, x1: float, px_width: int
-) -> Iterator[tuple[int, int, int]]:
-    """(pixel column, start, end): the slices of sorted ``steps`` within [x0, x1] that
-    fall in each pixel column, found by bisection."""
-    start = bisect.bisect_left(steps, x0)
-    stop = bisect.bisect_right(steps, x1)
-    scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
-    while start < stop:
-        px = round((steps[start] - x0) * scale)
-        end = (
-            stop if scale == 0 else bisect.bisect_left(steps, x0 + (px + 0.5) / scale, start, stop)
-        )
-        end = max(end, start + 1)
-        yield px, start, end
-        start = end
-
-
-_MARKS = {"nan": "×", "+inf": "▲", "-inf": "▼"}
-
-
-def _fold_columns(
-    steps: Sequence[int],
-    lasts: Sequence[float],
-    lows: Sequence[float],
-    highs: Sequence[float],
-    marks: Sequence[str] | None,
-    x0: float,
-    x1: float,
-    px_width: int,
-    columns: dict[int, list[Any]],
-    finite: bool = False,
-) -> None:
-    """Points given as columns in step order, a pixel column at a time: bisect, then
-    C-level min/max. Downsampled buckets bring their lows, highs and marks; raw points
-    are buckets of one (``lasts``, ``lows`` and ``highs`` the same list, no ``marks``:
-    a NaN or infinity is its own mark). ``finite``: no NaN or infinity to look for."""
+def _pixels(
+    ys: list[float], log: bool, half_lo: float, half_span: float, top_px: int
+) -> list[int | None]:
+    """Each value's pixel row (None for one not drawn), in one comprehension: a function
+    call per value cost a fifth of a frame with 8 lines. ``half_lo`` and ``half_span``
+    are the y range's bottom and span, halved."""
     inf = math.inf
-    raw = marks is None
-    if finite:
-        marks = None  # all blank
-    for px, start, end in _pixel_runs(steps, x0, x1, px_width):
-        y = lasts[end - 1]
-        column = _column(columns, px, y)
-        low_chunk = lows[start:end]
-        high_chunk = low_chunk if raw else highs[start:end]
-        if finite:
-            total = 0.0
-        elif raw:
-            total = sum(low_chunk)
-        else:
-            total = sum(low_chunk) + sum(high_chunk)
-        if -inf < total < inf:
-            low, high = min(low_chunk), max(high_chunk)
-            if low < column[1]:
-                column[1] = low
-            if high > column[2]:
-                column[2] = high
-        else:  # NaN or an infinity inside (a bucket with no finite value has NaN bounds)
-            for low, high in zip(low_chunk, high_chunk, strict=True):
-                if -inf < low < inf:
-                    if low < column[1]:
-                        column[1] = low
-                elif raw and not column[3]:
-                    column[3] = _mark_of(low)
-                if -inf < high < inf and high > column[2]:
-                    column[2] = high
-        if marks is not None and not column[3]:
-            for mark in marks[start:end]:
-                if mark:
-                    column[3] = _MARKS[mark]
-                    break
-            else:
-                if not -inf < y < inf:
-                    column[3] = _mark_of(y)
+    if log:
+        log10, nan = math.log10, math.nan
+        ys = [log10(y) if y > 0 else nan for y in ys]
+    return [
+        round((1 - min(max((y / 2 - half_lo) / half_span, 0.0), 1.0)) * top_px)
+        if -inf < y < inf
+        else None
+        for y in ys
+    ]
 
 
-def _mark_of(value: float) -> str:
-    """How a non-finite value is marked on the bottom row."""
-    return "×" if value != value else ("▲" if value > 0 else "▼")
-
-
-def _fold_points(
-    points: Sequence[Point | tuple[float, float, float, float]],
-    x0: float,
-    x1: float,
-    px_width: int,
-    columns: dict[int, list[Any]],
+def _draw_line(
+    canvas: _Canvas,
+    columns: list[tuple[int, tuple[float, float, float, str]]],
+    rows: list[int | None],
+    bands: tuple[list[int | None], list[int | None]] | None,
+    style: Style,
+    marked: dict[int, str],
 ) -> None:
-    scale = (px_width - 1) / (x1 - x0) if x1 > x0 else 0.0
-    inf = math.inf
-    for x, y, low, high in points:
-        if not x0 <= x <= x1:
+    """One line's pixel columns: its band (``bands``: low and high rows, None for no
+    band) dim under it, then the point joined to the one before it."""
+    band_style = style + Style(dim=True)
+    vline, line_to, dot = canvas.vline, canvas.line, canvas.dot
+    last_px = last_py = -1  # the previous drawn point, -1 if none
+    for index, (px, (_, low, high, mark)) in enumerate(columns):
+        if mark:
+            marked[px // 2] = mark
+        if bands is not None and low < high:
+            top, bottom = bands[1][index], bands[0][index]
+            if top is not None and bottom is not None:
+                vline(px, top, bottom, band_style)
+        py = rows[index]
+        if py is None:
+            last_px = -1
             continue
-        column = _column(columns, round((x - x0) * scale), y)
-        if -inf < y < inf:
-            if low < column[1]:
-                column[1] = low
-            if high > column[2]:
-                column[2] = high
-        elif not column[3]:
-            column[3] = _mark_of(y)
+        if last_px < 0:
+            dot(px, py, style)
+        elif px - last_px <= 1:  # neighbours (most columns): as line() does it
+            middle = (last_py + py) // 2
+            vline(last_px, last_py, middle, style)
+            vline(px, middle if py >= last_py else middle + 1, py, style)
+        else:
+            line_to(last_px, last_py, px, py, style)
+        last_px, last_py = px, py
 
 
 def _row_segments(

@@ -1,0 +1,57 @@
+"""What the dashboard shows of the state: the run, its main metric, the worker whose
+curves are drawn, and the worker a metric is read from."""
+
+from __future__ import annotations
+
+from trainmon.names import HELD_OUT_LOSS_NAMES, LOSS_NAMES
+from trainmon.state import Run, RunState, Series, Worker
+from trainmon.view.options import ViewOptions
+
+__all__ = ["main_metric", "metric_source", "shown_run", "shown_worker"]
+
+
+def shown_run(state: RunState, opts: ViewOptions) -> Run | None:
+    """The run on screen: the one chosen (``--run`` or the r key) when it is chosen,
+    then as ``RunState.current`` keeps it (the run being looked at stays unless it
+    ends while another is live; a chosen run can be forgotten past the run limit).
+
+    The view's one request that changes the state: a run named in ``opts`` but not yet
+    chosen (``--run``, before the run was heard from) is chosen once it is known."""
+    if opts.run is not None and opts.run != state.chosen and opts.run in state.runs:
+        state.choose(opts.run)
+    return state.current()
+
+
+def main_metric(run: Run, opts: ViewOptions) -> str | None:
+    """The metric shown large: the chosen one, else the training loss, else a held-out
+    loss (a run may log only ``val_loss``), else the first logged."""
+    if opts.metric is not None and opts.metric in run.metric_names:
+        return opts.metric
+    return (
+        run.find_metric(LOSS_NAMES)
+        or run.find_metric(HELD_OUT_LOSS_NAMES)
+        or (run.metric_names[0] if run.metric_names else None)
+    )
+
+
+def shown_worker(run: Run, opts: ViewOptions) -> Worker | None:
+    """The worker whose curves are drawn: the chosen one, else the lead."""
+    if opts.worker is not None and opts.worker in run.workers:
+        return run.workers[opts.worker]
+    return run.lead
+
+
+def metric_source(run: Run, name: str) -> tuple[Series, Worker] | None:
+    """Metric ``name`` of ``run`` and the worker it is read from: the lead, else the
+    first worker that logs it (rank 1's data loading time; a pool's parent, whose
+    children log no loss), so no worker's metric is left out."""
+    lead = run.lead
+    if lead is not None:
+        series = lead.series.get(name)
+        if series is not None:
+            return series, lead
+    holders = [w for w in run.workers.values() if name in w.series]
+    if not holders:
+        return None
+    worker = min(holders, key=lambda w: (w.sort_key()[:2], w.first_seen))
+    return worker.series[name], worker

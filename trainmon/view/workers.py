@@ -1,0 +1,91 @@
+"""The workers panel: a row per worker (rank, host, step, rate, missed, status), as many
+as fit."""
+
+from __future__ import annotations
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.panel import Panel
+from rich.text import Text
+
+from trainmon.state import Run, Worker
+from trainmon.view.options import ViewOptions
+from trainmon.view.table import grid_lines
+from trainmon.view.theme import STATUS_STYLE
+
+__all__ = ["workers_panel"]
+
+
+def workers_panel(run: Run, opts: ViewOptions, now: float) -> Panel:
+    """One row per worker, as many as fit, and how many more there are."""
+    return Panel(_WorkersTable(run, opts, now), title="Workers", title_align="left")
+
+
+class _WorkersTable:
+    """The workers' rows, taken now (so a frozen frame stays frozen), cut to fit later."""
+
+    COLUMNS = (
+        ("rank", "right"),
+        ("host", "left"),
+        ("pid", "right"),
+        ("step", "right"),
+        ("last seen", "right"),
+        ("steps/s", "right"),
+        ("step ms", "right"),
+        ("missed", "right"),
+        ("status", "left"),
+    )
+
+    def __init__(self, run: Run, opts: ViewOptions, now: float) -> None:
+        straggler = run.straggler(now, opts.stall_after_s)
+        self.rows = [
+            _worker_row(worker, opts, now, worker is straggler)
+            for worker in sorted(run.workers.values(), key=Worker.sort_key)
+        ]
+        self.untracked = run.untracked_workers
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        rows = self.rows
+        room = max((options.height or len(rows) + 2) - 1, 1)
+        hidden = 0
+        notes = 1 if self.untracked else 0
+        if len(rows) + notes > room:
+            keep = max(room - 1 - notes, 0)
+            hidden = len(rows) - keep
+            rows = rows[:keep]
+        yield from grid_lines(self.COLUMNS, rows, options.max_width)
+        if hidden:
+            yield Text(f"  … {hidden:,} more workers not shown", style="tm.dim")
+        if self.untracked:
+            yield Text(
+                f"  worker limit reached: {self.untracked:,} records of further "
+                "workers not tracked",
+                style="tm.warn",
+            )
+
+
+def _worker_row(
+    worker: Worker, opts: ViewOptions, now: float, straggler: bool = False
+) -> tuple[str | Text, ...]:
+    status = worker.status(now, opts.stall_after_s)
+    rate = worker.steps_per_s
+    shown_rate = rate is not None and not worker.finished and status == "running"
+    # A straggler is running, but behind the others: say that alone (fits at 80 columns).
+    status_text = (
+        Text("straggler", style="tm.straggler")
+        if straggler
+        else Text(status, style=STATUS_STYLE[status])
+    )
+    missed = f"{worker.missed:,}"
+    if worker.client_dropped:
+        missed += f"+{worker.client_dropped:,}"
+    return (
+        "–" if worker.rank is None else str(worker.rank),
+        worker.host or worker.id,
+        "–" if worker.pid is None else str(worker.pid),
+        "–" if worker.step is None else f"{worker.step:,}",
+        f"{max(now - worker.last_seen, 0):.1f}s ago",
+        f"{rate:,.1f}" if shown_rate and rate is not None else "–",
+        f"{1000 / rate:,.1f}" if shown_rate and rate else "–",
+        Text(missed, style="tm.stalled" if missed != "0" else ""),
+        status_text,
+    )
