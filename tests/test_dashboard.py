@@ -15,10 +15,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import RenderableType
 
-from trainmon.alerts import SPIKE_FACTOR, AlertWatch
 from trainmon.app import frame_interval, next_options
 from trainmon.keys import Action, parse_keys
-from trainmon.state import WARMUP_RECORDS, Limits, RunState
+from trainmon.state import SPIKE_FACTOR, WARMUP_RECORDS, AlertWatch, Limits, RunState
 from trainmon.theme import ThemeError, console_for, load_theme
 from trainmon.view import ViewOptions, render
 from trainmon_client.protocol import Columns, Record

@@ -17,12 +17,11 @@ from rich.layout import Layout
 from rich.live import Live
 from rich.theme import Theme
 
-from trainmon.alerts import AlertWatch
 from trainmon.escape import escaped
 from trainmon.export import dashboard_picture
 from trainmon.ingest import RecordSource
 from trainmon.keys import Action, quit_on_signals, terminal_keys
-from trainmon.state import Run, RunState, Worker, worker_label
+from trainmon.state import AlertWatch, Run, RunState, Worker, worker_label
 from trainmon.view import (
     ViewOptions,
     footer,

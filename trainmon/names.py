@@ -1,5 +1,6 @@
 """The metric names the dashboard knows: losses, accuracies, gradient norms and learning
-rates, for training and for held-out data, as training code commonly logs them.
+rates, for training and for held-out data, as training code commonly logs them; and
+how a value that is not a finite number is marked (:func:`mark_of`).
 
 A name is a base (``loss``, ``accuracy``/``acc``, ``grad_norm``, ``lr``/``learning_rate``)
 with an optional phase in front (``train_``, ``val_``, ``eval_`` as the Hugging Face
@@ -10,6 +11,7 @@ accuracies, an optional ``_step`` or ``_epoch`` behind (Lightning's ``on_step`` 
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "TRAIN_ACCURACY_NAMES",
     "is_accuracy",
     "is_loss",
+    "mark_of",
 ]
 
 _TRAIN: Final = ("", "train", "training")
@@ -65,3 +68,13 @@ def is_accuracy(name: str) -> bool:
 def is_loss(name: str) -> bool:
     """A loss of any phase: lower is better, so its best value is worth showing."""
     return name.lower() in _LOSSES
+
+
+def mark_of(value: float) -> str:
+    """How a value is marked where it cannot be drawn: ``"nan"``, ``"+inf"`` or
+    ``"-inf"``, and ``""`` for a finite number."""
+    if math.isfinite(value):
+        return ""
+    if math.isnan(value):
+        return "nan"
+    return "+inf" if value > 0 else "-inf"

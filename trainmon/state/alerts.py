@@ -11,24 +11,36 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from trainmon.names import LOSS_NAMES
-from trainmon.state import Alert, Run, RunState, Series, Worker, worker_label
+from trainmon.state.run import Run
+from trainmon.state.series import Series
+from trainmon.state.worker import Worker, worker_label
+
+if TYPE_CHECKING:  # RunState keeps the alerts: it imports this module
+    from trainmon.state.runstate import RunState
 
 __all__ = [
     "Alert",
     "AlertWatch",
     "SPIKE_FACTOR",
-    "worker_label",
 ]
 
 SPIKE_FACTOR: Final = 6.0  # a spike is this many mean deviations above the smoothed value
 _SPIKE_WEIGHT: Final = 0.9  # EMA weight of the smoothed value and of its mean deviation
 _SPIKE_MIN_POINTS: Final = 20  # values seen before spikes are looked for
 _CHECK_AT_MOST: Final = 5000  # newest values looked at per series and frame
-_KEEP: Final = 200  # alerts kept per run
 _TRAINING_LOSSES: Final = frozenset(LOSS_NAMES)  # spikes are looked for in these
+
+
+class Alert(NamedTuple):
+    """One alert: when (monitor time), which run, what kind, and what to say."""
+
+    time: float
+    run: str
+    kind: str  # nan, spike, stalled, lost, missed, epochs, client
+    text: str
 
 
 @dataclass(slots=True)
@@ -44,7 +56,8 @@ class _Spikes:
 
 @dataclass
 class AlertWatch:
-    """Finds new alerts and keeps them in ``state.alerts`` (newest last)."""
+    """Finds new alerts and hands them to the state (:meth:`RunState.note_alerts`), which
+    keeps them in ``state.alerts`` (newest last); keeps what it needs to find them again."""
 
     spike_factor: float = SPIKE_FACTOR
     raised: set[tuple[str, ...]] = field(default_factory=set)
@@ -57,7 +70,7 @@ class AlertWatch:
             raise ValueError(f"spike_factor must be above 0, not {self.spike_factor!r}")
 
     def check(self, state: RunState, now: float, stall_after_s: float) -> list[Alert]:
-        """The alerts new since the last check, also appended to ``state.alerts``."""
+        """The alerts new since the last check, also noted in the state."""
         new: list[Alert] = []
         self._forget_gone_runs(state)
         # alerts from training scripts, taken in by apply() since the last check
@@ -70,9 +83,7 @@ class AlertWatch:
                 new.extend(self._worker(run, worker, now, stall_after_s))
             if run.past_total():
                 new += self._raise((run.name, "epochs"), _past_total(run, now))
-        for alert in new:
-            state.alerts.append(alert)
-        del state.alerts[:-_KEEP]
+        state.note_alerts(new)
         return new
 
     def _forget_gone_runs(self, state: RunState) -> None:
