@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
-from typing import Any, Final
+from dataclasses import KW_ONLY, dataclass, field
+from types import MethodType
+from typing import Concatenate, Final, Generic, ParamSpec, TypeVar, overload
 
 from trainmon.state.alerts import Alert
 from trainmon.state.config import config_items
@@ -12,12 +13,11 @@ from trainmon.state.limits import (
     LOST_AFTER_S,
     MAX_BUCKETS,
     MIN_BUCKETS,
-    WARMUP_RECORDS,
     Limits,
 )
 from trainmon.state.run import Run
 from trainmon.state.series import Downsampled, Series
-from trainmon.state.worker import RATE_SLOT_S, Worker, worker_label
+from trainmon.state.worker import Worker, worker_label
 from trainmon_client.protocol import Columns, Record
 
 __all__ = ["RunState"]
@@ -27,43 +27,95 @@ _MAX_CLIENT_ALERTS: Final = 1000
 _MAX_ALERTS: Final = 200  # alerts kept (AlertWatch finds them)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Replaceable(Generic[P, R]):
+    """A method of :class:`RunState` that one state may have replaced by a wrapper
+    (``state.apply = noted``: tests wrap what a source feeds a state, to note what
+    arrives), though RunState has slots: the wrapper is kept in the state's
+    ``_replaced``. ``apply`` and ``apply_columns`` are such methods; any other
+    attribute not declared still cannot be set."""
+
+    __slots__ = ("_func", "_name")
+
+    def __init__(self, func: Callable[Concatenate[RunState, P], R]) -> None:
+        self._func = func
+        self._name = func.__name__
+
+    @overload
+    def __get__(self, state: None, owner: type[RunState]) -> _Replaceable[P, R]: ...
+
+    @overload
+    def __get__(self, state: RunState, owner: type[RunState] | None = None) -> Callable[P, R]: ...
+
+    def __get__(
+        self, state: RunState | None, owner: type[RunState] | None = None
+    ) -> _Replaceable[P, R] | Callable[P, R]:
+        if state is None:
+            return self
+        if state._replaced and self._name in state._replaced:
+            return state._replaced[self._name]  # type: ignore[return-value]  # see __set__
+        return MethodType(self._func, state)
+
+    def __set__(self, state: RunState, wrapper: Callable[P, R]) -> None:
+        state._replaced[self._name] = wrapper
+
+
+
+@dataclass(slots=True, eq=False, repr=False)
 class RunState:
-    """Everything received, grouped by run and worker. ``apply`` is the only writer of
-    what came; :meth:`current` and :meth:`choose` keep which run the dashboard shows."""
+    """Everything received, grouped by run and worker; an undeclared attribute cannot be
+    set (slots), so nothing but these methods writes the state.
 
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
-        self.runs: dict[str, Run] = {}
-        self.records = 0  # accepted records
-        self.rejected = 0  # messages that failed to decode
-        # Records of kinds this monitor does not know (a newer client's): skipped, their
-        # sequence numbers counted as received. kind -> count, a few kinds at most.
-        self.skipped: dict[str, int] = {}
-        self.last_reject: str | None = None
-        self.rejected_by_peer: dict[str, int] = {}
-        self.refused = 0  # encrypted handshakes refused (a key not allowed)
-        self.last_refusal: str | None = None
-        self.link_short = ""  # what is wrong with the connections made, in a few words
-        self.link_note = ""  # and the whole story
-        self.recording_note = ""  # why `watch --record` stopped recording, once it has
-        self.duplicates = 0
-        self.untracked_runs = 0
-        self.forgotten_runs = 0  # finished runs let go to make room for new ones
-        self.worker_count = 0  # workers across all runs (at most limits.all_workers)
-        self.series_count = 0  # series across all runs (at most limits.series)
-        # What each series keeps (full-resolution points, buckets), for series_count
-        # up to _planned_for (see _plan).
+    Its writers, all methods here: the apply path (:meth:`apply` for one record,
+    :meth:`apply_columns` for a batch of metrics records in columns, which takes the
+    same steps in a few passes or falls back to ``apply``); the sources' counters
+    (:meth:`reject`, :meth:`refuse`, :meth:`note_link`, :meth:`note_recording`); the
+    alerts :class:`~trainmon.state.alerts.AlertWatch` finds (:meth:`note_alerts`); and
+    which run the dashboard shows (:meth:`choose`, and :meth:`current`, which keeps
+    its answer). The view only reads.
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    _: KW_ONLY  # a state starts empty: only its limits are given
+    runs: dict[str, Run] = field(default_factory=dict)
+    records: int = 0  # accepted records
+    rejected: int = 0  # messages that failed to decode
+    # Records of kinds this monitor does not know (a newer client's): skipped, their
+    # sequence numbers counted as received. kind -> count, a few kinds at most.
+    skipped: dict[str, int] = field(default_factory=dict)
+    last_reject: str | None = None
+    rejected_by_peer: dict[str, int] = field(default_factory=dict)
+    refused: int = 0  # encrypted handshakes refused (a key not allowed)
+    last_refusal: str | None = None
+    link_short: str = ""  # what is wrong with the connections made, in a few words
+    link_note: str = ""  # and the whole story
+    recording_note: str = ""  # why `watch --record` stopped recording, once it has
+    duplicates: int = 0
+    untracked_runs: int = 0
+    forgotten_runs: int = 0  # finished runs let go to make room for new ones
+    worker_count: int = 0  # workers across all runs (at most limits.all_workers)
+    series_count: int = 0  # series across all runs (at most limits.series)
+    # What each series keeps (full-resolution points, buckets), for series_count
+    # up to _planned_for (see _plan).
+    share: tuple[int, int] = (0, MAX_BUCKETS)
+    _planned_for: int = 0
+    alerts: list[Alert] = field(default_factory=list)  # raised so far, newest last
+    client_alerts: list[Alert] = field(default_factory=list)  # sent by scripts (the latest)
+    client_alerts_total: int = 0
+    first_record_at: float | None = None  # monitor time of the first record
+    last_record_at: float | None = None  # and of the latest
+    _shown: str | None = None  # the run current() gave last
+    _pinned: bool = False  # it was chosen when it had already ended: it stays
+    chosen: str | None = None  # the run chosen last (choose())
+    _replaced: dict[str, Callable[..., object]] = field(default_factory=dict)  # see below
+
+    def __post_init__(self) -> None:
         self.share = (self.limits.window, MAX_BUCKETS)
-        self._planned_for = 0
-        self.alerts: list[Alert] = []  # raised so far, newest last (see note_alerts)
-        self.client_alerts: list[Alert] = []  # sent by training scripts (the latest)
-        self.client_alerts_total = 0
-        self.first_record_at: float | None = None  # monitor time of the first record
-        self.last_record_at: float | None = None  # and of the latest
-        self._shown: str | None = None  # the run current() gave last
-        self._pinned = False  # it was chosen when it had already ended: it stays
-        self.chosen: str | None = None  # the run chosen last (choose())
 
+    @_Replaceable
     def apply(self, record: Record, now: float) -> bool:
         """Fold one record in; ``now`` is the monitor's clock when it arrived.
 
@@ -73,113 +125,138 @@ class RunState:
         if found is None:
             return False
         run, worker = found
-        if record.kind == "heartbeat":
-            self._heartbeat(worker, record)
+        kind = record.kind
+        if kind == "heartbeat":
+            self._counts(worker, record)
+            worker.expect_through(record.seq)  # a heartbeat carries the last number used
             return False
-        if (
-            record.kind == "hello"
-            and record.seq == 0
-            and worker.hello_time is not None
-            and (record.time > worker.hello_time)
-        ):
-            # The same host:pid again, started later: a restarted process (a container's
-            # PID 1, a requeued job). Its numbering starts over.
-            worker.seen_max, worker.gaps, worker.missed, worker.finished = -1, [], 0, False
-            self._parent_ended(run, worker, False)
-        if record.kind == "hello":
-            worker.hello_time = max(worker.hello_time or record.time, record.time)
+        if kind == "hello":
+            self._hello_time(run, worker, record)
         if not worker.accept(record.seq):
             self.duplicates += 1
             return False
-        self.records += 1
-        worker.records += 1
-        run.updated = now
-        if self.first_record_at is None:
-            self.first_record_at = now
-        self.last_record_at = now
-        if run.started is None or record.time < run.started:
-            run.started = record.time
-        if record.kind == "metrics":
+        self._took(run, worker, 1, record.time, now)
+        if kind == "metrics":
             self._metrics(run, worker, record, now)
-        elif record.kind == "hello":
-            self._hello(run, worker, record.info)
-        elif record.kind == "alert":
-            title, text = record.info.get("title", "alert"), record.info.get("text", "")
-            said = f"{worker_label(worker)}: {title}" + (f" — {text}" if text else "")
-            self.client_alerts.append(Alert(now, run.name, "client", said))
-            self.client_alerts_total += 1
-            del self.client_alerts[:-_MAX_CLIENT_ALERTS]
-        elif record.kind == "bye":
-            worker.finished = True
-            self._parent_ended(run, worker, True)
-            self._counts(worker, record)
-        elif record.kind != "metrics" and (  # a newer client's kind: counted, not applied
-            record.kind in self.skipped or len(self.skipped) < _MAX_PEERS
-        ):
-            self.skipped[record.kind] = self.skipped.get(record.kind, 0) + 1
+        else:
+            _KINDS.get(kind, RunState._other_kind)(self, run, worker, record, now)
         return True
 
+    @_Replaceable
     def apply_columns(self, columns: Columns, now: float) -> int:
         """Fold in consecutive metrics records given as columns; how many were taken.
 
         The same result as applying ``columns.records()`` one by one, in a few passes
         per column when the records are all new and their steps do not go down;
-        otherwise it does exactly that.
+        otherwise it does exactly that. Each step is that of :meth:`apply` and
+        :meth:`_metrics` for a batch: :meth:`Worker.accept_batch`, :meth:`_took`,
+        :meth:`Worker.note_epochs`, :meth:`Worker.advance_batch`, :meth:`Series.extend`.
         """
-        found = self._worker(columns.run, columns.worker, now, len(columns.times))
+        count = len(columns.times)
+        found = self._worker(columns.run, columns.worker, now, count)
         if found is None:
             return 0
         run, worker = found
-        seq, count = columns.seq, len(columns.times)
         steps = columns.steps
-        if seq <= worker.seen_max or not (
+        if columns.seq <= worker.seen_max or not (
             columns.ordered or (None not in steps and steps == sorted(steps))  # type: ignore[type-var]
         ):
             return sum(self.apply(record, now) for record in columns.records())
-        worker.expect_through(seq - 1)
-        worker.seen_max = seq + count - 1
+        worker.accept_batch(columns.seq, count)
+        self._took(run, worker, count, min(columns.times), now)
+        numbers: list[int] = steps  # type: ignore[assignment]  # no None, checked above
+        worker.note_epochs(columns.epochs, numbers, columns.times, not columns.metrics)
+        if columns.metrics:
+            worker.last_metrics_at = now
+            worker.advance_batch(numbers, columns.times)
+            for name, values in columns.metrics.items():
+                series = worker.series.get(name) or self._new_series(run, worker, name, count)
+                if series is not None:
+                    series.extend(numbers, values, sorted_steps=True, finite=columns.finite)
+        return count
+
+    def _took(self, run: Run, worker: Worker, count: int, earliest: float, now: float) -> None:
+        """``count`` records of ``worker`` taken at ``now``, the earliest sent at ``earliest``."""
         self.records += count
         worker.records += count
         run.updated = now
         if self.first_record_at is None:
             self.first_record_at = now
         self.last_record_at = now
-        times = columns.times
-        started = min(times)
-        if run.started is None or started < run.started:
-            run.started = started
-        epochs = columns.epochs
-        numbers: list[int] = steps  # type: ignore[assignment]  # no None, checked above
-        if epochs.count(worker.epoch) != count:
-            marker = not columns.metrics
-            for epoch, step, t in zip(epochs, numbers, times, strict=True):
-                if epoch is not None and epoch != worker.epoch:
-                    worker.note_epoch(epoch, step, t, marker)
-        if not columns.metrics:
-            return count
+        if run.started is None or earliest < run.started:
+            run.started = earliest
+
+    def _metrics(self, run: Run, worker: Worker, record: Record, now: float) -> None:
+        """A metrics record (a ``set_epoch`` marker if it has no metrics): the steps of
+        :meth:`apply_columns` for one record."""
+        if record.epoch is not None and record.epoch != worker.epoch:
+            worker.note_epoch(record.epoch, record.step, record.time, not record.metrics)
+        if not record.metrics:
+            return
+        step = record.step if record.step is not None else record.seq
         worker.last_metrics_at = now
-        first = -1
-        if worker.step is None or numbers[0] >= worker.step:
-            first = 0
-        elif numbers[-1] >= worker.step:
-            first = bisect.bisect_left(numbers, worker.step)
-        if first >= 0:  # records from `first` on move the step forward
-            last = numbers[-1]
-            same = bisect.bisect_left(numbers, last, first)  # the first record at `last`
-            if same > first:
-                worker.step_gap = last - numbers[same - 1]
-            elif worker.step is not None and last > worker.step:
-                worker.step_gap = last - worker.step
-            worker.step = last
-            skip = first + max(WARMUP_RECORDS - worker.forward_records, 0)
-            worker.forward_records += count - first
-            if skip < count:
-                _rate_points(worker, times, numbers, skip)
-        for name, values in columns.metrics.items():
-            series = worker.series.get(name) or self._new_series(run, worker, name, count)
+        worker.advance(step, record.time)
+        for name, value in record.metrics.items():
+            series = worker.series.get(name) or self._new_series(run, worker, name, 1)
             if series is not None:
-                series.extend(numbers, values, sorted_steps=True, finite=columns.finite)
-        return count
+                series.add(step, value)
+
+    def _hello_time(self, run: Run, worker: Worker, record: Record) -> None:
+        """A hello, before its number is checked: when its process started. The same
+        host:pid again, started later, is a restarted process (a container's PID 1, a
+        requeued job): its numbering starts over."""
+        started = worker.hello_time
+        if record.seq == 0 and started is not None and record.time > started:
+            worker.seen_max, worker.gaps, worker.missed, worker.finished = -1, [], 0, False
+            self._parent_ended(run, worker, False)
+        worker.hello_time = max(started or record.time, record.time)
+
+    def _hello(self, run: Run, worker: Worker, record: Record, now: float) -> None:
+        """A hello taken: who the worker is, its totals, its parent, the run's config."""
+        info = record.info
+        worker.host = info.get("host", worker.host)
+        worker.pid = info.get("pid", worker.pid)
+        worker.rank = info.get("rank", worker.rank)
+        worker.world = info.get("world", worker.world)
+        if "epochs" in info:  # (epochs_f goes with it: a hello again may drop it)
+            worker.total_epochs, worker.total_epochs_f = info["epochs"], info.get("epochs_f")
+        worker.total_steps = info.get("steps", worker.total_steps)
+        parent = info.get("parent")
+        if parent is not None and parent != worker.id:
+            worker.parent, run.forked = parent, True
+            father = run.workers.get(parent)
+            worker.parent_ended = father is not None and father.finished
+        config = info.get("config")
+        sender = run.config_from
+        if (
+            isinstance(config, dict)
+            and (  # a restarted rank 0 is newer than the one gone
+                sender is None or sender.finished or worker.sort_key()[:2] <= sender.sort_key()[:2]
+            )
+        ):
+            (run.config, run.config_more), run.config_from = config_items(config), worker
+        first_held = info.get("from")
+        if first_held is not None:
+            worker.not_held_before(first_held)
+
+    def _client_alert(self, run: Run, worker: Worker, record: Record, now: float) -> None:
+        """An alert a training script raised (``Monitor.alert()``): kept, the latest 1000."""
+        title, text = record.info.get("title", "alert"), record.info.get("text", "")
+        said = f"{worker_label(worker)}: {title}" + (f" — {text}" if text else "")
+        self.client_alerts.append(Alert(now, run.name, "client", said))
+        self.client_alerts_total += 1
+        del self.client_alerts[:-_MAX_CLIENT_ALERTS]
+
+    def _bye(self, run: Run, worker: Worker, record: Record, now: float) -> None:
+        worker.finished = True
+        self._parent_ended(run, worker, True)
+        self._counts(worker, record)
+
+    def _other_kind(self, run: Run, worker: Worker, record: Record, now: float) -> None:
+        """A newer client's kind of record: counted (a few kinds), not applied."""
+        kind = record.kind
+        if kind in self.skipped or len(self.skipped) < _MAX_PEERS:
+            self.skipped[kind] = self.skipped.get(kind, 0) + 1
 
     def reject(self, reason: str, peer: str = "") -> None:
         """Count a message that could not be decoded, and who sent it."""
@@ -317,68 +394,12 @@ class RunState:
             self._plan()  # the rest may keep more
         return True
 
-    def _heartbeat(self, worker: Worker, record: Record) -> None:
-        self._counts(worker, record)
-        worker.expect_through(record.seq)  # a heartbeat carries the last number used
-
     @staticmethod
     def _counts(worker: Worker, record: Record) -> None:
         """What the client says it dropped and did not record (heartbeat, bye)."""
         counters = record.counters
         worker.client_dropped = max(worker.client_dropped, counters.get("dropped", 0))
         worker.client_unrecorded = max(worker.client_unrecorded, counters.get("unrecorded", 0))
-
-    def _hello(self, run: Run, worker: Worker, info: dict[str, Any] | Any) -> None:
-        worker.host = info.get("host", worker.host)
-        worker.pid = info.get("pid", worker.pid)
-        worker.rank = info.get("rank", worker.rank)
-        worker.world = info.get("world", worker.world)
-        if "epochs" in info:  # (epochs_f goes with it: a hello again may drop it)
-            worker.total_epochs, worker.total_epochs_f = info["epochs"], info.get("epochs_f")
-        worker.total_steps = info.get("steps", worker.total_steps)
-        parent = info.get("parent")
-        if parent is not None and parent != worker.id:
-            worker.parent, run.forked = parent, True
-            father = run.workers.get(parent)
-            worker.parent_ended = father is not None and father.finished
-        config = info.get("config")
-        sender = run.config_from
-        if (
-            isinstance(config, dict)
-            and (  # a restarted rank 0 is newer than the one gone
-                sender is None or sender.finished or worker.sort_key()[:2] <= sender.sort_key()[:2]
-            )
-        ):
-            (run.config, run.config_more), run.config_from = config_items(config), worker
-        first_held = info.get("from")
-        if first_held is not None:
-            worker.not_held_before(first_held)
-
-    def _metrics(self, run: Run, worker: Worker, record: Record, now: float) -> None:
-        if record.epoch is not None and record.epoch != worker.epoch:
-            worker.note_epoch(record.epoch, record.step, record.time, not record.metrics)
-        step = record.step if record.step is not None else record.seq
-        if not record.metrics:
-            return
-        worker.last_metrics_at = now
-        last = worker.step
-        if last is None or step >= last:
-            if last is not None and step > last:
-                worker.step_gap = step - last
-            worker.step = step
-            worker.forward_records += 1
-            if worker.forward_records > WARMUP_RECORDS:  # Worker.rate_point, inlined
-                t = record.time
-                if worker.rate_from <= t < worker.rate_until:
-                    worker.rate_points[-1] = (t, step)
-                else:
-                    worker.rate_points.append((t, step))
-                    worker.rate_from = t // RATE_SLOT_S * RATE_SLOT_S
-                    worker.rate_until = worker.rate_from + RATE_SLOT_S
-        for name, value in record.metrics.items():
-            series = worker.series.get(name) or self._new_series(run, worker, name, 1)
-            if series is not None:
-                series.add(step, value)
 
     @staticmethod
     def _parent_ended(run: Run, parent: Worker, ended: bool) -> None:
@@ -432,18 +453,10 @@ def _live(run: Run, latest: float) -> bool:
     return bool(run.workers) and not run.finished and latest - run.heard <= LOST_AFTER_S
 
 
-def _rate_points(worker: Worker, times: list[float], steps: list[int], start: int) -> None:
-    """:meth:`Worker.rate_point` for records ``start`` on of a batch, as if one by one:
-    the last record of each quarter second, found by bisection when the times do not
-    go down (almost always), so a batch costs a few steps rather than one per record."""
-    if start > 0:
-        times, steps = times[start:], steps[start:]
-    if times != sorted(times):
-        for t, step in zip(times, steps, strict=True):
-            worker.rate_point(t, step)
-        return
-    index, end = 0, len(times)
-    while index < end:
-        slot = times[index] // RATE_SLOT_S
-        index = bisect.bisect_left(times, (slot + 1) * RATE_SLOT_S, index, end)
-        worker.rate_point(times[index - 1], steps[index - 1])
+
+# What each kind of record but metrics (the common one) and heartbeat does, once taken.
+_KINDS: Final[dict[str, Callable[[RunState, Run, Worker, Record, float], None]]] = {
+    "hello": RunState._hello,
+    "alert": RunState._client_alert,
+    "bye": RunState._bye,
+}

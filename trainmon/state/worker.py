@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
-from trainmon.state.limits import LOST_AFTER_S, RATE_WINDOW_S
+from trainmon.state.limits import LOST_AFTER_S, RATE_WINDOW_S, WARMUP_RECORDS
 from trainmon.state.series import Series
 
 __all__ = ["Worker", "worker_label"]
@@ -16,9 +16,9 @@ __all__ = ["Worker", "worker_label"]
 _MAX_GAPS: Final = 64
 # One (time, step) point is kept per quarter second of the worker's clock (the last
 # record in it), so 64 points hold more than the window however fast records come.
-# A power of two: a quarter second's bounds, ``t // RATE_SLOT_S * RATE_SLOT_S`` and
-# that plus ``RATE_SLOT_S``, are exact, so "within them" is "the same quarter second".
-RATE_SLOT_S: Final = 0.25
+# A power of two: a quarter second's bounds, ``t // _RATE_SLOT_S * _RATE_SLOT_S`` and
+# that plus ``_RATE_SLOT_S``, are exact, so "within them" is "the same quarter second".
+_RATE_SLOT_S: Final = 0.25
 _RATE_POINTS: Final = 64
 _EPOCH_STARTS: Final = 16
 
@@ -100,6 +100,11 @@ class Worker:
         self.duplicates += 1
         return False
 
+    def accept_batch(self, seq: int, count: int) -> None:
+        """Note sequence numbers ``seq`` to ``seq + count - 1``, all past any seen."""
+        self.expect_through(seq - 1)
+        self.seen_max = seq + count - 1
+
     def expect_through(self, last: int) -> None:
         """The worker has used sequence numbers up to ``last``: unseen ones are missed."""
         if last > self.seen_max:
@@ -136,8 +141,78 @@ class Worker:
             self.rate_points[-1] = (t, step)
         else:
             self.rate_points.append((t, step))
-            self.rate_from = t // RATE_SLOT_S * RATE_SLOT_S
-            self.rate_until = self.rate_from + RATE_SLOT_S
+            self.rate_from = t // _RATE_SLOT_S * _RATE_SLOT_S
+            self.rate_until = self.rate_from + _RATE_SLOT_S
+
+    def advance(self, step: int, t: float) -> None:
+        """A metrics record at ``step``, time ``t`` by the worker's clock: the worker's step
+        and the steps between the last two, unless it goes back; and, after the warm-up,
+        a rate point. :meth:`advance_batch` is the same for a batch."""
+        last = self.step
+        if last is None or step >= last:
+            if last is not None and step > last:
+                self.step_gap = step - last
+            self.step = step
+            self.forward_records += 1
+            if self.forward_records > WARMUP_RECORDS:  # rate_point, inlined (per record)
+                if self.rate_from <= t < self.rate_until:
+                    self.rate_points[-1] = (t, step)
+                else:
+                    self.rate_points.append((t, step))
+                    self.rate_from = t // _RATE_SLOT_S * _RATE_SLOT_S
+                    self.rate_until = self.rate_from + _RATE_SLOT_S
+
+    def advance_batch(self, steps: list[int], times: list[float]) -> None:
+        """:meth:`advance` for each of a batch of records whose ``steps`` do not go down,
+        in a few passes: only the records from the first not behind the worker's step on
+        move it, and a rate point is kept per quarter second (:meth:`_rate_points`)."""
+        count = len(steps)
+        if self.step is None or steps[0] >= self.step:
+            first = 0
+        elif steps[-1] >= self.step:
+            first = bisect.bisect_left(steps, self.step)
+        else:
+            return  # all behind
+        last = steps[-1]
+        same = bisect.bisect_left(steps, last, first)  # the first record at `last`
+        if same > first:
+            self.step_gap = last - steps[same - 1]
+        elif self.step is not None and last > self.step:
+            self.step_gap = last - self.step
+        self.step = last
+        skip = first + max(WARMUP_RECORDS - self.forward_records, 0)
+        self.forward_records += count - first
+        if skip < count:
+            self._rate_points(times, steps, skip)
+
+    def _rate_points(self, times: list[float], steps: list[int], start: int) -> None:
+        """:meth:`rate_point` for records ``start`` on of a batch, as if one by one: the
+        last record of each quarter second, found by bisection when the times do not go
+        down (almost always), so a batch costs a few steps rather than one per record."""
+        if start > 0:
+            times, steps = times[start:], steps[start:]
+        if times != sorted(times):
+            for t, step in zip(times, steps, strict=True):
+                self.rate_point(t, step)
+            return
+        index, end = 0, len(times)
+        while index < end:
+            slot = times[index] // _RATE_SLOT_S
+            index = bisect.bisect_left(times, (slot + 1) * _RATE_SLOT_S, index, end)
+            self.rate_point(times[index - 1], steps[index - 1])
+
+    def note_epochs(
+        self,
+        epochs: list[int | float | None],
+        steps: list[int],
+        times: list[float],
+        marker: bool,
+    ) -> None:
+        """:meth:`note_epoch` for each record of a batch whose epoch is not the worker's."""
+        if epochs.count(self.epoch) != len(epochs):
+            for epoch, step, t in zip(epochs, steps, times, strict=True):
+                if epoch is not None and epoch != self.epoch:
+                    self.note_epoch(epoch, step, t, marker)
 
     def note_epoch(self, epoch: int | float, step: int | None, t: float, marker: bool) -> None:
         """A record at ``step`` (``marker``: one with no metrics, from ``set_epoch``)
