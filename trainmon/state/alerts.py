@@ -53,6 +53,53 @@ class _Spikes:
     seen: int = 0
     last_spike: int = -1  # the step of the last spike raised
 
+    def warm_up(self, values: list[float]) -> int:
+        """The first values only start the smoothed value and its deviation off: take
+        those of ``values`` still needed for that; how many."""
+        smooth, deviation, seen = self.smooth, self.deviation, self.seen
+        weight, rest = _SPIKE_WEIGHT, 1 - _SPIKE_WEIGHT
+        warm = min(max(_SPIKE_MIN_POINTS - seen, 0), len(values))
+        for value in values[:warm]:
+            if seen == 0:
+                smooth = value
+            else:
+                deviation = weight * deviation + rest * abs(value - smooth)
+                smooth = weight * smooth + rest * value
+            seen += 1
+        self.smooth, self.deviation, self.seen = smooth, deviation, seen
+        return warm
+
+    def scan(
+        self, steps: list[int], values: list[float], start: int, factor: float
+    ) -> list[tuple[int, float, float]]:
+        """Take ``values`` from ``start`` on (finite, at ``steps``); the spikes among
+        them, each once: (step, value, the smoothed value before it)."""
+        smooth, weight, rest = self.smooth, _SPIKE_WEIGHT, 1 - _SPIKE_WEIGHT
+        out: list[tuple[int, float, float]] = []
+        # The hot loop (every loss value, up to hundreds of thousands a second), with as
+        # few float operations as it can: the deviation is kept times the factor (the
+        # threshold itself), the smoothed value moves by a share of the jump.
+        threshold, share = factor * self.deviation, rest * factor
+        index = start - 1
+        for value in values[start:]:
+            index += 1
+            jump = value - smooth
+            if (
+                jump > threshold
+                and threshold > 0
+                and jump > 0.5 * abs(smooth)
+                and steps[index] != self.last_spike  # each spike once (seen once)
+            ):
+                self.last_spike = steps[index]
+                out.append((steps[index], value, smooth))
+            threshold = weight * threshold + share * abs(jump)
+            smooth = weight * smooth + rest * value  # (not smooth + rest*jump: overflows)
+        if len(values) > start:
+            self.deviation = threshold / factor
+        self.seen += len(values) - start
+        self.smooth = smooth
+        return out
+
 
 @dataclass
 class AlertWatch:
@@ -146,54 +193,21 @@ class AlertWatch:
         tracker.checked = series.count
         if new <= 0:
             return []
-        out: list[Alert] = []
         steps, values = series.steps[-new:], series.vals[-new:]
         if not math.isfinite(sum(values)):  # NaN and infinities are not looked at
             finite = [(s, v) for s, v in zip(steps, values, strict=True) if math.isfinite(v)]
             steps, values = [s for s, _ in finite], [v for _, v in finite]
-        smooth, deviation, seen = tracker.smooth, tracker.deviation, tracker.seen
-        weight, rest = _SPIKE_WEIGHT, 1 - _SPIKE_WEIGHT
-        factor = self.spike_factor
-        # The first values only start the smoothed value and its deviation off.
-        warm = min(max(_SPIKE_MIN_POINTS - seen, 0), len(values))
-        for value in values[:warm]:
-            if seen == 0:
-                smooth = value
-            else:
-                deviation = weight * deviation + rest * abs(value - smooth)
-                smooth = weight * smooth + rest * value
-            seen += 1
-        # The hot loop (every loss value, up to hundreds of thousands a second), with as
-        # few float operations as it can: the deviation is kept times the factor (the
-        # threshold itself), the smoothed value moves by a share of the jump.
-        threshold, share = factor * deviation, rest * factor
-        index = warm - 1
-        for value in values[warm:]:
-            index += 1
-            jump = value - smooth
-            if (
-                jump > threshold
-                and threshold > 0
-                and jump > 0.5 * abs(smooth)
-                and steps[index] != tracker.last_spike  # each spike once (seen once)
-            ):
-                step = tracker.last_spike = steps[index]
-                out.append(
-                    Alert(
-                        now,
-                        run.name,
-                        "spike",
-                        f"{name} spike at step {step:,} ({worker_label(worker)}): "
-                        f"{value:.4g}, smoothed {smooth:.4g}",
-                    ),
-                )
-            threshold = weight * threshold + share * abs(jump)
-            smooth = weight * smooth + rest * value  # (not smooth + rest*jump: overflows)
-        if len(values) > warm:
-            deviation = threshold / factor
-        seen += len(values) - warm
-        tracker.smooth, tracker.deviation, tracker.seen = smooth, deviation, seen
-        return out
+        warm = tracker.warm_up(values)
+        who = worker_label(worker)
+        return [
+            Alert(
+                now,
+                run.name,
+                "spike",
+                f"{name} spike at step {step:,} ({who}): {value:.4g}, smoothed {smooth:.4g}",
+            )
+            for step, value, smooth in tracker.scan(steps, values, warm, self.spike_factor)
+        ]
 
 
 def _past_total(run: Run, now: float) -> Alert:

@@ -305,26 +305,32 @@ class RunState:
             return None
         latest = max(run.heard for run in self.runs.values())
         shown = self.runs.get(self._shown) if self._shown is not None else None
-        if shown is not None:
-            if _live(shown, latest):
-                self._pinned = False
-                return shown
-            if self._pinned:
-                return shown
+        if shown is None:
+            shown = self._first_shown(latest)
+        elif _live(shown, latest):
+            self._pinned = False
+            return shown
+        elif self._pinned:
+            return shown
+        else:
             others = [r for r in self.runs.values() if r is not shown and _live(r, latest)]
             if not others:
                 return shown
             shown = max(others, key=lambda run: run.created)
-        else:
-            live = [run for run in self.runs.values() if _live(run, latest)]
-            going = live or [r for r in self.runs.values() if r.workers and not r.finished]
-            if going:
-                shown = max(going, key=lambda run: run.created)
-            else:
-                heard = [r for r in self.runs.values() if r.workers] or self.runs.values()
-                shown = max(heard, key=lambda run: run.updated)
         self._shown, self._pinned = shown.name, False
         return shown
+
+    def _first_shown(self, latest: float) -> Run:
+        """The run shown first: the newest live run, else the newest not finished, else
+        the one heard from last."""
+        runs = self.runs.values()
+        going = [r for r in runs if _live(r, latest)] or [
+            r for r in runs if r.workers and not r.finished
+        ]
+        if going:
+            return max(going, key=lambda run: run.created)
+        heard = [r for r in runs if r.workers] or runs
+        return max(heard, key=lambda run: run.updated)
 
     def choose(self, name: str) -> None:
         """Show run ``name`` (the r key, or ``--run``) from now on, as :meth:`current`
