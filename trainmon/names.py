@@ -1,6 +1,7 @@
 """The metric names the dashboard knows: losses, accuracies, gradient norms and learning
-rates, for training and for held-out data, as training code commonly logs them; and
-how a value that is not a finite number is marked (:func:`mark_of`).
+rates, for training and for held-out data, as training code commonly logs them, and the
+samples and tokens of a step; and how a value that is not a finite number is marked
+(:func:`mark_of`).
 
 A name is a base (``loss``, ``accuracy``/``acc``, ``grad_norm``, ``lr``/``learning_rate``)
 with an optional phase in front (``train_``, ``val_``, ``eval_`` as the Hugging Face
@@ -21,6 +22,8 @@ __all__ = [
     "HELD_OUT_NAMES",
     "LOSS_NAMES",
     "LR_NAMES",
+    "SAMPLE_NAMES",
+    "TOKEN_NAMES",
     "TRAIN_ACCURACY_NAMES",
     "is_accuracy",
     "is_loss",
@@ -55,6 +58,9 @@ GRAD_NAMES: Final = _names(_TRAIN, ("grad_norm", "gradient_norm", "gradient", "g
 LR_NAMES: Final = _names(_TRAIN, ("lr", "learning_rate"), ("",))
 # Held-out losses and accuracies: shown beside the training ones, under their own names.
 HELD_OUT_NAMES: Final = HELD_OUT_LOSS_NAMES + ACCURACY_NAMES[len(TRAIN_ACCURACY_NAMES) :]
+# Logged per step, they give samples/s and tokens/s from steps/s: the first one logged.
+SAMPLE_NAMES: Final = ("samples", "batch_size")
+TOKEN_NAMES: Final = ("tokens",)
 
 _ACCURACIES: Final = frozenset(ACCURACY_NAMES)
 _LOSSES: Final = frozenset(LOSS_NAMES + HELD_OUT_LOSS_NAMES)

@@ -1,10 +1,12 @@
 """Alerts: what a person watching would want to be told about without looking closely.
 
-Computed by the monitor on each frame from the state: NaN or infinity in any metric, a
-loss spike (far above its smoothed value), a worker that stalls or is lost, records
-missed on the way, a run whose epoch passes its total epochs. Alerts a training script
-raises with ``Monitor.alert()`` arrive as records and join the same list. Each alert is
-raised once; ``--bell`` rings for each.
+Derived by :class:`AlertWatch` on each frame from the state: NaN or infinity in any
+metric, a loss spike (far above its smoothed value), a worker that stalls or is lost,
+records missed on the way, a run whose epoch passes its total epochs. Alerts a training
+script raises with ``Monitor.alert()`` arrive as records (``RunState.client_alerts``)
+and join the same list. The watch keeps its own trackers; the one thing it writes into
+the state is the alerts it found, through ``RunState.note_alerts``. Each alert is raised
+once; ``--bell`` rings for each.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class AlertWatch:
         """The alerts new since the last check, also noted in the state."""
         new: list[Alert] = []
         self._forget_gone_runs(state)
-        # alerts from training scripts, taken in by apply() since the last check
+        # alerts from training scripts, taken in by RunState.apply since the last check
         fresh = min(state.client_alerts_total - self.client_seen, len(state.client_alerts))
         self.client_seen = state.client_alerts_total
         if fresh > 0:

@@ -75,7 +75,8 @@ class RunState:
     (:meth:`reject`, :meth:`refuse`, :meth:`note_link`, :meth:`note_recording`); the
     alerts :class:`~trainmon.state.alerts.AlertWatch` finds (:meth:`note_alerts`); and
     which run the dashboard shows (:meth:`choose`, and :meth:`current`, which keeps
-    its answer). The view only reads.
+    its answer). The view only reads (the memos some reads keep, as ``Run.lead`` and
+    ``Series.best`` do, change nothing the state says).
     """
 
     limits: Limits = field(default_factory=Limits)

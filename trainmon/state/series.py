@@ -33,7 +33,7 @@ class Bucket:
     high: float
     last: float
     count: int
-    mark: str = ""  # "nan", "+inf" or "-inf" if the bucket held such a value (see _MARK_RANK)
+    mark: str = ""  # names.mark_of of a value not finite it held (see _MARK_RANK)
 
     def add(self, step: int, value: float) -> None:
         if step < self.first_step:
@@ -128,7 +128,7 @@ class Downsampled:
     pending_finite: bool = True  # and their values are all finite
     low: float = math.inf  # the lowest finite value folded so far
     low_step: int | None = None  # and its step (the first such)
-    _drawn: BucketColumns | None = None  # columns(), until the next fold
+    _columns: BucketColumns | None = None  # columns(), kept until the next fold
 
     def add(self, step: int, value: float) -> None:
         pending = self.pending_steps
@@ -180,7 +180,7 @@ class Downsampled:
         in_order, finite = self.pending_sorted, self.pending_finite
         self.pending_steps, self.pending_values = [], []
         self.pending_sorted = self.pending_finite = True
-        self._drawn = None
+        self._columns = None
         width = max(self.width, self.min_width)
         while True:
             if in_order and (
@@ -243,7 +243,7 @@ class Downsampled:
             else:
                 target.merge(bucket)
         self.buckets, self.width = merged, width
-        self._drawn = None
+        self._columns = None
 
     def in_order(self) -> list[Bucket]:
         self.fold()
@@ -253,16 +253,16 @@ class Downsampled:
         """The buckets as columns, kept until the next fold (every frame draws them;
         they change a thousand points at a time)."""
         self.fold()
-        if self._drawn is None:
+        if self._columns is None:
             buckets = self.in_order()
-            self._drawn = BucketColumns(
+            self._columns = BucketColumns(
                 [b.last_step for b in buckets],
                 [b.last for b in buckets],
                 [b.low for b in buckets],
                 [b.high for b in buckets],
                 [b.mark for b in buckets],
             )
-        return self._drawn
+        return self._columns
 
 
 @dataclass(slots=True)

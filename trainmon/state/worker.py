@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
+from trainmon.names import SAMPLE_NAMES, TOKEN_NAMES
 from trainmon.state.limits import LOST_AFTER_S, RATE_WINDOW_S, WARMUP_RECORDS
 from trainmon.state.series import Series
 
@@ -22,8 +23,6 @@ _RATE_SLOT_S: Final = 0.25
 _RATE_POINTS: Final = 64
 _EPOCH_STARTS: Final = 16
 
-SAMPLE_NAMES: Final = ("samples", "batch_size")  # logged per step
-TOKEN_NAMES: Final = ("tokens",)
 
 
 def worker_label(worker: Worker) -> str:
