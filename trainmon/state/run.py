@@ -160,13 +160,7 @@ class Run:
         median_rate = rates[len(rates) // 2] if rates else None
         slowest = min(running, key=lambda w: (w.step or 0, w.steps_per_s or 0.0))
         behind = median_step - (slowest.step or 0)
-        if median_rate:
-            slow = slowest.steps_per_s is not None and slowest.steps_per_s < 0.8 * median_rate
-            if behind > max(3 * median_rate, 2) or (slow and behind > 0):
-                return slowest
-        elif behind > 10:
-            return slowest
-        return None
+        return slowest if _clearly_behind(slowest, behind, median_rate) else None
 
     def status(self, now: float, stall_after_s: float) -> str:
         """The run's status: the most hopeful of its workers' statuses."""
@@ -276,6 +270,17 @@ class Run:
         if share is None or share > 1.0:
             return None
         return max(total - lead.epoch - share, 0.0) * per_epoch / rate
+
+
+def _clearly_behind(worker: Worker, behind: int, median_rate: float | None) -> bool:
+    """``worker``, ``behind`` steps behind the median, is clearly behind: by more than
+    three seconds of steps at the median rate (and 2), or at all while under 80% of
+    that rate; by more than 10 steps while no rate is known."""
+    if not median_rate:
+        return behind > 10
+    rate = worker.steps_per_s
+    slow = rate is not None and rate < 0.8 * median_rate
+    return behind > max(3 * median_rate, 2) or (slow and behind > 0)
 
 
 def _number(value: float) -> str:
