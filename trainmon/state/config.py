@@ -45,4 +45,3 @@ def _flatten(config: dict[str, Any], prefix: str, depth: int, out: dict[str, str
                 text = text[: _CONFIG_VALUE_CHARS - 1] + "…"
             out[name] = clean_text(text)
     return more
-

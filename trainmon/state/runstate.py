@@ -9,12 +9,7 @@ from typing import Concatenate, Final, Generic, ParamSpec, TypeVar, overload
 
 from trainmon.state.alerts import Alert
 from trainmon.state.config import config_items
-from trainmon.state.limits import (
-    LOST_AFTER_S,
-    MAX_BUCKETS,
-    MIN_BUCKETS,
-    Limits,
-)
+from trainmon.state.limits import LOST_AFTER_S, MAX_BUCKETS, MIN_BUCKETS, Limits
 from trainmon.state.run import Run
 from trainmon.state.series import Downsampled, Series
 from trainmon.state.worker import Worker, worker_label
@@ -61,7 +56,6 @@ class _Replaceable(Generic[P, R]):
 
     def __set__(self, state: RunState, wrapper: Callable[P, R]) -> None:
         state._replaced[self._name] = wrapper
-
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -111,7 +105,8 @@ class RunState:
     _shown: str | None = None  # the run current() gave last
     _pinned: bool = False  # it was chosen when it had already ended: it stays
     chosen: str | None = None  # the run chosen last (choose())
-    _replaced: dict[str, Callable[..., object]] = field(default_factory=dict)  # see below
+    # apply and apply_columns, where wrapped on this state (see _Replaceable)
+    _replaced: dict[str, Callable[..., object]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.share = (self.limits.window, MAX_BUCKETS)
@@ -458,7 +453,6 @@ def _live(run: Run, latest: float) -> bool:
     """``run`` has workers, not all finished, one heard within ``LOST_AFTER_S`` of
     ``latest`` (the monitor time anything was heard last)."""
     return bool(run.workers) and not run.finished and latest - run.heard <= LOST_AFTER_S
-
 
 
 # What each kind of record but metrics (the common one) and heartbeat does, once taken.

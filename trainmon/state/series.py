@@ -411,4 +411,3 @@ class Series:
         return self.older.in_order() + [
             _bucket(step, value) for step, value in zip(self.steps, self.vals, strict=True)
         ]
-

@@ -24,7 +24,6 @@ _RATE_POINTS: Final = 64
 _EPOCH_STARTS: Final = 16
 
 
-
 def worker_label(worker: Worker) -> str:
     """How the dashboard names a worker in one word: its rank, else its id."""
     return f"rank {worker.rank}" if worker.rank is not None else worker.id
@@ -326,4 +325,3 @@ class Worker:
 
     def sort_key(self) -> tuple[int, int, str]:
         return (0 if self.rank is not None else 1, self.rank or 0, self.id)
-
