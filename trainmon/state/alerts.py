@@ -103,7 +103,7 @@ class _Spikes:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class AlertWatch:
     """Finds new alerts and hands them to the state (:meth:`RunState.note_alerts`), which
     keeps them in ``state.alerts`` (newest last); keeps what it needs to find them again."""
