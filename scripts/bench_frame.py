@@ -24,9 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from trainmon.alerts import AlertWatch
 from trainmon.app.pacing import collector as _collector
-from trainmon.state import RunState
+from trainmon.state import AlertWatch, RunState
 from trainmon.view import ViewOptions, render
 from trainmon.view.theme import console_for
 from trainmon_client.protocol import Columns, Record

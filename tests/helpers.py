@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import zmq
 
@@ -290,6 +290,7 @@ class BackgroundMonitor:
         import threading
 
         self.state = RunState()
+        self.sink: Any = self.state  # what the source feeds: the state, or a test's wrapper
         self.lock = threading.Lock()
         self._source = Subscriber(bind or [], connect or [], curve=curve)
         self._stop = threading.Event()
@@ -299,7 +300,7 @@ class BackgroundMonitor:
     def _run(self) -> None:
         while not self._stop.is_set():
             with self.lock:
-                self._source.drain(self.state, budget_s=0.01)
+                self._source.drain(self.sink, budget_s=0.01)
             time.sleep(0.001)
 
     def wait(
@@ -315,6 +316,34 @@ class BackgroundMonitor:
         self._stop.set()
         self._thread.join(timeout=5)
         self._source.close()
+
+
+class NotingSink:
+    """A record sink that hands every record to a state and tells ``noted`` of each, with
+    whether the state took it: a test sees what a source delivered without patching the
+    state (whose methods are its only writers). Batches in columns are taken apart into
+    records, so each value is checked, not just the count."""
+
+    def __init__(self, state: RunState, noted: Callable[[Any, bool], None]) -> None:
+        self.state = state
+        self.noted = noted
+
+    def apply(self, record: Any, now: float) -> bool:
+        taken = self.state.apply(record, now)
+        self.noted(record, taken)
+        return taken
+
+    def apply_columns(self, columns: Any, now: float) -> int:
+        return sum(self.apply(record, now) for record in columns.records())
+
+    def reject(self, reason: str, peer: str = "") -> None:
+        self.state.reject(reason, peer)
+
+    def refuse(self, reason: str, count: int) -> None:
+        self.state.refuse(reason, count)
+
+    def note_link(self, short: str, note: str) -> None:
+        self.state.note_link(short, note)
 
 
 def wait_listening(endpoint: str, timeout_s: float = 15.0) -> None:

@@ -15,28 +15,38 @@ from trainmon_client.protocol import Columns, Record
 endpoint, seconds = sys.argv[1], float(sys.argv[2])
 state = RunState()
 first: list[tuple[str, int]] = []
-apply, apply_columns = state.apply, state.apply_columns
 
 
-def noted_apply(record: Record, now: float) -> bool:
-    if len(first) < 3:
-        first.append((record.kind, record.seq))
-    return apply(record, now)
+class FirstNoted:
+    """Feeds the state, noting the first three items taken (a record or a batch)."""
+
+    def apply(self, record: Record, now: float) -> bool:
+        if len(first) < 3:
+            first.append((record.kind, record.seq))
+        return state.apply(record, now)
+
+    def apply_columns(self, columns: Columns, now: float) -> int:
+        if len(first) < 3:
+            first.append(("cols", columns.seq))
+        return state.apply_columns(columns, now)
+
+    def reject(self, reason: str, peer: str = "") -> None:
+        state.reject(reason, peer)
+
+    def refuse(self, reason: str, count: int) -> None:
+        state.refuse(reason, count)
+
+    def note_link(self, short: str, note: str) -> None:
+        state.note_link(short, note)
 
 
-def noted_columns(columns: Columns, now: float) -> int:
-    if len(first) < 3:
-        first.append(("cols", columns.seq))
-    return apply_columns(columns, now)
-
-
-state.apply, state.apply_columns = noted_apply, noted_columns  # type: ignore[method-assign]
+sink = FirstNoted()
 source = Subscriber([endpoint])
 print("listening", flush=True)
 until = time.monotonic() + seconds
 next_line = 0.0
 while time.monotonic() < until:
-    source.drain(state, 0.02)
+    source.drain(sink, 0.02)
     if time.monotonic() >= next_line:
         next_line = time.monotonic() + 0.1
         workers: dict[str, Any] = {

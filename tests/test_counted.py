@@ -321,25 +321,20 @@ def test_a_flush_timeout_that_is_no_number_of_seconds() -> None:
 def test_a_call_with_more_metrics_than_a_record_holds_loses_none() -> None:
     """log() with 1,000 metrics (a record holds 256): each call goes out as 4 records
     of the same step; every value arrives, nothing is dropped or missed."""
-    from tests.helpers import BackgroundMonitor
+    from tests.helpers import BackgroundMonitor, NotingSink
 
     endpoint = free_endpoint()
     monitor = BackgroundMonitor([endpoint])
     values: dict[tuple[str, int], float] = {}
-    apply = monitor.state.apply
 
-    def noted(record: Any, now: float) -> bool:
-        taken = apply(record, now)
+    def noted(record: Any, taken: bool) -> None:
         if taken and record.kind == "metrics":
             for name, value in record.metrics.items():
                 values[(name, record.step)] = value
-        return taken
 
     # (every record one by one: the values themselves are checked, not just the count)
-    monitor.state.apply = noted  # type: ignore[method-assign]
-    monitor.state.apply_columns = (  # type: ignore[method-assign]
-        lambda columns, now: sum(noted(r, now) for r in columns.records())
-    )
+    with monitor.lock:
+        monitor.sink = NotingSink(monitor.state, noted)
     publisher = start_publisher(endpoint, count=100, extra=["--metrics", "997"])
     try:
         _, err = publisher.communicate(timeout=60)

@@ -15,11 +15,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import RenderableType
 
-from trainmon.alerts import SPIKE_FACTOR, AlertWatch
 from trainmon.app import frame_interval
 from trainmon.controls.reducer import next_options
 from trainmon.keys import Action, parse_keys
-from trainmon.state import WARMUP_RECORDS, Limits, RunState
+from trainmon.state import SPIKE_FACTOR, WARMUP_RECORDS, AlertWatch, Limits, RunState
 from trainmon.view import ViewOptions, render
 from trainmon.view.cache import run_cache
 from trainmon.view.theme import ThemeError, console_for, load_theme

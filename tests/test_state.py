@@ -306,7 +306,7 @@ def test_fractional_epochs_are_epochs_done() -> None:
 def test_whole_epochs_shown_from_one_and_past_the_total_flagged() -> None:
     """set_epoch counts from 0 and the screen from 1; a script counting from 1 runs past
     its total ("epoch 3/2"): progress is not made up, and the alert comes once."""
-    from trainmon.alerts import AlertWatch
+    from trainmon.state import AlertWatch
 
     state = RunState()
     state.apply(hello(epochs=2), 100.0)

@@ -1,5 +1,7 @@
 """The metric names the dashboard knows: losses, accuracies, gradient norms and learning
-rates, for training and for held-out data, as training code commonly logs them.
+rates, for training and for held-out data, as training code commonly logs them, and the
+samples and tokens of a step; and how a value that is not a finite number is marked
+(:func:`mark_of`).
 
 A name is a base (``loss``, ``accuracy``/``acc``, ``grad_norm``, ``lr``/``learning_rate``)
 with an optional phase in front (``train_``, ``val_``, ``eval_`` as the Hugging Face
@@ -10,6 +12,7 @@ accuracies, an optional ``_step`` or ``_epoch`` behind (Lightning's ``on_step`` 
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 __all__ = [
@@ -19,9 +22,12 @@ __all__ = [
     "HELD_OUT_NAMES",
     "LOSS_NAMES",
     "LR_NAMES",
+    "SAMPLE_NAMES",
+    "TOKEN_NAMES",
     "TRAIN_ACCURACY_NAMES",
     "is_accuracy",
     "is_loss",
+    "mark_of",
 ]
 
 _TRAIN: Final = ("", "train", "training")
@@ -52,6 +58,9 @@ GRAD_NAMES: Final = _names(_TRAIN, ("grad_norm", "gradient_norm", "gradient", "g
 LR_NAMES: Final = _names(_TRAIN, ("lr", "learning_rate"), ("",))
 # Held-out losses and accuracies: shown beside the training ones, under their own names.
 HELD_OUT_NAMES: Final = HELD_OUT_LOSS_NAMES + ACCURACY_NAMES[len(TRAIN_ACCURACY_NAMES) :]
+# Logged per step, they give samples/s and tokens/s from steps/s: the first one logged.
+SAMPLE_NAMES: Final = ("samples", "batch_size")
+TOKEN_NAMES: Final = ("tokens",)
 
 _ACCURACIES: Final = frozenset(ACCURACY_NAMES)
 _LOSSES: Final = frozenset(LOSS_NAMES + HELD_OUT_LOSS_NAMES)
@@ -65,3 +74,13 @@ def is_accuracy(name: str) -> bool:
 def is_loss(name: str) -> bool:
     """A loss of any phase: lower is better, so its best value is worth showing."""
     return name.lower() in _LOSSES
+
+
+def mark_of(value: float) -> str:
+    """How a value is marked where it cannot be drawn: ``"nan"``, ``"+inf"`` or
+    ``"-inf"``, and ``""`` for a finite number."""
+    if math.isfinite(value):
+        return ""
+    if math.isnan(value):
+        return "nan"
+    return "+inf" if value > 0 else "-inf"

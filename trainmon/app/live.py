@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.layout import Layout
 from rich.live import Live
 
-from trainmon.alerts import AlertWatch
 from trainmon.app.pacing import DRAIN_SLICE_S, BusyShare, Collector, collector, frame_interval
 from trainmon.app.screen import export_notice
 from trainmon.app.settings import AppSettings, Deadline
@@ -20,7 +19,7 @@ from trainmon.controls.reducer import next_options
 from trainmon.controls.terminal import KeyReader, quit_on_signals, terminal_keys
 from trainmon.keys import Action
 from trainmon.sources import RecordSource
-from trainmon.state import RunState
+from trainmon.state import AlertWatch, RunState
 from trainmon.view import ViewOptions, footer, header, render, shown_run
 
 __all__ = ["run_dashboard"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from trainmon.alerts import AlertWatch
 from trainmon.app.pacing import DRAIN_SLICE_S, collector
 from trainmon.app.settings import AppSettings, Deadline
 from trainmon.controls.terminal import quit_on_signals
 from trainmon.report import status_line
 from trainmon.sources import RecordSource
-from trainmon.state import RunState
+from trainmon.state import AlertWatch, RunState
 from trainmon.view import ViewOptions
 
 __all__ = ["run_plain"]

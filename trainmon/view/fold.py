@@ -9,6 +9,8 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from trainmon.names import mark_of
+
 if TYPE_CHECKING:
     from trainmon.view.chart import Line, Point
 
@@ -137,7 +139,7 @@ def _first_mark(marks: Sequence[str], y: float) -> str:
 
 def _mark_of(value: float) -> str:
     """How a non-finite value is marked on the bottom row."""
-    return _MARKS["nan" if value != value else ("+inf" if value > 0 else "-inf")]
+    return _MARKS[mark_of(value)]
 
 
 def _fold_points(

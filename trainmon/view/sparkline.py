@@ -9,6 +9,8 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
+from trainmon.names import mark_of
+
 __all__ = ["Sparkline", "columns", "joined_segments"]
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -39,11 +41,10 @@ def _column(chunk: Sequence[float]) -> tuple[float, float, str]:
     """One column's finite low and high (NaN if none) and its mark."""
     finite = [v for v in chunk if math.isfinite(v)]
     mark = ""
-    for value in chunk:
-        if math.isnan(value):
-            mark = "nan"
-        elif math.isinf(value) and not mark:
-            mark = "+inf" if value > 0 else "-inf"
+    for value in chunk:  # NaN marks the column, else its first infinity does
+        this = mark_of(value)
+        if this == "nan" or (this and not mark):
+            mark = this
     if finite:
         return (min(finite), max(finite), mark)
     return (math.nan, math.nan, mark)

@@ -1,34 +1,48 @@
 """Alerts: what a person watching would want to be told about without looking closely.
 
-Computed by the monitor on each frame from the state: NaN or infinity in any metric, a
-loss spike (far above its smoothed value), a worker that stalls or is lost, records
-missed on the way, a run whose epoch passes its total epochs. Alerts a training script
-raises with ``Monitor.alert()`` arrive as records and join the same list. Each alert is
-raised once; ``--bell`` rings for each.
+Derived by :class:`AlertWatch` on each frame from the state: NaN or infinity in any
+metric, a loss spike (far above its smoothed value), a worker that stalls or is lost,
+records missed on the way, a run whose epoch passes its total epochs. Alerts a training
+script raises with ``Monitor.alert()`` arrive as records (``RunState.client_alerts``)
+and join the same list. The watch keeps its own trackers; the one thing it writes into
+the state is the alerts it found, through ``RunState.note_alerts``. Each alert is raised
+once; ``--bell`` rings for each.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from trainmon.names import LOSS_NAMES
-from trainmon.state import Alert, Run, RunState, Series, Worker, worker_label
+from trainmon.state.run import Run
+from trainmon.state.series import Series
+from trainmon.state.worker import Worker, worker_label
+
+if TYPE_CHECKING:  # RunState keeps the alerts: it imports this module
+    from trainmon.state.runstate import RunState
 
 __all__ = [
     "Alert",
     "AlertWatch",
     "SPIKE_FACTOR",
-    "worker_label",
 ]
 
 SPIKE_FACTOR: Final = 6.0  # a spike is this many mean deviations above the smoothed value
 _SPIKE_WEIGHT: Final = 0.9  # EMA weight of the smoothed value and of its mean deviation
 _SPIKE_MIN_POINTS: Final = 20  # values seen before spikes are looked for
 _CHECK_AT_MOST: Final = 5000  # newest values looked at per series and frame
-_KEEP: Final = 200  # alerts kept per run
 _TRAINING_LOSSES: Final = frozenset(LOSS_NAMES)  # spikes are looked for in these
+
+
+class Alert(NamedTuple):
+    """One alert: when (monitor time), which run, what kind, and what to say."""
+
+    time: float
+    run: str
+    kind: str  # nan, spike, stalled, lost, missed, epochs, client
+    text: str
 
 
 @dataclass(slots=True)
@@ -41,10 +55,58 @@ class _Spikes:
     seen: int = 0
     last_spike: int = -1  # the step of the last spike raised
 
+    def warm_up(self, values: list[float]) -> int:
+        """The first values only start the smoothed value and its deviation off: take
+        those of ``values`` still needed for that; how many."""
+        smooth, deviation, seen = self.smooth, self.deviation, self.seen
+        weight, rest = _SPIKE_WEIGHT, 1 - _SPIKE_WEIGHT
+        warm = min(max(_SPIKE_MIN_POINTS - seen, 0), len(values))
+        for value in values[:warm]:
+            if seen == 0:
+                smooth = value
+            else:
+                deviation = weight * deviation + rest * abs(value - smooth)
+                smooth = weight * smooth + rest * value
+            seen += 1
+        self.smooth, self.deviation, self.seen = smooth, deviation, seen
+        return warm
 
-@dataclass
+    def scan(
+        self, steps: list[int], values: list[float], start: int, factor: float
+    ) -> list[tuple[int, float, float]]:
+        """Take ``values`` from ``start`` on (finite, at ``steps``); the spikes among
+        them, each once: (step, value, the smoothed value before it)."""
+        smooth, weight, rest = self.smooth, _SPIKE_WEIGHT, 1 - _SPIKE_WEIGHT
+        out: list[tuple[int, float, float]] = []
+        # The hot loop (every loss value, up to hundreds of thousands a second), with as
+        # few float operations as it can: the deviation is kept times the factor (the
+        # threshold itself), the smoothed value moves by a share of the jump.
+        threshold, share = factor * self.deviation, rest * factor
+        index = start - 1
+        for value in values[start:]:
+            index += 1
+            jump = value - smooth
+            if (
+                jump > threshold
+                and threshold > 0
+                and jump > 0.5 * abs(smooth)
+                and steps[index] != self.last_spike  # each spike once (seen once)
+            ):
+                self.last_spike = steps[index]
+                out.append((steps[index], value, smooth))
+            threshold = weight * threshold + share * abs(jump)
+            smooth = weight * smooth + rest * value  # (not smooth + rest*jump: overflows)
+        if len(values) > start:
+            self.deviation = threshold / factor
+        self.seen += len(values) - start
+        self.smooth = smooth
+        return out
+
+
+@dataclass(slots=True)
 class AlertWatch:
-    """Finds new alerts and keeps them in ``state.alerts`` (newest last)."""
+    """Finds new alerts and hands them to the state (:meth:`RunState.note_alerts`), which
+    keeps them in ``state.alerts`` (newest last); keeps what it needs to find them again."""
 
     spike_factor: float = SPIKE_FACTOR
     raised: set[tuple[str, ...]] = field(default_factory=set)
@@ -57,10 +119,10 @@ class AlertWatch:
             raise ValueError(f"spike_factor must be above 0, not {self.spike_factor!r}")
 
     def check(self, state: RunState, now: float, stall_after_s: float) -> list[Alert]:
-        """The alerts new since the last check, also appended to ``state.alerts``."""
+        """The alerts new since the last check, also noted in the state."""
         new: list[Alert] = []
         self._forget_gone_runs(state)
-        # alerts from training scripts, taken in by apply() since the last check
+        # alerts from training scripts, taken in by RunState.apply since the last check
         fresh = min(state.client_alerts_total - self.client_seen, len(state.client_alerts))
         self.client_seen = state.client_alerts_total
         if fresh > 0:
@@ -70,9 +132,7 @@ class AlertWatch:
                 new.extend(self._worker(run, worker, now, stall_after_s))
             if run.past_total():
                 new += self._raise((run.name, "epochs"), _past_total(run, now))
-        for alert in new:
-            state.alerts.append(alert)
-        del state.alerts[:-_KEEP]
+        state.note_alerts(new)
         return new
 
     def _forget_gone_runs(self, state: RunState) -> None:
@@ -135,54 +195,21 @@ class AlertWatch:
         tracker.checked = series.count
         if new <= 0:
             return []
-        out: list[Alert] = []
         steps, values = series.steps[-new:], series.vals[-new:]
         if not math.isfinite(sum(values)):  # NaN and infinities are not looked at
             finite = [(s, v) for s, v in zip(steps, values, strict=True) if math.isfinite(v)]
             steps, values = [s for s, _ in finite], [v for _, v in finite]
-        smooth, deviation, seen = tracker.smooth, tracker.deviation, tracker.seen
-        weight, rest = _SPIKE_WEIGHT, 1 - _SPIKE_WEIGHT
-        factor = self.spike_factor
-        # The first values only start the smoothed value and its deviation off.
-        warm = min(max(_SPIKE_MIN_POINTS - seen, 0), len(values))
-        for value in values[:warm]:
-            if seen == 0:
-                smooth = value
-            else:
-                deviation = weight * deviation + rest * abs(value - smooth)
-                smooth = weight * smooth + rest * value
-            seen += 1
-        # The hot loop (every loss value, up to hundreds of thousands a second), with as
-        # few float operations as it can: the deviation is kept times the factor (the
-        # threshold itself), the smoothed value moves by a share of the jump.
-        threshold, share = factor * deviation, rest * factor
-        index = warm - 1
-        for value in values[warm:]:
-            index += 1
-            jump = value - smooth
-            if (
-                jump > threshold
-                and threshold > 0
-                and jump > 0.5 * abs(smooth)
-                and steps[index] != tracker.last_spike  # each spike once (seen once)
-            ):
-                step = tracker.last_spike = steps[index]
-                out.append(
-                    Alert(
-                        now,
-                        run.name,
-                        "spike",
-                        f"{name} spike at step {step:,} ({worker_label(worker)}): "
-                        f"{value:.4g}, smoothed {smooth:.4g}",
-                    ),
-                )
-            threshold = weight * threshold + share * abs(jump)
-            smooth = weight * smooth + rest * value  # (not smooth + rest*jump: overflows)
-        if len(values) > warm:
-            deviation = threshold / factor
-        seen += len(values) - warm
-        tracker.smooth, tracker.deviation, tracker.seen = smooth, deviation, seen
-        return out
+        warm = tracker.warm_up(values)
+        who = worker_label(worker)
+        return [
+            Alert(
+                now,
+                run.name,
+                "spike",
+                f"{name} spike at step {step:,} ({who}): {value:.4g}, smoothed {smooth:.4g}",
+            )
+            for step, value, smooth in tracker.scan(steps, values, warm, self.spike_factor)
+        ]
 
 
 def _past_total(run: Run, now: float) -> Alert:
