@@ -800,24 +800,25 @@ def _logs(state: RunState, run: str, seq: int, now: float, worker: str = "w0") -
 def test_the_run_watched_stays_shown_while_it_is_live() -> None:
     """A run started later (or another user's script on the same port) does not take
     the view from the run being watched, nor keep it once it has died; when the
-    watched run ends and another is live, the view moves to that one."""
+    watched run ends and another is live, the view moves to that one. (settle() is a
+    turn of the dashboard's loop, which keeps the run shown.)"""
     state = RunState()
     state.apply(hello(run="mine"), 100.0)
     _logs(state, "mine", 1, 100.0)
-    assert state.current().name == "mine"
+    assert state.settle().name == "mine"
     state.apply(hello(run="theirs"), 101.0)
     for seq in range(1, 5):  # both log
         _logs(state, "theirs", seq, 101.0 + seq)
         _logs(state, "mine", seq + 1, 101.5 + seq)
-        assert state.current().name == "mine"
+        assert state.settle().name == "mine"
     for seq in range(6, 20):  # theirs died (no bye); mine goes on
         _logs(state, "mine", seq, 100.0 + seq)
-        assert state.current().name == "mine"
+        assert state.settle().name == "mine"
     state.apply(Record("bye", "mine", "w0", 20, 120.0), 120.0)
-    assert state.current().name == "mine", "ended, but no other is live"
+    assert state.settle().name == "mine", "ended, but no other is live"
     state.apply(hello(run="next"), 121.0)
     _logs(state, "next", 1, 121.0)
-    assert state.current().name == "next", "the watched run ended and another is live"
+    assert state.settle().name == "next", "the watched run ended and another is live"
 
 
 def test_a_watched_run_that_is_lost_gives_way_to_a_live_one() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import math
 import re
@@ -539,6 +540,7 @@ def test_header_says_other_runs_are_there() -> None:
     """Another run starting does not take the screen from the one shown: the header
     says it is there, and r switches."""
     state = fed(hello(run="a"), metrics(1, run="a"))
+    state.settle()  # a turn of the dashboard's loop: run a is the one shown
     assert "run a" in screen(state).splitlines()[0]
     state.apply(hello(run="b"), NOW)
     state.apply(metrics(1, run="b"), NOW)
@@ -563,6 +565,35 @@ def test_the_view_imports_no_terminal_modes() -> None:
             else:
                 continue
             assert not found & {"termios", "tty"}, f"{name} imports {found}"
+
+
+def _said(thing: object) -> object:
+    """What a state object says: its declared fields, nested, less the private memos
+    that reads keep (a series' lowest value, a history's columns)."""
+    if dataclasses.is_dataclass(thing):
+        return {
+            f.name: _said(getattr(thing, f.name))
+            for f in dataclasses.fields(thing)
+            if not f.name.startswith("_") or f.name in ("_shown", "_pinned")
+        }
+    if isinstance(thing, dict):
+        return {key: _said(value) for key, value in thing.items()}
+    if isinstance(thing, (list, tuple)) or type(thing).__name__ == "deque":
+        return [_said(value) for value in thing]  # type: ignore[attr-defined]
+    return repr(thing)
+
+
+def test_drawing_leaves_the_state_as_it_was() -> None:
+    """Frames of every view, the status line and the summary read the state and change
+    none of it, even which run is shown (the loop keeps that, with settle)."""
+    state = fed(hello(run="a"), metrics(1, run="a"), hello(run="b"), metrics(1, run="b"))
+    before = _said(state)
+    for opts in (ViewOptions(), ViewOptions(run="a"), ViewOptions(chart=True, grid=True)):
+        screen(state, opts)
+        status_line(state, opts, NOW)
+        summary(state, opts, NOW)
+    assert _said(state) == before
+    assert state.settle("a") is state.runs["a"] and state.chosen == "a"
 
 
 def test_the_view_assigns_no_attribute_of_the_state() -> None:

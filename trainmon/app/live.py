@@ -55,6 +55,7 @@ def run_dashboard(
                 stop.suspend = False
                 loop.suspend(keys)
             source.drain(state, budget_s=DRAIN_SLICE_S)
+            state.settle(loop.opts.run)
             now = source.clock()
             if not loop.take_keys(keys.read(), now) or deadline.reached(state, now):
                 break

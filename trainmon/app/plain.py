@@ -31,6 +31,7 @@ def run_plain(
     with quit_on_signals() as stop, collector() as gc_policy:
         while not stop:
             source.drain(state, budget_s=DRAIN_SLICE_S * 5)
+            state.settle(opts.run)
             gc_policy.frame()
             if deadline.reached(state, source.clock()):
                 break

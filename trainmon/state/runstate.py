@@ -31,8 +31,8 @@ class RunState:
     same steps in a few passes or falls back to ``apply``); the sources' counters
     (:meth:`reject`, :meth:`refuse`, :meth:`note_link`, :meth:`note_recording`); the
     alerts :class:`~trainmon.state.alerts.AlertWatch` finds (:meth:`note_alerts`); and
-    which run the dashboard shows (:meth:`choose`, and :meth:`current`, which keeps
-    its answer). The view only reads (the memos some reads keep, as ``Run.lead`` and
+    which run the dashboard shows (:meth:`choose` for the r key, :meth:`settle` once
+    a turn of the dashboard's loops). The view only reads (the memos some reads keep, as ``Run.lead`` and
     ``Series.best`` do, change nothing the state says).
     """
 
@@ -65,7 +65,7 @@ class RunState:
     client_alerts_total: int = 0
     first_record_at: float | None = None  # monitor time of the first record
     last_record_at: float | None = None  # and of the latest
-    _shown: str | None = None  # the run current() gave last
+    _shown: str | None = None  # the run shown, as settle() kept it
     _pinned: bool = False  # it was chosen when it had already ended: it stays
     chosen: str | None = None  # the run chosen last (choose())
 
@@ -256,24 +256,36 @@ class RunState:
         """
         if name is not None:
             return self.runs.get(name)
+        return self._to_show()[0]
+
+    def settle(self, wanted: str | None = None) -> Run | None:
+        """Keep the run :meth:`current` names as the one shown, from frame to frame: the
+        write the dashboard's loops make once a turn, after taking records in. A run
+        ``wanted`` (``--run``) that was not chosen yet is chosen once it is known."""
+        if wanted is not None and wanted != self.chosen and wanted in self.runs:
+            self.choose(wanted)
+        run, self._pinned = self._to_show()
+        if run is not None:
+            self._shown = run.name
+        return run
+
+    def _to_show(self) -> tuple[Run | None, bool]:
+        """The run to show now (see :meth:`current`) and whether it is pinned there
+        (chosen after it had ended); reads only."""
         if not self.runs:
-            return None
+            return None, self._pinned
         latest = max(run.heard for run in self.runs.values())
         shown = self.runs.get(self._shown) if self._shown is not None else None
         if shown is None:
-            shown = self._first_shown(latest)
-        elif _live(shown, latest):
-            self._pinned = False
-            return shown
-        elif self._pinned:
-            return shown
-        else:
-            others = [r for r in self.runs.values() if r is not shown and _live(r, latest)]
-            if not others:
-                return shown
-            shown = max(others, key=lambda run: run.created)
-        self._shown, self._pinned = shown.name, False
-        return shown
+            return self._first_shown(latest), False
+        if _live(shown, latest):
+            return shown, False
+        if self._pinned:
+            return shown, True
+        others = [r for r in self.runs.values() if r is not shown and _live(r, latest)]
+        if not others:
+            return shown, False
+        return max(others, key=lambda run: run.created), False
 
     def _first_shown(self, latest: float) -> Run:
         """The run shown first: the newest live run, else the newest not finished, else

@@ -11,14 +11,12 @@ __all__ = ["main_metric", "metric_source", "shown_run", "shown_worker"]
 
 
 def shown_run(state: RunState, opts: ViewOptions) -> Run | None:
-    """The run on screen: the one chosen (``--run`` or the r key) when it is chosen,
-    then as ``RunState.current`` keeps it (the run being looked at stays unless it
-    ends while another is live; a chosen run can be forgotten past the run limit).
-
-    The view's one request that changes the state: a run named in ``opts`` but not yet
-    chosen (``--run``, before the run was heard from) is chosen once it is known."""
+    """The run on screen: the one asked for (``--run``, the r key) once it is known and
+    until the state has it chosen, then ``RunState.current`` (the run being looked at
+    stays unless it ends while another is live). Reads only: the dashboard's loops
+    keep the choice with ``RunState.settle``."""
     if opts.run is not None and opts.run != state.chosen and opts.run in state.runs:
-        state.choose(opts.run)
+        return state.runs[opts.run]
     return state.current()
 
 
