@@ -86,6 +86,7 @@ __all__ = [
     "Record",
     "clean_text",
     "columns_wire",
+    "cut_columns",
     "decode",
     "decode_items",
     "decode_payload",
@@ -221,6 +222,15 @@ def columns_wire(
     if float in set(map(type, epochs)):
         wire["ep"], wire["ef"] = _split_epochs(epochs)
     return wire
+
+
+def cut_columns(item: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    """Records ``start`` to ``end`` of a ``cols`` map, as a ``cols`` map."""
+    part = dict(item, s=item["s"] + start, m={k: v[start:end] for k, v in item["m"].items()})
+    for key in ("t", "st", "ep", "ef"):
+        if key in item:
+            part[key] = item[key][start:end]
+    return part
 
 
 def _split_epochs(
