@@ -1,4 +1,5 @@
-"""The I/O thread of a Monitor: it takes the queued calls into numbered records,
+"""The I/O thread of a Monitor: it takes the queued calls into numbered records (see
+records.py),
 batches and encodes them, sends them (and heartbeats) on the socket, keeps a history
 that it sends again with a hello to each monitor that subscribes later, records to a
 file where asked, and at close delivers what is left and says bye.
@@ -13,34 +14,28 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import zmq
 
-from trainmon_client.calls import ALERT, HELLO, CallQueue, Closing
+from trainmon_client.calls import HELLO, CallQueue, Closing
 from trainmon_client.endpoints import nobody_watched_hint
 from trainmon_client.framing import BackgroundWriter
 from trainmon_client.hello import InfoUpdates, plain
 from trainmon_client.history import History, array_of
-from trainmon_client.logs import log
+from trainmon_client.logs import Warnings, log
 from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.protocol import (
-    MAX_ALERT_TITLE,
-    MAX_METRICS,
-    MAX_NAME_CHARS,
     MAX_PAYLOAD_BYTES,
-    MAX_STEP,
     Record,
     columns_wire,
     cut_columns,
     pack_payload,
     to_wire,
-    valid_name,
 )
+from trainmon_client.records import Records, Row
 from trainmon_client.sockets import PubSocket
-from trainmon_client.values import NotANumber, count_value, metric_value
 
 __all__ = ["IOLoop", "LoopSettings"]
 
@@ -66,9 +61,6 @@ _MAX_WARNINGS: Final = 64  # different warnings said at most; then one line says
 # endless multipart message accumulates inside libzmq (see memguard); a reopening that
 # frees nothing doubles it, so training that grows for its own reasons is left alone.
 _MEMORY_ALLOWANCE: Final = 512 << 20
-
-# A record on its way out: (seq, time, step, epoch, metric values).
-_Row = tuple[int, float, int | None, int | float | None, dict[str, Any]]
 
 _now = time.time
 
@@ -101,40 +93,30 @@ class IOLoop:
     ):
         self.settings = settings
         self.calls = calls
-        self.latest = latest  # the last of each, as this thread took them
         self.updates = updates
         self.closing = closing
         self.out = out
         self.writer = writer
-        self.seq = 0
-        self.step = -1
-        self.epoch: int | float | None = None
-        self.logged = 0
+        self.warnings = Warnings(_MAX_WARNINGS)
+        self.records = Records(settings.run, settings.worker, latest, self.warnings)
         self.reopened = 0  # times the socket was reopened because memory ran away
         self.offline = settings.offline
         self.ever_subscribed = False
         self.deadline = 0.0  # while closing: how long a full pipe may be waited on
         self.history = History(settings.history)
         self.row_cost_s = 2e-6  # seconds to publish one row (measured as it goes)
-        self.warned: set[str] = set()
         self.guard = MemoryGuard(_MEMORY_ALLOWANCE)
         self.info = settings.info
-        self.hello_record = self._record("hello", _now(), info=self.info)
+        self.hello_record = self.records.record("hello", _now(), info=self.info)
         self.hello = self._hello_payload()
         if writer is not None:
             writer.put(self.hello, 0)  # (not a record the user logged: not counted)
-
-    def _record(self, kind: str, t: float, **fields: Any) -> Record:
-        """A record of this worker with the next sequence number."""
-        record = Record(kind, self.settings.run, self.settings.worker, self.seq, t, **fields)
-        self.seq += 1
-        return record
 
     def _hello_payload(self) -> bytes:
         """The packed hello; a config too large for a monitor to take is left out."""
         hello = pack_payload(to_wire(self.hello_record))
         if len(hello) > _MAX_HELLO_BYTES:  # a monitor would refuse the whole hello
-            self._warn_once(
+            self.warnings.once(
                 "<config>",
                 f"config of {len(hello):,} bytes packed not sent (at most "
                 f"{_MAX_HELLO_BYTES:,}; the monitor shows 64 short items of it)",
@@ -155,7 +137,7 @@ class IOLoop:
                 self.info[key] = plain(value) if key == "config" else value
         self.hello_record = self.hello_record._replace(info=self.info)
         self.hello = self._hello_payload()
-        return self._record("hello", t, info=dict(self.hello_record.info))
+        return self.records.record("hello", t, info=dict(self.hello_record.info))
 
     @property
     def subscribed(self) -> bool:
@@ -194,7 +176,7 @@ class IOLoop:
         self._resend()
 
     def _refused(self) -> None:
-        self._warn_once(
+        self.warnings.once(
             "<handshake>",
             f"the handshake with {self.settings.endpoint} failed: the keys "
             "do not match, or only one side encrypts (curve_* options)",
@@ -215,7 +197,7 @@ class IOLoop:
             (sock.unbind if bind else sock.disconnect)(where)
         done = self.guard.reclaim()
         if not done.false_alarm:  # (training that grew by itself is not told about it)
-            self._warn_once(
+            self.warnings.once(
                 "<memory>",
                 f"memory grew to {megabytes(done.before)}: the socket was reopened in case a "
                 f"peer was sending a message without end ({megabytes(done.freed)} came "
@@ -225,7 +207,7 @@ class IOLoop:
         if not bind:
             sock.connect(where)
         elif not rebind(sock, where):
-            self._warn_once("<rebind>", f"cannot listen on {where} again; not publishing")
+            self.warnings.once("<rebind>", f"cannot listen on {where} again; not publishing")
             self.offline = True
 
     def _resend(self) -> None:
@@ -252,7 +234,7 @@ class IOLoop:
         """Turn queued calls into records and send them; True if more are waiting."""
         self.calls.rebound()
         queue = self.calls
-        rows: list[_Row] = []
+        rows: list[Row] = []
         taken = 0
         while queue:
             taken += 1
@@ -261,7 +243,7 @@ class IOLoop:
                 # I/O thread has seen, for current_loss() to find.
                 row = self._take(*queue[0])
             except Exception as exc:  # whatever was logged, the thread goes on
-                self._warn_once("<record>", f"cannot publish a record ({exc!r})")
+                self.warnings.once("<record>", f"cannot publish a record ({exc!r})")
                 queue.count_drop()
                 row = None
             queue.popleft()
@@ -288,7 +270,7 @@ class IOLoop:
             self._publish_timed(rows)
         return bool(queue)
 
-    def _publish_timed(self, rows: list[_Row]) -> None:
+    def _publish_timed(self, rows: list[Row]) -> None:
         """Publish ``rows`` and keep an average of what one row costs to publish."""
         started = time.perf_counter()
         self._publish_rows(rows)
@@ -297,60 +279,12 @@ class IOLoop:
 
     def _take(
         self, t: float, step: Any, epoch: Any, metrics: Any, named: dict[str, Any]
-    ) -> _Row | list[_Row] | Record | None:
-        if metrics is ALERT:
-            self.logged += 1
-            title = str(named["title"])[:MAX_ALERT_TITLE] or "alert"
-            text = str(named["text"])[:2000]
-            return self._record("alert", t, info={"title": title, "text": text})
+    ) -> Row | list[Row] | Record | None:
         if metrics is HELLO:
             return self._new_hello(t)
-        if metrics is None and _plain_floats(named):
-            values: dict[str, Any] = named  # the common case, checked at a glance
-        else:
-            values = self._numbers(metrics, named)
-        if epoch is not None:
-            number = epoch if type(epoch) is int else count_value(epoch, fractional=True)
-            if number is None or not 0 <= number <= MAX_STEP:
-                self._warn_count("epoch", epoch, named, "the epoch stays as it was")
-            else:
-                self.epoch = number
-        if step is not None:
-            number = step if type(step) is int else count_value(step, fractional=False)
-            if number is not None and 0 <= number <= MAX_STEP:
-                self.step = int(number)
-            else:
-                self._warn_count("step", step, named, "the record has the automatic step")
-                step = None
-        if step is None and values:
-            self.step += 1
-        if not values and epoch is None:
-            return None
-        self.logged += 1
-        latest = self.latest
-        if "loss" in values:
-            latest["loss"] = values["loss"]
-        if "accuracy" in values:
-            latest["accuracy"] = values["accuracy"]
-        step_now = self.step if self.step >= 0 else None
-        if len(values) > MAX_METRICS:
-            return self._split(t, step_now, values)
-        seq = self.seq
-        self.seq = seq + 1
-        return (seq, t, step_now, self.epoch, values)
+        return self.records.take(t, step, epoch, metrics, named)
 
-    def _split(self, t: float, step: int | None, values: dict[str, Any]) -> list[_Row]:
-        """A call with more metrics than a record holds: several records of the same
-        step and time, MAX_METRICS metrics each (nothing dropped)."""
-        items = list(values.items())
-        rows: list[_Row] = []
-        for start in range(0, len(items), MAX_METRICS):
-            rows.append((self.seq, t, step, self.epoch, dict(items[start : start + MAX_METRICS])))
-            self.seq += 1
-        self.logged += len(rows) - 1  # (the call was counted as one record)
-        return rows
-
-    def _publish_rows(self, rows: list[_Row]) -> None:
+    def _publish_rows(self, rows: list[Row]) -> None:
         """Send consecutive records as ``cols`` items: one per run of the same names."""
         items: list[dict[str, Any]] = []
         start = 0
@@ -395,7 +329,7 @@ class IOLoop:
                 parts.append((packed, len(part["t"])))
         return parts
 
-    def _columns(self, rows: list[_Row], names: tuple[str, ...]) -> dict[str, Any]:
+    def _columns(self, rows: list[Row], names: tuple[str, ...]) -> dict[str, Any]:
         seqs, times, steps, epochs, values = zip(*rows, strict=True)
         columns = zip(*(v.values() for v in values), strict=True) if names else ()
         return columns_wire(
@@ -408,57 +342,6 @@ class IOLoop:
             dict(zip(names, columns, strict=True)),
         )
 
-    def _numbers(self, metrics: Any, named: dict[str, Any]) -> dict[str, float | int]:
-        if metrics is not None:
-            if isinstance(metrics, Mapping):
-                named = {**metrics, **named}
-            else:
-                self._warn_once("<positional>", "log() takes a mapping of metric values")
-        out: dict[str, float | int] = {}
-        for name, value in named.items():
-            number = metric_value(value)
-            if isinstance(number, NotANumber):
-                self._warn_once(
-                    f"{name!r}:{number.kind}"[:200],
-                    f"metric {str(name)[:60]!r}: {number.kind} {number.text} is not a number",
-                )
-                continue
-            if not valid_name(name):
-                self._warn_once(
-                    repr(name)[:200],
-                    f"metric name {repr(name)[:60]}: names are strings of 1-128 characters "
-                    "without control characters",
-                )
-                continue
-            out[name] = number
-        return out
-
-    def _warn_once(self, key: str, text: str, dropped: bool = True) -> None:
-        if key in self.warned or len(self.warned) > _MAX_WARNINGS:
-            return
-        self.warned.add(key)
-        if len(self.warned) > _MAX_WARNINGS:
-            text, dropped = f"more than {_MAX_WARNINGS} different warnings: no more said", False
-        log.warning("trainmon: %s%s", text, "; dropped (warned once)" if dropped else "")
-
-    def _warn_count(self, what: str, value: Any, named: dict[str, Any], instead: str) -> None:
-        """A step or epoch that cannot be used: once per argument and type, naming the
-        call's metrics and the value."""
-        kind = value.kind if isinstance(value, NotANumber) else type(value).__name__
-        try:
-            shown = repr(value)[:60]
-        except Exception:
-            shown = f"<{kind}>"
-        names = ", ".join(str(name)[:40] for name in list(named)[:5])
-        call = f"log({names})" if names else "set_epoch() (or a log() of no metrics)"
-        self._warn_once(
-            f"<{what}>:{kind}",
-            f"{what}={shown} ({kind}) in {call} is not a whole number from 0 to "
-            f"2**53{' (or a fraction)' if what == 'epoch' else ''}: {instead} "
-            f"(said once per type of {what})",
-            dropped=False,
-        )
-
     def _publish(self, items: list[dict[str, Any]], records: int, first_seq: int) -> None:
         payload = self._pack(items, records)
         if payload is not None:
@@ -469,7 +352,7 @@ class IOLoop:
         try:
             return pack_payload(items)
         except (ValueError, OverflowError, TypeError) as exc:  # defensive: never expected
-            self._warn_once("<pack>", f"cannot encode a batch ({exc})")
+            self.warnings.once("<pack>", f"cannot encode a batch ({exc})")
             self.calls.count_drop(records)
             return None
 
@@ -492,7 +375,7 @@ class IOLoop:
 
     def _counters(self) -> dict[str, int]:
         return {
-            "logged": self.logged,
+            "logged": self.records.logged,
             "dropped": self.calls.dropped,
             "queued": len(self.calls),
             "unrecorded": 0 if self.writer is None else self.writer.unrecorded,
@@ -501,15 +384,7 @@ class IOLoop:
     def _heartbeat(self) -> None:
         if not self.subscribed:
             return
-        # A heartbeat carries the last number used, and takes none.
-        beat = Record(
-            "heartbeat",
-            self.settings.run,
-            self.settings.worker,
-            self.seq - 1,
-            _now(),
-            counters=self._counters(),
-        )
+        beat = self.records.last("heartbeat", _now(), counters=self._counters())
         self._send(pack_payload(to_wire(beat)))
 
     def _finish(self) -> None:
@@ -537,7 +412,7 @@ class IOLoop:
             writer.abandon()
         self._nobody_watched()
         self.offline = False  # (the bye is no record the user logged: not counted)
-        bye = self._record("bye", _now(), counters=self._counters())
+        bye = self.records.record("bye", _now(), counters=self._counters())
         self._publish([to_wire(bye)], 1, bye.seq)
         if self.subscribed:
             remaining_s = max(deadline - time.monotonic(), 0)
@@ -557,7 +432,7 @@ class IOLoop:
     def _nobody_watched(self) -> None:
         """At close: if no monitor ever subscribed and nothing recorded the run, say so."""
         recording = self.writer is not None and self.writer.stopped is None
-        if self.ever_subscribed or recording or self.offline or not self.logged:
+        if self.ever_subscribed or recording or self.offline or not self.records.logged:
             return
         settings = self.settings
         log.warning(
@@ -565,24 +440,9 @@ class IOLoop:
             "time %s, or pass Monitor(record_to='run.tmr') to keep them",
             settings.run,
             settings.endpoint,
-            self.logged,
+            self.records.logged,
             nobody_watched_hint(settings.endpoint, settings.bind),
         )
-
-
-def _plain_floats(named: dict[str, Any]) -> bool:
-    """Whether every value is a float under a short name: nothing to convert or check."""
-    if len(named) > MAX_METRICS:
-        return False
-    for name, value in named.items():
-        if (  # valid_name(), inlined: this runs for every name of every record
-            type(value) is not float
-            or type(name) is not str
-            or not 0 < len(name) <= MAX_NAME_CHARS
-            or not (name.isprintable() or valid_name(name))
-        ):
-            return False
-    return True
 
 
 def _midway(deadline: float) -> float:

@@ -7,7 +7,7 @@ import logging
 
 from trainmon_client.protocol import escape_text
 
-__all__ = ["log", "say"]
+__all__ = ["Warnings", "log", "say"]
 
 log = logging.getLogger("trainmon_client")
 
@@ -29,3 +29,21 @@ log.addFilter(_Escaped())
 def say(line: str) -> None:
     """One line on stderr, from any thread (through the logging module)."""
     log.warning("trainmon: %s", line)
+
+
+class Warnings:
+    """Warnings said once each (by key), at most ``limit`` different ones: then one line
+    says no more will be."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self.said: set[str] = set()
+
+    def once(self, key: str, text: str, dropped: bool = True) -> None:
+        """Say ``text`` unless ``key`` was said (``dropped``: say what was dropped)."""
+        if key in self.said or len(self.said) > self.limit:
+            return
+        self.said.add(key)
+        if len(self.said) > self.limit:
+            text, dropped = f"more than {self.limit} different warnings: no more said", False
+        log.warning("trainmon: %s%s", text, "; dropped (warned once)" if dropped else "")
