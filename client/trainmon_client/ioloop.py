@@ -1,8 +1,7 @@
 """The I/O thread of a Monitor: it takes the queued calls into numbered records (see
-records.py),
-batches and encodes them, sends them (and heartbeats) on the socket, keeps a history
-that it sends again with a hello to each monitor that subscribes later, records to a
-file where asked, and at close delivers what is left and says bye.
+records.py), batches and encodes them, sends them (and heartbeats) on the socket, keeps
+a history that it sends again with a hello to each monitor that subscribes later,
+records to a file where asked, and at close delivers what is left and says bye.
 
 It is given what it works with: the queue of calls, the dict of latest values it
 notes, the hello updates, close()'s request, the socket and the recording's writer;
