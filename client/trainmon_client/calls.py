@@ -16,7 +16,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["ALERT", "HELLO", "Call", "CallQueue", "Closing"]
+__all__ = [
+    "ALERT",
+    "Call",
+    "CallQueue",
+    "Closing",
+    "HELLO",
+]
 
 # One call: (time, step, epoch, positional metrics or a marker, named values).
 Call = tuple[float, Any, Any, Any, dict[str, Any]]

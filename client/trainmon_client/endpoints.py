@@ -23,12 +23,12 @@ import stat
 from dataclasses import dataclass
 from typing import Final
 
-from trainmon_client.protocol import clean_text
+from trainmon_client.text import clean_text
 
 __all__ = [
+    "Default",
     "LEGACY_ENDPOINT",
     "SCHEMES",
-    "Default",
     "default_endpoint",
     "endpoint_problem",
     "fallback_warning",

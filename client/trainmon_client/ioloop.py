@@ -1,5 +1,5 @@
 """The I/O thread of a Monitor: it takes the queued calls into numbered records (see
-records.py), batches and encodes them, sends them (and heartbeats) on the socket, keeps
+numbering.py), batches and encodes them, sends them (and heartbeats) on the socket, keeps
 a history that it sends again with a hello to each monitor that subscribes later,
 records to a file where asked, and at close delivers what is left and says bye.
 
@@ -25,6 +25,7 @@ from trainmon_client.hello import InfoUpdates, plain
 from trainmon_client.history import History, array_of
 from trainmon_client.logs import Warnings, log
 from trainmon_client.memguard import MemoryGuard, megabytes, rebind
+from trainmon_client.numbering import Records, Row
 from trainmon_client.protocol import (
     MAX_PAYLOAD_BYTES,
     Record,
@@ -33,7 +34,6 @@ from trainmon_client.protocol import (
     pack_payload,
     to_wire,
 )
-from trainmon_client.records import Records, Row
 from trainmon_client.sockets import PubSocket
 
 __all__ = ["IOLoop", "LoopSettings"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from trainmon_client.protocol import escape_text
+from trainmon_client.text import escape_text
 
 __all__ = ["Warnings", "log", "say"]
 
