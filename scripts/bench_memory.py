@@ -47,8 +47,8 @@ from pathlib import Path
 from _pty_watch import PtyWatch, summary_counts
 
 from trainmon.state import Limits, RunState
-from trainmon_client.protocol import MAX_NAME_CHARS, Columns, Record
 from trainmon_client.ioloop import _MAX_BATCH_RECORDS as BATCH  # as the client sends
+from trainmon_client.protocol import MAX_NAME_CHARS, Columns, Record
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 8
