@@ -6,15 +6,17 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from trainmon_client.endpoints import default_endpoint, endpoint_problem, fallback_warning
 from trainmon_client.identity import launch
-from trainmon_client.protocol import MAX_NAME_CHARS, MAX_STEP, clean_text, valid_name
+from trainmon_client.records import MAX_STEP
 from trainmon_client.security import Curve
+from trainmon_client.text import MAX_NAME_CHARS, clean_text, valid_name
 from trainmon_client.values import capture_count
 
-__all__ = ["curve_missing", "run_name", "seconds", "total_arg", "where"]
+__all__ = ["config_arg", "curve_arg", "run_name", "seconds", "total_arg", "where"]
 
 _fallback_said = False  # the default's fallback to loopback tcp is said once a process
 
@@ -120,7 +122,31 @@ def seconds(value: Any, what: str) -> float:
     return number
 
 
-def curve_missing(curve: Curve, bind: bool) -> str:
+def config_arg(config: Any) -> Mapping[str, Any] | None:
+    """``config`` if it is a mapping (or None); TypeError otherwise."""
+    if config is not None and not isinstance(config, Mapping):
+        raise TypeError(
+            f"config must be a mapping of names to plain values, not {type(config).__name__}"
+        )
+    return config
+
+
+def curve_arg(
+    secret: str | None, server: str | None, allow: str | None, bind: bool, problems: list[str]
+) -> tuple[Curve | None, bool]:
+    """The encryption asked for (ValueError if the code leaves a part out), and whether
+    publishing can go on: one the environment leaves incomplete goes in ``problems``,
+    and nothing is published."""
+    curve = Curve.from_env(secret, server, allow)
+    missing = "" if curve is None else _curve_missing(curve, bind)
+    if missing and (secret or server or allow):
+        raise ValueError(missing)  # left out in the code itself
+    if missing:  # the environment's $TRAINMON_CURVE_* (a shell set up for a monitor?)
+        problems.append(f"{missing}, from $TRAINMON_CURVE_*: not publishing")
+    return curve, not missing
+
+
+def _curve_missing(curve: Curve, bind: bool) -> str:
     """Which encryption option this side lacks, or "" (a key file that cannot be read
     is the machine's, said when the socket is opened)."""
     if not curve.secret:

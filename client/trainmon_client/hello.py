@@ -8,19 +8,17 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from trainmon_client.identity import Identity
-from trainmon_client.protocol import MAX_NAME_CHARS
+from trainmon_client.text import MAX_NAME_CHARS
 
 __all__ = ["InfoUpdates", "hello_info", "plain"]
 
 _CONFIG_TEXT_CHARS: Final = 1000  # config text kept per value (the monitor shows 200)
 
 
-def hello_info(
-    ident: Identity, totals: Mapping[str, Any], config: Mapping[str, Any]
-) -> dict[str, Any]:
+def hello_info(ident: Identity, config: Mapping[str, Any], **totals: Any) -> dict[str, Any]:
     """The hello's info: host and pid, then each of rank, world and local rank from
     ``ident`` and each of ``totals`` (epochs, epochs_f, steps, port, local_world,
-    parent) that is known, and the config as plain values if there is one."""
+    parent, in that order) that is known, and the config as plain values if any."""
     info: dict[str, Any] = {"host": ident.host, "pid": ident.pid}
     known = {"rank": ident.rank, "world": ident.world, "local_rank": ident.local_rank}
     for key, value in {**known, **totals}.items():

@@ -22,15 +22,14 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from trainmon_client.arguments import curve_missing, run_name, seconds, total_arg, where
+from trainmon_client.arguments import config_arg, curve_arg, run_name, seconds, total_arg, where
 from trainmon_client.calls import ALERT, HELLO, CallQueue, Closing
 from trainmon_client.endpoints import LEGACY_ENDPOINT
 from trainmon_client.framing import BackgroundWriter
 from trainmon_client.hello import InfoUpdates, hello_info
-from trainmon_client.identity import Identity, identify
+from trainmon_client.identity import identify
 from trainmon_client.ioloop import IOLoop, LoopSettings
 from trainmon_client.logs import log, say
-from trainmon_client.security import Curve
 from trainmon_client.sockets import PubSocket, rank_endpoint
 from trainmon_client.values import NotANumber, capture_count, capture_values, metric_value
 
@@ -118,31 +117,23 @@ class Monitor:
         epochs, self._epochs_f = total_arg(total_epochs, "total_epochs")
         self.total_epochs: int | None = epochs
         self.total_steps: int | None = total_arg(total_steps, "total_steps")[0]
-        self.config = dict(_config_arg(config) or {})
+        self.config = dict(config_arg(config) or {})
         self.flush_timeout_s = seconds(flush_timeout_s, "flush_timeout_s")
         self._max_queue = max_queue
         self._max_values = max_queue_values
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
-        self.curve = self._curve(curve_secret, curve_server, curve_allow)
+        self.curve, usable = curve_arg(
+            curve_secret, curve_server, curve_allow, self.bind, self._problems
+        )
+        if not usable:
+            self.endpoint = ""
         self._info = InfoUpdates()  # set_totals() and set_config() to the I/O thread
         self._latest: dict[str, float] = {}  # the last of each, as the I/O thread took them
         self._parent: str | None = None
         self._closed = False
         self._start()
         _live.add(self)
-
-    def _curve(self, secret: str | None, server: str | None, allow: str | None) -> Curve | None:
-        """The encryption asked for (ValueError if the code leaves a part out); one the
-        environment leaves incomplete is said, and nothing is published."""
-        curve = Curve.from_env(secret, server, allow)
-        missing = "" if curve is None else curve_missing(curve, self.bind)
-        if missing and (secret or server or allow):
-            raise ValueError(missing)  # left out in the code itself
-        if missing:  # the environment's $TRAINMON_CURVE_* (a shell set up for a monitor?)
-            self._problems.append(f"{missing}, from $TRAINMON_CURVE_*: not publishing")
-            self.endpoint = ""
-        return curve
 
     # -- the hot path ---------------------------------------------------------------
 
@@ -272,7 +263,7 @@ class Monitor:
     def set_config(self, config: Mapping[str, Any]) -> None:
         """Add to (or change) the run's config, shown by the monitor; a new hello goes
         to the monitor. Thread-safe."""
-        _config_arg(config)
+        config_arg(config)
         with self._info.lock:
             self.config.update(config)
             config = dict(self.config)
@@ -347,7 +338,7 @@ class Monitor:
     def _start(self) -> None:
         """Open the socket and start the I/O thread; what cannot be opened is said once
         and left out (records that cannot go anywhere are counted as dropped)."""
-        self._identity: Identity = identify()
+        self._identity = identify()
         # Several Monitors in one process are several workers: number the later ones.
         index = next(_instances)
         self._worker = self._identity.worker + (f"/{index}" if index else "")
@@ -397,17 +388,18 @@ class Monitor:
 
     def _loop_settings(self, offline: bool) -> LoopSettings:
         """What the I/O thread is told at its start, its hello's info included."""
-        totals = {
-            "epochs": self.total_epochs,
-            "epochs_f": self._epochs_f,
-            "steps": self.total_steps,
-            "port": self._port,
-            "local_world": self._local_world,
-            "parent": self._parent,
-        }
         with self._info.lock:
             config = dict(self.config)
-        info = hello_info(self._identity, totals, config)
+        info = hello_info(
+            self._identity,
+            config,
+            epochs=self.total_epochs,
+            epochs_f=self._epochs_f,
+            steps=self.total_steps,
+            port=self._port,
+            local_world=self._local_world,
+            parent=self._parent,
+        )
         return LoopSettings(
             self.run, self._worker, self.endpoint, self.bind, self._history_records, info, offline
         )
@@ -460,15 +452,6 @@ class Monitor:
                     return
         if args or kwargs:
             self.log(*args, **kwargs)
-
-
-def _config_arg(config: Any) -> Mapping[str, Any] | None:
-    """``config`` if it is a mapping (or None); TypeError otherwise."""
-    if config is not None and not isinstance(config, Mapping):
-        raise TypeError(
-            f"config must be a mapping of names to plain values, not {type(config).__name__}"
-        )
-    return config
 
 
 def _merged(metrics: Any, named: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
