@@ -78,7 +78,9 @@ class LoopSettings:
 
 
 class IOLoop:
-    """The I/O thread's state: everything here is touched by that thread only."""
+    """The I/O thread's state: what it shares with training's thread (the queue, the
+    latest values, the hello updates, close()'s request) is handed to it; everything
+    else here is touched by that thread only."""
 
     def __init__(
         self,
@@ -232,7 +234,7 @@ class IOLoop:
     def _drain(self, until: float) -> bool:
         """Turn queued calls into records and send them; True if more are waiting."""
         self.calls.rebound()
-        queue = self.calls
+        queue, take = self.calls, self.records.take
         rows: list[Row] = []
         taken = 0
         while queue:
@@ -240,7 +242,8 @@ class IOLoop:
             try:
                 # Taken, then let go: a call is always in the queue or in what the
                 # I/O thread has seen, for current_loss() to find.
-                row = self._take(*queue[0])
+                call = queue[0]
+                row = self._new_hello(call[0]) if call[3] is HELLO else take(*call)
             except Exception as exc:  # whatever was logged, the thread goes on
                 self.warnings.once("<record>", f"cannot publish a record ({exc!r})")
                 queue.count_drop()
@@ -275,13 +278,6 @@ class IOLoop:
         self._publish_rows(rows)
         cost = (time.perf_counter() - started) / len(rows)
         self.row_cost_s += 0.2 * (cost - self.row_cost_s)
-
-    def _take(
-        self, t: float, step: Any, epoch: Any, metrics: Any, named: dict[str, Any]
-    ) -> Row | list[Row] | Record | None:
-        if metrics is HELLO:
-            return self._new_hello(t)
-        return self.records.take(t, step, epoch, metrics, named)
 
     def _publish_rows(self, rows: list[Row]) -> None:
         """Send consecutive records as ``cols`` items: one per run of the same names."""
