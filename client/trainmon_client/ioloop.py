@@ -55,7 +55,6 @@ _FRAME_VALUES: Final = 512
 _MAX_HELLO_BYTES: Final = MAX_PAYLOAD_BYTES // 4  # a larger config is not sent
 _CLOCK_EVERY: Final = 64  # records taken between looks at the clock (the slice's end)
 _HEARTBEAT_S: Final = 1.0
-_MAX_WARNINGS: Final = 64  # different warnings said at most; then one line says so
 # Memory grown this far past its low mark makes the I/O thread reopen its socket: an
 # endless multipart message accumulates inside libzmq (see memguard); a reopening that
 # frees nothing doubles it, so training that grows for its own reasons is left alone.
@@ -98,7 +97,7 @@ class IOLoop:
         self.closing = closing
         self.out = out
         self.writer = writer
-        self.warnings = Warnings(_MAX_WARNINGS)
+        self.warnings = Warnings()
         self.records = Records(settings.run, settings.worker, latest, self.warnings)
         self.reopened = 0  # times the socket was reopened because memory ran away
         self.offline = settings.offline

@@ -4,12 +4,14 @@ control character to the terminal (they name files and endpoints a user gave).""
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from trainmon_client.text import escape_text
 
 __all__ = ["Warnings", "log", "say"]
 
 log = logging.getLogger("trainmon_client")
+_MAX_WARNINGS: Final = 64  # different warnings said at most; then one line says so
 
 
 class _Escaped(logging.Filter):
@@ -35,7 +37,7 @@ class Warnings:
     """Warnings said once each (by key), at most ``limit`` different ones: then one line
     says no more will be."""
 
-    def __init__(self, limit: int = 64) -> None:
+    def __init__(self, limit: int = _MAX_WARNINGS) -> None:
         self.limit = limit
         self.said: set[str] = set()
 

@@ -10,6 +10,7 @@ from typing import Any
 from trainmon_client.calls import ALERT
 from trainmon_client.logs import Warnings
 from trainmon_client.protocol import (
+    MAX_ALERT_TEXT,
     MAX_ALERT_TITLE,
     MAX_METRICS,
     MAX_NAME_CHARS,
@@ -58,7 +59,7 @@ class Records:
         if metrics is ALERT:
             self.logged += 1
             title = str(named["title"])[:MAX_ALERT_TITLE] or "alert"
-            text = str(named["text"])[:2000]
+            text = str(named["text"])[:MAX_ALERT_TEXT]
             return self.record("alert", t, info={"title": title, "text": text})
         if metrics is None and _plain_floats(named):
             values: dict[str, Any] = named  # the common case, checked at a glance
