@@ -59,6 +59,11 @@ How the protocol grows (the rule both sides keep, so any client works with any m
 ``decode`` is strict and bounded: it checks sizes before unpacking, limits every
 container, checks each field's type, and raises :class:`ProtocolError` for anything
 it does not accept.
+
+This module is the only one that builds the wire's maps (:func:`to_wire`,
+:func:`columns_wire`, :func:`cut_columns`). The decoded types and the limits are in
+records.py, the checks of each item in checks.py, the rules for names in text.py; all
+are importable from here.
 """
 
 from __future__ import annotations
