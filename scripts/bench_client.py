@@ -332,7 +332,10 @@ def baseline_client(tmp: str, base: str = AB_BASELINE) -> Any:
     sys.path.insert(0, tmp)
     import importlib
 
-    return importlib.import_module("trainmon_client_ab.publisher")
+    try:
+        return importlib.import_module("trainmon_client_ab.monitor")
+    except ImportError:  # a client from before the Monitor had a module of its own
+        return importlib.import_module("trainmon_client_ab.publisher")
 
 
 def ab_samples(mon: Any, loss: Any, n: int, out: list[int]) -> None:

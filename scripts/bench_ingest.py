@@ -97,7 +97,7 @@ print(received, last - first, flush=True)
 SENDER = """
 import sys, time, zmq
 from trainmon_client.protocol import columns_wire, pack_payload
-from trainmon_client.publisher import _MAX_BATCH_RECORDS as batch  # as the client sends
+from trainmon_client.ioloop import _MAX_BATCH_RECORDS as batch  # as the client sends
 endpoint, total = sys.argv[1], int(sys.argv[2])
 names = ("loss", "accuracy", "grad_norm", "lr", "throughput")
 def item(kind, seq, **fields):

@@ -47,8 +47,8 @@ from pathlib import Path
 from _pty_watch import PtyWatch, summary_counts
 
 from trainmon.state import Limits, RunState
+from trainmon_client.ioloop import _MAX_BATCH_RECORDS as BATCH  # as the client sends
 from trainmon_client.protocol import MAX_NAME_CHARS, Columns, Record
-from trainmon_client.publisher import _MAX_BATCH_RECORDS as BATCH  # as the client sends
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 8
@@ -343,7 +343,7 @@ for w in range(workers):
     hello = {"v": 1, "k": "hello", "r": "bench", "w": f"w{w}", "s": 0, "t": now,
              "i": {"host": "bench", "pid": w, "rank": w, "world": workers}}
     sock.send_multipart([b"bench", msgpack.packb(hello)])
-from trainmon_client.publisher import _MAX_BATCH_RECORDS as batch  # as the client sends
+from trainmon_client.ioloop import _MAX_BATCH_RECORDS as batch  # as the client sends
 sent, seq = 0, 1
 names = ("loss", "accuracy", "grad_norm", "lr", "throughput")
 while sent < total:

@@ -19,7 +19,7 @@ from tests.helpers import (
 from trainmon.sources.subscriber import Subscriber
 from trainmon.state import LOST_AFTER_S, RunState
 from trainmon_client import Monitor
-from trainmon_client.publisher import _MAX_BATCH_RECORDS
+from trainmon_client.ioloop import _MAX_BATCH_RECORDS
 
 
 def _worker(state: RunState):  # type: ignore[no-untyped-def]

@@ -133,7 +133,7 @@ def _pythons() -> list[str]:
 def _copy_packages(into: Path) -> str:
     """The packages trainmon needs, copied where anyone can read them."""
     code = (
-        "import sys, trainmon.cli, trainmon_client.publisher, zmq\n"
+        "import sys, trainmon.cli, trainmon_client.monitor, zmq\n"
         "print('\\n'.join(getattr(m, '__file__', None) or '' for m in list(sys.modules.values())))"
     )
     files = subprocess.run(

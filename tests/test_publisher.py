@@ -29,7 +29,7 @@ from tests.helpers import (
 )
 from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
-from trainmon_client import Monitor, publisher
+from trainmon_client import Monitor, arguments, history, ioloop
 from trainmon_client.framing import ReadReport, read_frames
 from trainmon_client.identity import identify
 from trainmon_client.protocol import Columns, decode_payload_items, valid_name
@@ -185,7 +185,7 @@ def test_default_run_name_from_any_script_name_is_valid(
     monkeypatch.delenv("TRAINMON_RUN", raising=False)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
-    name = publisher._default_run()
+    name = arguments._default_run()
     assert valid_name(name) and name.encode()
 
 
@@ -208,7 +208,7 @@ def test_default_run_name_says_what_runs(
     monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
-    name = publisher._default_run()
+    name = arguments._default_run()
     assert name.startswith(prefix) and name[len(prefix) :][:2] == "20", name
 
 
@@ -371,10 +371,12 @@ def _subscribed(mon: Monitor) -> bool:
     """Whether the I/O thread has heard a subscription (test-only peek)."""
     import gc
 
-    from trainmon_client.publisher import _IOLoop
+    from trainmon_client.ioloop import IOLoop as _IOLoop
 
     # (type(), not isinstance(): that reads __class__, which some objects warn about)
-    return any(type(o) is _IOLoop and o.mon is mon and o.subscribed for o in gc.get_objects())
+    return any(
+        type(o) is _IOLoop and o.calls is mon._queue and o.subscribed for o in gc.get_objects()
+    )
 
 
 @pytest.mark.parametrize(
@@ -484,7 +486,7 @@ def test_a_batch_too_large_for_the_monitor_goes_in_parts(
     parts instead; every record arrives. (The limit is lowered here so that the batches
     this machine makes are over it.)"""
     limit = 20_000
-    monkeypatch.setattr(publisher, "MAX_PAYLOAD_BYTES", limit)
+    monkeypatch.setattr(ioloop, "MAX_PAYLOAD_BYTES", limit)
     wide = {f"grad_norm/model.layers.{i}.self_attn.q_proj.weight": 0.5 for i in range(64)}
     state = sub.state
     path = tmp_path / "sent.tmrec"
@@ -550,7 +552,7 @@ def test_joined_history_batches_carry_the_same_items(batches: list[object], limi
     """A history re-send joins batches without decoding them: the items come out the
     same and in order, each message within the item and byte limits."""
     packed = [msgpack.packb(batch) for batch in batches]
-    joined = list(publisher._joined(packed, max_items=50, max_bytes=limit * 20))
+    joined = list(history._joined(packed, max_items=50, max_bytes=limit * 20))
     items = []
     for message in joined:
         value = msgpack.unpackb(message, strict_map_key=False)

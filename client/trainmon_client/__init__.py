@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from trainmon_client.protocol import PROTOCOL_VERSION, ProtocolError, Record, decode, encode
 
 if TYPE_CHECKING:
-    from trainmon_client.publisher import DEFAULT_ENDPOINT, Monitor
+    from trainmon_client.monitor import DEFAULT_ENDPOINT, Monitor
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -35,10 +35,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # The publisher (and pyzmq) load on first use, so a reader of the protocol alone,
+    # The Monitor (and pyzmq) load on first use, so a reader of the protocol alone,
     # such as the monitor's state, does not pull in sockets.
     if name in ("Monitor", "DEFAULT_ENDPOINT"):
-        from trainmon_client import publisher
+        from trainmon_client import monitor
 
-        return getattr(publisher, name)
+        return getattr(monitor, name)
     raise AttributeError(f"module 'trainmon_client' has no attribute {name!r}")

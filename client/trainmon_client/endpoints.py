@@ -23,10 +23,12 @@ import stat
 from dataclasses import dataclass
 from typing import Final
 
+from trainmon_client.text import clean_text
+
 __all__ = [
+    "Default",
     "LEGACY_ENDPOINT",
     "SCHEMES",
-    "Default",
     "default_endpoint",
     "endpoint_problem",
     "fallback_warning",
@@ -34,6 +36,7 @@ __all__ = [
     "ipc_path",
     "is_private_default",
     "needs_ipv6",
+    "nobody_watched_hint",
     "private_dir",
 ]
 
@@ -256,3 +259,47 @@ def ipc_in_use(path: str) -> bool:
             # No file, or a file nobody listens on (left by a process that died).
             return exc.errno not in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK)
         return True
+
+
+def nobody_watched_hint(endpoint: str, bind: bool) -> str:
+    """What to do next time, for a run published on ``endpoint`` that no monitor
+    heard: start one the right way, or reach the one that listens elsewhere."""
+    if bind:
+        return f"start `trainmon watch --connect {_reachable(endpoint)}` first"
+    if endpoint == LEGACY_ENDPOINT and _private_monitor():
+        return (
+            f"a monitor listens on the default, {default_endpoint(create=False).endpoint}: "
+            "unset TRAINMON_ENDPOINT to reach it"
+        )
+    if endpoint.startswith("ipc://") and _legacy_listener():
+        return (  # (a newer monitor's watcher there takes nothing: hence "if")
+            f"something listens on {LEGACY_ENDPOINT}, the default before 0.2: if it is "
+            "an older trainmon watch, upgrade it (or, on a machine of your own, set "
+            f"TRAINMON_ENDPOINT={LEGACY_ENDPOINT} for this script)"
+        )
+    return "start `trainmon watch` first (or `trainmon watch --record FILE`)"
+
+
+def _legacy_listener() -> bool:
+    """Whether something listens on the old default's port (an older monitor, maybe)."""
+    host, _, port = LEGACY_ENDPOINT[len("tcp://") :].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _private_monitor() -> bool:
+    """Whether a monitor listens on this user's private default socket."""
+    path = ipc_path(default_endpoint(create=False).endpoint)
+    return path is not None and ipc_in_use(path)
+
+
+def _reachable(endpoint: str) -> str:
+    """A bound endpoint as another machine would name it: this host for a wildcard."""
+    for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
+        if endpoint.startswith(wildcard):
+            host = clean_text(socket.gethostname()) or "THIS_HOST"
+            return f"tcp://{host}:{endpoint[len(wildcard) :]}"
+    return endpoint

@@ -35,11 +35,11 @@ from typing import BinaryIO, Final
 from trainmon_client.protocol import MAX_PAYLOAD_BYTES
 
 __all__ = [
-    "FORMAT_VERSION",
-    "MAGIC",
     "BackgroundWriter",
+    "FORMAT_VERSION",
     "FileFormatError",
     "FrameWriter",
+    "MAGIC",
     "ReadReport",
     "read_frames",
 ]
