@@ -32,8 +32,8 @@ class RunState:
     (:meth:`reject`, :meth:`refuse`, :meth:`note_link`, :meth:`note_recording`); the
     alerts :class:`~trainmon.state.alerts.AlertWatch` finds (:meth:`note_alerts`); and
     which run the dashboard shows (:meth:`choose` for the r key, :meth:`settle` once
-    a turn of the dashboard's loops). The view only reads (the memos some reads keep, as ``Run.lead`` and
-    ``Series.best`` do, change nothing the state says).
+    a turn of the dashboard's loops). The view only reads (the memos some reads keep,
+    as ``Run.lead`` and ``Series.best`` do, change nothing the state says).
     """
 
     limits: Limits = field(default_factory=Limits)
