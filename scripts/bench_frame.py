@@ -190,7 +190,7 @@ def compare_plotext() -> None:
 def live_loop(seconds: float = 20.0) -> None:
     """The dashboard's loop in one process: 10 new steps from each of 64 workers x 20
     metrics, the alert check and a 200x60 frame, over and over; once as Python's
-    collector would run, once with the monitor's policy (trainmon.app._Collector:
+    collector would run, once with the monitor's policy (trainmon.app.pacing.Collector:
     what is alive is frozen out of the collector's passes after each frame). Prints
     the time per frame (alert check, drawing, the policy) and the collector's full
     passes with their duration, wherever they fell: each pauses the whole loop."""

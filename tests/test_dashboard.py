@@ -822,7 +822,7 @@ def test_runs_list_and_summary_show_the_config() -> None:
 
 def test_frames_and_state_make_no_reference_cycles() -> None:
     """The monitor freezes what is alive out of the garbage collector's passes after
-    each frame (trainmon.app._Collector), which is safe only if nothing it does makes
+    each frame (trainmon.app.pacing.Collector), which is safe only if nothing it does makes
     cyclic garbage: frames of every view (Rich's Layout made two cycles a frame), the
     alert watch, and runs let go at the limit."""
     import gc

@@ -1,3 +1,5 @@
+"""``python -m trainmon``: runs the ``trainmon`` command."""
+
 from trainmon.cli import main
 
 main()

@@ -1,8 +1,10 @@
-"""The monitor's loop: the only place with a clock, a screen and a keyboard.
+"""The monitor's loops, which put the parts together: records drained from a source
+into the state, keys turned into view options, and frames drawn or lines printed.
 
 :mod:`.live` draws the dashboard and takes keys; :mod:`.plain` prints status lines where
 there is no terminal; :mod:`.done` knows when every worker has ended; :mod:`.pacing`
-spaces the frames; :mod:`.screen` saves the screen as a picture.
+spaces the frames; :mod:`.screen` saves the screen as a picture; :mod:`.settings` holds
+how the loops run and when they stop.
 """
 
 from trainmon.app.done import DONE_GRACE_S, DoneWatch, is_done, lost_workers

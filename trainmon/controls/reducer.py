@@ -3,8 +3,8 @@ the view options (and the state, to see what there is to move to) and gives the 
 
 Quit, pause and export are not here: they act on the loop, not on what it shows (see
 :mod:`trainmon.app.live`). The handlers change nothing in the state but the run it
-shows (:meth:`RunState.choose`, by the r key and by ``shown_run`` for ``--run``), so
-the run shown stays shown as others arrive.
+shows (:meth:`RunState.choose`, by the r key; ``--run`` is kept by
+:meth:`RunState.settle`), so the run shown stays shown as others arrive.
 """
 
 from __future__ import annotations

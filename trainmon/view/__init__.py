@@ -2,9 +2,9 @@
 
 No widget keeps data of its own: every frame is rebuilt from the state, so what a person
 sees can be tested by rendering to a ``Console`` writing into a ``StringIO``. The view
-reads the state and assigns nothing in it; the one thing it asks of it is which run to
-show (``RunState.choose`` and ``RunState.current``, the state's writers of that
-choice, called by ``shown.shown_run``).
+reads the state and assigns nothing in it, not even which run is shown: ``shown.shown_run``
+reads ``RunState.current``, and the dashboard's loops keep the choice with
+``RunState.settle``.
 
 The modules: ``options`` (ViewOptions); ``frame`` (render: the panels laid out); a
 module per panel (``header``, ``progress``, ``main_panel`` with its ``lines``,
