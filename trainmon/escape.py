@@ -8,7 +8,8 @@ from typing import Final
 
 __all__ = ["escaped", "escaped_lines"]
 
-# The characters protocol.clean_text removes from names: C0 and C1 controls and DEL (an
+# The characters trainmon_client.text counts unsafe in names and text (valid_name refuses
+# them, clean_text makes them spaces): C0 and C1 controls and DEL (an
 # escape sequence would reach the terminal), line and paragraph separators, bidirectional
 # overrides and isolates (they reorder what is shown), and lone surrogates (what
 # os.fsdecode makes of bytes that are not UTF-8).

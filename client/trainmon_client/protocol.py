@@ -31,7 +31,7 @@ i     identity: host, pid, rank, world, local_rank, epochs,       hello
 c     client counters: logged, dropped, queued, unrecorded        heartbeat, bye
 ====  ==========================================================  =================
 
-A fifth kind, ``cols``, carries consecutive ``metrics`` records of one worker that log
+A sixth kind, ``cols``, carries consecutive ``metrics`` records of one worker that log
 the same metric names, column by column, so a batch costs one map instead of one per
 record: ``s`` is the first record's sequence number (the others follow on by one),
 ``t``, ``st`` and ``ep`` are lists with one entry per record, and ``m`` maps each metric
