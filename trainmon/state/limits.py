@@ -1,6 +1,9 @@
-"""The bounds that keep the monitor's memory flat, and the times that say a worker is gone.
+"""The state's shared bounds and times: the ``Limits`` on runs, workers, series and
+points, the bucket counts of a series' history, when a silent worker is lost, and the
+warm-up and window of its rates.
 
-A leaf of the state package: every other state module reads its limits from here.
+A leaf of the state package: series, worker, run and runstate read these from here; a
+module's own small caps (config items, kept alerts, sequence gaps) stay beside its code.
 """
 
 from __future__ import annotations
