@@ -219,7 +219,8 @@ def test_a_recording_that_cannot_open_holds_up_nothing_and_overflows_counted(
 
 
 def _tmpfs(directory: Path) -> None:
-    """A 64 KiB tmpfs on ``directory`` (skip if not root); unmount with _unmount."""
+    """A 64 KiB tmpfs on ``directory`` (skip if not root); the caller unmounts it
+    (``umount -l``)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
     directory.mkdir()

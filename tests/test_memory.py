@@ -158,7 +158,8 @@ def test_monitor_survives_a_message_without_end(tmp_path: Path) -> None:
             f"the monitor's memory to come back to {before:.0f} MB",
         )
         # each reopening is counted as a rejected message (its text is in the dashboard's
-        # notes; see test_reopening_is_said): nothing else this peer sent was read
+        # notes; see test_reopening_is_said_counted_and_receiving_goes_on): nothing else
+        # this peer sent was read
         wait_for(lambda: re.search(r"[1-9]\d* rejected", watch.text()), 10, 0.1, "reopenings")
         _good_run_whole(watch, endpoint)
     finally:
