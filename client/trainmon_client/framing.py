@@ -37,6 +37,8 @@ from trainmon_client.protocol import MAX_PAYLOAD_BYTES
 __all__ = [
     "BackgroundWriter",
     "FORMAT_VERSION",
+    "FRAME_RECORDS",
+    "FRAME_VALUES",
     "FileFormatError",
     "FrameWriter",
     "MAGIC",
@@ -46,6 +48,10 @@ __all__ = [
 
 MAGIC: Final = b"TRAINMON-REC"
 FORMAT_VERSION: Final = 2
+# A frame holds at most FRAME_RECORDS records and about FRAME_VALUES values, so damage to
+# one costs a few records (the client writes frames this size; the monitor cuts to it).
+FRAME_RECORDS: Final = 64
+FRAME_VALUES: Final = 512
 _HEADER: Final = struct.Struct("<12sHxx")
 _FRAME_V1: Final = struct.Struct("<2sII")  # marker, length, payload CRC
 _FRAME_V2: Final = struct.Struct("<2sIII")  # the same, then the CRC of those 10 bytes

@@ -20,7 +20,7 @@ import zmq
 
 from trainmon_client.calls import HELLO, CallQueue, Closing
 from trainmon_client.endpoints import nobody_watched_hint
-from trainmon_client.framing import BackgroundWriter
+from trainmon_client.framing import FRAME_RECORDS, FRAME_VALUES, BackgroundWriter
 from trainmon_client.hello import InfoUpdates, plain
 from trainmon_client.history import History, array_of
 from trainmon_client.logs import Warnings, log
@@ -50,8 +50,6 @@ _YIELD_S: Final = 0.0002
 _MAX_BATCH_RECORDS: Final = 512
 # A recording's frame holds at most this many records, and about this many values
 # (a few KiB): damage in the middle of a file costs one frame.
-_FRAME_RECORDS: Final = 64
-_FRAME_VALUES: Final = 512
 _MAX_HELLO_BYTES: Final = MAX_PAYLOAD_BYTES // 4  # a larger config is not sent
 _CLOCK_EVERY: Final = 64  # records taken between looks at the clock (the slice's end)
 _HEARTBEAT_S: Final = 1.0
@@ -307,13 +305,13 @@ class IOLoop:
         self._keep_and_send(payload, len(rows), rows[0][0], frames)
 
     def _frames(self, items: list[dict[str, Any]]) -> list[tuple[bytes, int]] | None:
-        """The ``cols`` items cut to at most _FRAME_RECORDS records and about
-        _FRAME_VALUES values each, each packed: the frames of a recording, where damage
+        """The ``cols`` items cut to at most FRAME_RECORDS records and about
+        FRAME_VALUES values each, each packed: the frames of a recording, where damage
         then costs a few records; sent joined as one batch. None if they cannot be."""
         parts: list[tuple[bytes, int]] = []
         for item in items:
             count = len(item["t"])
-            step = max(1, min(_FRAME_RECORDS, _FRAME_VALUES // max(len(item["m"]), 1)))
+            step = max(1, min(FRAME_RECORDS, FRAME_VALUES // max(len(item["m"]), 1)))
             for start in range(0, count, step) if count > step else (0,):
                 part = item if count <= step else cut_columns(item, start, start + step)
                 packed = self._pack(part, 0)

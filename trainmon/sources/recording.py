@@ -12,6 +12,8 @@ import msgpack
 from trainmon.escape import escaped
 from trainmon.sources import RecordSink
 from trainmon_client.framing import (
+    FRAME_RECORDS,
+    FRAME_VALUES,
     BackgroundWriter,
     FileFormatError,
     FrameWriter,
@@ -37,8 +39,6 @@ __all__ = [
 ]
 
 FLUSH_INTERVAL_S = 1.0
-FRAME_RECORDS = 64  # records in one frame at most (and about FRAME_VALUES values)
-FRAME_VALUES = 512
 # A payload (or an item) this small is recorded as it is: 64 records take more (a
 # record of a cols item takes 10 bytes at least, its time and step).
 _WHOLE_BYTES = 640
