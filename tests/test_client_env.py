@@ -307,6 +307,11 @@ def test_nobody_watched_on_the_old_default_names_the_monitor_on_the_new_one(
     default: the line at close says to unset TRAINMON_ENDPOINT."""
     import zmq
 
+    with socket.socket() as probe:  # nothing may listen on the old default meanwhile
+        try:
+            probe.bind(("127.0.0.1", 5555))
+        except OSError:
+            pytest.skip("tcp://127.0.0.1:5555 is taken on this machine")
     sockets = tmp_path / "s"
     sockets.mkdir(mode=0o700)
     ctx = zmq.Context()
