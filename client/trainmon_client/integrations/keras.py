@@ -57,7 +57,7 @@ class TrainmonPublisher:
     params: Any
     model: Any
 
-    def __init__(self, monitor: Monitor | None = None, **monitor_args: Any) -> None:
+    def __init__(self, *, monitor: Monitor | None = None, **monitor_args: Any) -> None:
         super().__init__()
         if monitor is not None and monitor_args:
             raise TypeError("give either monitor= or Monitor arguments, not both")
@@ -71,6 +71,11 @@ class TrainmonPublisher:
         self._base = 0  # the global step before this epoch's first batch
         self._step = 0  # the global step of the last batch
         self._batch_keys: frozenset[str] = frozenset()
+
+    @property
+    def step(self) -> int:
+        """The global step of the last training batch published (0 before any)."""
+        return self._step
 
     def on_train_begin(self, logs: Any = None) -> None:
         params = self.params or {}
