@@ -96,7 +96,6 @@ class SummaryWriter:
         self._started = threading.Event()  # set when values begin to be held
         self._stop = threading.Event()  # set by close(): the thread ends
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
         self._closed = False
         _open.add(self)
 
@@ -113,7 +112,12 @@ class SummaryWriter:
     ) -> None:
         """Publish ``scalar_value`` as metric ``tag`` at step ``global_step`` (the tag
         ``epoch``: the record's epoch). ``walltime`` and the styles are not used."""
-        self._add({tag: scalar_value}, global_step)
+        value = scalar_value if type(scalar_value) is float else _read(scalar_value)
+        step = global_step if type(global_step) is int else _step(global_step)
+        if tag == EPOCH_TAG:
+            self._hold({}, step, value)
+        else:
+            self._hold({tag: value}, step, None)
 
     def add_scalars(
         self,
@@ -147,13 +151,13 @@ class SummaryWriter:
 
     def flush(self) -> None:
         """Send the values held for the current step now."""
-        with self._locked():
+        with self._lock:
             self._send()
 
     def close(self) -> None:
         """Send what is held, and close the Monitor (one given as ``monitor=`` is left
         open). Later calls are ignored."""
-        with self._locked():
+        with self._lock:
             self._send()
             self._closed = True
         self._stop.set()
@@ -181,24 +185,30 @@ class SummaryWriter:
     # -- holding one step's values ----------------------------------------------------
 
     def _add(self, values: Mapping[str, Any], global_step: Any) -> None:
-        """Hold ``values`` (read now) with the step's others; send those first where
-        the step changed or a tag (or the epoch) comes again."""
-        step = global_step if global_step is None else capture_count(global_step)
-        taken = {tag: _kept(value) for tag, value in capture_values(values).items()}
+        """Hold ``values`` (read now) at ``global_step``: the tag ``epoch`` as the epoch."""
+        taken = {tag: _read(value) for tag, value in values.items()}
         epoch = taken.pop(EPOCH_TAG, None)
-        with self._locked():
+        self._hold(taken, _step(global_step), epoch)
+
+    def _hold(self, values: dict[str, Any], step: Any, epoch: Any) -> None:
+        """Hold ``values`` with the step's others; send those first where the step
+        changed or a tag (or the epoch) comes again."""
+        with self._lock:
             if self._closed:
                 return
+            pending = self._pending
             if self._holding and (
                 step != self._step
-                or not self._pending.keys().isdisjoint(taken)
                 or (epoch is not None and self._epoch is not None)
+                or (pending and not pending.keys().isdisjoint(values))
             ):
                 self._send()
+                pending = self._pending
             if not self._holding:
                 self._holding, self._step, self._since = True, step, time.monotonic()
-                self._wake()
-            self._pending.update(taken)
+                if not self._started.is_set():
+                    self._wake()
+            pending.update(values)
             if epoch is not None:
                 self._epoch = epoch
 
@@ -208,14 +218,11 @@ class SummaryWriter:
             self.monitor.log(self._pending, step=self._step, epoch=self._epoch)
             self._pending, self._epoch, self._holding = {}, None, False
 
-    def _locked(self) -> threading.Lock:
-        """The lock, made anew in a forked child (where the parent's may be held for
-        ever, and its thread is gone)."""
-        if os.getpid() != self._pid:
-            self._pid = os.getpid()
-            self._lock, self._thread = threading.Lock(), None
-            self._started, self._stop = threading.Event(), threading.Event()
-        return self._lock
+    def _after_fork_in_child(self) -> None:
+        """A lock, events and thread of its own for a forked child (the parent's lock
+        may be held for ever there, and its thread is gone)."""
+        self._lock, self._thread = threading.Lock(), None
+        self._started, self._stop = threading.Event(), threading.Event()
 
     def _wake(self) -> None:
         """Values began to be held: the thread sends them in GROUP_S if no call does."""
@@ -244,10 +251,16 @@ class SummaryWriter:
                         break
 
 
-def _kept(value: Any) -> Any:
-    """A value as read at the call, in a form ``Monitor.log`` takes: a tensor on a GPU
+def _read(value: Any) -> Any:
+    """A value as it is at the call, in a form ``Monitor.log`` takes: a tensor on a GPU
     as its device-side copy (read on the I/O thread)."""
+    value = capture_values({"": value}).get("", value)
     return value.tensor if isinstance(value, OnDevice) else value
+
+
+def _step(step: Any) -> Any:
+    """A step as it is at the call (None: the Monitor counts on)."""
+    return step if step is None or type(step) is int else capture_count(step)
 
 
 def _run_for(log_dir: str | None, comment: str) -> str | None:
@@ -270,4 +283,10 @@ def _close_all() -> None:
         writer.close()
 
 
+def _after_fork_in_child() -> None:
+    for writer in list(_open):
+        writer._after_fork_in_child()
+
+
 atexit.register(_close_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)
