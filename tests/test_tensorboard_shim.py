@@ -17,16 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_endpoint, start_cli, stop, wait_listening
+from tests.helpers import free_endpoint, start_cli, stop, wait_for, wait_listening
 
 # Looked up, not imported: the scripts import them in processes of their own. CI installs
 # both (tests/constraints.txt pins them), so there a missing one fails these tests.
 _MISSING = [name for name in ("torch", "tensorboard") if importlib.util.find_spec(name) is None]
-if _MISSING and not os.environ.get("CI"):
-    pytest.skip(
-        f"needs {' and '.join(_MISSING)}: pip install -c tests/constraints.txt torch tensorboard",
-        allow_module_level=True,
-    )
+needs_torch = pytest.mark.skipif(
+    bool(_MISSING) and not os.environ.get("CI"),
+    reason=f"needs {' and '.join(_MISSING)}: pip install -c tests/constraints.txt tensorboard",
+)
 
 SCRIPT = Path(__file__).resolve().parent / "tensorboard_train.py"
 TORCH_IMPORT = "from torch.utils.tensorboard import SummaryWriter\n"
@@ -120,6 +119,7 @@ def _tailed(script: Path, log_dir: Path, printed: Path) -> tuple[list[dict[str, 
     return [json.loads(line) for line in printed.read_text().splitlines()], run.stderr
 
 
+@needs_torch
 def test_an_unmodified_tensorboard_script_is_watched_with_one_import_changed(
     tmp_path: Path,
 ) -> None:
@@ -161,3 +161,122 @@ def _float32(value: float) -> float:
     import struct
 
     return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+@needs_torch
+def test_the_signatures_are_torchs() -> None:
+    """Each call takes torch's parameters, in torch's order, with torch's defaults (the
+    constructor also takes the Monitor's arguments by name, after them)."""
+    compare = """
+import inspect, json
+from torch.utils.tensorboard import SummaryWriter as Torch
+from trainmon_client.tensorboard import SummaryWriter as Ours
+out = {}
+for name in ["__init__", "add_scalar", "add_scalars", "add_hparams", "flush", "close",
+             "get_logdir", "__enter__"]:
+    params = [inspect.signature(getattr(c, name)).parameters.values() for c in (Torch, Ours)]
+    out[name] = [[[p.name, repr(p.default), p.kind.name] for p in ps] for ps in params]
+print(json.dumps(out))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", compare], capture_output=True, text=True, timeout=60, check=True
+    )
+    for name, (torch_params, ours) in json.loads(done.stdout).items():
+        assert ours[: len(torch_params)] == torch_params, name
+        assert [kind for _, _, kind in ours[len(torch_params) :]] in (
+            [],
+            ["KEYWORD_ONLY", "VAR_KEYWORD"],
+        ), name
+
+
+HELD = """
+import sys
+from trainmon_client.tensorboard import SummaryWriter
+
+writer = SummaryWriter(sys.argv[1])
+writer.add_scalar("a", 1.0, 5)
+writer.add_scalars("m", {"x": 2.0, "y": 3.0}, 5)
+print("held", flush=True)
+sys.stdin.readline()  # no call until the test has seen step 5 arrive
+writer.add_scalar("a", 4.0, 6)
+writer.add_scalar("a", 5.0, 6)  # a tag again at its step: a record of its own
+writer.add_scalar("b", 6.0)  # no step: the Monitor counts on
+writer.add_hparams({"lr": 0.1}, {"final": 7.0})  # no step either
+writer.add_audio("sound", None)
+writer.add_audio("sound", None)
+writer.close()
+"""
+
+
+def test_a_steps_values_go_out_together_without_waiting_for_the_next_call(
+    tmp_path: Path,
+) -> None:
+    """The scalars of step 5 arrive at tail as one record while training makes no more
+    calls (the writer's thread sends them); a tag logged again at its step goes out as a
+    record of its own; calls without a step go together too, the step counted on from
+    the last; add_audio is warned about once."""
+    endpoint = free_endpoint()
+    printed = tmp_path / "tail"
+    with open(printed, "w") as out:
+        tail = start_cli("tail", "--bind", endpoint, "--exit-when-done", stdout=out)
+    train = None
+    try:
+        wait_listening(endpoint)
+        train = subprocess.Popen(
+            [sys.executable, "-c", HELD, str(tmp_path / "runs" / "held")],
+            env=dict(os.environ, TRAINMON_ENDPOINT=endpoint),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert train.stdout is not None and train.stdin is not None
+        assert train.stdout.readline() == "held\n"
+
+        def lines() -> list[dict[str, Any]]:
+            return [json.loads(line) for line in printed.read_text().splitlines()]
+
+        wait_for(lines, 20, 0.02, "step 5's record")
+        train.stdin.write("\n")
+        train.stdin.flush()
+        _, err = train.communicate(timeout=60)
+        assert train.returncode == 0, err
+        tail.wait(timeout=60)
+    finally:
+        for proc in (tail, train):
+            if proc is not None:
+                stop(proc)
+    got = [(line["run"], line["step"], line["metrics"]) for line in lines()]
+    assert got == [
+        ("held", 5, {"a": 1.0, "m/x": 2.0, "m/y": 3.0}),
+        ("held", 6, {"a": 4.0}),
+        ("held", 6, {"a": 5.0}),
+        ("held", 7, {"b": 6.0, "final": 7.0}),  # (no step either: together, counted on)
+    ]
+    warned = [line for line in err.splitlines() if "add_audio" in line]
+    assert warned == [
+        "trainmon: SummaryWriter.add_audio(): trainmon shows scalars only; dropped (warned once)"
+    ]
+
+
+def test_the_run_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """log_dir's last part names the run, else the default name with the comment added;
+    $TRAINMON_RUN wins over both; a Monitor given is used, and left open by close()."""
+    from trainmon_client import Monitor
+    from trainmon_client.arguments import run_name
+    from trainmon_client.tensorboard import SummaryWriter
+
+    endpoint = free_endpoint()
+    names = []
+    for log_dir, comment in [("runs/exp1/", ""), (None, "_lr0.1"), (Path("/tmp/x/b"), "")]:
+        with SummaryWriter(log_dir, comment, endpoint=endpoint, flush_timeout_s=0) as writer:
+            names.append(writer.monitor.run)
+    assert names == ["exp1", run_name(None) + "_lr0.1", "b"]
+    monkeypatch.setenv("TRAINMON_RUN", "mine")
+    with SummaryWriter("runs/exp1", endpoint=endpoint, flush_timeout_s=0) as writer:
+        assert writer.monitor.run == "mine"
+    own = Monitor(endpoint, run="own", flush_timeout_s=0)
+    with SummaryWriter("runs/x", monitor=own) as writer:
+        assert writer.monitor is own
+    assert own.log != own._log_any, "still open"  # (a closed Monitor's log ignores)
+    own.close()
