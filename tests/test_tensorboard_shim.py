@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import free_endpoint, start_cli, stop, wait_for, wait_listening
+from trainmon.sources.recording import load
 
 # Looked up, not imported: the scripts import them in processes of their own. CI installs
 # both (tests/constraints.txt pins them), so there a missing one fails these tests.
@@ -280,3 +281,45 @@ def test_the_run_name(monkeypatch: pytest.MonkeyPatch) -> None:
         assert writer.monitor is own
     assert not own._closed, "a Monitor given is left open"
     own.close()
+
+
+@needs_torch
+def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
+    """The switched script under torchrun with two CPU ranks: a real `trainmon watch
+    --record` hears both, each with its rank and world in its hello and its whole run
+    (the ranks train alike, so their values are equal)."""
+    endpoint = free_endpoint()
+    recording = tmp_path / "watch.tmrec"
+    watch = start_cli("watch", "--bind", endpoint, "--plain", "--record", str(recording))
+    job = None
+    try:
+        wait_listening(endpoint)
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        script = [str(_switched_copy(tmp_path)), str(tmp_path / "ddp")]
+        job = subprocess.run(
+            [*torchrun, "--nproc-per-node", "2", *script],
+            env=dict(_env(), TRAINMON_ENDPOINT=endpoint),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert job.returncode == 0, job.stdout + job.stderr
+
+        def byes() -> list[Any]:  # the recording is written about once a second
+            if not recording.exists():
+                return []
+            records = load([recording]).records
+            return records if sum(r.kind == "bye" for r in records) == 2 else []
+
+        records = wait_for(byes, 30, 0.1, "both ranks' bye in the recording")
+    finally:
+        stop(watch)
+    hellos = {r.worker: r.info for r in records if r.kind == "hello"}
+    assert sorted((i["rank"], i["world"]) for i in hellos.values()) == [(0, 2), (1, 2)]
+    runs: dict[str, list[tuple[int | None, dict[str, float]]]] = {}
+    for r in records:
+        if r.kind == "metrics" and r.metrics:
+            runs.setdefault(r.worker, []).append((r.step, dict(r.metrics)))
+    assert {r.run for r in records} == {"ddp"}
+    first, second = runs.values()
+    assert len(first) == STEPS + 1 and first == second
