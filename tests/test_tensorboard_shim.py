@@ -323,3 +323,35 @@ def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
     assert {r.run for r in records} == {"ddp"}
     first, second = runs.values()
     assert len(first) == STEPS + 1 and first == second
+
+
+def test_values_are_taken_at_the_call_and_gpu_tensors_read_off_the_training_thread() -> None:
+    """Values changed in place after add_scalar (a numpy accumulator, a stand-in for a
+    tensor on a GPU) arrive as they were at the call; the GPU one is only cloned on the
+    training thread, read on the I/O thread, as Monitor.log does."""
+    import threading
+
+    import numpy as np
+
+    from tests.test_client_values import Receiver, StandInCudaTensor
+    from trainmon_client.tensorboard import SummaryWriter
+
+    endpoint = free_endpoint()
+    receiver = Receiver(endpoint)
+    calls: list[tuple[str, int]] = []
+    gpu, total = StandInCudaTensor(0.0, calls), np.zeros(())
+    try:
+        with SummaryWriter("runs/r", endpoint=endpoint) as writer:
+            for step in range(50):
+                gpu += 1.0
+                total += 2.0
+                writer.add_scalar("gpu", gpu, np.int64(step))
+                writer.add_scalars("acc", {"total": total}, step)
+        records = [r for r in receiver.until_bye() if r.kind == "metrics"]
+    finally:
+        receiver.close()
+    assert [(r.step, dict(r.metrics)) for r in records] == [
+        (step, {"gpu": step + 1.0, "acc/total": 2.0 * (step + 1)}) for step in range(50)
+    ]
+    training = threading.get_ident()
+    assert {name for name, thread in calls if thread == training} <= {"numel", "detach", "clone"}
