@@ -12,6 +12,7 @@ from typing import Any
 from trainmon_client.endpoints import default_endpoint, endpoint_problem, fallback_warning
 from trainmon_client.identity import launch
 from trainmon_client.records import MAX_STEP
+from trainmon_client.redact import masked
 from trainmon_client.security import Curve
 from trainmon_client.text import MAX_NAME_CHARS, clean_text, valid_name
 from trainmon_client.values import capture_count
@@ -123,12 +124,16 @@ def seconds(value: Any, what: str) -> float:
 
 
 def config_arg(config: Any) -> Mapping[str, Any] | None:
-    """``config`` if it is a mapping (or None); TypeError otherwise."""
-    if config is not None and not isinstance(config, Mapping):
+    """A copy of ``config`` with credentials' values masked (see redact.py) if it is a
+    mapping (or None); TypeError otherwise."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
         raise TypeError(
             f"config must be a mapping of names to plain values, not {type(config).__name__}"
         )
-    return config
+    copy: dict[str, Any] = masked(config)
+    return copy
 
 
 def curve_arg(

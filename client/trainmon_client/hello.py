@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from trainmon_client.identity import Identity
+from trainmon_client.redact import MASK, hidden
 from trainmon_client.text import MAX_NAME_CHARS
 
 __all__ = ["InfoUpdates", "hello_info", "plain"]
@@ -30,13 +31,17 @@ def hello_info(ident: Identity, config: Mapping[str, Any], **totals: Any) -> dic
 
 
 def plain(value: Any, depth: int = 0) -> Any:
-    """A msgpack-safe copy of config values: nested plain data, else their text."""
+    """A msgpack-safe copy of config values: nested plain data, else their text, with
+    credentials' values masked (see redact.py)."""
     if isinstance(value, str):
         return value[:_CONFIG_TEXT_CHARS]  # the monitor shows 200 characters of one
     if isinstance(value, (bool, int, float)) or value is None:
         return value
     if depth < 4 and isinstance(value, Mapping):
-        return {str(k)[:MAX_NAME_CHARS]: plain(v, depth + 1) for k, v in list(value.items())[:256]}
+        return {
+            str(k)[:MAX_NAME_CHARS]: MASK if hidden(k, v) else plain(v, depth + 1)
+            for k, v in list(value.items())[:256]
+        }
     if depth < 4 and isinstance(value, (list, tuple)):
         return [plain(v, depth + 1) for v in value[:256]]
     return str(value)[:256]

@@ -263,7 +263,7 @@ class Monitor:
     def set_config(self, config: Mapping[str, Any]) -> None:
         """Add to (or change) the run's config, shown by the monitor; a new hello goes
         to the monitor. Thread-safe."""
-        config_arg(config)
+        config = config_arg(config) or {}  # (credentials masked)
         with self._info.lock:
             self.config.update(config)
             config = dict(self.config)
