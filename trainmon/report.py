@@ -28,6 +28,7 @@ __all__ = ["status_line", "summary"]
 _SUMMARY_METRICS = 20
 _SUMMARY_ALERTS = 5
 _SUMMARY_CONFIG_CHARS = 200
+_SUMMARY_NAME_CHARS = 64  # of an end-of-run number's name (the final line)
 
 
 def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
@@ -117,8 +118,8 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
 
 
 def _run_summary(state: RunState, run: Run, opts: ViewOptions, now: float, width: int) -> list[str]:
-    """A run's lines of the summary: how it ended, its config, metrics, what was
-    missed, workers lost, limits reached and its alerts."""
+    """A run's lines of the summary: how it ended, its config, its end-of-run numbers,
+    metrics, what was missed, workers lost, limits reached and its alerts."""
     fraction = run.progress()
     early = ""
     if run.finished and fraction is not None and fraction < 1.0:
@@ -129,6 +130,8 @@ def _run_summary(state: RunState, run: Run, opts: ViewOptions, now: float, width
     ]
     if run.config:
         lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
+    if run.summary:
+        lines.append(f"  final: {_final_line(run, max(width - 9, 30))}")
     lines += [
         line
         for name in run.metric_names[:_SUMMARY_METRICS]
@@ -216,3 +219,19 @@ def _config_line(run: Run, width: int) -> str:
             room -= len(part) + 2
     more = len(run.config) - len(parts) + run.config_more
     return ", ".join(parts) + (f", … {more:,} more" if more else "")
+
+
+def _final_line(run: Run, width: int) -> str:
+    """The run's end-of-run numbers (``Monitor.set_summary``) in ``width`` characters,
+    ``train_runtime 12.3 s · total_flos 1.234e+12``: those that fit, in the order sent,
+    and how many are not shown. A name cut to 64 characters; times in seconds."""
+    parts: list[str] = []
+    room = width - len(" · … 999 more")
+    for name, value in run.summary.items():
+        unit = " s" if name.endswith(("_runtime", "_time")) else ""
+        part = f"{name[:_SUMMARY_NAME_CHARS]} {format_value(value)}{unit}"
+        if len(part) <= room:
+            parts.append(part)
+            room -= len(part) + 3
+    more = len(run.summary) - len(parts)
+    return " · ".join([*parts, f"… {more} more"] if more else parts)
