@@ -51,13 +51,18 @@ def test_a_hello_without_summary_keeps_it_and_a_run_without_one_prints_no_final_
     assert state.runs["r"].summary == {"total_flos": 3.0}
 
 
-def test_the_final_line_fits_the_width_and_counts_what_it_left_out() -> None:
+def test_the_final_lines_fit_the_width_and_count_what_they_left_out() -> None:
     state = RunState()
     numbers = {f"number_{i:03}_per_second": float(i) for i in range(50)}
     state.apply(hello("w0", 0, summary=numbers), NOW)
-    line = next(ln for ln in summary(state, ViewOptions(), NOW, 80).splitlines() if "final" in ln)
-    assert len(line) <= 80 and line.endswith("more")
-    assert line.startswith("  final: number_000_per_second 0 · number_001_per_second 1")
+    text = summary(state, ViewOptions(), NOW, 80).splitlines()
+    at = next(i for i, line in enumerate(text) if line.startswith("  final: "))
+    final = text[at : at + 4]
+    assert final[0] == "  final: number_000_per_second 0 · number_001_per_second 1"
+    assert final[1] == "         number_002_per_second 2 · number_003_per_second 3"
+    assert final[3] == "         number_006_per_second 6 · number_007_per_second 7 · … 42 more"
+    assert not text[at + 4].startswith("         ")
+    assert all(len(line) <= 80 for line in final[:3])
 
 
 def test_the_summary_travels_in_the_hello_and_a_bad_one_is_rejected() -> None:

@@ -1,0 +1,10 @@
+"""Integrations with training frameworks: one line in the framework's own hook list
+publishes its training to ``trainmon watch``. Each is a module of its own, imported
+by name (nothing here imports a framework, nor does ``import trainmon_client``):
+
+- ``trainmon_client.integrations.transformers``: ``TrainmonCallback``, for the Hugging
+  Face ``Trainer`` (``Trainer(..., callbacks=[TrainmonCallback()])``).
+
+Importing one without its framework installed raises ImportError saying what to
+install.
+"""
