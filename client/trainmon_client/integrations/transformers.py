@@ -13,9 +13,10 @@ training or of an evaluation (``train_runtime``, ``total_flos``, ``train_loss``,
 ``*_per_second``, ``*_runtime``, memory deltas), go to the run's summary
 (``Monitor.set_summary``), printed when the monitor exits, never charted. The totals
 (steps, and epochs, 2.5 too) are sent when training begins; the config is the
-``TrainingArguments``' ``to_dict()``. Every rank publishes, with its rank. Metrics of
-``trainer.predict()`` (``test_*``) go out too. Nothing here ever stops training: a
-problem is said once on stderr and the Trainer goes on.
+``TrainingArguments``' ``to_dict()``, those set to other than their defaults first.
+Every rank publishes, with its rank. Metrics of ``trainer.predict()`` (``test_*``) go
+out too. Nothing here ever stops training: a problem is said once on stderr and the
+Trainer goes on.
 
 The Trainer's ``report_to`` takes only the names of integrations it ships, so trainmon
 is never named there: it is this callback, beside whatever ``report_to`` turns on.
@@ -23,6 +24,8 @@ is never named there: it is this callback, beside whatever ``report_to`` turns o
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 import math
 from collections.abc import Mapping
@@ -40,7 +43,7 @@ except ImportError as exc:  # not installed, or installed without what it needs
         f"with torch ({exc}): pip install 'transformers[torch]'"
     ) from exc
 
-__all__ = ["TrainmonCallback", "split_logs"]
+__all__ = ["TrainmonCallback", "arguments_config", "split_logs"]
 
 # End-of-run numbers: the run's summary, not a chart's one point.
 _FINAL_NAMES: Final = frozenset({"total_flos", "train_loss"})
@@ -100,9 +103,8 @@ class TrainmonCallback(_TrainerCallback):  # type: ignore[misc]
         """The Monitor, made on first use, the arguments sent as its config."""
         if self.monitor is None:
             self.monitor = Monitor(**self.monitor_args)
-            to_dict = getattr(args, "to_dict", None)
-            if to_dict is not None:
-                self.monitor.set_config(to_dict())  # (tokens masked by to_dict)
+            if hasattr(args, "to_dict"):
+                self.monitor.set_config(arguments_config(args))
         return self.monitor
 
     def _totals(self, args: Any, state: Any) -> None:
@@ -143,6 +145,23 @@ def split_logs(logs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         else:
             metrics[name] = value
     return metrics, final
+
+
+def arguments_config(args: Any) -> dict[str, Any]:
+    """``TrainingArguments.to_dict()`` (which masks every ``*_token``), the arguments
+    set to other than their defaults first: the monitor keeps and shows the first 64
+    of the hundred and more."""
+    values: dict[str, Any] = args.to_dict()
+    if not dataclasses.is_dataclass(args):
+        return values
+    changed = {}
+    for field in dataclasses.fields(args):
+        name, default = field.name, field.default
+        if name in values and default is not dataclasses.MISSING and not name.endswith("_token"):
+            with contextlib.suppress(Exception):  # (a value that cannot be compared)
+                if values[name] != default:
+                    changed[name] = values[name]
+    return {**changed, **values}
 
 
 def _is_number(value: Any) -> bool:
