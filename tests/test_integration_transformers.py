@@ -221,3 +221,37 @@ def test_the_integration_without_transformers_says_what_to_install() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert "pip install 'transformers[torch]'" in out.stdout
+
+
+_PROBE = """
+import json
+from trainmon_client.integrations.transformers import TrainmonCallback, split_logs
+logs = {"loss": 0.5, "epoch": 1.5, "eval_accuracy": 1, "note": "text", "total_flos": 3.0,
+        "train_runtime": 1.5, "eval_samples_per_second": 9.0, "train_mem_cpu_alloc_delta": 7}
+print(json.dumps(split_logs(logs)))
+callback = TrainmonCallback(no_such_argument=1)  # Monitor() will refuse it
+for _ in range(3):
+    callback.on_log(None, None, None, logs=logs)
+print(callback.monitor)
+"""
+
+
+@needs_transformers
+def test_the_logs_split_and_a_failing_callback_never_stops_training() -> None:
+    """split_logs: epoch and texts left out, end-of-run numbers apart; a callback whose
+    Monitor cannot be made says so once and returns (the Trainer goes on)."""
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    split, monitor = out.stdout.splitlines()
+    assert json.loads(split) == [
+        {"loss": 0.5, "eval_accuracy": 1},
+        {
+            "total_flos": 3.0,
+            "train_runtime": 1.5,
+            "eval_samples_per_second": 9.0,
+            "train_mem_cpu_alloc_delta": 7,
+        },
+    ]
+    assert monitor == "None"
+    assert out.stderr.count("TrainmonCallback on log:") == 1, out.stderr
+    assert "no_such_argument" in out.stderr
