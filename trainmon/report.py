@@ -28,6 +28,9 @@ __all__ = ["status_line", "summary"]
 _SUMMARY_METRICS = 20
 _SUMMARY_ALERTS = 5
 _SUMMARY_CONFIG_CHARS = 200
+_SUMMARY_NAME_CHARS = 64  # of an end-of-run number's name (the final line)
+_SUMMARY_FINAL_LINES = 4  # lines the end-of-run numbers take at most
+_FINAL_INDENT = len("  final: ")
 
 
 def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
@@ -117,8 +120,8 @@ def summary(state: RunState, opts: ViewOptions, now: float, width: int = 100) ->
 
 
 def _run_summary(state: RunState, run: Run, opts: ViewOptions, now: float, width: int) -> list[str]:
-    """A run's lines of the summary: how it ended, its config, metrics, what was
-    missed, workers lost, limits reached and its alerts."""
+    """A run's lines of the summary: how it ended, its config, its end-of-run numbers,
+    metrics, what was missed, workers lost, limits reached and its alerts."""
     fraction = run.progress()
     early = ""
     if run.finished and fraction is not None and fraction < 1.0:
@@ -129,6 +132,8 @@ def _run_summary(state: RunState, run: Run, opts: ViewOptions, now: float, width
     ]
     if run.config:
         lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
+    if run.summary:
+        lines += _final_lines(run, max(width, 40))
     lines += [
         line
         for name in run.metric_names[:_SUMMARY_METRICS]
@@ -216,3 +221,27 @@ def _config_line(run: Run, width: int) -> str:
             room -= len(part) + 2
     more = len(run.config) - len(parts) + run.config_more
     return ", ".join(parts) + (f", … {more:,} more" if more else "")
+
+
+def _final_lines(run: Run, width: int) -> list[str]:
+    """The run's end-of-run numbers (``Monitor.set_summary``) in the order sent,
+    ``final: train_runtime 12.3 s · total_flos 1.234e+12 · ...``: one line where they fit
+    ``width``, else continued on lines below (at most _SUMMARY_FINAL_LINES, then how many
+    more there are). A name cut to 64 characters; times in seconds."""
+    parts = []
+    for name, value in run.summary.items():
+        unit = " s" if name.endswith(("_runtime", "_time")) else ""
+        parts.append(f"{name[:_SUMMARY_NAME_CHARS]} {format_value(value)}{unit}")
+    rows: list[list[str]] = [[]]
+    used = _FINAL_INDENT
+    for shown, part in enumerate(parts):
+        if rows[-1] and used + 3 + len(part) > width:
+            if len(rows) == _SUMMARY_FINAL_LINES:
+                rows[-1].append(f"… {len(parts) - shown} more")
+                break
+            rows.append([])
+            used = _FINAL_INDENT
+        used += len(part) + (3 if rows[-1] else 0)
+        rows[-1].append(part)
+    lines = [" " * _FINAL_INDENT + " · ".join(row) for row in rows]
+    return ["  final: " + lines[0][_FINAL_INDENT:], *lines[1:]]

@@ -260,7 +260,19 @@ def _info(value: object) -> dict[str, Any]:
         if not isinstance(config, dict):
             raise ProtocolError("hello config must be a map")
         info["config"] = config
+    if "summary" in value:
+        info["summary"] = _summary(value["summary"])
     return info
+
+
+def _summary(value: object) -> dict[str, float]:
+    """A hello's summary (``Monitor.set_summary``): metric names to numbers."""
+    if not isinstance(value, dict) or len(value) > MAX_METRICS:
+        raise ProtocolError(f"hello summary must be a map of at most {MAX_METRICS} numbers")
+    for name, number in value.items():
+        if not valid_name(name) or type(number) not in (int, float):
+            raise ProtocolError("hello summary must map metric names to numbers")
+    return {name: float(number) for name, number in value.items()}
 
 
 def _counters(value: object) -> dict[str, int]:

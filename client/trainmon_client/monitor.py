@@ -1,5 +1,5 @@
 """The Monitor: what a training process calls (log, set_epoch, set_totals, set_config,
-alert, current_*, close, the context manager).
+set_summary, alert, current_*, close, the context manager).
 
 ``log()`` stamps the call, takes the values as they are at the call (see values.py) and
 appends it to a bounded queue (calls.py); the I/O thread (ioloop.py) validates, numbers,
@@ -31,6 +31,7 @@ from trainmon_client.identity import identify
 from trainmon_client.ioloop import IOLoop, LoopSettings
 from trainmon_client.logs import log, say
 from trainmon_client.sockets import PubSocket, rank_endpoint
+from trainmon_client.summary import merged_summary
 from trainmon_client.values import NotANumber, capture_count, capture_values, metric_value
 
 __all__ = ["DEFAULT_ENDPOINT", "Monitor"]
@@ -118,6 +119,7 @@ class Monitor:
         self.total_epochs: int | None = epochs
         self.total_steps: int | None = total_arg(total_steps, "total_steps")[0]
         self.config = dict(config_arg(config) or {})
+        self.summary: dict[str, float] = {}  # see set_summary()
         self.flush_timeout_s = seconds(flush_timeout_s, "flush_timeout_s")
         self._max_queue = max_queue
         self._max_values = max_queue_values
@@ -269,6 +271,15 @@ class Monitor:
             config = dict(self.config)
         self._update_info({"config": config})
 
+    def set_summary(self, values: Mapping[str, Any]) -> None:
+        """Add to (or change) the run's end-of-run numbers (``train_runtime=12.3``): the
+        monitor prints them once, in its exit summary, and charts none; a new hello goes
+        to the monitor. Thread-safe; a value that is no number raises TypeError."""
+        with self._info.lock:
+            self.summary = merged_summary(self.summary, values)
+            summary = dict(self.summary)
+        self._update_info({"summary": summary})
+
     def _update_info(self, update: dict[str, Any]) -> None:
         """Hand new hello info to the I/O thread (one marker in the queue at a time)."""
         self._started_here()
@@ -399,6 +410,7 @@ class Monitor:
             port=self._port,
             local_world=self._local_world,
             parent=self._parent,
+            summary=dict(self.summary) or None,
         )
         return LoopSettings(
             self.run, self._worker, self.endpoint, self.bind, self._history_records, info, offline

@@ -27,7 +27,9 @@ i     identity: host, pid, rank, world, local_rank, epochs,       hello
       then rounded up); ``port`` and ``local_world``: the port a
       binding rank listens on and how many local ranks bind
       consecutive ports from ``port - local_rank``; ``parent``:
-      the worker id of the process this one was forked from
+      the worker id of the process this one was forked from;
+      ``summary``: end-of-run numbers (``Monitor.set_summary``),
+      metric names to numbers, for the exit summary, not charts
 c     client counters: logged, dropped, queued, unrecorded        heartbeat, bye
 ====  ==========================================================  =================
 

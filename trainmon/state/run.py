@@ -31,6 +31,10 @@ class Run:
     config: dict[str, str] = field(default_factory=dict)
     config_more: int = 0  # items left out (a map past the limit counts as one)
     config_from: Worker | None = None
+    # End-of-run numbers (a hello's summary, from Monitor.set_summary): those of the
+    # newest hello of any worker that sent one, by its time; for the exit summary only.
+    summary: dict[str, float] = field(default_factory=dict)
+    summary_at: float = float("-inf")  # the time of the hello they came in
     changes: int = 0  # counts records taken (their workers may have changed)
     _lead: tuple[int, Worker | None] = (-1, None)  # lead, as of changes
 

@@ -167,7 +167,8 @@ class RunState:
         worker.hello_time = max(started or record.time, record.time)
 
     def _hello(self, run: Run, worker: Worker, record: Record, now: float) -> None:
-        """A hello taken: who the worker is, its totals, its parent, the run's config."""
+        """A hello taken: who the worker is, its totals, its parent, the run's config
+        and summary."""
         info = record.info
         worker.host = info.get("host", worker.host)
         worker.pid = info.get("pid", worker.pid)
@@ -190,6 +191,9 @@ class RunState:
             )
         ):
             (run.config, run.config_more), run.config_from = config_items(config), worker
+        summary = info.get("summary")
+        if summary is not None and record.time >= run.summary_at:
+            run.summary, run.summary_at = summary, record.time
         first_held = info.get("from")
         if first_held is not None:
             worker.not_held_before(first_held)
