@@ -17,21 +17,26 @@ every rank, to ``trainmon watch`` (beside other loggers too: ``logger=[csv, Trai
   publishes its own values, and the ranks that Lightning's ``ddp`` launcher starts
   (which know only ``LOCAL_RANK``) share the run and show their global ranks.
 
-Imports ``lightning.pytorch``, else ``pytorch_lightning`` (whichever the process has
-loaded already comes first); ImportError, saying what to install, when neither is there.
+Importing this module raises ImportError, saying what to install, when neither
+``lightning`` nor ``pytorch_lightning`` is installed, and loads neither: TrainmonLogger
+is made on first use, from ``lightning.pytorch`` or else ``pytorch_lightning`` (the one
+the process has loaded already comes first).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import math
 import os
 import sys
+import threading
+import types
 from argparse import Namespace
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainmon_client.arguments import _script_name, run_name
 from trainmon_client.identity import _RANK_VARS, _started
@@ -39,6 +44,9 @@ from trainmon_client.monitor import Monitor
 from trainmon_client.text import MAX_NAME_CHARS, clean_text
 
 __all__ = ["TrainmonLogger"]
+
+if TYPE_CHECKING:
+    TrainmonLogger: Any  # (a subclass of Lightning's Logger, made by __getattr__ below)
 
 _INSTALL = (
     "trainmon_client.integrations.lightning needs Lightning: "
@@ -60,12 +68,32 @@ def _lightning() -> Any:
     raise ImportError(_INSTALL, name="lightning")
 
 
-_pl = _lightning()
-_Logger: Any = _pl.loggers.Logger  # (typed as Any: a checker need not have Lightning)
-_Callback: Any = _pl.Callback
+if all(importlib.util.find_spec(name) is None for name in ("lightning", "pytorch_lightning")):
+    raise ImportError(_INSTALL, name="lightning")
+
+_made: list[type] = []  # TrainmonLogger, once made
+_making = threading.Lock()
 
 
-class TrainmonLogger(_Logger, _Callback):  # type: ignore[misc]
+def __getattr__(name: str) -> Any:
+    """``TrainmonLogger``, made on first use: Lightning (a few seconds to import, and
+    whichever of its two packages the process uses) loads then, not with this module."""
+    if name != "TrainmonLogger":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _making:
+        if not _made:
+            pl = _lightning()
+            bases = (_Logging, pl.loggers.Logger, pl.Callback)
+            made = types.new_class("TrainmonLogger", bases, exec_body=_named)
+            _made.append(made)
+    return _made[0]
+
+
+def _named(namespace: dict[str, Any]) -> None:
+    namespace.update(__module__=__name__, __qualname__="TrainmonLogger", __doc__=_Logging.__doc__)
+
+
+class _Logging:
     """A Lightning logger (and callback) that publishes to ``trainmon watch``.
 
     ``Trainer(logger=TrainmonLogger())`` is all it takes. The arguments are the
@@ -81,7 +109,7 @@ class TrainmonLogger(_Logger, _Callback):  # type: ignore[misc]
     def __init__(
         self, endpoint: str | None = None, *, run: str | None = None, **monitor: Any
     ) -> None:
-        super().__init__()
+        super().__init__()  # (Lightning's Logger and Callback, in TrainmonLogger)
         inspect.signature(Monitor).bind(endpoint, **monitor)  # TypeError now, not mid-run
         self._run = run_name(run if run is not None else _launched_run(os.environ))
         self._endpoint = endpoint
@@ -143,7 +171,6 @@ class TrainmonLogger(_Logger, _Callback):  # type: ignore[misc]
     def finalize(self, status: str) -> None:
         """At the end of a fit, validate or test; a failure is raised as an alert. The
         Monitor stays open for what follows (it closes at exit, or ``monitor.close()``)."""
-        super().finalize(status)
         if status == "failed" and self._monitor is not None:
             self._monitor.alert("Lightning: training failed")
 
