@@ -8,6 +8,7 @@ every rank, and writes them to ``OUT/rankN.json`` at the end, for the test to co
 with what the monitor received. The endpoint comes from ``$TRAINMON_ENDPOINT``.
 
     python tests/lightning_proc.py OUT [--devices 2] [--max-epochs 3] [--max-steps 125]
+                                       [--fail-at STEP]
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ from trainmon_client.integrations.lightning import TrainmonLogger
 
 
 class Tiny(L.LightningModule):
-    def __init__(self, lr: float = 0.05, hidden: int = 16) -> None:
+    def __init__(self, lr: float = 0.05, hidden: int = 16, fail_at: int = -1) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["fail_at"])
+        self.fail_at = fail_at
         self.net = torch.nn.Sequential(
             torch.nn.Linear(8, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
         )
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.global_step == self.fail_at:
+            raise RuntimeError(f"failing at step {self.fail_at}, as asked")
         x, y = batch
         loss = torch.nn.functional.mse_loss(self.net(x), y)
         self.log("train_loss", loss)
@@ -76,6 +80,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--max-epochs", type=int, default=3)
     parser.add_argument("--max-steps", type=int, default=-1)
+    parser.add_argument("--fail-at", type=int, default=-1)
     args = parser.parse_args()
     torch.manual_seed(0)
     x = torch.randn(400, 8)
@@ -96,7 +101,7 @@ def main() -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(Tiny(), train, val)
+    trainer.fit(Tiny(fail_at=args.fail_at), train, val)
     (args.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(kept.calls))
     print(f"rank {trainer.global_rank} done", file=sys.stderr)
 

@@ -33,7 +33,7 @@ TRAIN = Path(__file__).resolve().parent / "lightning_proc.py"
 CONFIG = {"lr": 0.05, "hidden": 16}  # Tiny's save_hyperparameters()
 
 
-def _train(tmp_path: Path, *args: str) -> list[Record]:
+def _train(tmp_path: Path, *args: str, fails: bool = False) -> list[Record]:
     """Run lightning_proc.py with ARGS publishing to `trainmon watch --plain
     --exit-when-done --record`; every record the monitor received, once each."""
     endpoint = free_endpoint()
@@ -58,8 +58,8 @@ def _train(tmp_path: Path, *args: str) -> list[Record]:
             text=True,
         )
         out, _ = job.communicate(timeout=240)
-        assert job.returncode == 0, out
-        assert "Traceback" not in out and "trainmon:" not in out, out
+        assert (job.returncode != 0) == fails, out
+        assert ("Traceback" in out) == fails and "trainmon:" not in out, out
         _, err = watch.communicate(timeout=60)  # every worker said bye: it ends
         assert watch.returncode == 0, err
     finally:
@@ -132,6 +132,35 @@ def test_two_ddp_ranks_on_cpu_share_a_run(tmp_path: Path) -> None:
         assert max(epoch for _, epoch, _ in received) == 2
     assert _received(records, by_rank[0][0]) != _received(records, by_rank[1][0])
     assert [r.kind for r in records].count("bye") == 2
+
+
+def test_a_failed_fit_raises_an_alert(tmp_path: Path) -> None:
+    """Training that raises: what was logged before arrives, then an alert that training
+    failed, then the bye (the Monitor closes at exit, as the process ends)."""
+    records = _train(tmp_path, "--fail-at", "30", fails=True)
+    kinds = [r.kind for r in records]
+    assert kinds.count("metrics") == 30 and kinds.count("bye") == 1, kinds
+    (alert,) = (r for r in records if r.kind == "alert")
+    assert alert.info["title"] == "Lightning: training failed", alert
+    assert kinds.index("alert") > max(i for i, kind in enumerate(kinds) if kind == "metrics")
+
+
+def test_pytorch_lightning_is_used_where_it_is_loaded_and_the_logger_pickles() -> None:
+    """A script on ``pytorch_lightning`` gets a logger of that package (without loading
+    ``lightning``); pickled, as ``ddp_spawn`` does, it leaves its Monitor behind and the
+    copy starts its own."""
+    done = _python(
+        "import pickle, sys\n"
+        "import pytorch_lightning as pl\n"
+        "from trainmon_client.integrations.lightning import TrainmonLogger\n"
+        f"logger = TrainmonLogger({free_endpoint()!r}, run='r', flush_timeout_s=0)\n"
+        "logger.log_metrics({'loss': 1.0}, step=0)  # its Monitor starts\n"
+        "copy = pickle.loads(pickle.dumps(logger))\n"
+        "print(isinstance(logger, pl.loggers.Logger), isinstance(logger, pl.Callback),\n"
+        "      'lightning' in sys.modules, type(copy) is TrainmonLogger, copy.version,\n"
+        "      copy._monitor is None, copy.monitor is not logger.monitor)\n"
+    )
+    assert done.stdout.split() == "True True False True r True True".split(), done.stderr
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
