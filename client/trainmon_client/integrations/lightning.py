@@ -15,7 +15,8 @@ every rank, to ``trainmon watch`` (beside other loggers too: ``logger=[csv, Trai
   ``enable_autolog_hparams=False``, pass it in ``callbacks=[...]`` as well for totals.
 - Ranks: nothing here is rank-zero-only (unlike Lightning's own loggers); every rank
   publishes its own values, and the ranks that Lightning's ``ddp`` launcher starts
-  (which know only ``LOCAL_RANK``) share the run and show their global ranks.
+  (which know only ``LOCAL_RANK``) share the run and show their global ranks. (Across
+  machines, each machine's ranks share a run: give all one, ``$TRAINMON_RUN``.)
 
 Importing this module raises ImportError, saying what to install, when neither
 ``lightning`` nor ``pytorch_lightning`` is installed, and loads neither: TrainmonLogger
@@ -143,8 +144,8 @@ class _Logging:
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """One record: the metrics at Lightning's ``step``, ``epoch`` as its epoch."""
         monitor = self.monitor
-        if not self._totals_known and self._trainer is not None:
-            self._set_totals()
+        if not self._totals_known and self._trainer is not None and _fitting(self._trainer):
+            self._set_totals()  # once the training data is loaded
         values = dict(metrics)
         epoch = values.pop("epoch", None)
         monitor.log(values, step=step, epoch=epoch)
