@@ -8,7 +8,9 @@ every rank, and writes them to ``OUT/rankN.json`` at the end, for the test to co
 with what the monitor received. The endpoint comes from ``$TRAINMON_ENDPOINT``.
 
     python tests/lightning_proc.py OUT [--devices 2] [--max-epochs 3] [--max-steps 125]
-                                       [--fail-at STEP]
+                                       [--fail-at STEP] [--no-autolog]
+
+``--no-autolog``: ``enable_autolog_hparams=False``, with the logger also a callback.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=3)
     parser.add_argument("--max-steps", type=int, default=-1)
     parser.add_argument("--fail-at", type=int, default=-1)
+    parser.add_argument("--no-autolog", action="store_true")
     args = parser.parse_args()
     torch.manual_seed(0)
     x = torch.randn(400, 8)
@@ -88,8 +91,11 @@ def main() -> None:
     train = DataLoader(TensorDataset(x[:320], y[:320]), batch_size=4, shuffle=True)
     val = DataLoader(TensorDataset(x[320:], y[320:]), batch_size=16)
     kept = Kept()
+    trainmon = TrainmonLogger()
     trainer = L.Trainer(
-        logger=[TrainmonLogger(), kept],
+        logger=[trainmon, kept],
+        enable_autolog_hparams=not args.no_autolog,
+        callbacks=[trainmon] if args.no_autolog else None,
         max_epochs=args.max_epochs,
         max_steps=args.max_steps,
         log_every_n_steps=1,

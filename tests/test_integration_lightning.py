@@ -134,6 +134,15 @@ def test_two_ddp_ranks_on_cpu_share_a_run(tmp_path: Path) -> None:
     assert [r.kind for r in records].count("bye") == 2
 
 
+def test_without_autolog_the_logger_as_a_callback_sends_the_totals(tmp_path: Path) -> None:
+    """enable_autolog_hparams=False (no log_hyperparams, no log_graph) with the logger
+    also in callbacks=[...]: the totals still come from the Trainer; no config."""
+    records = _train(tmp_path, "--max-epochs", "2", "--no-autolog")
+    ((worker, info),) = _hellos(records).items()
+    assert (info["epochs"], info["steps"]) == (2, 160) and "config" not in info
+    assert _received(records, worker) == _kept(tmp_path / "rank0.json")
+
+
 def test_a_failed_fit_raises_an_alert(tmp_path: Path) -> None:
     """Training that raises: what was logged before arrives, then an alert that training
     failed, then the bye (the Monitor closes at exit, as the process ends)."""
