@@ -6,9 +6,11 @@ two DDP ranks on CPU share one run."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -56,16 +58,19 @@ def _train(tmp_path: Path, *args: str, fails: bool = False) -> list[Record]:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its ranks too can be stopped, whatever happens
         )
-        out, _ = job.communicate(timeout=240)
+        out, _ = job.communicate(timeout=120)  # (within the tests' 180 s)
         assert (job.returncode != 0) == fails, out
         assert ("Traceback" in out) == fails and "trainmon:" not in out, out
-        _, err = watch.communicate(timeout=60)  # every worker said bye: it ends
+        _, err = watch.communicate(timeout=30)  # every worker said bye: it ends
         assert watch.returncode == 0, err
     finally:
-        for proc in (job, watch):
-            if proc is not None:
-                stop(proc)
+        stop(watch)
+        if job is not None:
+            stop(job)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(job.pid, signal.SIGKILL)  # a rank Lightning started, if left
     assert "nothing missed" in (tmp_path / "watch.out").read_text()
     seen: dict[tuple[str, int], Record] = {}
     for record in load([recording]).records:
