@@ -15,7 +15,7 @@ every rank, to ``trainmon watch`` (beside other loggers too: ``logger=[csv, Trai
   ``enable_autolog_hparams=False``, pass it in ``callbacks=[...]`` as well for totals.
 - Ranks: nothing here is rank-zero-only (unlike Lightning's own loggers); every rank
   publishes its own values, and the ranks that Lightning's ``ddp`` launcher starts
-  (which know only ``LOCAL_RANK``) share the run and show their global ranks. (Across
+  (told their local rank, not their rank) share the run and show their global ranks. (Across
   machines, each machine's ranks share a run: give all one, ``$TRAINMON_RUN``.)
 
 Importing this module raises ImportError, saying what to install, when neither
