@@ -22,6 +22,7 @@ __all__ = [
     "CallQueue",
     "Closing",
     "HELLO",
+    "TICK",
 ]
 
 # One call: (time, step, epoch, positional metrics or a marker, named values).
@@ -29,6 +30,7 @@ Call = tuple[float, Any, Any, Any, dict[str, Any]]
 
 ALERT: Final = object()  # marks an alert() call in the queue
 HELLO: Final = object()  # marks new totals or config in the queue: a new hello goes out
+TICK: Final = object()  # marks a step of a tracked loop (Monitor.track): the step moves on
 
 
 class CallQueue(deque[Call]):

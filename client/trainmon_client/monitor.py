@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, TypeVar
 
 from trainmon_client.arguments import config_arg, curve_arg, run_name, seconds, total_arg, where
 from trainmon_client.calls import ALERT, HELLO, CallQueue, Closing
@@ -32,7 +32,9 @@ from trainmon_client.ioloop import IOLoop, LoopSettings
 from trainmon_client.logs import log, say
 from trainmon_client.sockets import PubSocket, rank_endpoint
 from trainmon_client.summary import merged_summary
+from trainmon_client.tracking import track
 from trainmon_client.values import NotANumber, capture_count, capture_values, metric_value
+from trainmon_client.values import merged_call as _merged
 
 __all__ = ["DEFAULT_ENDPOINT", "Monitor"]
 
@@ -44,6 +46,7 @@ _now = time.time
 _live: weakref.WeakSet[Monitor] = weakref.WeakSet()
 _abandoned: list[object] = []  # a parent's zmq objects, kept unreachable-but-alive in a child
 _instances = itertools.count()
+T = TypeVar("T")
 
 
 class Monitor:
@@ -211,6 +214,13 @@ class Monitor:
         if "log" not in self.__dict__:  # (not closed, nor a forked child's first call)
             self.log = self._log_any  # type: ignore[method-assign]
         return capture_values(named)
+
+    def track(self, iterable: Iterable[T], every_s: float = 0.5) -> Iterator[T]:
+        """``for batch in mon.track(loader):``: each item is a step (log() without
+        ``step=`` lands on it, from then on), the total steps follow from ``len()`` and
+        the total epochs, and every ``every_s`` the share of step time spent waiting
+        for data goes out as ``sys/data_wait`` (see tracking.py)."""
+        return track(self, iterable, every_s)
 
     # -- the guide's calls ----------------------------------------------------------
 
@@ -464,16 +474,6 @@ class Monitor:
                     return
         if args or kwargs:
             self.log(*args, **kwargs)
-
-
-def _merged(metrics: Any, named: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The positional mapping and the named values as one dict, copied now (the caller
-    may reuse its dict); a broken mapping or a non-mapping is left for the I/O thread
-    to warn about."""
-    if isinstance(metrics, Mapping):
-        with contextlib.suppress(Exception):
-            return None, {**metrics, **named}
-    return metrics, named
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:

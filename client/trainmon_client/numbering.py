@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trainmon_client.calls import ALERT
+from trainmon_client.calls import ALERT, TICK
 from trainmon_client.logs import Warnings
 from trainmon_client.protocol import (
     MAX_ALERT_TEXT,
@@ -39,6 +39,9 @@ class Records:
         self.step = -1
         self.epoch: int | float | None = None
         self.logged = 0
+        # Once a loop is tracked (Monitor.track), its iterations are the steps: a call
+        # without step= lands on the latest one instead of counting on by itself.
+        self.tracked = False
 
     def record(self, kind: str, t: float, **fields: Any) -> Record:
         """A record of this worker with the next sequence number."""
@@ -61,12 +64,16 @@ class Records:
             title = str(named["title"])[:MAX_ALERT_TITLE] or "alert"
             text = str(named["text"])[:MAX_ALERT_TEXT]
             return self.record("alert", t, info={"title": title, "text": text})
+        if metrics is TICK:
+            self.step += 1
+            self.tracked = True
+            return None
         if metrics is None and _plain_floats(named):
             values: dict[str, Any] = named  # the common case, checked at a glance
         else:
             values = self._numbers(metrics, named)
         step = self._count(step, epoch, named)
-        if step is None and values:
+        if step is None and values and not self.tracked:
             self.step += 1
         if not values and epoch is None:
             return None

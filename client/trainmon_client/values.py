@@ -11,6 +11,7 @@ No framework is imported: a tensor is recognised by its type's module and attrib
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ __all__ = [
     "capture_count",
     "capture_values",
     "count_value",
+    "merged_call",
     "metric_value",
 ]
 
@@ -165,3 +167,13 @@ def count_value(value: Any, fractional: bool) -> int | float | None:
     except Exception:
         return None
     return value if 0 <= value <= MAX_COUNT else None
+
+
+def merged_call(metrics: Any, named: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """log()'s positional mapping and named values as one dict, copied now (the caller
+    may reuse its dict); a broken mapping or a non-mapping is left for the I/O thread
+    to warn about."""
+    if isinstance(metrics, Mapping):
+        with contextlib.suppress(Exception):
+            return None, {**metrics, **named}
+    return metrics, named

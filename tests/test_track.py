@@ -1,0 +1,148 @@
+"""Monitor.track(loader): each item a step of the same counter as log()'s automatic
+step, the total steps from len(), and the share of step time spent waiting for data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.helpers import free_endpoint
+from tests.test_client_values import Receiver
+from trainmon_client import Monitor
+from trainmon_client.calls import TICK
+from trainmon_client.logs import Warnings
+from trainmon_client.numbering import Records
+from trainmon_client.tracking import DATA_WAIT, STEP_TIME
+
+
+class SlowItems:
+    """A dataset whose ``__getitem__`` takes ``delay_s`` (a loader that is the bottleneck)."""
+
+    def __init__(self, count: int, delay_s: float) -> None:
+        self.count, self.delay_s = count, delay_s
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> int:
+        if index >= self.count:
+            raise IndexError(index)
+        time.sleep(self.delay_s)
+        return index
+
+
+@pytest.fixture
+def endpoint() -> str:
+    return free_endpoint()
+
+
+@pytest.fixture
+def receiver(endpoint: str) -> Iterator[Receiver]:
+    receiver = Receiver(endpoint)
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+def _rows(records: Records, calls: list[tuple[Any, Any, dict[str, Any]]]) -> list[Any]:
+    out = []
+    for step, marker, named in calls:
+        row = records.take(0.0, step, None, marker, named)
+        if row is not None:
+            out.append(row)
+    return out
+
+
+def test_ticks_move_the_automatic_step_and_calls_land_on_them() -> None:
+    """Before any tick, log() counts on by itself; after, a call without step= lands on
+    the latest tick's step (several on one), ticks without a call still count, and an
+    explicit step= is taken as given."""
+    records = Records("r", "w", {}, Warnings())
+    tick = (None, TICK, {})
+    rows = _rows(
+        records,
+        [
+            (None, None, {"a": 1.0}),  # step 0, counted by itself
+            tick,  # 1
+            (None, None, {"a": 2.0}),
+            (None, None, {"b": 2.0}),
+            tick,  # 2, nothing logged
+            tick,  # 3
+            (None, None, {"a": 3.0}),
+            (10, None, {"a": 4.0}),
+            tick,  # 11
+            (None, None, {"a": 5.0}),
+        ],
+    )
+    assert [(row[2], row[4]) for row in rows] == [
+        (0, {"a": 1.0}),
+        (1, {"a": 2.0}),
+        (1, {"b": 2.0}),
+        (3, {"a": 3.0}),
+        (10, {"a": 4.0}),
+        (11, {"a": 5.0}),
+    ]
+    assert records.logged == 6  # ticks are no records
+
+
+def test_track_counts_steps_and_sets_the_total_steps(receiver: Receiver, endpoint: str) -> None:
+    """Every item is a step, logged or not; the total steps are len() x total epochs
+    (2.5 epochs of 10 items: 25 steps); the timings go out on the tracked steps."""
+    with Monitor(endpoint, run="r", total_epochs=2.5) as mon:
+        for epoch in range(3):
+            mon.set_epoch(epoch)
+            for index in mon.track(list(range(10))):
+                if index % 3 == 0:
+                    mon.log(loss=float(index))
+    receiver.until_bye()
+    hellos = [r for r in receiver.records if r.kind == "hello"]
+    assert hellos[-1].info["steps"] == 25
+    losses = [(r.step, r.metrics["loss"]) for r in receiver.metrics() if "loss" in r.metrics]
+    expected = [(e * 10 + i, float(i)) for e in range(3) for i in (0, 3, 6, 9)]
+    assert losses == expected
+    timings = [r for r in receiver.metrics() if DATA_WAIT in r.metrics]
+    assert timings  # at least once per loop (when it ends)
+    assert timings[-1].step == 29
+    for record in timings:
+        assert 0.0 <= record.metrics[DATA_WAIT] <= 1.0
+        assert record.metrics[STEP_TIME] >= 0.0
+
+
+def test_a_slow_getitem_shows_as_waiting_for_data(receiver: Receiver, endpoint: str) -> None:
+    """A loader whose __getitem__ sleeps, with a quick body: most of the step time is
+    waiting; a slow body with a quick loader: little of it is."""
+    with Monitor(endpoint, run="r") as mon:
+        for _ in mon.track(SlowItems(20, 0.01), every_s=0.05):
+            pass
+        mon.log(marker=1.0)
+        for _ in mon.track(list(range(20)), every_s=0.05):
+            time.sleep(0.01)
+    receiver.until_bye()
+    records = receiver.metrics()
+    cut = next(i for i, r in enumerate(records) if "marker" in r.metrics)
+    slow = [r.metrics[DATA_WAIT] for r in records[:cut] if DATA_WAIT in r.metrics]
+    quick = [r.metrics[DATA_WAIT] for r in records[cut:] if DATA_WAIT in r.metrics]
+    assert len(slow) >= 2 and min(slow) > 0.8
+    assert len(quick) >= 2 and max(quick) < 0.2
+    assert records[cut].step == 19  # a log() after the loop lands on its last step
+    step_times = [r.metrics[STEP_TIME] for r in records if STEP_TIME in r.metrics]
+    assert min(step_times) >= 0.009
+
+
+def test_breaking_out_sends_what_was_measured(receiver: Receiver, endpoint: str) -> None:
+    """A loop left with break still sends its last stretch, at the step it stopped on;
+    an iterable without len() sets no totals; every_s must be positive."""
+    with Monitor(endpoint, run="r", total_epochs=1) as mon:
+        with pytest.raises(ValueError, match="every_s"):
+            mon.track([1], every_s=0)
+        for index in mon.track(iter(range(100)), every_s=60):
+            if index == 4:
+                break
+    receiver.until_bye()
+    timings = [r for r in receiver.metrics() if DATA_WAIT in r.metrics]
+    assert [r.step for r in timings] == [4]
+    assert all("steps" not in r.info for r in receiver.records if r.kind == "hello")
