@@ -11,6 +11,10 @@ import pytest
 
 from tests.helpers import free_endpoint
 from tests.test_client_values import Receiver
+from tests.test_state import fed, hello, metrics
+from tests.test_view import NOW, screen
+from trainmon.report import status_line
+from trainmon.view import ViewOptions
 from trainmon_client import Monitor
 from trainmon_client.calls import TICK
 from trainmon_client.logs import Warnings
@@ -146,3 +150,16 @@ def test_breaking_out_sends_what_was_measured(receiver: Receiver, endpoint: str)
     timings = [r for r in receiver.metrics() if DATA_WAIT in r.metrics]
     assert [r.step for r in timings] == [4]
     assert all("steps" not in r.info for r in receiver.records if r.kind == "hello")
+
+
+def test_the_dashboard_says_input_bound_from_a_third_of_step_time() -> None:
+    """The progress line says "input-bound 62%" and the plain line says it in words when
+    the lead's last sys/data_wait is 0.3 or more; at 0.29 neither says anything."""
+    bound = fed(hello(epochs=3), metrics(1, step=5, epoch=0, loss=0.5, **{"sys/data_wait": 0.625}))
+    assert "input-bound 62%" in screen(bound)
+    assert "input-bound: 62% of step time waiting for data" in status_line(
+        bound, ViewOptions(), NOW
+    )
+    fine = fed(hello(epochs=3), metrics(1, step=5, epoch=0, loss=0.5, **{"sys/data_wait": 0.29}))
+    assert "input-bound" not in screen(fine)
+    assert "input-bound" not in status_line(fine, ViewOptions(), NOW)

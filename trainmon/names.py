@@ -17,9 +17,11 @@ from typing import Final
 
 __all__ = [
     "ACCURACY_NAMES",
+    "DATA_WAIT_NAME",
     "GRAD_NAMES",
     "HELD_OUT_LOSS_NAMES",
     "HELD_OUT_NAMES",
+    "INPUT_BOUND_SHARE",
     "LOSS_NAMES",
     "LR_NAMES",
     "SAMPLE_NAMES",
@@ -61,6 +63,10 @@ HELD_OUT_NAMES: Final = HELD_OUT_LOSS_NAMES + ACCURACY_NAMES[len(TRAIN_ACCURACY_
 # Logged per step, they give samples/s and tokens/s from steps/s: the first one logged.
 SAMPLE_NAMES: Final = ("samples", "batch_size")
 TOKEN_NAMES: Final = ("tokens",)
+# The share of step time spent waiting for the next batch (Monitor.track() sends it);
+# from INPUT_BOUND_SHARE on, the dashboard says the run is input-bound.
+DATA_WAIT_NAME: Final = "sys/data_wait"
+INPUT_BOUND_SHARE: Final = 0.3
 
 _ACCURACIES: Final = frozenset(ACCURACY_NAMES)
 _LOSSES: Final = frozenset(LOSS_NAMES + HELD_OUT_LOSS_NAMES)

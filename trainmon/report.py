@@ -20,6 +20,7 @@ from trainmon.view.format import (
     skipped_text,
 )
 from trainmon.view.options import ViewOptions
+from trainmon.view.progress import data_wait_share
 from trainmon.view.shown import metric_source, shown_run
 from trainmon.view.theme import STATUS_STYLE
 
@@ -46,6 +47,11 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
     for unit, rate in run.throughput(now, opts.stall_after_s).items():
         parts.append(f"{format_rate(rate)} {unit}/s")
     parts += _value_parts(run)
+    share = data_wait_share(run)
+    if share is not None:
+        parts.append(
+            f"input-bound: {math.floor(min(share, 1.0) * 100)}% of step time waiting for data"
+        )
     statuses = [w.status(now, opts.stall_after_s) for w in run.workers.values()]
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in STATUS_STYLE if statuses.count(s))
     parts.append(f"workers {len(statuses)} ({counts})")

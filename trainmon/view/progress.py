@@ -11,10 +11,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from trainmon.names import DATA_WAIT_NAME, INPUT_BOUND_SHARE
 from trainmon.state import Run
 from trainmon.view.format import format_duration, format_rate
 
-__all__ = ["epoch_bar"]
+__all__ = ["data_wait_share", "epoch_bar"]
 
 _MIN_BAR = 10  # columns the progress bar keeps before figures beside it give way
 
@@ -35,8 +36,9 @@ def epoch_bar(run: Run, now: float | None = None, stall_after_s: float = 60.0) -
     label = f"Epoch {run.epoch_label() or '–'}"
     fraction = run.progress()
     bar, percent = _bar(run, fraction)
-    parts = [  # (text, rank): the lowest ranks are left out first when space is short
-        (percent, 9),
+    parts: list[tuple[str | Text, int]] = [  # (text, rank): the lowest ranks are left
+        (percent, 9),  # out first when space is short
+        (_input_bound(run), 5),
         *_figures(run, fraction, now, stall_after_s),
         (_step_text(run, fraction), 8),
     ]
@@ -67,6 +69,22 @@ def _no_progress(run: Run) -> str:
         known = lead is not None and lead.epoch is not None
         return "progress known once an epoch ends" if known else "no epoch logged yet"
     return "progress unknown: pass total_epochs or total_steps"
+
+
+def data_wait_share(run: Run) -> float | None:
+    """The lead's last share of step time spent waiting for data (Monitor.track()), when
+    it says the run is input-bound; else None."""
+    lead = run.lead
+    share = lead.per_step((DATA_WAIT_NAME,)) if lead is not None else None
+    return share if share is not None and share >= INPUT_BOUND_SHARE else None
+
+
+def _input_bound(run: Run) -> Text:
+    """The figure that says the run is input-bound (62% of step time waiting for data)."""
+    share = data_wait_share(run)
+    if share is None:
+        return Text("")
+    return Text(f"input-bound {math.floor(min(share, 1.0) * 100)}%", style="tm.warn")
 
 
 def _figures(
@@ -107,17 +125,20 @@ class _ProgressLine:
     """The epoch label, the bar, and as many of the figures beside it as leave the bar
     room (at 80 columns samples/s and tokens/s give way before the step count)."""
 
-    def __init__(self, label: Text, bar: RenderableType, parts: list[tuple[str, int]]) -> None:
-        self.label, self.bar, self.parts = label, bar, parts
+    def __init__(
+        self, label: Text, bar: RenderableType, parts: list[tuple[str | Text, int]]
+    ) -> None:
+        self.label, self.bar = label, bar
+        self.parts = [(Text(text) if isinstance(text, str) else text, rank) for text, rank in parts]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         parts = list(self.parts)
         room = options.max_width - self.label.cell_len - 4 - _MIN_BAR  # (the gaps)
-        while parts and len("  ".join(text for text, _ in parts)) > room:
+        while parts and sum(text.cell_len + 2 for text, _ in parts) - 2 > room:
             parts.remove(min(parts, key=lambda part: part[1]))
         grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1)
         grid.add_column(no_wrap=True, justify="right")
-        grid.add_row(self.label, self.bar, "  ".join(text for text, _ in parts))
+        grid.add_row(self.label, self.bar, Text("  ").join(text for text, _ in parts))
         yield grid
