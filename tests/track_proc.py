@@ -1,0 +1,52 @@
+"""A real training loop for tests: ``for item in mon.track(dataset)`` over a dataset
+whose ``__getitem__`` sleeps (a loader that is the bottleneck), logging a loss every
+other step without ``step=``; prints each logged step and loss as a JSON line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+from trainmon_client import Monitor
+
+
+class SlowItems:
+    """``count`` items, each taking ``delay_s`` to load."""
+
+    def __init__(self, count: int, delay_s: float) -> None:
+        self.count, self.delay_s = count, delay_s
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> int:
+        if index >= self.count:
+            raise IndexError(index)
+        time.sleep(self.delay_s)
+        return index
+
+
+parser = argparse.ArgumentParser()
+parser.add_argument("endpoint")
+parser.add_argument("--run", default="r")
+parser.add_argument("--items", type=int, default=40)
+parser.add_argument("--delay", type=float, default=0.005, help="seconds per item loaded")
+parser.add_argument("--epochs", type=float, default=1.5, help="fractional allowed")
+args = parser.parse_args()
+
+data = SlowItems(args.items, args.delay)
+mon = Monitor(args.endpoint, run=args.run, total_epochs=args.epochs)
+step = 0
+for epoch in range(math.ceil(args.epochs)):
+    mon.set_epoch(epoch)
+    left = min(args.epochs - epoch, 1.0)  # the last epoch may be part of one
+    part = data if left == 1.0 else SlowItems(round(args.items * left), args.delay)
+    for index in mon.track(part):
+        loss = 1.0 / (step + 1)  # (the body: quick next to loading)
+        if index % 2 == 0:
+            mon.log(loss=loss)
+            print(json.dumps({"step": step, "loss": loss}), flush=True)
+        step += 1
+mon.close()
