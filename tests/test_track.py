@@ -157,6 +157,7 @@ def test_the_dashboard_says_input_bound_from_a_third_of_step_time() -> None:
     the lead's last sys/data_wait is 0.3 or more; at 0.29 neither says anything."""
     bound = fed(hello(epochs=3), metrics(1, step=5, epoch=0, loss=0.5, **{"sys/data_wait": 0.625}))
     assert "input-bound 62%" in screen(bound)
+    assert "sys/data_wait 62.50%" in screen(bound)  # (the stats: a share, in percent)
     assert "input-bound: 62% of step time waiting for data" in status_line(
         bound, ViewOptions(), NOW
     )

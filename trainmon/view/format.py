@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from trainmon.names import is_accuracy
+from trainmon.names import DATA_WAIT_NAME, is_accuracy
 from trainmon.state import Run, RunState
 
 __all__ = [
@@ -64,8 +64,10 @@ def format_duration(seconds: float | None) -> str:
 
 def format_metric(name: str, value: float) -> str:
     """A metric's value as the stats, the charts and the summary show it: an accuracy
-    of any phase (``val_acc``, ``eval_accuracy``) in percent, anything else as a number."""
-    return format_percent(value) if is_accuracy(name) else format_value(value)
+    of any phase (``val_acc``, ``eval_accuracy``) and the share of step time waiting for
+    data (``sys/data_wait``) in percent, anything else as a number."""
+    percent = is_accuracy(name) or name == DATA_WAIT_NAME
+    return format_percent(value) if percent else format_value(value)
 
 
 def skipped_text(state: RunState) -> str:
