@@ -31,6 +31,11 @@ three Python floats (target: B - A <= +0.1 us median), a 0-d numpy array and a 0
 CPU torch tensor as ``loss`` (where installed; the new client reads these at the
 call, the old one read them later on its I/O thread, which could publish a later value).
 
+Table 5 (also alone with ``--track``): what ``for item in mon.track(items)`` costs
+per step against the same loop without it, with an empty body and with a ``log()`` in
+it; nobody listening, blocks alternating A B B A, a fresh Monitor each; wall time per
+step on the loop's thread, and CPU per step of every thread with ``close()`` included.
+
 Table 4 (also alone with ``--record``): log() with and without ``record_to``, in the
 same run, rows alternating, a monitor reading: latency percentiles, drops, CPU per
 call (every thread) and the frames written.
@@ -413,6 +418,7 @@ def main() -> None:
     parser.add_argument(
         "--record", action="store_true", help="only table 4, log() with and without record_to"
     )
+    parser.add_argument("--track", action="store_true", help="only table 5, track() vs a loop")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     n = 20_000 if args.quick else max(args.calls, 1000)
@@ -421,6 +427,9 @@ def main() -> None:
         return
     if args.record:
         record_table(n)
+        return
+    if args.track:
+        track_table(n)
         return
     started = time.monotonic()
     with gc_off():
@@ -449,6 +458,52 @@ def main() -> None:
     report(rows, n, time.monotonic() - started)
     ab_table(n, args.ab_base)
     record_table(n)
+    track_table(n)
+
+
+def _steps(mon: Monitor, items: range, tracked: bool, logged: bool, paced: bool) -> None:
+    """A loop over ``items``: tracked or not, a log() in its body or not, the body
+    busy-waiting SPIN_NS (GIL held) or not."""
+    clock = time.perf_counter_ns
+    for _ in mon.track(items) if tracked else items:
+        if logged:
+            mon.log(loss=X)
+        if paced:
+            end = clock() + SPIN_NS
+            while clock() < end:
+                pass
+
+
+def track_table(n: int) -> None:
+    """Table 5: a loop with and without Monitor.track(), per step (see the docstring)."""
+    print(
+        f"\n5. track(): per step in ns, {n:,} steps per block, blocks A B B A, nobody "
+        f"listening\n{'':<40}{'wall':>8}{'CPU':>8}{'drops':>9}"
+    )
+    bodies = {
+        "empty body": (False, False),
+        "log(loss=x)": (True, False),
+        f"{SPIN_NS // 1000} us body": (False, True),
+        f"log(loss=x), {SPIN_NS // 1000} us body": (True, True),
+    }
+    for label, (logged, paced) in bodies.items():
+        found: dict[bool, list[tuple[float, float, int]]] = {False: [], True: []}
+        for tracked in (False, True, True, False):
+            with gc_off():
+                mon = Monitor(free_endpoint(), run="bench-track")
+                cpu, started = time.process_time(), time.perf_counter_ns()
+                _steps(mon, range(n), tracked, logged, paced)
+                wall = (time.perf_counter_ns() - started) / n
+                mon.close()
+                found[tracked].append((wall, (time.process_time() - cpu) * 1e9 / n, mon.dropped))
+        means = {
+            side: [sum(x[i] for x in rows) / 2 for i in (0, 1, 2)] for side, rows in found.items()
+        }
+        for tracked, name in ((False, "loop"), (True, "track(loop)")):
+            wall, cpu, drops = means[tracked]
+            print(f"{label + ', ' + name:<40}{wall:>8.0f}{cpu:>8.0f}{drops * 2:>9,.0f}")
+        added = [means[True][i] - means[False][i] for i in (0, 1)]
+        print(f"{label + ', track() adds':<40}{added[0]:>+8.0f}{added[1]:>+8.0f}")
 
 
 def record_table(n: int) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_endpoint
+from tests.helpers import free_endpoint, wait_for
 from tests.test_client_values import Receiver
 from tests.test_state import fed, hello, metrics
 from tests.test_view import NOW, screen
@@ -66,7 +66,7 @@ def test_ticks_move_the_automatic_step_and_calls_land_on_them() -> None:
     the latest tick's step (several on one), ticks without a call still count, and an
     explicit step= is taken as given."""
     records = Records("r", "w", {}, Warnings())
-    tick = (None, TICK, {})
+    tick = (1, TICK, {})
     rows = _rows(
         records,
         [
@@ -75,10 +75,12 @@ def test_ticks_move_the_automatic_step_and_calls_land_on_them() -> None:
             (None, None, {"a": 2.0}),
             (None, None, {"b": 2.0}),
             tick,  # 2, nothing logged
-            tick,  # 3
+            (1, TICK, {}),  # 3
             (None, None, {"a": 3.0}),
             (10, None, {"a": 4.0}),
-            tick,  # 11
+            (1, TICK, {}),  # 11
+            (None, None, {"a": 5.0}),
+            (2, TICK, {}),  # 13: a marker that stands for one the full queue left out
             (None, None, {"a": 5.0}),
         ],
     )
@@ -89,8 +91,9 @@ def test_ticks_move_the_automatic_step_and_calls_land_on_them() -> None:
         (3, {"a": 3.0}),
         (10, {"a": 4.0}),
         (11, {"a": 5.0}),
+        (13, {"a": 5.0}),
     ]
-    assert records.logged == 6  # ticks are no records
+    assert records.logged == 7  # ticks are no records
 
 
 def test_track_counts_steps_and_sets_the_total_steps(receiver: Receiver, endpoint: str) -> None:
@@ -164,3 +167,16 @@ def test_the_dashboard_says_input_bound_from_a_third_of_step_time() -> None:
     fine = fed(hello(epochs=3), metrics(1, step=5, epoch=0, loss=0.5, **{"sys/data_wait": 0.29}))
     assert "input-bound" not in screen(fine)
     assert "input-bound" not in status_line(fine, ViewOptions(), NOW)
+
+
+def test_a_full_queue_loses_no_step(receiver: Receiver, endpoint: str) -> None:
+    """With a queue of 5 calls, a fast loop of 3,000 items finds it full most of the
+    time: the markers that get in carry the steps of those that did not, so a log()
+    after the loop still lands on its last step."""
+    with Monitor(endpoint, run="r", max_queue=5) as mon:
+        for _ in mon.track(range(3000)):
+            pass
+        wait_for(lambda: not mon._queue, what="the queue to drain")
+        mon.log(after=1.0)
+    receiver.until_bye()
+    assert [r.step for r in receiver.metrics() if "after" in r.metrics] == [2999]

@@ -30,7 +30,7 @@ Call = tuple[float, Any, Any, Any, dict[str, Any]]
 
 ALERT: Final = object()  # marks an alert() call in the queue
 HELLO: Final = object()  # marks new totals or config in the queue: a new hello goes out
-TICK: Final = object()  # marks a step of a tracked loop (Monitor.track): the step moves on
+TICK: Final = object()  # marks steps of a tracked loop (Monitor.track): step= of them on
 
 
 class CallQueue(deque[Call]):

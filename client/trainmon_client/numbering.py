@@ -64,8 +64,8 @@ class Records:
             title = str(named["title"])[:MAX_ALERT_TITLE] or "alert"
             text = str(named["text"])[:MAX_ALERT_TEXT]
             return self.record("alert", t, info={"title": title, "text": text})
-        if metrics is TICK:
-            self.step += 1
+        if metrics is TICK:  # (step: the tracked steps it stands for)
+            self.step += step
             self.tracked = True
             return None
         if metrics is None and _plain_floats(named):

@@ -2,7 +2,8 @@
 each step waited for its batch against how long its body took.
 
 Each iteration puts one marker in the call queue (the I/O thread moves the step on, the
-same counter ``log()``'s automatic step uses) and reads the clock twice; every
+same counter ``log()``'s automatic step uses; a marker that finds the queue full is not
+lost, the next one carries its step too) and reads the clock twice; every
 ``every_s`` seconds of training (and when the loop ends) one ``log()`` sends the
 stretch's figures:
 
@@ -60,7 +61,7 @@ def _tracked(monitor: Monitor, items: Iterator[T], every_s: float) -> Iterator[T
     monitor._started_here()  # (a forked child: its own queue first)
     queue = monitor._queue
     wait = body = 0.0
-    steps = 0
+    steps = ticks = 0
     start = sent = clock()
     try:
         while True:
@@ -70,10 +71,10 @@ def _tracked(monitor: Monitor, items: Iterator[T], every_s: float) -> Iterator[T
                 return
             got = clock()
             wait += got - start
-            if len(queue) < monitor._bound:
-                queue.append((0.0, None, None, TICK, _NO_VALUES))
-            else:
-                monitor._count_drop()
+            ticks += 1
+            if len(queue) < monitor._bound:  # (else the next marker carries this step)
+                queue.append((0.0, ticks, None, TICK, _NO_VALUES))
+                ticks = 0
             yield item
             start = clock()
             body += start - got
@@ -84,6 +85,8 @@ def _tracked(monitor: Monitor, items: Iterator[T], every_s: float) -> Iterator[T
                 steps = 0
                 sent = start
     finally:
+        if ticks:  # steps no marker got in for (the queue was full): one past the bound
+            queue.append((0.0, ticks, None, TICK, _NO_VALUES))
         if steps:
             _send(monitor, wait, body, steps)
 
