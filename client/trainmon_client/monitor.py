@@ -157,12 +157,12 @@ class Monitor:
         scalars and arrays, CPU tensors and anything with ``__float__`` are read now;
         a tensor on a GPU is copied on the GPU (``detach().clone()``, no wait for the
         GPU here) and read on the I/O thread. A value that is not a number (a string,
-        a list) is dropped with one warning per metric name and type. ``step`` counts
-        up by one per call when not given; ``epoch`` (from 0, fractional allowed)
-        stays as last given or set by :meth:`set_epoch`; both take any integral
-        number (numpy ints, 0-d tensors, 3.0), and a value that cannot be one is
-        warned about and left out. Never blocks and never raises: when the queue is
-        full the record is dropped and counted.
+        a list) is dropped with one warning per metric name and type. ``step``, when
+        not given, counts up by one per call (once a loop is tracked, :meth:`track`,
+        is its latest step); ``epoch`` (from 0, fractional allowed) stays as last
+        given or set by :meth:`set_epoch`; both take any integral number (numpy ints,
+        0-d tensors, 3.0), and one that cannot be is warned about and left out. Never
+        blocks or raises: when the queue is full the record is dropped and counted.
         """
         queue = self._queue
         if len(queue) < self._bound:

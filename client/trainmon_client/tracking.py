@@ -70,14 +70,15 @@ def _tracked(monitor: Monitor, items: Iterator[T], every_s: float) -> Iterator[T
             except StopIteration:
                 return
             got = clock()
-            wait += got - start
             ticks += 1
             if len(queue) < monitor._bound:  # (else the next marker carries this step)
                 queue.append((0.0, ticks, None, TICK, _NO_VALUES))
                 ticks = 0
             yield item
-            start = clock()
-            body += start - got
+            done = clock()
+            wait += got - start  # (counted with its body: a loop left early counts neither)
+            body += done - got
+            start = done
             steps += 1
             if start - sent >= every_s:
                 _send(monitor, wait, body, steps)
