@@ -13,6 +13,7 @@ accuracies, an optional ``_step`` or ``_epoch`` behind (Lightning's ``on_step`` 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Final
 
 __all__ = [
@@ -25,9 +26,11 @@ __all__ = [
     "SAMPLE_NAMES",
     "TOKEN_NAMES",
     "TRAIN_ACCURACY_NAMES",
+    "SYSTEM_PREFIX",
     "is_accuracy",
     "is_loss",
     "mark_of",
+    "system_only",
 ]
 
 _TRAIN: Final = ("", "train", "training")
@@ -84,3 +87,13 @@ def mark_of(value: float) -> str:
     if math.isnan(value):
         return "nan"
     return "+inf" if value > 0 else "-inf"
+
+
+# System metrics a client samples by itself (CPU, memory, GPU: the client's system.py):
+# charted and exported like others, left out of the stats panel, and no training progress.
+SYSTEM_PREFIX: Final = "sys/"
+
+
+def system_only(names: Iterable[str]) -> bool:
+    """Whether every one of ``names`` is a system metric (``sys/...``)."""
+    return all(name.startswith(SYSTEM_PREFIX) for name in names)

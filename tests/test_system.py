@@ -1,0 +1,213 @@
+"""System metrics (client/trainmon_client/system.py): CPU and memory from /proc checked
+against ``ps``, the GPU path against a stand-in NVML (a fake ``pynvml`` on the path of a
+real training subprocess), off with one argument or ``$TRAINMON_SYSTEM=0``, and never a
+step of the user's numbering."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_endpoint
+from tests.test_client_values import Receiver
+from trainmon_client import Monitor
+from trainmon_client.protocol import Record
+from trainmon_client.system import gpu_index
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+
+
+@pytest.fixture
+def endpoint() -> str:
+    return free_endpoint()
+
+
+@pytest.fixture
+def receiver(endpoint: str) -> Iterator[Receiver]:
+    receiver = Receiver(endpoint)
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+def _system(records: list[Record]) -> list[Record]:
+    return [
+        r for r in records if r.kind == "metrics" and any(n.startswith("sys/") for n in r.metrics)
+    ]
+
+
+def _ps(field: str) -> int:
+    """A field of ``ps`` for this process: ``times`` (CPU seconds) or ``rss`` (KiB)."""
+    out = subprocess.run(
+        ["ps", "-o", f"{field}=", "-p", str(os.getpid())],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
+def test_cpu_and_memory_agree_with_ps(receiver: Receiver, endpoint: str) -> None:
+    """A thread spinning for about 4 s: the CPU the samples add up to is what ``ps``
+    counts (to a second, its resolution); the last resident memory is ``ps``'s within
+    10%; the user's steps are 0, 1, 2 … as if no sample had been sent."""
+    cpu_before = _ps("times")
+    spin = threading.Event()
+
+    def burn() -> None:
+        while not spin.is_set():
+            sum(range(1000))
+
+    burner = threading.Thread(target=burn, daemon=True)
+    with Monitor(endpoint, run="r") as mon:
+        burner.start()
+        step = 0
+        # (logs until 5 samples arrived: how long depends on the machine, not a sleep)
+        while len(_system(receiver.records)) < 5:
+            mon.log(loss=1.0 / (step + 1))
+            step += 1
+            time.sleep(0.001)
+            assert step < 100_000, "no system samples arrived"
+        rss_kib = _ps("rss")
+        spin.set()
+        burner.join()
+    receiver.until_bye()
+    cpu_after = _ps("times")
+    samples = _system(receiver.records)
+    assert all(set(r.metrics) == {"sys/cpu", "sys/rss_mb"} for r in samples), samples[0]
+    spent = sum(
+        later.metrics["sys/cpu"] / 100 * (later.time - earlier.time)
+        for earlier, later in itertools.pairwise(samples)
+    )
+    assert 0 < spent <= cpu_after - cpu_before + 1.0
+    assert spent >= 0.5 * (later_s := samples[-1].time - samples[0].time), (spent, later_s)
+    assert abs(samples[4].metrics["sys/rss_mb"] * 1024 - rss_kib) <= 0.1 * rss_kib
+    user = [r for r in receiver.metrics() if "loss" in r.metrics]
+    assert [r.step for r in user] == list(range(len(user)))
+    assert all(r.step is not None and r.step <= len(user) for r in samples)
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_off_with_one_argument(
+    receiver: Receiver, endpoint: str, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """``system_metrics=False`` or ``$TRAINMON_SYSTEM=0``: no ``sys/*`` record."""
+    if how == "environment":
+        monkeypatch.setenv("TRAINMON_SYSTEM", "0")
+    with Monitor(endpoint, run="r", system_metrics=False if how == "argument" else None) as mon:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:  # more than two sampling periods
+            mon.log(loss=0.5)
+            time.sleep(0.01)
+    receiver.until_bye()
+    assert receiver.metrics()
+    assert not _system(receiver.records)
+
+
+_STAND_IN_NVML = '''
+"""A stand-in for nvidia-ml-py: four GPUs whose values say which one was read."""
+calls = []
+class NVMLError(Exception):
+    pass
+class _Util:
+    def __init__(self, i): self.gpu, self.memory = 10 * i + 7, 0
+class _Mem:
+    def __init__(self, i): self.used, self.total, self.free = (i + 1) << 30, 16 << 30, 0
+def nvmlInit(): calls.append("init")
+def nvmlDeviceGetCount(): return 4
+def nvmlDeviceGetHandleByIndex(i): return i
+def nvmlDeviceGetHandleByUUID(u): return int(u.rsplit("-", 1)[1])
+def nvmlDeviceGetUtilizationRates(h): return _Util(h)
+def nvmlDeviceGetMemoryInfo(h): return _Mem(h)
+def nvmlDeviceGetTemperature(h, sensor): return 60 + h
+def nvmlDeviceGetPowerUsage(h): return 100_000 + 1000 * h
+'''
+
+_TRAINING = """
+import sys, time
+from trainmon_client import Monitor
+with Monitor(sys.argv[1], run="gpu") as mon:
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:
+        mon.log(loss=0.5)
+        time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize(
+    ("visible", "local_rank", "gpu"),
+    [("3,1", "1", 1), ("", "2", 2), ("GPU-x-3,GPU-x-0", "0", 3), (None, None, 0)],
+)
+def test_gpu_of_this_rank_through_a_stand_in_nvml(
+    receiver: Receiver,
+    endpoint: str,
+    tmp_path: Path,
+    visible: str | None,
+    local_rank: str | None,
+    gpu: int,
+) -> None:
+    """A real training process with a fake ``pynvml`` on its path: one GPU's metrics,
+    the one its local rank has among ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs)."""
+    (tmp_path / "pynvml.py").write_text(textwrap.dedent(_STAND_IN_NVML))
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "TRAINMON_SYSTEM")}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    if visible:
+        env["CUDA_VISIBLE_DEVICES"] = visible
+    if local_rank is not None:
+        env["LOCAL_RANK"] = local_rank
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRAINING, endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "trainmon" not in proc.stderr  # nothing to say
+    receiver.until_bye()
+    samples = _system(receiver.records)
+    assert samples
+    for record in samples:
+        values = record.metrics
+        assert values["sys/gpu_util"] == 10 * gpu + 7
+        assert values["sys/gpu_mem_mb"] == (gpu + 1) * 1024
+        assert values["sys/gpu_mem_total_mb"] == 16 * 1024
+        assert values["sys/gpu_temp_c"] == 60 + gpu
+        assert values["sys/gpu_power_w"] == 100 + gpu
+        assert values["sys/rss_mb"] > 0
+
+
+def test_without_nvml_no_gpu_metrics_and_no_warning(
+    receiver: Receiver, endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No nvidia-ml-py installed (as here): CPU and memory only, and nothing said."""
+    if importlib.util.find_spec("pynvml") is not None:
+        pytest.skip("nvidia-ml-py is installed here")
+    with Monitor(endpoint, run="r") as mon:
+        while len(_system(receiver.records)) < 2:
+            mon.log(loss=0.5)
+            time.sleep(0.01)
+    receiver.until_bye()
+    assert {n for r in _system(receiver.records) for n in r.metrics} == {"sys/cpu", "sys/rss_mb"}
+    assert not [r for r in caplog.records if "trainmon" in r.getMessage()]
+
+
+def test_which_gpu() -> None:
+    """The GPU of a process: its local rank's among CUDA_VISIBLE_DEVICES, else its index."""
+    assert gpu_index({"LOCAL_RANK": "2"}) == (2, None)
+    assert gpu_index({"LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "5,6"}) == (6, None)
+    assert gpu_index({"CUDA_VISIBLE_DEVICES": "GPU-abc"}) == (None, "GPU-abc")
+    assert gpu_index({"CUDA_VISIBLE_DEVICES": ""}) == (None, None)
+    assert gpu_index({}) == (0, None)
