@@ -1,7 +1,10 @@
 """The workers panel: a row per worker (rank, host, step, rate, missed, status), as many
-as fit."""
+as fit; GPU utilisation and memory, CPU and resident memory where workers send them
+(``sys/*``, the client's system.py)."""
 
 from __future__ import annotations
+
+import math
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.panel import Panel
@@ -37,10 +40,15 @@ class _WorkersTable:
 
     def __init__(self, run: Run, opts: ViewOptions, now: float) -> None:
         straggler = run.straggler(now, opts.stall_after_s)
-        self.rows = [
-            _worker_row(worker, opts, now, worker is straggler)
-            for worker in sorted(run.workers.values(), key=Worker.sort_key)
-        ]
+        workers = sorted(run.workers.values(), key=Worker.sort_key)
+        system = [c for c in _SYSTEM_COLUMNS if any(c[2] in w.series for w in workers)]
+        self.columns = self.COLUMNS[:-1] + tuple((c[0], "right") for c in system)
+        self.columns += self.COLUMNS[-1:]
+        self.rows = []
+        for worker in workers:
+            row = _worker_row(worker, opts, now, worker is straggler)
+            extra = tuple(_system_cell(worker, column) for column in system)
+            self.rows.append(row[:-1] + extra + row[-1:])
         self.untracked = run.untracked_workers
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -52,7 +60,7 @@ class _WorkersTable:
             keep = max(room - 1 - notes, 0)
             hidden = len(rows) - keep
             rows = rows[:keep]
-        yield from grid_lines(self.COLUMNS, rows, options.max_width)
+        yield from grid_lines(self.columns, rows, options.max_width)
         if hidden:
             yield Text(f"  … {hidden:,} more workers not shown", style="tm.dim")
         if self.untracked:
@@ -89,3 +97,36 @@ def _worker_row(
         Text(missed, style="tm.stalled" if missed != "0" else ""),
         status_text,
     )
+
+
+# The system metrics the table shows when a worker sends them: (header, how shown,
+# the metric, the metric of the whole where it is a share of one).
+_SYSTEM_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("GPU %", "percent", "sys/gpu_util", ""),
+    ("GPU mem", "of", "sys/gpu_mem_mb", "sys/gpu_mem_total_mb"),
+    ("CPU %", "percent", "sys/cpu", ""),
+    ("RSS", "size", "sys/rss_mb", ""),
+)
+
+
+def _system_cell(worker: Worker, column: tuple[str, str, str, str]) -> str:
+    """A worker's last value of a system metric as the table shows it, or "–"."""
+    _, how, name, whole = column
+    series = worker.series.get(name)
+    if series is None or not math.isfinite(series.last):
+        return "–"
+    value = series.last
+    if how == "percent":
+        return f"{value:.0f}"
+    total = worker.series.get(whole) if whole else None
+    if total is not None and math.isfinite(total.last):
+        return f"{_size(value)}/{_size(total.last)}"
+    return _size(value)
+
+
+def _size(megabytes: float) -> str:
+    """MB as the table shows it: ``512M``, ``3.2G``, ``80G``."""
+    if megabytes < 1000:
+        return f"{megabytes:.0f}M"
+    gigabytes = megabytes / 1024
+    return f"{gigabytes:.1f}G" if gigabytes < 10 else f"{gigabytes:.0f}G"
