@@ -20,11 +20,18 @@ import pytest
 
 from tests.helpers import free_endpoint
 from tests.test_client_values import Receiver
+from trainmon.state import RunState
 from trainmon_client import Monitor
-from trainmon_client.protocol import Record
+from trainmon_client.protocol import Columns, Record, columns_wire, decode_items, pack_payload
 from trainmon_client.system import gpu_index
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+
+
+@pytest.fixture(autouse=True)
+def _system_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On, as by default, whatever the environment running the tests says."""
+    monkeypatch.delenv("TRAINMON_SYSTEM", raising=False)
 
 
 @pytest.fixture
@@ -211,3 +218,25 @@ def test_which_gpu() -> None:
     assert gpu_index({"CUDA_VISIBLE_DEVICES": "GPU-abc"}) == (None, "GPU-abc")
     assert gpu_index({"CUDA_VISIBLE_DEVICES": ""}) == (None, None)
     assert gpu_index({}) == (0, None)
+
+
+def test_samples_are_no_training_progress() -> None:
+    """In the monitor's state a record of only ``sys/*`` metrics (alone, or a batch of
+    columns) keeps its series but moves neither the worker's step nor the time of its
+    last training metrics: training that hangs still shows as stalled."""
+    state = RunState()
+    hello = Record("hello", "r", "w", 0, 100.0, info={"host": "h", "pid": 1, "rank": 0})
+    state.apply(hello, 100.0)
+    state.apply(Record("metrics", "r", "w", 1, 100.0, step=5, metrics={"loss": 0.5}), 100.0)
+    state.apply(Record("metrics", "r", "w", 2, 150.0, step=5, metrics={"sys/cpu": 80.0}), 150.0)
+    wire = columns_wire("r", "w", 3, [170.0, 171.0], [5, 5], [None, None],
+                        {"sys/cpu": [90.0, 95.0], "sys/rss_mb": [512.0, 513.0]})
+    items = decode_items([b"r", pack_payload([wire])])
+    assert isinstance(items[0], Columns)
+    assert state.apply_columns(items[0], 171.0) == 2
+    worker = state.runs["r"].workers["w"]
+    assert worker.step == 5
+    assert worker.last_metrics_at == 100.0
+    assert worker.status(171.0, stall_after_s=60.0) == "stalled"
+    assert worker.series["sys/cpu"].last == 95.0
+    assert worker.series["sys/rss_mb"].last == 513.0

@@ -35,6 +35,7 @@ def test_workers_table_shows_gpu_cpu_and_memory(tmp_path: Path) -> None:
                     "LOCAL_RANK": str(rank),
                     "CUDA_VISIBLE_DEVICES": "0,1",
                     "PYTHONPATH": str(tmp_path),
+                    "TRAINMON_SYSTEM": "1",
                 },
             )
             for rank in range(2)
