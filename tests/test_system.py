@@ -240,3 +240,29 @@ def test_samples_are_no_training_progress() -> None:
     assert worker.status(171.0, stall_after_s=60.0) == "stalled"
     assert worker.series["sys/cpu"].last == 95.0
     assert worker.series["sys/rss_mb"].last == 513.0
+
+
+def test_nvml_without_a_driver_gives_no_gpu_metrics_and_no_warning(
+    receiver: Receiver, endpoint: str, tmp_path: Path
+) -> None:
+    """nvidia-ml-py installed where no driver is (its nvmlInit raises): a real training
+    process sends CPU and memory only and says nothing."""
+    (tmp_path / "pynvml.py").write_text(
+        "class NVMLError(Exception):\n    pass\n"
+        "def nvmlInit():\n    raise NVMLError('NVML Shared Library Not Found')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRAINMON_SYSTEM"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRAINING, endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "trainmon" not in proc.stderr
+    receiver.until_bye()
+    samples = _system(receiver.records)
+    assert samples
+    assert {n for r in samples for n in r.metrics} == {"sys/cpu", "sys/rss_mb"}

@@ -175,13 +175,20 @@ class IOLoop:
         is made: a record of their own, with the last step logged (0 before any), no
         epoch, and not counted as logged; the monitor moves no step on for it."""
         sampler = self.sampler
-        if sampler is None:
-            self.sampler = SystemSampler()
-            return
-        if not sampler.due(time.monotonic()) or not (self.subscribed or self.writer is not None):
+        try:
+            if sampler is None:
+                self.sampler = SystemSampler()
+                return
+            watched = self.subscribed or self.writer is not None
+            if not watched or not sampler.due(time.monotonic()):
+                return
+            values = sampler.sample()
+        except Exception as exc:  # (never expected) publishing goes on without them
+            self.settings.system = False
+            self.warnings.once("<system>", f"system metrics stopped ({exc!r})", dropped=False)
             return
         records = self.records
-        row: Row = (records.seq, _now(), max(records.step, 0), None, sampler.sample())
+        row: Row = (records.seq, _now(), max(records.step, 0), None, values)
         records.seq += 1
         self._publish_rows([row])
 
