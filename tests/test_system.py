@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -266,3 +267,36 @@ def test_nvml_without_a_driver_gives_no_gpu_metrics_and_no_warning(
     samples = _system(receiver.records)
     assert samples
     assert {n for r in samples for n in r.metrics} == {"sys/cpu", "sys/rss_mb"}
+
+
+def _workers_screen(host: str, width: int) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from trainmon.view.options import ViewOptions
+    from trainmon.view.workers import workers_panel
+
+    state = RunState()
+    info = {"host": host, "pid": 4242, "rank": 0}
+    state.apply(Record("hello", "r", "w", 0, 100.0, info=info), 100.0)
+    state.apply(Record("metrics", "r", "w", 1, 100.0, step=9, metrics={"loss": 0.5}), 100.0)
+    system = {"sys/cpu": 180.0, "sys/rss_mb": 30000.0, "sys/gpu_util": 99.0}
+    system |= {"sys/gpu_mem_mb": 81000.0, "sys/gpu_mem_total_mb": 81920.0}
+    state.apply(Record("metrics", "r", "w", 2, 101.0, step=9, metrics=system), 101.0)
+    out = StringIO()
+    console = Console(file=out, width=width, height=8, color_system=None)
+    console.print(workers_panel(state.runs["r"], ViewOptions(), 101.5))
+    return out.getvalue()
+
+
+def test_workers_columns_that_do_not_fit_are_left_out() -> None:
+    """All four system columns where they fit; where they do not, the rightmost go first
+    (RSS, then CPU, GPU memory, GPU %), and no row wraps."""
+    wide = _workers_screen("gpu-node", 120)
+    assert re.search(r"GPU %\s+GPU mem\s+CPU %\s+RSS\s+status", wide), wide
+    assert re.search(r" 99\s+79G/80G\s+180\s+29G\s+running", wide), wide
+    narrow = _workers_screen("a-much-longer-host-name", 104)
+    assert "GPU %" in narrow and "RSS" not in narrow, narrow
+    assert all(len(line) <= 104 for line in narrow.splitlines())
+    assert len(narrow.splitlines()) == 4, narrow  # border, header, one row, border

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.panel import Panel
 from rich.text import Text
@@ -44,6 +45,7 @@ class _WorkersTable:
         system = [c for c in _SYSTEM_COLUMNS if any(c[2] in w.series for w in workers)]
         self.columns = self.COLUMNS[:-1] + tuple((c[0], "right") for c in system)
         self.columns += self.COLUMNS[-1:]
+        self.system = len(system)  # (before the status column)
         self.rows = []
         for worker in workers:
             row = _worker_row(worker, opts, now, worker is straggler)
@@ -60,7 +62,8 @@ class _WorkersTable:
             keep = max(room - 1 - notes, 0)
             hidden = len(rows) - keep
             rows = rows[:keep]
-        yield from grid_lines(self.columns, rows, options.max_width)
+        columns, rows = _fitting(self.columns, rows, self.system, options.max_width)
+        yield from grid_lines(columns, rows, options.max_width)
         if hidden:
             yield Text(f"  … {hidden:,} more workers not shown", style="tm.dim")
         if self.untracked:
@@ -107,6 +110,28 @@ _SYSTEM_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("CPU %", "percent", "sys/cpu", ""),
     ("RSS", "size", "sys/rss_mb", ""),
 )
+
+
+def _fitting(
+    columns: tuple[tuple[str, str], ...],
+    rows: list[tuple[str | Text, ...]],
+    system: int,
+    width: int,
+) -> tuple[tuple[tuple[str, str], ...], list[tuple[str | Text, ...]]]:
+    """The columns and rows less the system columns (the ``system`` before the last
+    column) that do not fit in ``width``, the rightmost left out first."""
+    widths = [len(name) for name, _ in columns]
+    for row in rows:
+        for index, cell in enumerate(row):
+            size = cell.cell_len if isinstance(cell, Text) else cell_len(cell)
+            widths[index] = max(widths[index], size)
+    while system and sum(widths) + 2 * (len(widths) - 1) + 1 > width:
+        drop = len(columns) - 2  # the last system column, before the status
+        del widths[drop]
+        columns = columns[:drop] + columns[drop + 1 :]
+        rows = [row[:drop] + row[drop + 1 :] for row in rows]
+        system -= 1
+    return columns, rows
 
 
 def _system_cell(worker: Worker, column: tuple[str, str, str, str]) -> str:
