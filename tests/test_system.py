@@ -305,3 +305,22 @@ def test_workers_columns_that_do_not_fit_are_left_out() -> None:
     assert "GPU %" in narrow and "RSS" not in narrow, narrow
     assert all(len(line) <= 104 for line in narrow.splitlines())
     assert len(narrow.splitlines()) == 4, narrow  # border, header, one row, border
+
+
+def test_a_run_without_a_loss_has_its_own_metric_in_front() -> None:
+    """Samples that arrive before training's first metric do not become the main metric
+    (a run logging only ``reward``), and the exit summary lists no ``sys/*``."""
+    from trainmon.report import summary
+    from trainmon.view.options import ViewOptions
+    from trainmon.view.shown import main_metric
+
+    state = RunState()
+    info = {"host": "h", "pid": 1, "rank": 0}
+    state.apply(Record("hello", "r", "w", 0, 100.0, info=info), 100.0)
+    sample = {"sys/cpu": 50.0, "sys/rss_mb": 100.0}
+    state.apply(Record("metrics", "r", "w", 1, 101.0, step=0, metrics=sample), 101.0)
+    state.apply(Record("metrics", "r", "w", 2, 102.0, step=0, metrics={"reward": 3.0}), 102.0)
+    run = state.runs["r"]
+    assert main_metric(run, ViewOptions()) == "reward"
+    text = summary(state, ViewOptions(), 103.0)
+    assert "reward" in text and "sys/" not in text, text

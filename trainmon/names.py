@@ -29,6 +29,7 @@ __all__ = [
     "SYSTEM_PREFIX",
     "is_accuracy",
     "is_loss",
+    "first_trained",
     "mark_of",
     "system_only",
 ]
@@ -97,3 +98,11 @@ SYSTEM_PREFIX: Final = "sys/"
 def system_only(names: Iterable[str]) -> bool:
     """Whether every one of ``names`` is a system metric (``sys/...``)."""
     return all(name.startswith(SYSTEM_PREFIX) for name in names)
+
+
+def first_trained(names: list[str]) -> str | None:
+    """The first of ``names`` that is no system metric (the first of all if none is):
+    the main metric of a run that logs no loss."""
+    return next((name for name in names if not name.startswith(SYSTEM_PREFIX)), None) or (
+        names[0] if names else None
+    )
