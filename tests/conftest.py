@@ -12,11 +12,15 @@ from tests.helpers import Tmux
 
 @pytest.fixture(autouse=True)
 def _plain_colour_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rendering tests must not depend on the caller's colour settings."""
+    """Tests do not depend on the caller's colour settings, endpoint, run name or
+    system-metrics switch."""
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     monkeypatch.delenv("TRAINMON_ENDPOINT", raising=False)
     monkeypatch.delenv("TRAINMON_RUN", raising=False)
+    # System metrics (on by default) add sys/* records about once a second: tests that
+    # compare every record received would see them. Those about them turn them on.
+    monkeypatch.setenv("TRAINMON_SYSTEM", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -13,6 +13,7 @@ accuracies, an optional ``_step`` or ``_epoch`` behind (Lightning's ``on_step`` 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Final
 
 __all__ = [
@@ -27,9 +28,12 @@ __all__ = [
     "SAMPLE_NAMES",
     "TOKEN_NAMES",
     "TRAIN_ACCURACY_NAMES",
+    "SYSTEM_PREFIX",
     "is_accuracy",
     "is_loss",
+    "first_trained",
     "mark_of",
+    "system_only",
 ]
 
 _TRAIN: Final = ("", "train", "training")
@@ -90,3 +94,21 @@ def mark_of(value: float) -> str:
     if math.isnan(value):
         return "nan"
     return "+inf" if value > 0 else "-inf"
+
+
+# System metrics a client samples by itself (CPU, memory, GPU: the client's system.py):
+# charted and exported like others, left out of the stats panel, and no training progress.
+SYSTEM_PREFIX: Final = "sys/"
+
+
+def system_only(names: Iterable[str]) -> bool:
+    """Whether every one of ``names`` is a system metric (``sys/...``)."""
+    return all(name.startswith(SYSTEM_PREFIX) for name in names)
+
+
+def first_trained(names: list[str]) -> str | None:
+    """The first of ``names`` that is no system metric (the first of all if none is):
+    the main metric of a run that logs no loss."""
+    return next((name for name in names if not name.startswith(SYSTEM_PREFIX)), None) or (
+        names[0] if names else None
+    )

@@ -7,7 +7,7 @@ import math
 
 from rich.text import Text
 
-from trainmon.names import ACCURACY_NAMES, LOSS_NAMES, is_loss
+from trainmon.names import ACCURACY_NAMES, LOSS_NAMES, SYSTEM_PREFIX, is_loss
 from trainmon.state import Run, RunState, worker_label
 from trainmon.view.format import (
     format_duration,
@@ -140,13 +140,12 @@ def _run_summary(state: RunState, run: Run, opts: ViewOptions, now: float, width
         lines.append(f"  config: {_config_line(run, max(width - 10, 30))}")
     if run.summary:
         lines += _final_lines(run, max(width, 40))
+    names = [name for name in run.metric_names if not name.startswith(SYSTEM_PREFIX)]
     lines += [
-        line
-        for name in run.metric_names[:_SUMMARY_METRICS]
-        if (line := _summary_metric(run, name, width))
+        line for name in names[:_SUMMARY_METRICS] if (line := _summary_metric(run, name, width))
     ]
-    if len(run.metric_names) > _SUMMARY_METRICS:
-        lines.append(f"  … {len(run.metric_names) - _SUMMARY_METRICS} more metrics")
+    if len(names) > _SUMMARY_METRICS:
+        lines.append(f"  … {len(names) - _SUMMARY_METRICS} more metrics")
     lines.append(f"  {missed_text(run)}")
     gone = [
         worker_label(w) for w in run.workers.values() if w.status(now, opts.stall_after_s) == "lost"

@@ -35,6 +35,7 @@ from trainmon_client.protocol import (
     to_wire,
 )
 from trainmon_client.sockets import PubSocket
+from trainmon_client.system import SystemSampler
 
 __all__ = ["IOLoop", "LoopSettings"]
 
@@ -72,6 +73,7 @@ class LoopSettings:
     history: int  # records kept to send again to a monitor that attaches later
     info: dict[str, Any]  # the hello's info at the start
     offline: bool  # no socket to send on: records go nowhere
+    system: bool = False  # sample system metrics (see system.py)
 
 
 class IOLoop:
@@ -104,6 +106,7 @@ class IOLoop:
         self.history = History(settings.history)
         self.row_cost_s = 2e-6  # seconds to publish one row (measured as it goes)
         self.guard = MemoryGuard(_MEMORY_ALLOWANCE)
+        self.sampler: SystemSampler | None = None  # made by this thread (NVML starts there)
         self.info = settings.info
         self.hello_record = self.records.record("hello", _now(), info=self.info)
         self.hello = self._hello_payload()
@@ -154,6 +157,8 @@ class IOLoop:
                     self._poll(int(_TICK_S * 1000))
                 if not self.offline:
                     self._watch_memory()
+                if self.settings.system:
+                    self._sample_system()
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + _HEARTBEAT_S
@@ -164,6 +169,28 @@ class IOLoop:
             if self.writer is not None:
                 self.writer.close(self.closing.deadline)
             self.out.close()  # honours the LINGER _finish set for the last records
+
+    def _sample_system(self) -> None:
+        """System metrics, once a second at most while a monitor watches or a recording
+        is made: a record of their own, with the last step logged (0 before any), no
+        epoch, and not counted as logged; the monitor moves no step on for it."""
+        sampler = self.sampler
+        try:
+            if sampler is None:
+                self.sampler = SystemSampler()
+                return
+            watched = self.subscribed or self.writer is not None
+            if not watched or not sampler.due(time.monotonic()):
+                return
+            values = sampler.sample()
+        except Exception as exc:  # (never expected) publishing goes on without them
+            self.settings.system = False
+            self.warnings.once("<system>", f"system metrics stopped ({exc!r})", dropped=False)
+            return
+        records = self.records
+        row: Row = (records.seq, _now(), max(records.step, 0), None, values)
+        records.seq += 1
+        self._publish_rows([row])
 
     def _poll(self, timeout_ms: int) -> None:
         """Wait for socket events (releasing the GIL) and handle them."""

@@ -32,6 +32,7 @@ from trainmon_client.ioloop import IOLoop, LoopSettings
 from trainmon_client.logs import log, say
 from trainmon_client.sockets import PubSocket, rank_endpoint
 from trainmon_client.summary import merged_summary
+from trainmon_client.system import system_enabled
 from trainmon_client.tracking import track
 from trainmon_client.values import NotANumber, capture_count, capture_values, metric_value
 from trainmon_client.values import merged_call as _merged
@@ -95,6 +96,7 @@ class Monitor:
             monitor's or relay's ``.key`` file (``$TRAINMON_CURVE_SERVER``); binding,
             ``curve_allow``, a directory of the monitors' ``.key`` files that may attach
             (``$TRAINMON_CURVE_ALLOW``).
+        system_metrics: CPU, memory, GPU as ``sys/*`` (False or $TRAINMON_SYSTEM=0: none).
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Monitor:
         curve_secret: str | None = None,
         curve_server: str | None = None,
         curve_allow: str | None = None,
+        system_metrics: bool | None = None,
     ) -> None:
         self._problems: list[str] = []  # what cannot be used here, said once each
         self.endpoint, self.bind = where(endpoint, bind, self._problems)
@@ -128,6 +131,7 @@ class Monitor:
         self._max_values = max_queue_values
         self._history_records = history
         self.record_to = None if record_to is None else os.fspath(record_to)
+        self._system = system_enabled(system_metrics)
         self.curve, usable = curve_arg(
             curve_secret, curve_server, curve_allow, self.bind, self._problems
         )
@@ -185,13 +189,8 @@ class Monitor:
             self._count_drop()
 
     def _log_any(
-        self,
-        metrics: Mapping[str, Any] | None = None,
-        /,
-        *,
-        step: Any = None,
-        epoch: Any = None,
-        **named: Any,
+        self, metrics: Mapping[str, Any] | None = None, /, *,
+        step: Any = None, epoch: Any = None, **named: Any,
     ) -> None:
         """``log()`` for a process that logs tensors or numpy values: each value is
         looked at (adding a tensor up to see it is one costs several microseconds)."""
@@ -423,7 +422,8 @@ class Monitor:
             summary=dict(self.summary) or None,
         )
         return LoopSettings(
-            self.run, self._worker, self.endpoint, self.bind, self._history_records, info, offline
+            self.run, self._worker, self.endpoint, self.bind, self._history_records, info, offline,
+            self._system,
         )
 
     def _open(self) -> bool:

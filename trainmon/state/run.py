@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainmon.names import HELD_OUT_LOSS_NAMES, LOSS_NAMES
+from trainmon.names import HELD_OUT_LOSS_NAMES, LOSS_NAMES, first_trained
 from trainmon.state.limits import LOST_AFTER_S
 from trainmon.state.series import Series
 from trainmon.state.worker import Worker
@@ -56,7 +56,7 @@ class Run:
             main = (  # as the view's main metric picks it, short of a choice
                 self.find_metric(LOSS_NAMES)
                 or self.find_metric(HELD_OUT_LOSS_NAMES)
-                or (self.metric_names[0] if self.metric_names else None)
+                or first_trained(self.metric_names)
             )
             if main is not None:
                 ranks = [w for w in ranks if main in w.series] or ranks

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Final
 
+from trainmon.names import system_only
 from trainmon.state.alerts import Alert
 from trainmon.state.config import config_items
 from trainmon.state.limits import LOST_AFTER_S, MAX_BUCKETS, MIN_BUCKETS, Limits
@@ -122,8 +123,9 @@ class RunState:
         numbers: list[int] = steps  # type: ignore[assignment]  # no None, checked above
         worker.note_epochs(columns.epochs, numbers, columns.times, not columns.metrics)
         if columns.metrics:
-            worker.last_metrics_at = now
-            worker.advance_batch(numbers, columns.times)
+            if not system_only(columns.metrics):  # (sampled, not trained: no progress)
+                worker.last_metrics_at = now
+                worker.advance_batch(numbers, columns.times)
             for name, values in columns.metrics.items():
                 series = worker.series.get(name) or self._new_series(run, worker, name, count)
                 if series is not None:
@@ -149,8 +151,9 @@ class RunState:
         if not record.metrics:
             return
         step = record.step if record.step is not None else record.seq
-        worker.last_metrics_at = now
-        worker.advance(step, record.time)
+        if not system_only(record.metrics):
+            worker.last_metrics_at = now
+            worker.advance(step, record.time)
         for name, value in record.metrics.items():
             series = worker.series.get(name) or self._new_series(run, worker, name, 1)
             if series is not None:

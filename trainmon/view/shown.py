@@ -3,7 +3,7 @@ curves are drawn, and the worker a metric is read from."""
 
 from __future__ import annotations
 
-from trainmon.names import HELD_OUT_LOSS_NAMES, LOSS_NAMES
+from trainmon.names import HELD_OUT_LOSS_NAMES, LOSS_NAMES, first_trained
 from trainmon.state import Run, RunState, Series, Worker
 from trainmon.view.options import ViewOptions
 
@@ -28,7 +28,7 @@ def main_metric(run: Run, opts: ViewOptions) -> str | None:
     return (
         run.find_metric(LOSS_NAMES)
         or run.find_metric(HELD_OUT_LOSS_NAMES)
-        or (run.metric_names[0] if run.metric_names else None)
+        or first_trained(run.metric_names)
     )
 
 

@@ -10,7 +10,14 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.panel import Panel
 from rich.text import Text
 
-from trainmon.names import GRAD_NAMES, HELD_OUT_NAMES, LOSS_NAMES, LR_NAMES, TRAIN_ACCURACY_NAMES
+from trainmon.names import (
+    GRAD_NAMES,
+    HELD_OUT_NAMES,
+    LOSS_NAMES,
+    LR_NAMES,
+    SYSTEM_PREFIX,
+    TRAIN_ACCURACY_NAMES,
+)
 from trainmon.state import Run, RunState, worker_label
 from trainmon.view.format import (
     format_metric,
@@ -37,7 +44,7 @@ def stats_panel(
     _run_counts(grid, run)
     _state_counts(grid, state, run)
     for name in run.metric_names:
-        if name not in shown:
+        if name not in shown and not name.startswith(SYSTEM_PREFIX):  # (the workers')
             grid.add_metric(name, _metric_text(run, name))
     return Panel(grid, title="Stats", title_align="left")
 

@@ -1,8 +1,12 @@
 """The workers panel: a row per worker (rank, host, step, rate, missed, status), as many
-as fit."""
+as fit; GPU utilisation and memory, CPU and resident memory where workers send them
+(``sys/*``, the client's system.py)."""
 
 from __future__ import annotations
 
+import math
+
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.panel import Panel
 from rich.text import Text
@@ -37,10 +41,16 @@ class _WorkersTable:
 
     def __init__(self, run: Run, opts: ViewOptions, now: float) -> None:
         straggler = run.straggler(now, opts.stall_after_s)
-        self.rows = [
-            _worker_row(worker, opts, now, worker is straggler)
-            for worker in sorted(run.workers.values(), key=Worker.sort_key)
-        ]
+        workers = sorted(run.workers.values(), key=Worker.sort_key)
+        system = [c for c in _SYSTEM_COLUMNS if any(c[2] in w.series for w in workers)]
+        self.columns = self.COLUMNS[:-1] + tuple((c[0], "right") for c in system)
+        self.columns += self.COLUMNS[-1:]
+        self.system = len(system)  # (before the status column)
+        self.rows = []
+        for worker in workers:
+            row = _worker_row(worker, opts, now, worker is straggler)
+            extra = tuple(_system_cell(worker, column) for column in system)
+            self.rows.append(row[:-1] + extra + row[-1:])
         self.untracked = run.untracked_workers
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -52,7 +62,8 @@ class _WorkersTable:
             keep = max(room - 1 - notes, 0)
             hidden = len(rows) - keep
             rows = rows[:keep]
-        yield from grid_lines(self.COLUMNS, rows, options.max_width)
+        columns, rows = _fitting(self.columns, rows, self.system, options.max_width)
+        yield from grid_lines(columns, rows, options.max_width)
         if hidden:
             yield Text(f"  … {hidden:,} more workers not shown", style="tm.dim")
         if self.untracked:
@@ -89,3 +100,58 @@ def _worker_row(
         Text(missed, style="tm.stalled" if missed != "0" else ""),
         status_text,
     )
+
+
+# The system metrics the table shows when a worker sends them: (header, how shown,
+# the metric, the metric of the whole where it is a share of one).
+_SYSTEM_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("GPU %", "percent", "sys/gpu_util", ""),
+    ("GPU mem", "of", "sys/gpu_mem_mb", "sys/gpu_mem_total_mb"),
+    ("CPU %", "percent", "sys/cpu", ""),
+    ("RSS", "size", "sys/rss_mb", ""),
+)
+
+
+def _fitting(
+    columns: tuple[tuple[str, str], ...],
+    rows: list[tuple[str | Text, ...]],
+    system: int,
+    width: int,
+) -> tuple[tuple[tuple[str, str], ...], list[tuple[str | Text, ...]]]:
+    """The columns and rows less the system columns (the ``system`` before the last
+    column) that do not fit in ``width``, the rightmost left out first."""
+    widths = [len(name) for name, _ in columns]
+    for row in rows:
+        for index, cell in enumerate(row):
+            size = cell.cell_len if isinstance(cell, Text) else cell_len(cell)
+            widths[index] = max(widths[index], size)
+    while system and sum(widths) + 2 * (len(widths) - 1) + 1 > width:
+        drop = len(columns) - 2  # the last system column, before the status
+        del widths[drop]
+        columns = columns[:drop] + columns[drop + 1 :]
+        rows = [row[:drop] + row[drop + 1 :] for row in rows]
+        system -= 1
+    return columns, rows
+
+
+def _system_cell(worker: Worker, column: tuple[str, str, str, str]) -> str:
+    """A worker's last value of a system metric as the table shows it, or "–"."""
+    _, how, name, whole = column
+    series = worker.series.get(name)
+    if series is None or not math.isfinite(series.last):
+        return "–"
+    value = series.last
+    if how == "percent":
+        return f"{value:.0f}"
+    total = worker.series.get(whole) if whole else None
+    if total is not None and math.isfinite(total.last):
+        return f"{_size(value)}/{_size(total.last)}"
+    return _size(value)
+
+
+def _size(megabytes: float) -> str:
+    """MB as the table shows it: ``512M``, ``3.2G``, ``80G``."""
+    if megabytes < 1000:
+        return f"{megabytes:.0f}M"
+    gigabytes = megabytes / 1024
+    return f"{gigabytes:.1f}G" if gigabytes < 10 else f"{gigabytes:.0f}G"
