@@ -157,14 +157,14 @@ def test_breaking_out_sends_what_was_measured(receiver: Receiver, endpoint: str)
 
 def test_the_dashboard_says_input_bound_from_a_third_of_step_time() -> None:
     """The progress line says "input-bound 62%" and the plain line says it in words when
-    the lead's last sys/data_wait is 0.3 or more; at 0.29 neither says anything."""
-    bound = fed(hello(epochs=3), metrics(1, step=5, epoch=0, loss=0.5, **{"sys/data_wait": 0.625}))
+    the lead's last loop/data_wait is 0.3 or more; at 0.29 neither says anything."""
+    bound = fed(hello(epochs=3), metrics(1, step=5, epoch=0, loss=0.5, **{"loop/data_wait": 0.625}))
     assert "input-bound 62%" in screen(bound)
-    assert "sys/data_wait 62.50%" in screen(bound)  # (the stats: a share, in percent)
+    assert "loop/data_wait 62.50%" in screen(bound)  # (the stats: a share, in percent)
     assert "input-bound: 62% of step time waiting for data" in status_line(
         bound, ViewOptions(), NOW
     )
-    fine = fed(hello(epochs=3), metrics(1, step=5, epoch=0, loss=0.5, **{"sys/data_wait": 0.29}))
+    fine = fed(hello(epochs=3), metrics(1, step=5, epoch=0, loss=0.5, **{"loop/data_wait": 0.29}))
     assert "input-bound" not in screen(fine)
     assert "input-bound" not in status_line(fine, ViewOptions(), NOW)
 

@@ -57,9 +57,9 @@ def test_tail_receives_the_tracked_steps_and_the_wait_for_data(batch: int) -> No
     assert losses == [(s["step"], s["loss"]) for s in sent]
     last = per_epoch * 3 // 2 - 1  # a whole epoch, then half of one
     assert losses[-1][0] == last - 1 and losses[per_epoch // 2][0] == per_epoch
-    waits = [r for r in lines if "sys/data_wait" in r["metrics"]]
+    waits = [r for r in lines if "loop/data_wait" in r["metrics"]]
     assert waits and waits[-1]["step"] == last
-    assert all(r["metrics"]["sys/data_wait"] > 0.5 for r in waits)
+    assert all(r["metrics"]["loop/data_wait"] > 0.5 for r in waits)
     assert {r["epoch"] for r in waits} <= {0, 1}
 
 

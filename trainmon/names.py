@@ -69,7 +69,7 @@ SAMPLE_NAMES: Final = ("samples", "batch_size")
 TOKEN_NAMES: Final = ("tokens",)
 # The share of step time spent waiting for the next batch (Monitor.track() sends it);
 # from INPUT_BOUND_SHARE on, the dashboard says the run is input-bound.
-DATA_WAIT_NAME: Final = "sys/data_wait"
+DATA_WAIT_NAME: Final = "loop/data_wait"
 INPUT_BOUND_SHARE: Final = 0.3
 
 _ACCURACIES: Final = frozenset(ACCURACY_NAMES)

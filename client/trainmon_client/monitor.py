@@ -218,7 +218,7 @@ class Monitor:
         """``for batch in mon.track(loader):``: each item is a step (log() without
         ``step=`` lands on it, from then on), the total steps follow from ``len()`` and
         the total epochs, and every ``every_s`` the share of step time spent waiting
-        for data goes out as ``sys/data_wait`` (see tracking.py)."""
+        for data goes out as ``loop/data_wait`` (see tracking.py)."""
         return track(self, iterable, every_s)
 
     # -- the guide's calls ----------------------------------------------------------

@@ -7,9 +7,9 @@ lost, the next one carries its step too) and reads the clock twice; every
 ``every_s`` seconds of training (and when the loop ends) one ``log()`` sends the
 stretch's figures:
 
-- ``sys/data_wait``: the share of step time spent waiting for the next batch (0 to 1):
+- ``loop/data_wait``: the share of step time spent waiting for the next batch (0 to 1):
   from the end of one body (the loop's next ``next()``) to the batch being handed out;
-- ``sys/step_time``: the mean seconds per step, waiting included.
+- ``loop/step_time``: the mean seconds per step, waiting included.
 
 The monitor shows ``input-bound`` beside the progress when the share is high.
 """
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DATA_WAIT", "STEP_TIME", "track"]
 
-DATA_WAIT: Final = "sys/data_wait"
-STEP_TIME: Final = "sys/step_time"
+DATA_WAIT: Final = "loop/data_wait"
+STEP_TIME: Final = "loop/step_time"
 
 T = TypeVar("T")
 

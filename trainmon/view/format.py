@@ -65,7 +65,7 @@ def format_duration(seconds: float | None) -> str:
 def format_metric(name: str, value: float) -> str:
     """A metric's value as the stats, the charts and the summary show it: an accuracy
     of any phase (``val_acc``, ``eval_accuracy``) and the share of step time waiting for
-    data (``sys/data_wait``) in percent, anything else as a number."""
+    data (``loop/data_wait``) in percent, anything else as a number."""
     percent = is_accuracy(name) or name == DATA_WAIT_NAME
     return format_percent(value) if percent else format_value(value)
 
