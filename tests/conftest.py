@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import Tmux
+from tests.helpers import Receiver, Tmux, free_endpoint
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +47,19 @@ def tmux() -> Iterator[Tmux]:
         yield term
     finally:
         term.close()
+
+
+@pytest.fixture
+def endpoint() -> str:
+    """A free tcp endpoint on this machine."""
+    return free_endpoint()
+
+
+@pytest.fixture
+def receiver(endpoint: str) -> Iterator[Receiver]:
+    """A bound SUB socket on ``endpoint`` that decodes every record sent to it."""
+    receiver = Receiver(endpoint)
+    try:
+        yield receiver
+    finally:
+        receiver.close()

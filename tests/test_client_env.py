@@ -9,13 +9,11 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import BackgroundMonitor, free_endpoint, wait_for
-from tests.test_client_values import Receiver
+from tests.helpers import BackgroundMonitor, Receiver, free_endpoint, wait_for
 from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon_client import Monitor
@@ -45,20 +43,6 @@ def run_script(
         text=True,
         timeout=60,
     )
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return free_endpoint()
-
-
-@pytest.fixture
-def receiver(endpoint: str) -> Iterator[Receiver]:
-    receiver = Receiver(endpoint)
-    try:
-        yield receiver
-    finally:
-        receiver.close()
 
 
 @pytest.mark.parametrize("warnings_error", [False, True])

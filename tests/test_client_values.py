@@ -6,68 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import zmq
 
-from tests.helpers import free_endpoint, wait_for
+from tests.helpers import Receiver
 from trainmon_client import Monitor
-from trainmon_client.protocol import Record, decode
-
-
-class Receiver:
-    """A bound SUB socket that decodes every record sent to it (no state in between),
-    serviced by a thread of its own (a bound SUB sends its subscription only while it
-    is used, and the test's thread is busy logging)."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.bind(endpoint)
-        self.records: list[Record] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self.sock.poll(10):
-                self.records += decode(self.sock.recv_multipart())
-
-    def until(self, done: Any, timeout_s: float = 10.0) -> list[Record]:
-        """Wait until ``done(records)`` holds, or fail at the deadline."""
-        wait_for(lambda: done(list(self.records)), timeout_s, what="records")
-        return self.records
-
-    def until_bye(self, workers: int = 1) -> list[Record]:
-        return self.until(lambda rs: sum(r.kind == "bye" for r in rs) >= workers)
-
-    def metrics(self) -> list[Record]:
-        return [r for r in self.records if r.kind == "metrics"]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close(0)
-        self.ctx.term()
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return free_endpoint()
-
-
-@pytest.fixture
-def receiver(endpoint: str) -> Iterator[Receiver]:
-    receiver = Receiver(endpoint)
-    try:
-        yield receiver
-    finally:
-        receiver.close()
 
 
 def test_numpy_values_changed_in_place_are_sent_as_at_the_call(

@@ -36,11 +36,6 @@ from trainmon_client.protocol import Columns, decode_payload_items, valid_name
 
 
 @pytest.fixture
-def endpoint() -> str:
-    return free_endpoint()
-
-
-@pytest.fixture
 def sub(endpoint: str) -> Iterator[BackgroundMonitor]:
     monitor = BackgroundMonitor([endpoint])
     try:

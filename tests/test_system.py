@@ -14,13 +14,11 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_endpoint
-from tests.test_client_values import Receiver
+from tests.helpers import Receiver
 from trainmon.state import RunState
 from trainmon_client import Monitor
 from trainmon_client.protocol import Columns, Record, columns_wire, decode_items, pack_payload
@@ -33,20 +31,6 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ne
 def _system_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """On, as by default, whatever the environment running the tests says."""
     monkeypatch.delenv("TRAINMON_SYSTEM", raising=False)
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return free_endpoint()
-
-
-@pytest.fixture
-def receiver(endpoint: str) -> Iterator[Receiver]:
-    receiver = Receiver(endpoint)
-    try:
-        yield receiver
-    finally:
-        receiver.close()
 
 
 def _system(records: list[Record]) -> list[Record]:

@@ -333,7 +333,8 @@ def test_values_are_taken_at_the_call_and_gpu_tensors_read_off_the_training_thre
 
     import numpy as np
 
-    from tests.test_client_values import Receiver, StandInCudaTensor
+    from tests.helpers import Receiver
+    from tests.test_client_values import StandInCudaTensor
     from trainmon_client.tensorboard import SummaryWriter
 
     endpoint = free_endpoint()

@@ -4,13 +4,11 @@ step, the total steps from len(), and the share of step time spent waiting for d
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.helpers import free_endpoint, wait_for
-from tests.test_client_values import Receiver
+from tests.helpers import Receiver, wait_for
 from tests.test_state import fed, hello, metrics
 from tests.test_view import NOW, screen
 from trainmon.report import status_line
@@ -36,20 +34,6 @@ class SlowItems:
             raise IndexError(index)
         time.sleep(self.delay_s)
         return index
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return free_endpoint()
-
-
-@pytest.fixture
-def receiver(endpoint: str) -> Iterator[Receiver]:
-    receiver = Receiver(endpoint)
-    try:
-        yield receiver
-    finally:
-        receiver.close()
 
 
 def _rows(records: Records, calls: list[tuple[Any, Any, dict[str, Any]]]) -> list[Any]:
