@@ -443,6 +443,18 @@ def test_names_the_dashboard_knows() -> None:
     assert "learning_rate" in LR_NAMES and "eval_loss" in HELD_OUT_NAMES
 
 
+def test_tensorboard_style_names_are_the_loss_they_mean() -> None:
+    """TensorBoard's habit, the metric then the phase (``Loss/train``, ``loss/test``):
+    the training loss is the main metric and the stats' loss row; a test loss is
+    held out."""
+    assert is_loss("Loss/train") and is_accuracy("accuracy/val")
+    assert "loss/test" in HELD_OUT_NAMES and "loss/train" not in HELD_OUT_NAMES
+    state = fed(hello(), metrics(1, step=0, **{"Loss/train": 0.75, "Loss/test": 0.9}))
+    out = screen(state, width=100, height=30)
+    assert "Loss/train" in out.splitlines()[4]  # the chart's title: the main metric
+    assert re.search(r"loss\s+0\.75", out) and re.search(r"best loss\s+0\.75", out)
+
+
 @pytest.mark.parametrize("width", [80, 200])
 def test_stats_names_get_the_room_and_values_stay_aligned(width: int) -> None:
     """Labels are as wide as the longest name the panel has room for (cut with an

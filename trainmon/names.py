@@ -51,6 +51,8 @@ def _names(
         for phase in phases:
             for sep in ("_", "/") if phase else ("",):
                 out += [f"{phase}{sep}{base}{suffix}" for base in bases]
+    # and TensorBoard's habit, the metric then the phase: loss/train, Loss/test
+    out += [f"{base}/{phase}" for phase in phases if phase for base in bases]
     return tuple(dict.fromkeys(out))
 
 
