@@ -391,14 +391,14 @@ def test_alerts_nan_spike_stall_missed_client_once_each() -> None:
 
 def _spike_steps_by_definition(steps: list[int], values: list[float]) -> list[int]:
     """Steps of spikes as the docs define them, one value at a time: a finite value
-    more than SPIKE_FACTOR mean deviations and 50% above the EMA (weight 0.9) of the
-    values before it, once 20 finite values have been seen."""
+    more than SPIKE_FACTOR mean deviations above the EMA (weight 0.9) of the values
+    before it and at least three times it, once 20 finite values have been seen."""
     found, smooth, deviation, seen = [], math.nan, 0.0, 0
     for step, value in zip(steps, values, strict=True):
         if not math.isfinite(value):
             continue
         jump = value - smooth
-        big = jump > SPIKE_FACTOR * deviation and jump > 0.5 * abs(smooth)
+        big = jump > SPIKE_FACTOR * deviation and jump > 2.0 * abs(smooth)
         if seen >= 20 and deviation > 0 and big:
             found.append(step)
         if seen == 0:
@@ -420,8 +420,8 @@ def _losses(draw: st.DrawFn) -> list[float]:
         index = draw(st.integers(0, min(len(values) - 1, draw(st.sampled_from([25, 300])))))
         values[index] = draw(
             st.one_of(
-                st.floats(1.48, 1.53),  # about 50% above the smoothed value: the threshold
-                st.floats(1.2, 3.0),
+                st.floats(2.97, 3.03),  # about three times the smoothed value: the threshold
+                st.floats(1.2, 6.0),
                 st.sampled_from([math.nan, math.inf, -math.inf]),
             )
         )

@@ -32,6 +32,9 @@ __all__ = [
 SPIKE_FACTOR: Final = 6.0  # a spike is this many mean deviations above the smoothed value
 _SPIKE_WEIGHT: Final = 0.9  # EMA weight of the smoothed value and of its mean deviation
 _SPIKE_MIN_POINTS: Final = 20  # values seen before spikes are looked for
+# and a spike is at least three times the smoothed value (the jump twice it): a batch
+# loss near convergence with small batches often doubles from noise alone
+_SPIKE_RELATIVE: Final = 2.0
 _CHECK_AT_MOST: Final = 5000  # newest values looked at per series and frame
 _TRAINING_LOSSES: Final = frozenset(LOSS_NAMES)  # spikes are looked for in these
 
@@ -89,7 +92,7 @@ class _Spikes:
             if (
                 jump > threshold
                 and threshold > 0
-                and jump > 0.5 * abs(smooth)
+                and jump > _SPIKE_RELATIVE * abs(smooth)
                 and steps[index] != self.last_spike  # each spike once (seen once)
             ):
                 self.last_spike = steps[index]
