@@ -89,7 +89,7 @@ _RECORDING_PUBLISHER = """
 import sys, time
 from trainmon_client import Monitor
 endpoint, path, count, metrics = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-mon = Monitor(endpoint, run="r", record_to=path)
+mon = Monitor(endpoint, run="r", record_to=path, max_queue_values=int(sys.argv[5]))
 extra = {f"m{i}": float(i) for i in range(metrics)}
 started = time.monotonic()
 for step in range(count):
@@ -103,10 +103,16 @@ print("closed", mon.dropped, round(logged_s, 2), flush=True)
 
 
 def _record_run(
-    endpoint: str, path: Path, count: int, metrics: int = 3, timeout_s: float = 60
+    endpoint: str,
+    path: Path,
+    count: int,
+    metrics: int = 3,
+    timeout_s: float = 60,
+    queue_values: int = 500_000,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """A publisher process logging ``count`` records with record_to=``path`` to a real
-    monitor process: the publisher's end, and the monitor's last counts of it."""
+    """A publisher process logging ``count`` records with record_to=``path`` (and
+    ``max_queue_values=queue_values``) to a real monitor process: the publisher's end,
+    and the monitor's last counts of it."""
     monitor = _monitor(endpoint, 120)
     try:
         assert monitor.stdout is not None and monitor.stdout.readline().strip() == "listening"
@@ -119,6 +125,7 @@ def _record_run(
                 str(path),
                 str(count),
                 str(metrics),
+                str(queue_values),
             ],
             capture_output=True,
             text=True,
@@ -207,7 +214,9 @@ def test_a_recording_that_cannot_open_holds_up_nothing_and_overflows_counted(
     path = tmp_path / "run.tmrec"
     os.mkfifo(path)
     started = time.monotonic()
-    done, counts = _record_run(free_endpoint(), path, 12_000, metrics=200)
+    # (the call queue holds every call, so all 12,000 reach the recording's queue and
+    # pass its bound even on a loaded machine, where the I/O thread falls behind)
+    done, counts = _record_run(free_endpoint(), path, 12_000, metrics=200, queue_values=10**8)
     assert time.monotonic() - started < 30
     assert done.returncode == 0 and done.stdout.startswith("closed "), done
     dropped = int(done.stdout.split()[1])  # (a loaded machine may not send all in time)
@@ -389,7 +398,9 @@ def test_the_queue_is_bounded_in_values_not_only_in_calls() -> None:
 _RECORD_ONLY = """
 import sys
 from trainmon_client import Monitor
-mon = Monitor("tcp://127.0.0.1:9", run="r", record_to=sys.argv[1])
+# (a queue of 100k calls whatever their size: the 100-metric calls below would otherwise
+# lower its bound to 5,000 calls, and drop what comes while the I/O thread is behind)
+mon = Monitor("tcp://127.0.0.1:9", run="r", record_to=sys.argv[1], max_queue_values=10**7)
 for step in range(5000):
     mon.log(loss=1.0 / (step + 1), accuracy=0.5, grad_norm=2.0, step=step)
 for step in range(5000, 5300):  # more metrics than fit 64 records in a few KiB
