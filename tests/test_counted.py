@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_endpoint, start_publisher, stop, wait_for, wait_listening
+from tests.helpers import (
+    free_endpoint,
+    start_cli,
+    start_publisher,
+    stop,
+    wait_for,
+    wait_listening,
+)
 
 MONITOR = Path(__file__).resolve().parent / "monitor_proc.py"
 
@@ -243,25 +250,16 @@ def test_watch_record_on_a_full_disk_goes_on_watching(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     _tmpfs(disk)
     endpoint = free_endpoint()
-    watch = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trainmon",
-            "watch",
-            "--bind",
-            endpoint,
-            "--plain",
-            "--plain-interval",
-            "0.5",
-            "--exit-when-done",
-            "--record",
-            str(disk / "run.tmrec"),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    watch = start_cli(
+        "watch",
+        "--bind",
+        endpoint,
+        "--plain",
+        "--plain-interval",
+        "0.5",
+        "--exit-when-done",
+        "--record",
+        str(disk / "run.tmrec"),
     )
     publisher = None
     try:
@@ -448,23 +446,8 @@ def test_watch_record_frames_hold_at_most_64_records(tmp_path: Path) -> None:
 
     endpoint = free_endpoint()
     path = tmp_path / "watched.tmrec"
-    watch = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trainmon",
-            "watch",
-            "--bind",
-            endpoint,
-            "--plain",
-            "--exit-when-done",
-            "--record",
-            str(path),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    watch = start_cli(
+        "watch", "--bind", endpoint, "--plain", "--exit-when-done", "--record", str(path)
     )
     publisher = None
     try:
