@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import Receiver, wait_for
+from tests.slow_items import SlowItems
 from tests.test_state import fed, hello, metrics
 from tests.test_view import NOW, screen
 from trainmon.report import status_line
@@ -18,22 +19,6 @@ from trainmon_client.calls import TICK
 from trainmon_client.logs import Warnings
 from trainmon_client.numbering import Records
 from trainmon_client.tracking import DATA_WAIT, STEP_TIME
-
-
-class SlowItems:
-    """A dataset whose ``__getitem__`` takes ``delay_s`` (a loader that is the bottleneck)."""
-
-    def __init__(self, count: int, delay_s: float) -> None:
-        self.count, self.delay_s = count, delay_s
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> int:
-        if index >= self.count:
-            raise IndexError(index)
-        time.sleep(self.delay_s)
-        return index
 
 
 def _rows(records: Records, calls: list[tuple[Any, Any, dict[str, Any]]]) -> list[Any]:

@@ -8,27 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from typing import Any
 
+from slow_items import SlowItems  # (run as a script: tests/ is on sys.path)
+
 from trainmon_client import Monitor
-
-
-class SlowItems:
-    """``count`` items, each taking ``delay_s`` to load."""
-
-    def __init__(self, count: int, delay_s: float) -> None:
-        self.count, self.delay_s = count, delay_s
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> int:
-        if index >= self.count:
-            raise IndexError(index)
-        time.sleep(self.delay_s)
-        return index
-
 
 parser = argparse.ArgumentParser()
 parser.add_argument("endpoint")
