@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -17,3 +18,22 @@ def test_files_need_no_sockets(module: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = {name.split(".")[0] for name in out.stdout.split()}
     assert not loaded & {"zmq", "click"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "trainmon.sources",
+        "trainmon.sources.endpoints",
+        "trainmon.sources.export",
+        "trainmon.sources.links",
+        "trainmon.sources.recording",
+        "trainmon.sources.relay",
+        "trainmon.sources.subscriber",
+    ],
+)
+def test_public_surface_is_a_sorted_list(module: str) -> None:
+    """__all__ is sorted and names things that exist."""
+    mod = importlib.import_module(module)
+    assert mod.__all__ == sorted(mod.__all__)
+    assert all(hasattr(mod, name) for name in mod.__all__)

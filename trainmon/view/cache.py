@@ -7,7 +7,7 @@ from typing import Any
 
 from trainmon.state import Run
 
-__all__ = ["DrawCache", "RUN_CACHES", "SMOOTHED", "run_cache"]
+__all__ = ["RUN_CACHES", "SMOOTHED", "DrawCache", "run_cache"]
 
 
 class DrawCache:
