@@ -40,6 +40,25 @@ def _own_socket_dir() -> Iterator[None]:
         shutil.rmtree(where, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_data_dir() -> Iterator[None]:
+    """Runs are kept (by default) in a data directory of this test session's own: the
+    suite never touches the user's real one. Child processes inherit it."""
+    where = tempfile.mkdtemp(prefix="tm-data-")
+    before = {name: os.environ.get(name) for name in ("TRAINMON_DIR", "TRAINMON_RECORD")}
+    os.environ["TRAINMON_DIR"] = where
+    os.environ.pop("TRAINMON_RECORD", None)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(where, ignore_errors=True)
+
+
 @pytest.fixture
 def tmux() -> Iterator[Tmux]:
     term = Tmux()
