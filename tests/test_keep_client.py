@@ -218,11 +218,14 @@ def _mount(where: Path, options: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "why"),
-    [("size=64k", "No space left on device"), ("ro,size=64k", "Read-only file system")],
+    ("options", "why", "fate"),
+    [
+        ("size=64k", "No space left on device", "were not all kept"),
+        ("ro,size=64k", "Read-only file system", "were not kept"),
+    ],
 )
 def test_a_full_or_read_only_data_directory_never_harms_training(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: str, why: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: str, why: str, fate: str
 ) -> None:
     """$TRAINMON_DIR on a full (64 KiB) or a read-only tmpfs: every step is logged,
     nothing dropped, the process ends on time, and one line says the recording stopped
@@ -243,4 +246,23 @@ def test_a_full_or_read_only_data_directory_never_harms_training(
     stopped = [line for line in lines if "recording stopped" in line]
     assert len(stopped) == 1 and why in stopped[0], lines
     assert len(lines) == 2, lines
-    assert "were not all kept (keeping them failed, as said above)" in lines[1], lines
+    assert f"{fate} (keeping them failed, as said above)" in lines[1], lines
+
+
+def test_a_hung_data_directory_holds_up_neither_monitor_nor_log(data: Path) -> None:
+    """A data directory where choosing the folder blocks (a run's run.json that is a
+    FIFO nobody writes, as a hung file system would): training logs every step at
+    full speed, closes on time, and one line says the recording did not end in time."""
+    hung = data / "runs" / "20200101-000000_hung"
+    hung.mkdir(parents=True)
+    os.mkfifo(hung / store.META)
+    started = time.monotonic()
+    done = _train("--run", "after", "--count", "20000")
+    took = time.monotonic() - started
+    assert done.returncode == 0 and "closed 0" in done.stdout, done
+    logged = float(done.stdout.split("logged 20000 in ")[1].split()[0])
+    assert logged < 5 and took < 15, (logged, took)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert "stopped: its writes did not end in time (20,000 records not recorded)" in lines[0]
+    assert "its 20000 records were not kept (keeping them failed, as said above)" in lines[1]

@@ -474,7 +474,8 @@ class IOLoop:
         elif writer is None:
             fate = "were not kept (keeping runs is off: Monitor(record=False) or TRAINMON_RECORD=0)"
         elif not recorded:
-            fate = "were not all kept (keeping them failed, as said above)"
+            some = "all " if writer.opened else ""
+            fate = f"were not {some}kept (keeping them failed, as said above)"
         else:
             return
         settings = self.settings
