@@ -23,7 +23,7 @@ from trainmon_client.endpoints import nobody_watched_hint
 from trainmon_client.framing import FRAME_RECORDS, FRAME_VALUES, BackgroundWriter
 from trainmon_client.hello import InfoUpdates, plain
 from trainmon_client.history import History, array_of
-from trainmon_client.keeping import KeptRun
+from trainmon_client.keeping import CONTINUE_WAIT_S, KeptRun
 from trainmon_client.logs import Warnings, log
 from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.numbering import Records, Row
@@ -179,7 +179,11 @@ class IOLoop:
         it left off, if the recording's thread learns that in time (see keeping.py)."""
         if self.kept is None:
             return
-        last = self.kept.first_step()
+        until = time.monotonic() + CONTINUE_WAIT_S
+        while not self.kept.ready.is_set() and time.monotonic() < until:
+            self.calls.rebound()  # (the queue's bound in values holds while it waits)
+            self.kept.ready.wait(_TICK_S)
+        last = self.kept.last_step
         if last is not None and self.records.step < last:
             self.records.step = last
 

@@ -65,12 +65,6 @@ class KeptRun:
         _prune(self.folder)
         return path, fd
 
-    def first_step(self, timeout_s: float = CONTINUE_WAIT_S) -> int | None:
-        """The last step of the run this one continues (None: none, or not known in
-        ``timeout_s``)."""
-        self.ready.wait(timeout_s)
-        return self.last_step
-
     def replay_hint(self) -> str:
         """How to see the run again."""
         return f"`trainmon replay {shlex.quote(self.run)}`"
