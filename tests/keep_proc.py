@@ -16,11 +16,14 @@ parser.add_argument("--count", type=int, default=100)
 parser.add_argument("--delay", type=float, default=0.0, help="seconds between steps")
 parser.add_argument("--metrics", type=int, default=0, help="extra metrics metric_0 ...")
 parser.add_argument("--no-record", action="store_true", help="Monitor(record=False)")
+parser.add_argument("--record-to", help="Monitor(record_to=...)")
 parser.add_argument("--forever", action="store_true", help="log until killed")
 parser.add_argument("--fork-at", type=int, help="fork a child at this step: it logs 10 steps")
 args = parser.parse_args()
 
-mon = Monitor(run=args.run, record=False if args.no_record else None)
+mon = Monitor(
+    run=args.run, record=False if args.no_record else None, record_to=args.record_to
+)
 print("started", mon.worker, flush=True)
 started = time.monotonic()
 step = 0

@@ -117,6 +117,16 @@ def test_keeping_turned_off_writes_nothing(data: Path, how: str) -> None:
     assert len(lines) == 1 and "were not kept (keeping runs is off" in lines[0], lines
 
 
+def test_record_to_wins_over_keeping(data: Path, tmp_path: Path) -> None:
+    """record_to= records to its file, as before: nothing in the data directory, and
+    nothing said at close."""
+    path = tmp_path / "mine.tmr"
+    done = _train("--run", "own-file", "--count", "30", "--record-to", str(path))
+    assert done.returncode == 0 and done.stderr == "", done
+    assert [r.step for r in _metrics(path)] == list(range(30))
+    assert store.scan() == []
+
+
 def test_a_killed_run_keeps_its_records_up_to_the_last_flush(data: Path) -> None:
     """SIGKILL mid-run, once the recording has frames: the file reads (consecutive steps
     from 0, as logged), and the run is no longer live."""
