@@ -214,4 +214,3 @@ def _write_export(
     title = f"trainmon · {label}"
     out.write(dashboard_picture(frame, fmt, width, height, title=title))
     return f"a {width}x{height} picture"
-
