@@ -27,16 +27,19 @@ from tests.helpers import (
 )
 from trainmon.sources.recording import load
 from trainmon_client import store
+from trainmon_client.framing import FileFormatError
 
-# A training process: logs COUNT steps of TOTAL (loss 1/(step+1) but the last, 0.5;
-# or with --acc-only an accuracy step/TOTAL but the last, 0), on the default endpoint
-# where nobody watches; with --hold it says "logged" and waits to be killed.
+# A training process: logs steps FIRST (default 0) to COUNT - 1 of TOTAL (loss
+# 1/(step+1) but the last, 0.5; or in mode acc an accuracy step/TOTAL but the last, 0),
+# on the default endpoint where nobody watches; in mode hold it says "logged" and waits
+# to be killed.
 TRAIN = """
 import sys, time
 from trainmon_client import Monitor
 name, count, total, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+first = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 mon = Monitor(run=name, total_steps=total)
-for step in range(count):
+for step in range(first, count):
     last = step == count - 1
     if mode == "acc":
         mon.log(accuracy=0.0 if last else step / total, step=step)
@@ -58,10 +61,10 @@ def _own_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return where
 
 
-def train(name: str, count: int = 20, total: int = 20, mode: str = "loss") -> None:
+def train(name: str, count: int = 20, total: int = 20, mode: str = "loss", first: int = 0) -> None:
     """Run a training process to its end (nobody watching, no flag set)."""
     done = subprocess.run(
-        [sys.executable, "-c", TRAIN, name, str(count), str(total), mode],
+        [sys.executable, "-c", TRAIN, name, str(count), str(total), mode, str(first)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -99,17 +102,8 @@ def test_runs_lists_each_status_newest_first() -> None:
     train("done-run", 20, 20)
     train("early-run", 10, 20)
     train("acc-run", 20, 20, "acc")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TRAIN, "killed-run", "30", "100", "hold"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_held("killed-run", 30, 100)
     try:
-        assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
-        folder = wait_for(lambda: [r for r in store.scan() if r.name == "killed-run"])[0]
-        wait_for(lambda: _steps_on_disk(folder.path) == 30, what="30 steps on disk")
         runs = listed()
         assert [r["name"] for r in runs] == ["killed-run", "acc-run", "early-run", "done-run"]
         assert runs[0]["status"] == "running"
@@ -142,9 +136,50 @@ def test_runs_lists_each_status_newest_first() -> None:
     assert "ended early" in lines[3] and lines[3].startswith("early-run")
 
 
+def test_a_run_restarted_under_its_name_is_as_its_restart_ended() -> None:
+    """A run SIGKILLed at step 14 and restarted from there under its name (within the
+    hour: the same run) is one run, finished when the restart finished, its last step
+    the restart's; two workers."""
+    proc = start_held("resumed", 15, 30)
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        stop(proc)
+    (run,) = listed()
+    assert (run["status"], run["last_step"]) == ("crashed/lost", 14)
+    train("resumed", 30, 30, first=15)
+    (run,) = listed()
+    assert (run["status"], run["last_step"], run["workers"]) == ("finished", 29, 2)
+    assert run["best"] == pytest.approx(1 / 29) and run["last"] == 0.5
+
+
+def start_held(name: str, count: int, total: int) -> subprocess.Popen[str]:
+    """A training process that has logged ``count`` steps, all on disk, and lives on
+    (the caller stops it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TRAIN, name, str(count), str(total), "hold"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
+        folder = wait_for(lambda: [r for r in store.scan() if r.name == name])[0]
+        wait_for(lambda: _steps_on_disk(folder.path) == count, what=f"{count} steps on disk")
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
+
+
 def _steps_on_disk(folder: str) -> int:
     files = [str(path) for path in Path(folder).glob("*.tmr")]
-    return sum(1 for record in load(files).records if record.kind == "metrics")
+    try:
+        return sum(1 for record in load(files).records if record.kind == "metrics")
+    except FileFormatError:  # its header not written yet
+        return 0
 
 
 def test_run_named_by_name_prefix_or_path() -> None:

@@ -85,11 +85,19 @@ def run_files(arg: str) -> tuple[str, list[str]]:
         return arg, [arg]
     every = store.scan()
     run = find_one(arg, every)
-    if not run.files:
+    files = [path for path in run.files if _not_empty(path)]  # (one just made: no header)
+    if not files:
         raise click.BadParameter(f"run {describe_run(run)} holds no recordings")
     shared = sum(1 for other in every if other.name == run.name) > 1
     label = f"{run.name} ({_when(run.started)})" if shared else run.name
-    return label, list(run.files)
+    return label, files
+
+
+def _not_empty(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 # -- trainmon runs -------------------------------------------------------------------------

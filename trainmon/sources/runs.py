@@ -7,7 +7,9 @@ A run's status is one of :data:`STATUSES`: ``running`` while a process writes on
 its recordings (holds its lock); ``finished`` when every worker said bye and, where
 the totals are known (total steps or epochs), reached them; ``ended early`` when every
 worker said bye short of its totals; ``crashed/lost`` when a worker never said bye and
-no process writes the run any more (killed, crashed, or its machine went down).
+no process writes the run any more (killed, crashed, or its machine went down). A
+worker that stopped before another worker of the run began is left out of that count:
+a run killed and restarted from a checkpoint under its name is as its restart ended.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Final
 
 from trainmon.names import is_accuracy
 from trainmon.sources.recording import load
-from trainmon.state import Run, RunState
+from trainmon.state import Run, RunState, Worker
 from trainmon_client.framing import FileFormatError
 from trainmon_client.protocol import Record
 from trainmon_client.store import RunFolder
@@ -119,10 +121,13 @@ def _write_cache(folder: RunFolder, key: list[list[Any]], summary: RunSummary) -
 
 def summarise(folder: RunFolder, main_metric: MainMetric, live: bool) -> RunSummary:
     """Read ``folder``'s recordings (what can be read of them) into a summary."""
-    try:
-        records = load(folder.files).records
-    except (OSError, FileFormatError):
-        records = []
+    records: list[Record] = []
+    for path in folder.files:  # one by one: a file just made (no header yet) is left out
+        try:
+            records += load([path]).records
+        except (OSError, FileFormatError):
+            continue
+    records.sort(key=lambda r: r.time)  # (stable: a worker's order is kept)
     state = RunState()
     for record in records:
         state.apply(record, record.time)
@@ -158,29 +163,61 @@ def _fill(
     live: bool,
 ) -> None:
     """Status, workers, last step and main metric of ``run`` into ``summary``."""
-    if not live and run.finished:
-        progress = run.progress()
-        summary.status = "finished" if progress is None or progress >= 1.0 else "ended early"
+    if not live:
+        summary.status = _status(run, records)
     ranks = run.ranks()
     summary.workers = len(ranks)
-    lead = run.lead
-    if lead is not None and lead.step is not None:
-        summary.last_step = lead.step
-    else:
-        summary.last_step = max((w.step for w in ranks if w.step is not None), default=None)
+    summary.last_step = max((w.step for w in ranks if w.step is not None), default=None)
     chosen = main_metric(run)
-    if chosen is not None:
-        _metric(summary, run.name, chosen, records)
-
-
-def _metric(summary: RunSummary, run: str, chosen: tuple[str, str], records: list[Record]) -> None:
-    """The main metric's last and best value, from the records of the worker it is
-    read from (every value: the state keeps only so many)."""
+    if chosen is None:
+        return
     name, worker = chosen
+    line = _restarts(run, run.workers[worker])
+    if line[-1].step is not None:
+        summary.last_step = line[-1].step
+    _metric(summary, run.name, name, {w.id for w in line}, records)
+
+
+def _restarts(run: Run, worker: Worker) -> list[Worker]:
+    """``worker`` and the workers that are it killed or restarted (the same rank, or
+    both without one; no forked child), by their first record."""
+    same = [
+        w
+        for w in run.workers.values()
+        if w.rank == worker.rank and (w.parent is None) == (worker.parent is None)
+    ]
+    return sorted(same, key=lambda w: w.first_seen)
+
+
+def _status(run: Run, records: list[Record]) -> str:
+    """``finished``, ``ended early`` or ``crashed/lost``: whether every worker said bye
+    (or its parent did), and where the totals are known, reached them. Workers that
+    stopped before another worker of the run began are left out: a process killed and
+    restarted from a checkpoint under the same name is as its restart ended."""
+    if not run.finished:
+        workers = list(run.workers.values())
+        latest = {w.id for w in workers if not any(o.first_seen > w.last_seen for o in workers)}
+        ended = all(w.finished or w.parent_ended for w in workers if w.id in latest)
+        if not latest or not ended:
+            return "crashed/lost"
+        alone = RunState()  # the run as its latest workers tell it
+        for record in records:
+            if record.worker in latest:
+                alone.apply(record, record.time)
+        run = alone.runs.get(run.name, run)
+    progress = run.progress()
+    return "finished" if progress is None or progress >= 1.0 else "ended early"
+
+
+def _metric(
+    summary: RunSummary, run: str, name: str, workers: set[str], records: list[Record]
+) -> None:
+    """The main metric's last and best value, from the records of ``workers`` (every
+    value: the state keeps only so many)."""
     values = [
         float(r.metrics[name])
         for r in records
-        if r.run == run and r.worker == worker and isinstance(r.metrics.get(name), (int, float))
+        if r.run == run and r.worker in workers and isinstance(r.metrics.get(name), (int, float))
     ]
     finite = [v for v in values if math.isfinite(v)]
     summary.metric = name
