@@ -312,3 +312,29 @@ def test_watch_record_without_file_keeps_the_runs_received() -> None:
     ]
     replayed = trainmon("replay", "remote-run", "--plain")
     assert "run remote-run: finished" in replayed.stdout
+
+
+def test_watch_record_beside_a_run_keeping_its_own_adds_no_duplicates() -> None:
+    """On the machine training keeps its run, watch --record without a file writes
+    into the same folder; replay and export by name take each record once."""
+    endpoint = free_endpoint()
+    watch = start_cli("watch", "--bind", endpoint, "--record", "--plain", "--exit-when-done")
+    publisher = None
+    try:
+        wait_listening(endpoint)
+        publisher = start_publisher(endpoint, run="both-keep", count=40)
+        _out, err = watch.communicate(timeout=60)
+        assert watch.returncode == 0, err
+        assert publisher.wait(timeout=30) == 0
+    finally:
+        stop(watch)
+        if publisher is not None:
+            stop(publisher)
+    (kept,) = store.scan()
+    assert len(kept.files) == 2
+    own = next(path for path in kept.files if "monitor-" not in os.path.basename(path))
+    by_name = trainmon("export", "both-keep", "--format", "csv")
+    alone = trainmon("export", own, "--format", "csv")
+    assert by_name.returncode == 0, by_name.stderr
+    assert len(alone.stdout.splitlines()) == 1 + 40 * 3  # loss, accuracy, grad_norm
+    assert by_name.stdout == alone.stdout

@@ -251,21 +251,39 @@ class Loaded:
 
 
 def load(paths: Sequence[str | os.PathLike[str]]) -> Loaded:
-    """Read every intact record of every file, merged in time order.
+    """Read every intact record of every file, merged in time order. A record that
+    several files hold (a run kept by its own process and by a monitor on the same
+    machine, in one folder) is taken once.
 
     Raises :class:`FileFormatError` for a file that is not a recording.
     """
     loaded = Loaded()
+    seen: set[tuple[str, str, int, str, float]] | None = set() if len(paths) > 1 else None
     for path in paths:
         report = ReadReport()
         loaded.reports[os.fspath(path)] = report
+        before = len(loaded.records)
         for payload in read_frames(path, report):
             try:
                 loaded.records.extend(decode_payload(payload))
             except ProtocolError:
                 loaded.undecodable += 1
+        if seen is not None:
+            loaded.records[before:] = _unseen(loaded.records[before:], seen)
     loaded.records.sort(key=lambda r: r.time)  # stable: a worker's order is kept
     return loaded
+
+
+def _unseen(records: list[Record], seen: set[tuple[str, str, int, str, float]]) -> list[Record]:
+    """The records of one file not read from an earlier one (by run, worker, sequence
+    number, kind and time); ``seen`` then holds these too."""
+    fresh = []
+    for record in records:
+        key = (record.run, record.worker, record.seq, record.kind, record.time)
+        if key not in seen:
+            seen.add(key)
+            fresh.append(record)
+    return fresh
 
 
 class ReplaySource:
