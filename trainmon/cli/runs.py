@@ -50,7 +50,7 @@ def find_one(arg: str, runs: Sequence[store.RunFolder] | None = None) -> store.R
     try:
         found = store.find_runs(arg, every)
     except store.AmbiguousRun as exc:
-        raise click.BadParameter(
+        raise click.UsageError(
             f"{escaped(arg)} names several runs:\n{_listed(exc.matches)}\n"
             "name one by more of its name, or by its folder id"
         ) from None
@@ -286,7 +286,7 @@ def _one_to_remove(arg: str, every: Sequence[store.RunFolder]) -> store.RunFolde
     run = find_one(arg, every)
     same = [other for other in store.find_runs(arg, every) if other.name == run.name]
     if len(same) > 1:
-        raise click.BadParameter(
+        raise click.UsageError(
             f"{escaped(arg)} names several runs:\n{_listed(same)}\nname one by its folder id"
         )
     return run
