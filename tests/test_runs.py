@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import (
+    Tmux,
+    command,
     free_endpoint,
     start_cli,
     start_publisher,
@@ -338,3 +341,42 @@ def test_watch_record_beside_a_run_keeping_its_own_adds_no_duplicates() -> None:
     assert by_name.returncode == 0, by_name.stderr
     assert len(alone.stdout.splitlines()) == 1 + 40 * 3  # loss, accuracy, grad_norm
     assert by_name.stdout == alone.stdout
+
+
+def test_watch_record_without_file_on_an_unwritable_directory_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A data directory that cannot be made (under a file) stops the keeping with one
+    line; the monitor receives every record and ends as usual."""
+    monkeypatch.setenv("TRAINMON_DIR", "/dev/null/trainmon")
+    endpoint = free_endpoint()
+    watch = start_cli("watch", "--bind", endpoint, "--record", "--plain", "--exit-when-done")
+    publisher = None
+    try:
+        wait_listening(endpoint)
+        publisher = start_publisher(endpoint, run="nowhere", count=40)
+        out, err = watch.communicate(timeout=60)
+        assert publisher.wait(timeout=30) == 0
+    finally:
+        stop(watch)
+        if publisher is not None:
+            stop(publisher)
+    assert watch.returncode == 0, err
+    assert "Traceback" not in out + err
+    (line,) = err.splitlines()
+    assert line.startswith("trainmon: cannot record to /dev/null/trainmon/runs: ")
+    assert line.endswith("; recording stopped")
+    assert "run nowhere: finished" in out and "nothing missed" in out
+    assert "kept in" not in out
+
+
+def test_runs_on_a_terminal_is_a_table(tmux: Tmux) -> None:
+    """On a terminal, `trainmon runs` draws a table, a long name cut."""
+    long_name = "a-rather-long-run-name-that-goes-on-and-on"
+    train(long_name, 10, 10)
+    train("short", 5, 10)
+    tmux.type(f"TRAINMON_DIR={shlex.quote(os.environ['TRAINMON_DIR'])} {command('runs')}")
+    screen = tmux.wait_text("ended early")
+    assert "finished" in screen and "short" in screen
+    assert "a-rather-long-run-na" in screen and "…" in screen and long_name not in screen
+    assert "run" in screen and "status" in screen and "best" in screen

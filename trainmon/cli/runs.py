@@ -36,6 +36,12 @@ def _when(started: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
 
 
+def _short_when(started: float) -> str:
+    """A start to the minute, its year left out when it is this year's."""
+    this_year = time.localtime().tm_year == time.localtime(started).tm_year
+    return time.strftime("%m-%d %H:%M" if this_year else "%Y-%m-%d %H:%M", time.localtime(started))
+
+
 def _listed(runs: Sequence[store.RunFolder]) -> str:
     shown = "\n".join(f"  {describe_run(run)}" for run in runs[:_LISTED])
     more = len(runs) - _LISTED
@@ -182,7 +188,7 @@ def _row(summary: RunSummary) -> tuple[str, ...]:
     metric = escaped(summary.metric or "–")
     return (
         name,
-        _when(summary.started)[:16],
+        _short_when(summary.started),
         _duration(summary.duration_s),
         summary.status,
         str(summary.workers),
@@ -213,14 +219,24 @@ def _table(summaries: Sequence[RunSummary]) -> None:
     from rich.table import Table
 
     rows = [_row(summary) for summary in summaries]
+    widths = [max(len(cell) for cell in column) for column in zip(_HEADERS, *rows, strict=False)]
     console = Console()
     if console.is_terminal:
-        table = Table(*_HEADERS, box=None, header_style="bold", pad_edge=False)
+        # the run's name takes what the other columns leave (cut, never wrapped)
+        room = console.width - sum(widths[1:]) - 2 * (len(widths) - 1)
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for index, (header, width) in enumerate(zip(_HEADERS, widths, strict=True)):
+            table.add_column(
+                header,
+                no_wrap=True,
+                overflow="ellipsis",
+                min_width=None if index == 0 else width,
+                max_width=max(room, 8) if index == 0 else None,
+            )
         for row in rows:
             table.add_row(*row, style="green" if row[3] == "running" else None)
         console.print(table)
         return
-    widths = [max(len(cell) for cell in column) for column in zip(_HEADERS, *rows, strict=False)]
     for row in (_HEADERS, *rows):
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 

@@ -79,7 +79,8 @@ def _say_kept(recorder: KeptRecorder) -> None:
     """Where ``watch --record`` (no file) kept the runs received."""
     folders = recorder.kept()
     if not folders:
-        say(f"no runs received to keep in {escaped(recorder.root)}")
+        if recorder.stopped is None:  # (else the line that stopped it was said)
+            say(f"no runs received to keep in {escaped(recorder.root)}")
         return
     for folder in folders:
         say(f"kept in {escaped(folder)}")
