@@ -36,7 +36,11 @@ def _resolve(args: Sequence[str]) -> tuple[str, list[str]]:
     labels: list[str] = []
     files: list[str] = []
     for arg in args:
-        label, found = run_files(arg)
+        try:
+            label, found = run_files(arg)
+        except click.BadParameter as exc:
+            exc.param_hint = "'RUN_OR_FILE...'"
+            raise
         labels.append(escaped(label))
         files.extend(path for path in found if path not in files)
     return ", ".join(labels), files
