@@ -215,6 +215,7 @@ def test_replay_and_export_by_name_equal_by_file() -> None:
     """A run logged with nobody watching and no flag is replayed and exported by name
     just as by its file; its folder is 0700 and its recording 0600."""
     train("by-name", 25, 25)
+    assert [(r["name"], r["status"]) for r in listed()] == [("by-name", "finished")]
     (run,) = store.scan()
     assert stat.S_IMODE(os.stat(run.path).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(run.files[0]).st_mode) == 0o600
