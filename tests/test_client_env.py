@@ -35,7 +35,9 @@ def run_script(
 ) -> subprocess.CompletedProcess[str]:
     """Run TRAIN in a real Python (``-W error`` if asked); its result."""
     command = [sys.executable, *(["-W", "error"] if warnings_error else []), "-c"]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRAINMON_")}
+    clean = {  # (but the test session's data directory: runs are kept by default)
+        k: v for k, v in os.environ.items() if not k.startswith("TRAINMON_") or k == "TRAINMON_DIR"
+    }
     return subprocess.run(
         [*command, TRAIN.format(args=args)],
         env={**clean, **(env or {})},
@@ -48,18 +50,23 @@ def run_script(
 @pytest.mark.parametrize("warnings_error", [False, True])
 def test_a_port_in_use_is_said_in_one_line_and_training_goes_on(warnings_error: bool) -> None:
     """Monitor(bind=True) on a port another process holds: exit 0, one line on stderr
-    saying so, even under ``python -W error``; the records are counted as dropped."""
+    saying so, even under ``python -W error``; with keeping runs off the records are
+    counted as dropped, and with it on (the default) they are kept, not dropped."""
     endpoint = free_endpoint()
     host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
     with socket.socket() as holder:
         holder.bind((host, int(port)))
         holder.listen()
-        done = run_script(f"{endpoint!r}, bind=True", warnings_error=warnings_error)
+        off = {"TRAINMON_RECORD": "0"}
+        done = run_script(f"{endpoint!r}, bind=True", off, warnings_error=warnings_error)
+        kept = run_script(f"{endpoint!r}, bind=True", warnings_error=warnings_error)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1, lines
     assert f"cannot bind {endpoint}" in lines[0] and "in use" in lines[0]
     assert done.stdout.split() == ["dropped", "100"]
+    assert kept.returncode == 0 and len(kept.stderr.splitlines()) == 1, kept.stderr
+    assert kept.stdout.split() == ["dropped", "0"]
 
 
 @pytest.mark.parametrize("warnings_error", [False, True])
@@ -78,14 +85,20 @@ def test_a_bad_endpoint_from_the_environment_is_said_in_one_line(
 
 def test_an_unreachable_endpoint_is_said_once_at_the_end() -> None:
     """An endpoint nothing listens on (ZeroMQ keeps trying quietly): the one line at
-    close says nobody watched, where, and how to keep the records next time."""
+    close says nobody watched, where, where the run was kept and how to replay it, and
+    how to watch next time; with keeping off, that the records were not kept."""
     endpoint = free_endpoint()
     done = run_script(env={"TRAINMON_ENDPOINT": endpoint}, warnings_error=True)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1, lines
     assert "nobody watched" in lines[0] and endpoint in lines[0]
-    assert "record_to=" in lines[0] and "trainmon watch" in lines[0]
+    assert "were kept in " in lines[0] and "`trainmon replay python-" in lines[0], lines
+    assert "trainmon watch" in lines[0]
+    done = run_script(env={"TRAINMON_ENDPOINT": endpoint, "TRAINMON_RECORD": "0"})
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "were not kept (keeping runs is off" in lines[0], lines
+    assert "trainmon watch" in lines[0]
 
 
 def test_nobody_watched_is_not_said_when_recorded_or_watched(tmp_path: Path, endpoint: str) -> None:

@@ -96,6 +96,7 @@ def old_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _env(old: Path | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINMON_")}
+    env["TRAINMON_DIR"] = os.environ["TRAINMON_DIR"]  # (the session's: runs are kept)
     if old is not None:  # ahead of the installed packages
         env["PYTHONPATH"] = f"{old / 'client'}{os.pathsep}{old}"
     return env

@@ -3,6 +3,7 @@ ones refused at once instead of retried for ever."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -185,7 +186,11 @@ def test_malformed_endpoint_in_code_raises_and_from_environment_is_said(tmp_path
             "from trainmon_client import Monitor\n"
             "m = Monitor(); m.log(loss=1.0); m.close(); print(m.dropped)",
         ],
-        env={"TRAINMON_ENDPOINT": "tcp://[::1:5555", "PATH": "/usr/bin:/bin"},
+        env={
+            "TRAINMON_ENDPOINT": "tcp://[::1:5555",
+            "PATH": "/usr/bin:/bin",
+            "TRAINMON_DIR": os.environ["TRAINMON_DIR"],  # (runs are kept by default)
+        },
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -302,6 +302,7 @@ def test_client_without_xdg_runtime_dir_meets_the_monitor(tmp_path: Path) -> Non
     """The same user's monitor (XDG_RUNTIME_DIR, HOME, TMPDIR of a login) and client (none
     of them, as under cron or nohup) meet on the default endpoint."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TRAINMON_", "XDG_"))}
+    base["TRAINMON_DIR"] = os.environ["TRAINMON_DIR"]  # (the session's: runs are kept)
     default = Path(f"/tmp/trainmon-{os.getuid()}/monitor")
     if _listening(default):
         pytest.skip(f"a monitor of this user listens on {default} already")
@@ -358,6 +359,7 @@ def test_no_private_place_falls_back_to_loopback_and_says_so_once(
     if not _port_free(LEGACY_ENDPOINT):
         pytest.skip(f"{LEGACY_ENDPOINT} is taken on this machine")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINMON_")}
+    env["TRAINMON_DIR"] = os.environ["TRAINMON_DIR"]  # (the session's: runs are kept)
     env["TRAINMON_SOCKET_DIR"] = str(foreign_dir)
     monitor = start_cli("tail", env=env, cwd=tmp_path)
     try:
@@ -402,7 +404,7 @@ def test_second_monitor_on_an_ipc_path_refuses(tmp_path: Path) -> None:
         )
         assert second.returncode == 1 and second.stderr.count("\n") == 1, second.stderr
         assert "is listening there" in second.stderr and "Traceback" not in second.stderr
-        taker = Monitor(endpoint, bind=True, run="taker")
+        taker = Monitor(endpoint, bind=True, run="taker", record=False)  # (kept: not dropped)
         taker.log(loss=1.0)
         taker.close()
         assert taker.dropped == 1
@@ -473,6 +475,7 @@ def test_client_fallback_is_said_once_a_process(foreign_dir: Path, tmp_path: Pat
     """Two Monitor()s without a private place: both publish to loopback tcp, one line
     says why (no monitor needed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINMON_")}
+    env["TRAINMON_DIR"] = os.environ["TRAINMON_DIR"]  # (the session's: runs are kept)
     env["TRAINMON_SOCKET_DIR"] = str(foreign_dir)
     code = (
         "from trainmon_client import Monitor\n"

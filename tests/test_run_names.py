@@ -47,6 +47,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This environment without launcher or trainmon variables, plus ``extra``."""
     launchers = ("TRAINMON_", "TORCHELASTIC_", "SLURM_", "PMIX_", "OMPI_", "GROUP_RANK")
     env = {k: v for k, v in os.environ.items() if not k.startswith(launchers)}
+    env["TRAINMON_DIR"] = os.environ["TRAINMON_DIR"]  # (the session's: runs are kept)
     return {**env, **extra}
 
 

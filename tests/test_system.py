@@ -28,6 +28,13 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ne
 
 
 @pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps its runs apart: a Monitor of the same run name as an earlier
+    test's would continue that run, its automatic steps after the earlier ones."""
+    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture(autouse=True)
 def _system_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """On, as by default, whatever the environment running the tests says."""
     monkeypatch.delenv("TRAINMON_SYSTEM", raising=False)

@@ -197,7 +197,7 @@ class BackgroundWriter:
             said = self.stopped is not None or self._overflowed
             self._give_up("its writes did not end in time")
             count = self.unrecorded
-        if not said:
+        if not said and count:  # (nothing lost, nothing to say: a close with no time)
             self._on_stop(
                 f"recording to {self.path} stopped: its writes did not end in time "
                 f"({count:,} records not recorded)"

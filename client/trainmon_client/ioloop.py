@@ -462,33 +462,25 @@ class IOLoop:
             self._poll(10)
 
     def _nobody_watched(self) -> None:
-        """At close: if no monitor ever subscribed, say where the run was kept and how
-        to see it, or that it was not kept (unless ``record_to`` recorded it)."""
+        """At close, if no monitor ever subscribed: where the run was kept and how to
+        see it, or that it was not kept; and how to watch next time. (Nothing when
+        ``record_to`` recorded it.)"""
         writer, kept = self.writer, self.kept
-        recorded = writer is not None and writer.stopped is None and writer.opened
+        recorded = writer is not None and writer.opened and not writer.unrecorded
         if self.ever_subscribed or self.offline or not self.records.logged:
             return
         if recorded and kept is not None:
-            settings, logged = self.settings, self.records.logged
-            log.warning(
-                "trainmon: nobody watched run %r on %s: its %d records were kept in %s; "
-                "see them with %s",
-                *(settings.run, settings.endpoint, logged, kept.folder, kept.replay_hint()),
-            )
-        elif not recorded and writer is None:
-            self._not_kept("keeping runs is off (Monitor(record=False) or TRAINMON_RECORD=0)")
+            fate = f"were kept in {kept.folder} ({kept.replay_hint()} shows them)"
+        elif writer is None:
+            fate = "were not kept (keeping runs is off: Monitor(record=False) or TRAINMON_RECORD=0)"
         elif not recorded:
-            self._not_kept("keeping them failed, as said")
-
-    def _not_kept(self, why: str) -> None:
+            fate = "were not all kept (keeping them failed, as said above)"
+        else:
+            return
         settings = self.settings
         log.warning(
-            "trainmon: nobody watched run %r on %s: its %d records were not kept (%s); "
-            "next time %s",
-            settings.run,
-            settings.endpoint,
-            self.records.logged,
-            why,
+            "trainmon: nobody watched run %r on %s: its %d records %s; next time %s",
+            *(settings.run, settings.endpoint, self.records.logged, fate),
             nobody_watched_hint(settings.endpoint, settings.bind),
         )
 

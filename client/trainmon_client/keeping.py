@@ -90,12 +90,12 @@ def make_writer(
     record_to: str | None, plan: KeptRun | None, worker: str
 ) -> tuple[BackgroundWriter | None, KeptRun | None]:
     """The recording's writer and the run it keeps: to ``record_to`` when given (it
-    wins), else into the run's folder when kept (a forked child's plan is its parent's
-    run: the same folder), else none."""
+    wins; nothing is kept then), else into the run's folder when kept (a forked child's
+    plan is its parent's run: the same folder), else none."""
     if record_to is not None:
         # Opened and written on a thread of its own: a full, slow or hung disk
         # holds up neither training nor publishing (see BackgroundWriter).
-        return BackgroundWriter(os.path.abspath(record_to), say), plan
+        return BackgroundWriter(os.path.abspath(record_to), say), None
     if plan is None:
         return None, None
     kept = KeptRun(plan.run, worker, explicit=plan.explicit, folder=plan.folder)
