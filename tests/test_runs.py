@@ -381,3 +381,51 @@ def test_runs_on_a_terminal_is_a_table(tmux: Tmux) -> None:
     assert "finished" in screen and "short" in screen
     assert "a-rather-long-run-na" in screen and "…" in screen and long_name not in screen
     assert "run" in screen and "status" in screen and "best" in screen
+
+
+# A process writing a large recording of run NAME as a live worker does (the file
+# locked while it lives): STEPS steps of four metrics, then "ready", then it waits.
+BIG_WRITER = """
+import sys, time
+from trainmon_client import store
+from trainmon_client.framing import FrameWriter
+from trainmon_client.protocol import Record, encode
+name, steps = sys.argv[1], int(sys.argv[2])
+folder, _ = store.choose_folder(name)
+path = store.worker_file(folder, "big:1")
+fd = store.open_worker_file(path)
+with FrameWriter(path) as writer:
+    batch = []
+    for step in range(steps):
+        metrics = {"loss": 1.0 / (step + 1), "a": 1.0, "b": 2.0, "c": float(step)}
+        batch.append(Record("metrics", name, "big:1", step, 1e9 + step, step, 0, metrics))
+        if len(batch) == 64 or step == steps - 1:
+            writer.write(encode(batch)[1])
+            batch = []
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_large_running_run_is_listed_from_its_end() -> None:
+    """A running run past LIVE_READ_BYTES is listed from the end of its recordings:
+    its last step and value, no best (not read whole)."""
+    from trainmon.sources.runs import LIVE_READ_BYTES
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BIG_WRITER, "big-live", "200000"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        (kept,) = store.scan()
+        assert kept.size > LIVE_READ_BYTES
+        (run,) = listed()
+    finally:
+        stop(proc)
+    assert (run["status"], run["last_step"], run["metric"]) == ("running", 199_999, "loss")
+    assert run["last"] == pytest.approx(1 / 200_000) and run["best"] is None
+    assert 0 < run["records"] < 200_000

@@ -25,15 +25,28 @@ from typing import Any, Final
 from trainmon.names import is_accuracy
 from trainmon.sources.recording import load
 from trainmon.state import Run, RunState, Worker
-from trainmon_client.framing import FileFormatError
-from trainmon_client.protocol import Record
+from trainmon_client.framing import FileFormatError, tail_frames
+from trainmon_client.protocol import ProtocolError, Record, decode_payload
 from trainmon_client.store import RunFolder
 
-__all__ = ["CACHE", "STATUSES", "MainMetric", "RunSummary", "summarise", "summary_of"]
+__all__ = [
+    "CACHE",
+    "LIVE_READ_BYTES",
+    "STATUSES",
+    "TAIL_BYTES",
+    "MainMetric",
+    "RunSummary",
+    "summarise",
+    "summary_of",
+]
 
 CACHE: Final = ".summary.json"
 STATUSES: Final = ("running", "finished", "ended early", "crashed/lost")
 _VERSION: Final = 1  # a cache written by another version of this module is read again
+# A running run is read whole up to this size; past it, only the end of each recording
+# (its last step and values, not its best: listing never reads gigabytes).
+LIVE_READ_BYTES: Final = 16 * 1024 * 1024
+TAIL_BYTES: Final = 1024 * 1024
 
 # The dashboard's choice of a run's main metric, given by the caller (the view is a
 # layer of its own): the metric's name and the worker it is read from, or None.
@@ -121,13 +134,8 @@ def _write_cache(folder: RunFolder, key: list[list[Any]], summary: RunSummary) -
 
 def summarise(folder: RunFolder, main_metric: MainMetric, live: bool) -> RunSummary:
     """Read ``folder``'s recordings (what can be read of them) into a summary."""
-    records: list[Record] = []
-    for path in folder.files:  # one by one: a file just made (no header yet) is left out
-        try:
-            records += load([path]).records
-        except (OSError, FileFormatError):
-            continue
-    records.sort(key=lambda r: r.time)  # (stable: a worker's order is kept)
+    partial = live and folder.size > LIVE_READ_BYTES
+    records = _read(folder.files, partial)
     state = RunState()
     for record in records:
         state.apply(record, record.time)
@@ -152,7 +160,28 @@ def summarise(folder: RunFolder, main_metric: MainMetric, live: bool) -> RunSumm
     )
     if run is not None:
         _fill(summary, run, records, main_metric, live)
+    if partial:
+        summary.best = None  # (of the end read only: not the run's best)
     return summary
+
+
+def _read(files: Sequence[str], partial: bool) -> list[Record]:
+    """The records of ``files`` in time order (only those in the last
+    :data:`TAIL_BYTES` of each when ``partial``); a file just made (no header yet) or
+    unreadable is left out."""
+    records: list[Record] = []
+    for path in files:
+        try:
+            if partial:
+                for payload in tail_frames(path, TAIL_BYTES):
+                    with contextlib.suppress(ProtocolError):
+                        records += decode_payload(payload)
+            else:
+                records += load([path]).records
+        except (OSError, FileFormatError):
+            continue
+    records.sort(key=lambda r: r.time)  # (stable: a worker's order is kept)
+    return records
 
 
 def _fill(
