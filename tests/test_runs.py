@@ -286,7 +286,7 @@ def test_empty_directory_and_limit() -> None:
     limited = trainmon("runs", "--limit", "1")
     assert limited.stdout.splitlines()[1].startswith("two")
     assert len(limited.stdout.splitlines()) == 2
-    assert "1 older runs not listed" in limited.stderr
+    assert "1 older run not listed" in limited.stderr
 
 
 def test_watch_record_without_file_keeps_the_runs_received() -> None:

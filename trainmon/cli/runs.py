@@ -19,7 +19,7 @@ from trainmon.sources.runs import RunSummary, summary_of
 from trainmon.state import Run
 from trainmon_client import store
 
-__all__ = ["describe_run", "find_one", "rm", "run_files", "runs"]
+__all__ = ["describe_run", "find_one", "main_metric", "rm", "run_files", "runs", "size_text"]
 
 _LISTED = 8  # an unknown or ambiguous run lists at most this many runs
 _LIMIT = 50  # runs listed unless --all or --limit
@@ -82,7 +82,7 @@ def run_files(arg: str) -> tuple[str, list[str]]:
         files = sorted(
             os.path.join(arg, name)
             for name in os.listdir(arg)
-            if name.endswith(store.SUFFIX) and os.path.isfile(os.path.join(arg, name))
+            if name.endswith(store.SUFFIX) and _not_empty(os.path.join(arg, name))
         )
         if not files:
             raise click.BadParameter(f"no recordings (*{store.SUFFIX}) in {escaped(arg)}")
@@ -100,8 +100,9 @@ def run_files(arg: str) -> tuple[str, list[str]]:
 
 
 def _not_empty(path: str) -> bool:
+    """A file with something in it (a recording just made has not even its header)."""
     try:
-        return os.path.getsize(path) > 0
+        return os.path.isfile(path) and os.path.getsize(path) > 0
     except OSError:
         return False
 
@@ -143,7 +144,8 @@ def size_text(count: float) -> str:
 @click.option(
     "--prune",
     is_flag=True,
-    help="Remove the oldest finished runs until the runs fit $TRAINMON_BUDGET.",
+    help="Remove the oldest runs (never a running one) until the runs fit "
+    "$TRAINMON_BUDGET [default: 4 GiB].",
 )
 def runs(as_json: bool, show_all: bool, limit: int | None, prune: bool) -> None:
     """List the runs kept on this machine, newest first.
@@ -169,7 +171,10 @@ def runs(as_json: bool, show_all: bool, limit: int | None, prune: bool) -> None:
         return
     _table(summaries)
     if len(every) > count:
-        click.echo(f"{len(every) - count} older runs not listed: --all lists them", err=True)
+        more = len(every) - count
+        click.echo(
+            f"{more} older run{'s' if more != 1 else ''} not listed: --all lists them", err=True
+        )
 
 
 def _nothing_kept() -> str:
@@ -298,7 +303,9 @@ def _one_to_remove(arg: str, every: Sequence[store.RunFolder]) -> store.RunFolde
         for run in every:
             if os.path.samefile(arg, run.path):
                 return run
-        raise click.BadParameter(f"{escaped(arg)} is not a run folder of {store.runs_dir()}")
+        raise click.BadParameter(
+            f"{escaped(arg)} is not a run folder of {escaped(store.runs_dir())}"
+        )
     run = find_one(arg, every)
     same = [other for other in store.find_runs(arg, every) if other.name == run.name]
     if len(same) > 1:
