@@ -39,6 +39,17 @@ step on the loop's thread, and CPU per step of every thread with ``close()`` inc
 Table 4 (also alone with ``--record``): log() with and without ``record_to``, in the
 same run, rows alternating, a monitor reading: latency percentiles, drops, CPU per
 call (every thread) and the frames written.
+
+Table 6 (also alone with ``--keep``): log() with the run kept by default (as every
+Monitor now does unless ``record=False``) and without, in the same run, rows
+alternating off, kept, kept, off, nobody listening (the case keeping is for): latency
+percentiles, drops, CPU per call of every thread (``close()`` included), and the CPU
+per record of the I/O thread and of the recording's thread, read from each thread's
+own CPU clock (``time.pthread_getcpuclockid``) once all is written.
+
+Runs are kept in a temporary data directory of the script's own (never the user's),
+and tables 1 to 5 run with keeping off (``TRAINMON_RECORD=0``), as they were measured
+before it was the default: table 6 is the difference.
 """
 
 from __future__ import annotations
@@ -419,8 +430,17 @@ def main() -> None:
         "--record", action="store_true", help="only table 4, log() with and without record_to"
     )
     parser.add_argument("--track", action="store_true", help="only table 5, track() vs a loop")
+    parser.add_argument("--keep", action="store_true", help="only table 6, runs kept or not")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
+    with tempfile.TemporaryDirectory(prefix="trainmon-bench-") as data:
+        os.environ["TRAINMON_DIR"] = data  # (inherited by the monitors started)
+        os.environ["TRAINMON_RECORD"] = "0"  # tables 1-5 as before; table 6 says each
+        run_tables(args)
+
+
+def run_tables(args: argparse.Namespace) -> None:
+    """The tables ``args`` ask for (all by default)."""
     n = 20_000 if args.quick else max(args.calls, 1000)
     if args.ab:
         ab_table(n, args.ab_base)
@@ -430,6 +450,9 @@ def main() -> None:
         return
     if args.track:
         track_table(n)
+        return
+    if args.keep:
+        keep_table(n)
         return
     started = time.monotonic()
     with gc_off():
@@ -459,6 +482,63 @@ def main() -> None:
     ab_table(n, args.ab_base)
     record_table(n)
     track_table(n)
+    keep_table(n)
+
+
+def _thread_clock(thread: threading.Thread | None) -> Callable[[], float]:
+    """The CPU seconds ``thread`` has used so far, as a function (0 where unknown)."""
+    if thread is None or thread.ident is None or not hasattr(time, "pthread_getcpuclockid"):
+        return lambda: 0.0
+    clock = time.pthread_getcpuclockid(thread.ident)
+    return lambda: time.clock_gettime(clock)
+
+
+def keep_row(n: int, pacing: str, keep: bool, index: int) -> tuple[Row, float, float]:
+    """One row of table 6: a fresh Monitor, nobody listening, kept or not; the row,
+    and the I/O thread's and the recording thread's CPU per record in ns (measured
+    once the queue is empty and all is written, before close())."""
+    mon = Monitor(free_endpoint(), run=f"bench-keep-{pacing}-{index}", record=keep)
+    loop = mon._io  # private: the benchmark reads its threads' clocks
+    writer = loop.writer
+    io_cpu = _thread_clock(mon._thread)
+    rec_cpu = _thread_clock(None if writer is None else writer._thread)
+    settle()
+    with gc_off():
+        cpu0, io0, rec0 = time.process_time_ns(), io_cpu(), rec_cpu()
+        samples = time_calls(mon.log, n, pacing)
+        deadline = time.monotonic() + 60
+        while mon._queue and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if writer is not None:
+            writer.settle(time.monotonic() + 30)
+        io_ns, rec_ns = (io_cpu() - io0) * 1e9 / n, (rec_cpu() - rec0) * 1e9 / n
+        drops = mon.dropped
+        mon.close()
+        cpu = (time.process_time_ns() - cpu0) / n
+    return Row("", pacing, "log", samples, cpu, drops), io_ns, rec_ns
+
+
+def keep_table(n: int) -> None:
+    """Table 6: log() with the run kept by default and without (see the docstring)."""
+    print(
+        f"\n6. runs kept by default: log() in us, {n:,} calls per row, nobody listening, "
+        f"rows off, kept, kept, off\n{'':<22}{'median':>8}{'p99':>9}{'p99.9':>9}{'max':>10}"
+        f"{'drops':>8}{'CPU ns':>8}{'I/O ns':>8}{'rec ns':>8}"
+    )
+    quiet = logging.getLogger("trainmon_client")
+    quiet.setLevel(logging.ERROR)  # (nobody watched: said at each close)
+    try:
+        for pacing in ("bursts", "flat"):
+            for index, keep in enumerate((False, True, True, False)):
+                row, io_ns, rec_ns = keep_row(n, pacing, keep, index)
+                label = f"{'kept' if keep else 'not kept'}, {pacing}"
+                print(
+                    f"{label:<22}{row.q(0.5):>8.3f}{row.q(0.99):>9.3f}{row.q(0.999):>9.2f}"
+                    f"{row.samples[-1] / 1000:>10.1f}{row.drops or 0:>8,}{row.cpu_ns or 0:>8.0f}"
+                    f"{io_ns:>8.0f}{rec_ns:>8.0f}"
+                )
+    finally:
+        quiet.setLevel(logging.NOTSET)
 
 
 def _steps(mon: Monitor, items: range, tracked: bool, logged: bool, paced: bool) -> None:

@@ -242,4 +242,5 @@ def test_a_full_or_read_only_data_directory_never_harms_training(
     lines = done.stderr.splitlines()
     stopped = [line for line in lines if "recording stopped" in line]
     assert len(stopped) == 1 and why in stopped[0], lines
-    assert len(lines) == 2 and "were not all kept (keeping them failed, as said above)" in lines[1], lines
+    assert len(lines) == 2, lines
+    assert "were not all kept (keeping them failed, as said above)" in lines[1], lines
