@@ -333,8 +333,8 @@ class Monitor:
         """Deliver what is queued (for at most ``timeout_s``), say ``bye``, and stop.
 
         Called automatically at interpreter exit. Later ``log()`` calls are ignored.
-        If no monitor ever subscribed and nothing recorded the run, one line on stderr
-        says so.
+        If no monitor ever subscribed, one line on stderr says where the run was kept
+        and how to replay it, or that it was not kept (``record_to`` recorded: none).
         """
         if self._closed:
             return
