@@ -402,8 +402,8 @@ def test_a_theme_file_without_end_is_refused(tmp_path: Path) -> None:
         (["watch", "--refresh-ms", "1e3"], "--refresh-ms"),
         (["export", "--width", str(10**30), "--format", "svg", "x.tmr"], "--width"),
         (["demo", "--workers", str(10**30)], "--workers"),
-        (["replay", "/"], "FILES..."),
-        (["export", ".", "--format", "csv"], "FILES..."),
+        (["replay", "/"], "RUN_OR_FILE..."),
+        (["export", ".", "--format", "csv"], "RUN_OR_FILE..."),
     ],
 )
 def test_mistaken_counts_and_paths_are_usage_errors(args: list[str], option: str) -> None:

@@ -13,10 +13,11 @@ import click
 from trainmon.app import DONE_GRACE_S, DoneWatch, lost_workers
 from trainmon.cli.options import CONTEXT, curve, curve_options, display_options, endpoint_options
 from trainmon.cli.output import say
-from trainmon.cli.show import display_settings, show, subscriber
+from trainmon.cli.show import KEEP, display_settings, show, subscriber
 from trainmon.controls.terminal import quit_on_signals
 from trainmon.escape import escaped, escaped_lines
 from trainmon.sources.export import is_printed, record_json
+from trainmon.sources.recording import KeptRecorder
 from trainmon.state import RunState
 from trainmon_client.protocol import Columns, Record
 
@@ -28,9 +29,13 @@ __all__ = ["tail", "watch"]
 @display_options
 @click.option(
     "--record",
-    metavar="FILE",
+    metavar="[FILE]",
     type=click.Path(dir_okay=False),
-    help="Also append everything received to FILE (see `trainmon replay`).",
+    is_flag=False,
+    flag_value=KEEP,
+    help="Also append everything received to FILE (see `trainmon replay`); without "
+    "FILE, keep each run received in the data directory, as training keeps its own "
+    "(see `trainmon runs`).",
 )
 @curve_options
 def watch(
@@ -54,7 +59,8 @@ def watch(
     """
     curve_keys = curve(curve_secret, curve_server, curve_allow)
     state = RunState()  # (a recording that stops says so on screen: its note)
-    with subscriber(bind, connect, run, record, curve_keys, state.note_recording) as source:
+    kept: list[KeptRecorder] = []
+    with subscriber(bind, connect, run, record, curve_keys, state.note_recording, kept) as source:
         settings, opts, plain = display_settings(
             display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
         )
@@ -63,10 +69,22 @@ def watch(
     if record is not None:  # (after the recording is closed: its last words are in)
         if state.recording_note:
             click.echo(f"trainmon: {escaped_lines(state.recording_note)}", err=True)
-        else:
+        if kept:
+            _say_kept(kept[0])
+        elif not state.recording_note:
             say(f"recorded to {escaped(record)}")
 
 
+def _say_kept(recorder: KeptRecorder) -> None:
+    """Where ``watch --record`` (no file) kept the runs received."""
+    folders = recorder.kept()
+    if not folders:
+        if recorder.stopped is None:  # (else the line that stopped it was said)
+            say(f"no runs received to keep in {escaped(recorder.root)}")
+        return
+    for folder in folders:
+        say(f"kept in {escaped(folder)}")
+    say("`trainmon runs` lists them; `trainmon replay RUN` shows one again")
 
 
 @click.command(context_settings=CONTEXT)
@@ -132,4 +150,3 @@ class _JsonLines:
     def note_link(self, short: str, note: str) -> None:
         self.state.note_link(short, note)
         click.echo(f"trainmon: {note or 'connected'}", err=True)
-
