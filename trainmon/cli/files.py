@@ -196,4 +196,3 @@ def _write_export(
     title = f"trainmon · {escaped(files[0])}"
     out.write(dashboard_picture(frame, fmt, width, height, title=title))
     return f"a {width}x{height} picture"
-

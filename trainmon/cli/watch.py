@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from trainmon.app import DONE_GRACE_S, DoneWatch, lost_workers
+from trainmon.cli.compare import kept_run
 from trainmon.cli.options import CONTEXT, curve, curve_options, display_options, endpoint_options
 from trainmon.cli.output import say
 from trainmon.cli.show import display_settings, show, subscriber
@@ -32,6 +33,12 @@ __all__ = ["tail", "watch"]
     type=click.Path(dir_okay=False),
     help="Also append everything received to FILE (see `trainmon replay`).",
 )
+@click.option(
+    "--compare",
+    "past",
+    metavar="RUN",
+    help="Draw a kept run (name, prefix or recording) under the live one, from disk.",
+)
 @curve_options
 def watch(
     bind: tuple[str, ...],
@@ -39,6 +46,7 @@ def watch(
     run: str | None,
     exit_when_done: bool,
     record: str | None,
+    past: str | None,
     curve_secret: str | None,
     curve_server: str | None,
     curve_allow: str | None,
@@ -54,11 +62,13 @@ def watch(
     """
     curve_keys = curve(curve_secret, curve_server, curve_allow)
     state = RunState()  # (a recording that stops says so on screen: its note)
+    compared = _compared(state, past)
     with subscriber(bind, connect, run, record, curve_keys, state.note_recording) as source:
         settings, opts, plain = display_settings(
             display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
         )
-        opts = replace(opts, warnings=tuple(source.warnings))
+        opts = replace(opts, warnings=tuple(source.warnings), compared=compared)
+        opts = replace(opts, chart=True) if compared else opts
         show(source, opts, settings, plain, state)
     if record is not None:  # (after the recording is closed: its last words are in)
         if state.recording_note:
@@ -67,6 +77,15 @@ def watch(
             say(f"recorded to {escaped(record)}")
 
 
+def _compared(state: RunState, past: str | None) -> tuple[str, ...]:
+    """Load the run ``past`` names (``--compare``) into ``state`` under a name of its
+    own, before any live record: the names to draw under the live run."""
+    if past is None:
+        return ()
+    name, records = kept_run(past)
+    for record in records:
+        state.apply(record, record.time)  # on its own clock: long silent, never live
+    return (name,)
 
 
 @click.command(context_settings=CONTEXT)
@@ -132,4 +151,3 @@ class _JsonLines:
     def note_link(self, short: str, note: str) -> None:
         self.state.note_link(short, note)
         click.echo(f"trainmon: {note or 'connected'}", err=True)
-

@@ -16,6 +16,7 @@ from typing import Final
 from trainmon.keys import Action
 from trainmon.state import Run, RunState, Worker
 from trainmon.view import ViewOptions, main_metric, shown_run, shown_worker
+from trainmon.view.compare import elapsed_state
 
 __all__ = ["HANDLERS", "SMOOTHING_STEPS", "next_options", "next_smoothing"]
 
@@ -229,6 +230,14 @@ def _overlay(opts: ViewOptions, state: RunState, run: Run) -> ViewOptions:
     return replace(opts, chart=True, overlay=following)
 
 
+def _time_axis(opts: ViewOptions, state: RunState) -> ViewOptions:
+    """Steps or seconds on the chart's x axis, where the state has a seconds twin (kept
+    by trainmon compare); the window panned to was in the other unit: follow again."""
+    if elapsed_state(state) is None:
+        return replace(opts, notice="seconds on the x axis: in trainmon compare")
+    return replace(opts, chart=True, seconds=not opts.seconds, window=None)
+
+
 HANDLERS: Final[dict[Action, Handler]] = {
     Action.HELP: _help,
     Action.CLOSE: _close,
@@ -251,4 +260,5 @@ HANDLERS: Final[dict[Action, Handler]] = {
     Action.NEXT_RUN: _of_run(_next_run),
     Action.RUNS_LIST: _of_run(_runs_list),
     Action.OVERLAY: _of_run(_overlay),
+    Action.TIME_AXIS: _time_axis,
 }

@@ -33,7 +33,8 @@ def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Pa
         name = main_metric(run, opts)
         series = run.series(name) if name else None
         lead = run.lead
-        marker = "▶" if run is shown else ("◆" if run.name == opts.overlay else "")
+        drawn = run.name == opts.overlay or run.name in opts.compared
+        marker = "▶" if run is shown else ("◆" if drawn else "")
         rows.append(
             (
                 marker,
