@@ -21,6 +21,7 @@ reader streams the file in bounded memory, whatever its size.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import struct
@@ -44,6 +45,7 @@ __all__ = [
     "MAGIC",
     "ReadReport",
     "read_frames",
+    "tail_frames",
 ]
 
 MAGIC: Final = b"TRAINMON-REC"
@@ -122,6 +124,10 @@ class BackgroundWriter:
     ``records`` given with each payload is what is counted: :attr:`unrecorded`, the
     records that will not be written, is exact for everything put, except that a write
     still blocked when :meth:`close` gives up counts as not written.
+
+    ``opener``, when given, is called on the thread instead of opening ``path``: it
+    returns the file's path and a descriptor open to append to (a run kept by default
+    chooses its folder there); until then ``path`` is what lines say.
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class BackgroundWriter:
         path: str | os.PathLike[str],
         on_stop: Callable[[str], None],
         *,
+        opener: Callable[[], tuple[str, int]] | None = None,
         max_bytes: int = 16 * 1024 * 1024,
         interval_s: float = 1.0,
         wake_bytes: int = 1024 * 1024,
@@ -141,6 +148,7 @@ class BackgroundWriter:
         self.stopped: str | None = None  # why recording stopped, once it has
         self.opened = False
         self._on_stop = on_stop
+        self._opener = opener
         self._split = split  # a payload as the payloads of several frames (on this thread)
         self._max_bytes = max_bytes
         self._interval_s = interval_s
@@ -264,7 +272,11 @@ class BackgroundWriter:
 
     def _open(self) -> tuple[BinaryIO, int]:
         """The file, unbuffered, and its format (the header written if it is new)."""
-        file: BinaryIO = open(self.path, "ab", buffering=0)  # noqa: SIM115 -- closed in _run()
+        if self._opener is not None:
+            self.path, fd = self._opener()
+            file: BinaryIO = open(fd, "ab", buffering=0)  # noqa: SIM115 -- closed in _run()
+        else:
+            file = open(self.path, "ab", buffering=0)  # noqa: SIM115 -- closed in _run()
         try:
             if not file.seekable() or file.tell() == 0:  # (a pipe is read as new)
                 _write_all(file, _HEADER.pack(MAGIC, FORMAT_VERSION))
@@ -333,6 +345,18 @@ def read_frames(path: str | os.PathLike[str], report: ReadReport) -> Iterator[by
     with open(path, "rb") as file:
         reader = _Reader(file, _FRAMES[_read_header(file, path)])
         yield from reader.frames(report)
+
+
+def tail_frames(path: str | os.PathLike[str], limit: int = 1024 * 1024) -> Iterator[bytes]:
+    """The intact payloads in the last ``limit`` bytes of the file, in order (a frame cut
+    by the start of that window is skipped): the end of a run, read at a bounded cost."""
+    path = os.fspath(path)
+    with open(path, "rb") as file:
+        frame = _FRAMES[_read_header(file, path)]
+        size = os.fstat(file.fileno()).st_size
+        file.seek(max(_HEADER.size, size - limit))
+        tail = io.BytesIO(file.read(limit))
+    yield from _Reader(tail, frame).frames(ReadReport())
 
 
 class _Reader:

@@ -23,6 +23,7 @@ from trainmon_client.endpoints import nobody_watched_hint
 from trainmon_client.framing import FRAME_RECORDS, FRAME_VALUES, BackgroundWriter
 from trainmon_client.hello import InfoUpdates, plain
 from trainmon_client.history import History, array_of
+from trainmon_client.keeping import KeptRun
 from trainmon_client.logs import Warnings, log
 from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.numbering import Records, Row
@@ -90,6 +91,7 @@ class IOLoop:
         closing: Closing,
         out: PubSocket,
         writer: BackgroundWriter | None = None,
+        kept: KeptRun | None = None,
     ):
         self.settings = settings
         self.calls = calls
@@ -97,6 +99,7 @@ class IOLoop:
         self.closing = closing
         self.out = out
         self.writer = writer
+        self.kept = kept  # where the run is kept by default (written by the writer)
         self.warnings = Warnings()
         self.records = Records(settings.run, settings.worker, latest, self.warnings)
         self.reopened = 0  # times the socket was reopened because memory ran away
@@ -149,6 +152,7 @@ class IOLoop:
         """The thread's body: publish until close() asks, then finish."""
         next_beat = time.monotonic() + _HEARTBEAT_S
         try:
+            self._continue_steps()
             while not self.closing.requested():
                 if self._drain(time.monotonic() + _SLICE_S):
                     time.sleep(_YIELD_S)
@@ -169,6 +173,15 @@ class IOLoop:
             if self.writer is not None:
                 self.writer.close(self.closing.deadline)
             self.out.close()  # honours the LINGER _finish set for the last records
+
+    def _continue_steps(self) -> None:
+        """A run continued (restarted under its name): number the steps on from where
+        it left off, if the recording's thread learns that in time (see keeping.py)."""
+        if self.kept is None:
+            return
+        last = self.kept.first_step()
+        if last is not None and self.records.step < last:
+            self.records.step = last
 
     def _sample_system(self) -> None:
         """System metrics, once a second at most while a monitor watches or a recording
@@ -449,20 +462,35 @@ class IOLoop:
             self._poll(10)
 
     def _nobody_watched(self) -> None:
-        """At close: if no monitor ever subscribed and nothing recorded the run, say so."""
-        recording = self.writer is not None and self.writer.stopped is None
-        if self.ever_subscribed or recording or self.offline or not self.records.logged:
+        """At close: if no monitor ever subscribed, say where the run was kept and how
+        to see it, or that it was not kept (unless ``record_to`` recorded it)."""
+        writer, kept = self.writer, self.kept
+        recorded = writer is not None and writer.stopped is None and writer.opened
+        if self.ever_subscribed or self.offline or not self.records.logged:
             return
+        if recorded and kept is not None:
+            settings, logged = self.settings, self.records.logged
+            log.warning(
+                "trainmon: nobody watched run %r on %s: its %d records were kept in %s; "
+                "see them with %s",
+                *(settings.run, settings.endpoint, logged, kept.folder, kept.replay_hint()),
+            )
+        elif not recorded and writer is None:
+            self._not_kept("keeping runs is off (Monitor(record=False) or TRAINMON_RECORD=0)")
+        elif not recorded:
+            self._not_kept("their recording stopped")
+
+    def _not_kept(self, why: str) -> None:
         settings = self.settings
         log.warning(
-            "trainmon: nobody watched run %r on %s: its %d records were not kept; next "
-            "time %s, or pass Monitor(record_to='run.tmr') to keep them",
+            "trainmon: nobody watched run %r on %s: its %d records were not kept (%s); "
+            "next time %s",
             settings.run,
             settings.endpoint,
             self.records.logged,
+            why,
             nobody_watched_hint(settings.endpoint, settings.bind),
         )
-
 
 def _midway(deadline: float) -> float:
     """Halfway from now to ``deadline`` (``inf`` stays ``inf``)."""

@@ -25,11 +25,11 @@ from typing import Any, Final, TypeVar
 from trainmon_client.arguments import config_arg, curve_arg, run_name, seconds, total_arg, where
 from trainmon_client.calls import ALERT, HELLO, CallQueue, Closing
 from trainmon_client.endpoints import LEGACY_ENDPOINT
-from trainmon_client.framing import BackgroundWriter
 from trainmon_client.hello import InfoUpdates, hello_info
 from trainmon_client.identity import identify
 from trainmon_client.ioloop import IOLoop, LoopSettings
-from trainmon_client.logs import log, say
+from trainmon_client.keeping import child_record_to, keep_plan, make_writer
+from trainmon_client.logs import log
 from trainmon_client.sockets import PubSocket, rank_endpoint
 from trainmon_client.summary import merged_summary
 from trainmon_client.system import system_enabled
@@ -39,8 +39,7 @@ from trainmon_client.values import merged_call as _merged
 
 __all__ = ["DEFAULT_ENDPOINT", "Monitor"]
 
-# Loopback tcp: the default before 0.2, and where no private socket can be made. The
-# default is a socket of the user's own: endpoints.default_endpoint().
+# Loopback tcp, the default before 0.2 (now endpoints.default_endpoint(), the user's own).
 DEFAULT_ENDPOINT: Final = LEGACY_ENDPOINT
 
 _now = time.time
@@ -88,9 +87,13 @@ class Monitor:
             least this many, and less than one batch of up to 512 more).
         flush_timeout_s: the longest ``close()`` waits to deliver what is left
             (``math.inf``: as long as it takes).
-        record_to: also append every record to this file (flushed every second), so
-            the run is kept even if no monitor ever watched; ``trainmon replay`` reads
-            it. A forked child records to the same name with ``.PID`` before the suffix.
+        record: keep the run (default; False or ``$TRAINMON_RECORD=0``: not) in its folder
+            under ``$TRAINMON_DIR`` (``~/.local/share/trainmon``), flushed every second,
+            for ``trainmon runs``, ``replay``, ``compare``; the oldest finished runs go
+            past ``$TRAINMON_BUDGET`` (4 GiB). A name given (``run=``, ``$TRAINMON_RUN``)
+            of a run live or written within the hour continues it, steps after its last.
+        record_to: record to this file instead, for ``trainmon replay``; a forked
+            child records to the same name with ``.PID`` before the suffix.
         curve_secret: this process's ``.key_secret`` file: encrypt with CURVE
             (``$TRAINMON_CURVE_SECRET``). Connecting, also give ``curve_server``, the
             monitor's or relay's ``.key`` file (``$TRAINMON_CURVE_SERVER``); binding,
@@ -112,6 +115,7 @@ class Monitor:
         max_queue_values: int = 500_000,
         history: int = 10_000,
         flush_timeout_s: float = 2.0,
+        record: bool | None = None,
         record_to: str | os.PathLike[str] | None = None,
         curve_secret: str | None = None,
         curve_server: str | None = None,
@@ -121,6 +125,7 @@ class Monitor:
         self._problems: list[str] = []  # what cannot be used here, said once each
         self.endpoint, self.bind = where(endpoint, bind, self._problems)
         self.run = run_name(run)
+        self._kept = keep_plan(record, run, self.run)  # (its folder, once chosen)
         epochs, self._epochs_f = total_arg(total_epochs, "total_epochs")
         self.total_epochs: int | None = epochs
         self.total_steps: int | None = total_arg(total_steps, "total_steps")[0]
@@ -368,11 +373,7 @@ class Monitor:
         self._local_world: int | None = None
         self._socket = PubSocket(self.run.encode())
         offline = not self.endpoint or not self._open()
-        writer = None
-        if self.record_to is not None:
-            # Opened and written on a thread of its own: a full, slow or hung disk
-            # holds up neither training nor publishing (see BackgroundWriter).
-            writer = BackgroundWriter(os.path.abspath(self.record_to), say)
+        writer, self._kept = make_writer(self.record_to, self._kept, self._worker)
         for problem in self._problems:
             log.warning("trainmon: %s", problem)
         self._problems = []
@@ -384,12 +385,12 @@ class Monitor:
             self._closing,
             self._socket,
             writer,
+            self._kept,
         )
         self._thread = threading.Thread(target=self._io.run, name="trainmon-io", daemon=True)
         self._thread.start()
         if "multiprocessing.util" in sys.modules:
-            # A multiprocessing child ends with os._exit(), skipping atexit; its
-            # finalizers still run, so register close() there as well.
+            # A multiprocessing child ends with os._exit() (no atexit) but runs finalizers.
             import multiprocessing.util
 
             multiprocessing.util.Finalize(self, self.close, exitpriority=10)
@@ -456,9 +457,7 @@ class Monitor:
         if self._closed:
             return
         self._parent = self._worker
-        if self.record_to is not None:
-            stem, suffix = os.path.splitext(self.record_to)
-            self.record_to = f"{stem}.{os.getpid()}{suffix}"
+        self.record_to = child_record_to(self.record_to)  # (kept: the parent's folder)
         self.log = self._restart_then_log  # type: ignore[method-assign]
 
     def _restart_then_log(self, *args: Any, **kwargs: Any) -> None:

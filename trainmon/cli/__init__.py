@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from trainmon.cli import compare, demo, files, keygen, relay, watch
+from trainmon.cli import compare, demo, files, keygen, relay, runs, watch
 from trainmon.cli.options import CONTEXT
 
 __all__ = ["main"]
@@ -27,6 +27,8 @@ for _command in (
     watch.tail,
     files.replay,
     files.export,
+    runs.runs,
+    runs.rm,
     compare.compare,
     demo.demo,
     relay.relay,

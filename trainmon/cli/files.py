@@ -15,6 +15,7 @@ from rich.console import Console
 
 from trainmon.cli.options import CONTEXT, Finite, display_options
 from trainmon.cli.output import names, say, stdout_failed
+from trainmon.cli.runs import run_files
 from trainmon.cli.show import display_settings, show
 from trainmon.escape import escaped, escaped_lines
 from trainmon.report import summary
@@ -27,6 +28,18 @@ from trainmon_client.protocol import Record
 __all__ = ["export", "replay"]
 
 _RUNS_LISTED = 20  # an unknown --run lists at most this many of the runs there are
+
+
+def _resolve(args: Sequence[str]) -> tuple[str, list[str]]:
+    """The recordings the arguments name (files, run folders or kept runs, see
+    :func:`run_files`), in order, each once; and a label for them, in one line."""
+    labels: list[str] = []
+    files: list[str] = []
+    for arg in args:
+        label, found = run_files(arg)
+        labels.append(escaped(label))
+        files.extend(path for path in found if path not in files)
+    return ", ".join(labels), files
 
 
 def _load(files: Sequence[str]) -> Loaded:
@@ -61,7 +74,7 @@ def _of_run(loaded: Loaded, run: str | None, files: Sequence[str]) -> list[Recor
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_OR_FILE...")
 @display_options
 @click.option(
     "--speed",
@@ -72,17 +85,20 @@ def _of_run(loaded: Loaded, run: str | None, files: Sequence[str]) -> list[Recor
 @click.option("--instant", is_flag=True, help="Show the end state at once.")
 @click.option("--run", "run", metavar="NAME", help="Show only the run named NAME.")
 def replay(
-    files: tuple[str, ...], speed: float | None, instant: bool, run: str | None, **display: Any
+    runs: tuple[str, ...], speed: float | None, instant: bool, run: str | None, **display: Any
 ) -> None:
-    """Show recorded runs (FILES from watch --record or Monitor(record_to=...)).
+    """Show recorded runs: kept runs (by name or unique prefix, see `trainmon runs`) or
+    files (from watch --record FILE or Monitor(record_to=...)).
 
-    Several files play together, as several workers or runs. Damaged frames are
-    skipped and counted. Keys as in watch: space pauses the playback, q quits.
-    With --plain, prints the final summary.
+    An existing path wins over a run name; a run folder reads its recordings. Several
+    play together, as several workers or runs. Damaged frames are skipped and counted.
+    Keys as in watch: space pauses the playback, q quits. With --plain, prints the
+    final summary.
     """
+    label, files = _resolve(runs)
     loaded = _load(files)
     records = _of_run(loaded, run, files)
-    settings, opts, plain = display_settings(display, False, names(files), run)
+    settings, opts, plain = display_settings(display, False, label, run)
     if plain or not Console().is_terminal:
         state = RunState()
         for record in records:
@@ -97,7 +113,7 @@ def replay(
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_OR_FILE...")
 @click.option(
     "--format",
     "fmt",
@@ -130,14 +146,16 @@ def replay(
     "--run", "run", metavar="NAME", help="Only this run's records (csv, jsonl) or picture."
 )
 def export(
-    files: tuple[str, ...], fmt: str, output: str | None, width: int, height: int, run: str | None
+    runs: tuple[str, ...], fmt: str, output: str | None, width: int, height: int, run: str | None
 ) -> None:
-    """Export recorded runs: every metric value, or the dashboard at the end.
+    """Export recorded runs (kept runs by name or unique prefix, or files): every metric
+    value, or the dashboard at the end.
 
     csv has one row per metric value (run, worker, seq, step, epoch, time, metric,
     value); jsonl one object per record with metric values, the lines `trainmon
     tail` prints.
     """
+    label, files = _resolve(runs)
     loaded = _load(files)
     records = _of_run(loaded, run, files)
     to_file = output not in (None, "-")
@@ -150,7 +168,7 @@ def export(
         raise click.ClickException(f"cannot write {name}: {exc.strerror}") from exc
     try:
         try:
-            what = _write_export(records, fmt, out, width, height, run, files)
+            what = _write_export(records, fmt, out, width, height, run, label)
             out.flush()  # here, not at exit: a full disk is said as an error
         finally:
             if to_file:
@@ -181,7 +199,7 @@ def _write_export(
     width: int,
     height: int,
     run: str | None,
-    files: Sequence[str],
+    label: str,
 ) -> str:
     """Write ``records`` to ``out`` in ``fmt``; what was written, in words."""
     if fmt == "csv":
@@ -191,8 +209,8 @@ def _write_export(
     state = RunState()
     for record in records:
         state.apply(record, record.time)
-    opts = ViewOptions(run=run, interactive=False, address=names(files))
+    opts = ViewOptions(run=run, interactive=False, address=label)
     frame = render(state, opts, records[-1].time)
-    title = f"trainmon · {escaped(files[0])}"
+    title = f"trainmon · {label}"
     out.write(dashboard_picture(frame, fmt, width, height, title=title))
     return f"a {width}x{height} picture"

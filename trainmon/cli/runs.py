@@ -4,18 +4,27 @@ the data directory, by folder id, name or unique prefix)."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
 from collections.abc import Sequence
 
 import click
 
+from trainmon.cli.options import CONTEXT
+from trainmon.cli.output import say
 from trainmon.escape import escaped
+from trainmon.sources.runs import RunSummary, summary_of
+from trainmon.state import Run
 from trainmon_client import store
 
-__all__ = ["describe_run", "find_one", "run_files"]
+__all__ = ["describe_run", "find_one", "rm", "run_files", "runs"]
 
 _LISTED = 8  # an unknown or ambiguous run lists at most this many runs
+_LIMIT = 50  # runs listed unless --all or --limit
+_NAME_WIDTH = 32  # a longer run name is cut to this many characters
+_HEADERS = ("run", "started", "duration", "status", "workers", "step", "metric", "last", "best")
 
 
 def describe_run(run: store.RunFolder) -> str:
@@ -81,3 +90,195 @@ def run_files(arg: str) -> tuple[str, list[str]]:
     shared = sum(1 for other in every if other.name == run.name) > 1
     label = f"{run.name} ({_when(run.started)})" if shared else run.name
     return label, list(run.files)
+
+
+# -- trainmon runs -------------------------------------------------------------------------
+
+
+def main_metric(run: Run) -> tuple[str, str] | None:
+    """The dashboard's main metric of ``run`` and the worker it is read from."""
+    from trainmon.view import ViewOptions
+    from trainmon.view.shown import main_metric as chosen
+    from trainmon.view.shown import metric_source
+
+    name = chosen(run, ViewOptions())
+    source = metric_source(run, name) if name is not None else None
+    return None if name is None or source is None else (name, source[1].id)
+
+
+def size_text(count: float) -> str:
+    """Bytes in words: ``512 B``, ``1.5 MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"  # (not reached)
+
+
+@click.command("runs", context_settings=CONTEXT)
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON list of objects (see docs/runs.md)."
+)
+@click.option("--all", "show_all", is_flag=True, help="List every kept run.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help=f"List the N newest runs [default: {_LIMIT}; with --json, all].",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove the oldest finished runs until the runs fit $TRAINMON_BUDGET.",
+)
+def runs(as_json: bool, show_all: bool, limit: int | None, prune: bool) -> None:
+    """List the runs kept on this machine, newest first.
+
+    Each training process keeps its run in $TRAINMON_DIR (default: trainmon under the
+    XDG data home), one folder per run; `trainmon watch --record` keeps what a monitor
+    receives there too. Status: running, finished, ended early (stopped short of its
+    total steps or epochs), crashed/lost (a worker ended without a word). The metric is
+    the dashboard's main one; best is its lowest (highest for an accuracy). Name a run
+    by its name or a unique prefix in replay, export, compare and rm.
+    """
+    if prune:
+        _prune()
+        return
+    every = store.scan()
+    if not every and not as_json:
+        say(_nothing_kept())
+        return
+    count = len(every) if show_all or (as_json and limit is None) else (limit or _LIMIT)
+    summaries = [summary_of(folder, main_metric) for folder in every[:count]]
+    if as_json:
+        say(json.dumps([s.as_json() for s in summaries], indent=1))
+        return
+    _table(summaries)
+    if len(every) > count:
+        click.echo(f"{len(every) - count} older runs not listed: --all lists them", err=True)
+
+
+def _nothing_kept() -> str:
+    return (
+        f"no runs kept in {escaped(store.runs_dir())} yet.\n"
+        "A training process using trainmon-client keeps its run there by default "
+        "(Monitor(record=False) or TRAINMON_RECORD=0 turns it off); `trainmon watch "
+        "--record` keeps what a monitor receives. TRAINMON_DIR moves the directory."
+    )
+
+
+def _row(summary: RunSummary) -> tuple[str, ...]:
+    name = escaped(summary.name)
+    if len(name) > _NAME_WIDTH:
+        name = name[: _NAME_WIDTH - 1] + "…"
+    metric = escaped(summary.metric or "–")
+    return (
+        name,
+        _when(summary.started)[:16],
+        _duration(summary.duration_s),
+        summary.status,
+        str(summary.workers),
+        "–" if summary.last_step is None else f"{summary.last_step:,}",
+        metric,
+        _value(summary.last, summary.metric),
+        _value(summary.best, summary.metric),
+    )
+
+
+def _duration(seconds: float) -> str:
+    from trainmon.view.format import format_duration
+
+    return format_duration(seconds)
+
+
+def _value(value: float | None, metric: str | None) -> str:
+    from trainmon.view.format import format_metric
+
+    if value is None or metric is None or not math.isfinite(value):
+        return "–"
+    return format_metric(metric, value)
+
+
+def _table(summaries: Sequence[RunSummary]) -> None:
+    """The runs as a table on a terminal, else as plain columns (for grep and awk)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [_row(summary) for summary in summaries]
+    console = Console()
+    if console.is_terminal:
+        table = Table(*_HEADERS, box=None, header_style="bold", pad_edge=False)
+        for row in rows:
+            table.add_row(*row, style="green" if row[3] == "running" else None)
+        console.print(table)
+        return
+    widths = [max(len(cell) for cell in column) for column in zip(_HEADERS, *rows, strict=False)]
+    for row in (_HEADERS, *rows):
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _prune() -> None:
+    """Remove the oldest runs not running until the runs fit the budget; say what."""
+    budget, problem = store.budget_bytes()
+    if problem:
+        click.echo(problem, err=True)
+    if budget <= 0:
+        say("no budget (TRAINMON_BUDGET=0): every run is kept")
+        return
+    removed = store.prune(budget)
+    for run in removed:
+        say(f"removed {describe_run(run)}, {size_text(run.size)}")
+    left = store.scan()
+    total = sum(run.size for run in left)
+    if removed:
+        freed = sum(run.size for run in removed)
+        say(
+            f"removed {len(removed)} run{'s' if len(removed) != 1 else ''} "
+            f"({size_text(freed)}); {len(left)} kept take {size_text(total)} "
+            f"of {size_text(budget)}"
+        )
+    else:
+        say(f"all {len(left)} runs fit: {size_text(total)} of {size_text(budget)}")
+
+
+# -- trainmon rm ---------------------------------------------------------------------------
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True, metavar="RUN...")
+def rm(names: tuple[str, ...]) -> None:
+    """Remove kept runs (RUN: a run's name, a unique prefix, its folder id or path).
+
+    A name several kept runs share is an error listing them (name one by its folder
+    id); a running run is not removed. Nothing is removed unless every RUN is found.
+    """
+    every = store.scan()
+    chosen: list[store.RunFolder] = []
+    for arg in names:
+        run = _one_to_remove(arg, every)
+        if run.live():
+            raise click.ClickException(f"run {describe_run(run)} is running: not removed")
+        if run not in chosen:
+            chosen.append(run)
+    for run in chosen:
+        if store.remove(run):
+            say(f"removed {describe_run(run)}, {size_text(run.size)}")
+        else:
+            raise click.ClickException(f"could not remove {escaped(run.path)}")
+
+
+def _one_to_remove(arg: str, every: Sequence[store.RunFolder]) -> store.RunFolder:
+    """The one run ``arg`` names: its folder's path, else as :func:`find_one` finds it,
+    but a name several runs share is an error too (removing is for good)."""
+    if os.path.isdir(arg):
+        for run in every:
+            if os.path.samefile(arg, run.path):
+                return run
+        raise click.BadParameter(f"{escaped(arg)} is not a run folder of {store.runs_dir()}")
+    run = find_one(arg, every)
+    same = [other for other in store.find_runs(arg, every) if other.name == run.name]
+    if len(same) > 1:
+        raise click.BadParameter(
+            f"{escaped(arg)} names several runs:\n{_listed(same)}\nname one by its folder id"
+        )
+    return run

@@ -1,0 +1,186 @@
+"""What each kept run was: a summary read from its recordings (status, workers, last
+step, main metric), kept beside them in ``.summary.json`` once the run is no longer
+running, so that listing a thousand runs reads a thousand small files, not their
+recordings.
+
+A run's status is one of :data:`STATUSES`: ``running`` while a process writes one of
+its recordings (holds its lock); ``finished`` when every worker said bye and, where
+the totals are known (total steps or epochs), reached them; ``ended early`` when every
+worker said bye short of its totals; ``crashed/lost`` when a worker never said bye and
+no process writes the run any more (killed, crashed, or its machine went down).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from trainmon.names import is_accuracy
+from trainmon.sources.recording import load
+from trainmon.state import Run, RunState
+from trainmon_client.framing import FileFormatError
+from trainmon_client.protocol import Record
+from trainmon_client.store import RunFolder
+
+__all__ = ["CACHE", "STATUSES", "MainMetric", "RunSummary", "summarise", "summary_of"]
+
+CACHE: Final = ".summary.json"
+STATUSES: Final = ("running", "finished", "ended early", "crashed/lost")
+_VERSION: Final = 1  # a cache written by another version of this module is read again
+
+# The dashboard's choice of a run's main metric, given by the caller (the view is a
+# layer of its own): the metric's name and the worker it is read from, or None.
+MainMetric = Callable[[Run], "tuple[str, str] | None"]
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """One kept run, in the words ``trainmon runs`` prints (see the module docstring)."""
+
+    name: str
+    id: str
+    path: str
+    started: float  # seconds since the epoch
+    duration_s: float  # from its first record to its last
+    status: str
+    workers: int
+    last_step: int | None
+    metric: str | None  # the main metric, as the dashboard chooses it
+    last: float | None  # its last value (None: none, or not a finite number)
+    best: float | None  # its lowest (a loss, most metrics) or highest (an accuracy)
+    higher_is_better: bool
+    records: int
+    bytes: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary as ``trainmon runs --json`` gives it."""
+        return asdict(self)
+
+
+def _key(files: Sequence[str]) -> list[list[Any]] | None:
+    """What the cache of these recordings is valid for: each one's name, size and
+    modification time; None if one cannot be read."""
+    try:
+        return [
+            [os.path.basename(path), info.st_size, info.st_mtime_ns]
+            for path in files
+            for info in (os.stat(path),)
+        ]
+    except OSError:
+        return None
+
+
+def summary_of(folder: RunFolder, main_metric: MainMetric) -> RunSummary:
+    """The summary of ``folder``'s run: from its cache when the recordings are as they
+    were when it was written, else read from them (and cached, the run not running)."""
+    live = folder.live()
+    key = None if live else _key(folder.files)
+    if key is not None:
+        cached = _read_cache(folder, key)
+        if cached is not None:
+            return cached
+    summary = summarise(folder, main_metric, live)
+    if key is not None and summary.status != "running":
+        _write_cache(folder, key, summary)
+    return summary
+
+
+def _read_cache(folder: RunFolder, key: list[list[Any]]) -> RunSummary | None:
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        with open(os.path.join(folder.path, CACHE), encoding="utf-8") as file:
+            data = json.load(file)
+        if data["version"] == _VERSION and data["key"] == key:
+            summary = RunSummary(**data["summary"])
+            # the folder may have moved, or its run.json been read since
+            summary.path, summary.id, summary.name = folder.path, folder.id, folder.name
+            return summary
+    return None
+
+
+def _write_cache(folder: RunFolder, key: list[list[Any]], summary: RunSummary) -> None:
+    """Write the cache (0600) beside the recordings; where that fails (a read-only or
+    full disk), the run is read again next time, nothing more."""
+    temporary = os.path.join(folder.path, f"{CACHE}.{os.getpid()}")
+    data = {"version": _VERSION, "key": key, "summary": summary.as_json()}
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(data, file)
+        os.replace(temporary, os.path.join(folder.path, CACHE))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+def summarise(folder: RunFolder, main_metric: MainMetric, live: bool) -> RunSummary:
+    """Read ``folder``'s recordings (what can be read of them) into a summary."""
+    try:
+        records = load(folder.files).records
+    except (OSError, FileFormatError):
+        records = []
+    state = RunState()
+    for record in records:
+        state.apply(record, record.time)
+    run = state.runs.get(folder.name) or max(
+        state.runs.values(), key=lambda r: r.records, default=None
+    )
+    summary = RunSummary(
+        name=folder.name,
+        id=folder.id,
+        path=folder.path,
+        started=folder.started,
+        duration_s=records[-1].time - records[0].time if records else 0.0,
+        status="running" if live else "crashed/lost",
+        workers=0,
+        last_step=None,
+        metric=None,
+        last=None,
+        best=None,
+        higher_is_better=False,
+        records=len(records),
+        bytes=folder.size,
+    )
+    if run is not None:
+        _fill(summary, run, records, main_metric, live)
+    return summary
+
+
+def _fill(
+    summary: RunSummary,
+    run: Run,
+    records: list[Record],
+    main_metric: MainMetric,
+    live: bool,
+) -> None:
+    """Status, workers, last step and main metric of ``run`` into ``summary``."""
+    if not live and run.finished:
+        progress = run.progress()
+        summary.status = "finished" if progress is None or progress >= 1.0 else "ended early"
+    ranks = run.ranks()
+    summary.workers = len(ranks)
+    lead = run.lead
+    steps = [w.step for w in ranks if w.step is not None]
+    summary.last_step = lead.step if lead is not None and lead.step is not None else None
+    if summary.last_step is None and steps:
+        summary.last_step = max(steps)
+    chosen = main_metric(run)
+    if chosen is None:
+        return
+    name, worker = chosen
+    values = [
+        r.metrics[name]
+        for r in records
+        if r.run == run.name and r.worker == worker and name in r.metrics
+    ]
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    summary.metric = name
+    summary.higher_is_better = is_accuracy(name)
+    if values and isinstance(values[-1], (int, float)) and math.isfinite(values[-1]):
+        summary.last = float(values[-1])
+    if finite:
+        summary.best = float(max(finite) if summary.higher_is_better else min(finite))
