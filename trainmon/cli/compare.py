@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from trainmon.cli.options import CONTEXT, display_options
 from trainmon.cli.output import names as file_names
@@ -69,7 +70,7 @@ def kept_run(arg: str) -> tuple[str, list[Record]]:
     """The records of the run ``arg`` names, for ``watch --compare``: renamed "NAME
     (kept START)", a name no live run has, so it stays apart from the live one."""
     _, records = named_records(arg)
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(records[0].time))
+    when = time.strftime("%m-%d %H:%M", time.localtime(records[0].time))
     name = f"{records[0].run} (kept {when})"
     return name, [record._replace(run=name) for record in records]
 
@@ -123,7 +124,6 @@ def compare(runs: tuple[str, ...], **display: Any) -> None:
     for record in elapsed_records(records):
         twin.apply(record, record.time)
     keep_elapsed(state, twin)
-    settings = replace(settings, finished_notice="t: x in steps / seconds · r next run · q quits")
     show(ReplaySource(records, instant=True), opts, settings, False, state)
 
 
@@ -139,7 +139,7 @@ def comparison_table(state: RunState, names: Sequence[str], width: int = 100) ->
         ("best", "right"),
         (f"vs {names[0]}", "left"),
     )
-    rows: list[tuple[str, ...]] = []
+    rows: list[tuple[str | Text, ...]] = []
     for name in names:
         run = state.runs.get(name)
         if run is None or metric is None:

@@ -79,7 +79,7 @@ def _chart_panel(
     timed = twin.runs.get(run.name) if twin is not None else None
     if twin is not None and timed is not None:  # the same records, x in tenths of seconds
         lines, what = chart_lines(twin, timed, name, opts)
-        span, per_s = "x: seconds since each run's first record", TICKS_PER_S
+        span, per_s = "x in seconds since each run's start", TICKS_PER_S
     else:
         lines, what = chart_lines(state, run, name, opts)
         span, per_s = _span(series), 0
