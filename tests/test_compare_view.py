@@ -159,3 +159,14 @@ def test_comparison_table() -> None:
     assert re.search(r"a\s+loss\s+0\.01000\s+0\.01000\s+–", lines[1])
     assert re.search(r"b\s+loss\s+0\.02000\s+0\.02000\s+\+0\.01000 at step 99", lines[2])
     assert re.search(r"gone\s+–", lines[3])
+
+
+def test_zoom_and_pan_in_seconds_move_in_seconds() -> None:
+    slow = records("slow", 1.0, range(100), every=1.0)  # steps 0-99 over 100 s
+    state = state_of(slow)
+    keep_elapsed(state, state_of(elapsed_records(slow)))
+    opts = ViewOptions(run="slow", chart=True, time_axis=True, seconds=True)
+    opts = next_options(next_options(opts, Action.ZOOM_IN, state), Action.PAN_LEFT, state)
+    assert opts.window is not None
+    left, right = opts.window
+    assert right - left == (1000 - 10) / 2  # half the tenths of a second (not 99 steps)

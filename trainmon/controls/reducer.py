@@ -108,6 +108,9 @@ def _move(opts: ViewOptions, action: Action, state: RunState) -> ViewOptions:
     follows it again."""
     opts = replace(opts, chart=True)
     run = shown_run(state, opts)
+    twin = elapsed_state(state) if opts.seconds and run is not None else None
+    if twin is not None and run is not None:  # the chart's x is seconds: so is the window
+        run = twin.runs.get(run.name, run)
     extent = _extent(run, opts) if run is not None else None
     if action is Action.FOLLOW or extent is None:
         zoom = opts.zoom + (action is Action.ZOOM_IN) - (action is Action.ZOOM_OUT)
