@@ -10,12 +10,19 @@ from dataclasses import replace
 
 from rich.console import Console, RenderableType
 
+from trainmon.app import is_done
 from trainmon.cli.compare import comparison_table, elapsed_records
 from trainmon.controls.reducer import next_options
 from trainmon.keys import KEYMAP, Action
 from trainmon.state import RunState
 from trainmon.view import ViewOptions, render, shown_run, stats_panel
-from trainmon.view.compare import difference, difference_text, keep_elapsed, overlaid
+from trainmon.view.compare import (
+    difference,
+    difference_text,
+    keep_elapsed,
+    keep_past,
+    overlaid,
+)
 from trainmon.view.format import format_value
 from trainmon.view.lines import chart_lines
 from trainmon.view.theme import load_theme
@@ -130,25 +137,26 @@ def test_seconds_toggle_draws_the_twin_and_says_seconds() -> None:
     assert "100 steps" in back and " s " not in back.split("└")[1].split("\n")[0]
 
 
-def test_a_run_compared_from_disk_is_not_shown_for_being_first() -> None:
-    state = state_of(records("past (kept)", 2.0, range(100), start=NOW - 5000))
+def test_a_past_run_is_drawn_from_beside_the_state_never_shown() -> None:
+    state = RunState()
+    keep_past(state, state_of(records("past (kept)", 2.0, range(100), start=NOW - 5000)))
     opts = ViewOptions(compared=("past (kept)",), chart=True)
     state.settle(opts.run)
-    assert state.current() is not None  # the state alone would show it
-    assert shown_run(state, opts) is None
+    assert shown_run(state, opts) is None and not state.runs
+    assert not is_done(state, NOW)  # the past run has ended: not the live state's end
     assert "Waiting for records" in draw(render(state, opts, NOW))
     for record in records("live", 1.0, range(50), start=NOW - 30):
         state.apply(record, record.time)
     state.settle(opts.run)
     shown = shown_run(state, opts)
-    assert shown is not None and shown.name == "live"
+    assert shown is not None and shown.name == "live" and list(state.runs) == ["live"]
     out = draw(render(state, opts, NOW))
     assert "run live" in out and "vs past (kept) (magenta)" in out
-    # chosen with r, it is shown
-    opts = next_options(opts, Action.NEXT_RUN, state)
-    state.settle(opts.run)
-    shown = shown_run(state, opts)
-    assert shown is not None and shown.name == "past (kept)"
+    # live minus past at step 49: 1/50 - 2/50
+    assert re.search(r"vs past \(kept\)\s+-0\.02000 at step 49", out)
+    listed = draw(render(state, replace(opts, runs_list=True), NOW))
+    assert "Runs (2)" in listed and re.search(r"◆\s+past \(kept\)", listed)
+    assert re.search(r"▶\s+live", listed)
 
 
 def test_comparison_table() -> None:

@@ -19,6 +19,7 @@ from trainmon.controls.terminal import quit_on_signals
 from trainmon.escape import escaped, escaped_lines
 from trainmon.sources.export import is_printed, record_json
 from trainmon.state import RunState
+from trainmon.view.compare import keep_past
 from trainmon_client.protocol import Columns, Record
 
 __all__ = ["tail", "watch"]
@@ -78,13 +79,15 @@ def watch(
 
 
 def _compared(state: RunState, past: str | None) -> tuple[str, ...]:
-    """Load the run ``past`` names (``--compare``) into ``state`` under a name of its
-    own, before any live record: the names to draw under the live run."""
+    """Load the run ``past`` names (``--compare``) from disk, beside ``state`` rather
+    than in it (see :mod:`trainmon.view.compare`): the names to draw under the live run."""
     if past is None:
         return ()
     name, records = kept_run(past)
+    kept = RunState()
     for record in records:
-        state.apply(record, record.time)  # on its own clock: long silent, never live
+        kept.apply(record, record.time)
+    keep_past(state, kept)
     return (name,)
 
 

@@ -1,6 +1,12 @@
 """Runs drawn together: which runs are overlaid on the shown one and in what style, the
-difference of the main metric between two runs, and the seconds-aligned twin of a state
-that ``trainmon compare`` keeps for the x axis in seconds (key t)."""
+difference of the main metric between two runs; and what the view keeps beside a state
+for that: the seconds-aligned twin ``trainmon compare`` makes for the x axis in seconds
+(key t), and the past runs ``watch --compare`` loads from disk.
+
+The past runs are kept in a state of their own, not in the live one: the live state
+then holds what was received and nothing else, so a past run is never the one shown
+for being there first, never counted as received in the summary, and never makes
+``--exit-when-done`` think everything has ended before the live run has begun."""
 
 from __future__ import annotations
 
@@ -19,8 +25,10 @@ __all__ = [
     "difference_text",
     "elapsed_state",
     "keep_elapsed",
+    "keep_past",
     "overlaid",
     "overlay_colour",
+    "past_state",
 ]
 
 # The styles of the runs overlaid, in turn, and the colour each has in the dark theme
@@ -30,15 +38,20 @@ _COLOURS = ("magenta", "green", "blue", "red")
 TICKS_PER_S = 10  # the seconds twin's "steps" are tenths of a second since the first record
 
 _ELAPSED = DrawCache(16)  # state -> its twin with steps as tenths of seconds
+_PAST = DrawCache(16)  # state -> the past runs drawn under its runs
 
 
 def overlaid(state: RunState, run: Run, opts: ViewOptions) -> list[Run]:
     """The runs drawn under ``run``: the one the o key picked, then those compared,
-    each once, leaving out ``run`` itself and runs the state does not hold."""
+    each once, leaving out ``run`` itself and runs neither the state nor its past runs
+    (:func:`keep_past`) hold."""
     names = ([opts.overlay] if opts.overlay is not None else []) + list(opts.compared)
+    past = past_state(state)
     found: list[Run] = []
     for name in dict.fromkeys(names):
         other = state.runs.get(name)
+        if other is None and past is not None:
+            other = past.runs.get(name)
         if other is not None and other is not run:
             found.append(other)
     return found
@@ -119,3 +132,15 @@ def elapsed_state(state: RunState) -> RunState | None:
     """The seconds twin kept for ``state``, if any."""
     twin = _ELAPSED.get(state)
     return twin if isinstance(twin, RunState) else None
+
+
+def keep_past(state: RunState, past: RunState) -> None:
+    """Keep ``past`` (runs loaded from disk) beside ``state``: its runs can be drawn
+    under ``state``'s as if they were there (``ViewOptions.compared``)."""
+    _PAST.put(state, past)
+
+
+def past_state(state: RunState) -> RunState | None:
+    """The past runs kept beside ``state``, if any."""
+    past = _PAST.get(state)
+    return past if isinstance(past, RunState) else None

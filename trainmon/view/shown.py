@@ -14,18 +14,10 @@ def shown_run(state: RunState, opts: ViewOptions) -> Run | None:
     """The run on screen: the one asked for (``--run``, the r key) once it is known and
     until the state has it chosen, then ``RunState.current`` (the run being looked at
     stays unless it ends while another is live). Reads only: the dashboard's loops
-    keep the choice with ``RunState.settle``.
-
-    A run compared (loaded from disk to draw under the live one, ``watch --compare``) is
-    shown only when chosen: before the live run arrives, the waiting screen; after, the
-    newest other run, should the state's rule pick the past one for being first."""
+    keep the choice with ``RunState.settle``."""
     if opts.run is not None and opts.run != state.chosen and opts.run in state.runs:
         return state.runs[opts.run]
-    run = state.current()
-    if run is None or run.name not in opts.compared or run.name in (state.chosen, opts.run):
-        return run
-    others = [r for r in state.runs.values() if r.name not in opts.compared]
-    return max(others, key=lambda r: r.created) if others else None
+    return state.current()
 
 
 def main_metric(run: Run, opts: ViewOptions) -> str | None:
