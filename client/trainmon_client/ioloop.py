@@ -478,7 +478,7 @@ class IOLoop:
         elif not recorded and writer is None:
             self._not_kept("keeping runs is off (Monitor(record=False) or TRAINMON_RECORD=0)")
         elif not recorded:
-            self._not_kept("their recording stopped")
+            self._not_kept("keeping them failed, as said")
 
     def _not_kept(self, why: str) -> None:
         settings = self.settings

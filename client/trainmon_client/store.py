@@ -245,7 +245,7 @@ def choose_folder(run: str, now: float | None = None, root: str | None = None) -
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
-            if _named(path) == run:  # another rank of this job, the same second
+            if _named(path) == run and _fresh(path, now):  # another rank, the same second
                 return path, True
             continue
         _write_meta(path, run, now)
@@ -263,6 +263,19 @@ def _private_dirs(root: str) -> None:
             os.mkdir(data, 0o700)
     with contextlib.suppress(FileExistsError):
         os.mkdir(root, 0o700)
+
+
+def _fresh(path: str, now: float) -> bool:
+    """Whether a folder may be continued: no recording yet (just made), one being
+    written, or one written within :data:`CONTINUE_S`."""
+    newest = 0.0
+    with contextlib.suppress(OSError):
+        for item in os.scandir(path):
+            if item.name.endswith(SUFFIX):
+                if is_live(item.path):
+                    return True
+                newest = max(newest, item.stat(follow_symlinks=False).st_mtime)
+    return not newest or now - newest < CONTINUE_S
 
 
 def _named(path: str) -> str | None:

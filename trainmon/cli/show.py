@@ -16,7 +16,7 @@ from trainmon.escape import escaped, escaped_lines
 from trainmon.report import summary
 from trainmon.sources import RecordSource
 from trainmon.sources.endpoints import EndpointError
-from trainmon.sources.recording import FileFormatError, Recorder
+from trainmon.sources.recording import FileFormatError, KeptRecorder, Recorder
 from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
 from trainmon.view import ViewOptions
@@ -24,7 +24,11 @@ from trainmon.view.theme import ThemeError, console_for, load_theme
 from trainmon_client.endpoints import LEGACY_ENDPOINT, default_endpoint, fallback_warning
 from trainmon_client.security import Curve
 
-__all__ = ["display_settings", "show", "subscriber"]
+__all__ = ["KEEP", "display_settings", "show", "subscriber"]
+
+# ``record`` meaning "keep the runs received as runs are kept" (watch --record without
+# a file): the empty name, which names no file.
+KEEP = ""
 
 
 @contextmanager
@@ -35,9 +39,11 @@ def subscriber(
     record: str | None = None,
     curve: Curve | None = None,
     on_record_stop: Callable[[str], None] | None = None,
+    kept: list[KeptRecorder] | None = None,
 ) -> Iterator[Subscriber]:
     """A subscriber on the endpoints given (the default one when none), recording to
-    ``record`` if given; its warnings said on stderr."""
+    ``record`` if given (:data:`KEEP`: as runs are kept, the recorder then appended to
+    ``kept``); its warnings said on stderr."""
     notes: list[str] = []
     old_default: str | None = None
     if not bind and not connect:
@@ -49,6 +55,8 @@ def subscriber(
             old_default = LEGACY_ENDPOINT
     with ExitStack() as stack:
         recorder = _recorder(record, on_record_stop)
+        if isinstance(recorder, KeptRecorder) and kept is not None:
+            kept.append(recorder)
         if recorder is not None:
             stack.callback(recorder.close)
         try:
@@ -69,10 +77,14 @@ def subscriber(
         yield source
 
 
-def _recorder(record: str | None, on_stop: Callable[[str], None] | None) -> Recorder | None:
-    """A recorder appending to ``record``, if given."""
+def _recorder(
+    record: str | None, on_stop: Callable[[str], None] | None
+) -> Recorder | KeptRecorder | None:
+    """A recorder appending to ``record``, if given; keeping runs for :data:`KEEP`."""
     if record is None:
         return None
+    if record == KEEP:
+        return KeptRecorder(on_stop)
     try:
         return Recorder(record, on_stop)
     except (OSError, FileFormatError) as exc:

@@ -14,10 +14,11 @@ from trainmon.app import DONE_GRACE_S, DoneWatch, lost_workers
 from trainmon.cli.compare import kept_run
 from trainmon.cli.options import CONTEXT, curve, curve_options, display_options, endpoint_options
 from trainmon.cli.output import say
-from trainmon.cli.show import display_settings, show, subscriber
+from trainmon.cli.show import KEEP, display_settings, show, subscriber
 from trainmon.controls.terminal import quit_on_signals
 from trainmon.escape import escaped, escaped_lines
 from trainmon.sources.export import is_printed, record_json
+from trainmon.sources.recording import KeptRecorder
 from trainmon.state import RunState
 from trainmon.view.compare import keep_past
 from trainmon_client.protocol import Columns, Record
@@ -30,9 +31,13 @@ __all__ = ["tail", "watch"]
 @display_options
 @click.option(
     "--record",
-    metavar="FILE",
+    metavar="[FILE]",
     type=click.Path(dir_okay=False),
-    help="Also append everything received to FILE (see `trainmon replay`).",
+    is_flag=False,
+    flag_value=KEEP,
+    help="Also append everything received to FILE (see `trainmon replay`); without "
+    "FILE, keep each run received in the data directory, as training keeps its own "
+    "(see `trainmon runs`).",
 )
 @click.option(
     "--compare",
@@ -64,7 +69,8 @@ def watch(
     curve_keys = curve(curve_secret, curve_server, curve_allow)
     state = RunState()  # (a recording that stops says so on screen: its note)
     compared = _compared(state, past)
-    with subscriber(bind, connect, run, record, curve_keys, state.note_recording) as source:
+    kept: list[KeptRecorder] = []
+    with subscriber(bind, connect, run, record, curve_keys, state.note_recording, kept) as source:
         settings, opts, plain = display_settings(
             display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
         )
@@ -74,7 +80,9 @@ def watch(
     if record is not None:  # (after the recording is closed: its last words are in)
         if state.recording_note:
             click.echo(f"trainmon: {escaped_lines(state.recording_note)}", err=True)
-        else:
+        if kept:
+            _say_kept(kept[0])
+        elif not state.recording_note:
             say(f"recorded to {escaped(record)}")
 
 
@@ -84,11 +92,22 @@ def _compared(state: RunState, past: str | None) -> tuple[str, ...]:
     if past is None:
         return ()
     name, records = kept_run(past)
-    kept = RunState()
+    beside = RunState()
     for record in records:
-        kept.apply(record, record.time)
-    keep_past(state, kept)
+        beside.apply(record, record.time)
+    keep_past(state, beside)
     return (name,)
+
+
+def _say_kept(recorder: KeptRecorder) -> None:
+    """Where ``watch --record`` (no file) kept the runs received."""
+    folders = recorder.kept()
+    if not folders:
+        say(f"no runs received to keep in {escaped(recorder.root)}")
+        return
+    for folder in folders:
+        say(f"kept in {escaped(folder)}")
+    say("`trainmon runs` lists them; `trainmon replay RUN` shows one again")
 
 
 @click.command(context_settings=CONTEXT)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import msgpack
 
 from trainmon.escape import escaped
 from trainmon.sources import RecordSink
+from trainmon_client import store
 from trainmon_client.framing import (
     FRAME_RECORDS,
     FRAME_VALUES,
@@ -32,6 +35,7 @@ from trainmon_client.protocol import (
 
 __all__ = [
     "FileFormatError",
+    "KeptRecorder",
     "Loaded",
     "Recorder",
     "ReplaySource",
@@ -43,6 +47,7 @@ FLUSH_INTERVAL_S = 1.0
 # record of a cols item takes 10 bytes at least, its time and step).
 _WHOLE_BYTES = 640
 CLOSE_TIMEOUT_S = 2.0  # the longest close() waits for writes to end (a hung disk)
+MAX_KEPT_RUNS = 100  # runs a monitor keeps at once; the records of more are counted
 
 
 class Recorder:
@@ -72,7 +77,8 @@ class Recorder:
         if self._on_stop is not None:
             self._on_stop(line)
 
-    def write(self, payload: bytes) -> None:
+    def write(self, payload: bytes, run: str = "") -> None:
+        """Queue a received payload (of run ``run``: all go to the one file)."""
         self._writer.put(payload, 1)
 
     @property
@@ -86,6 +92,74 @@ class Recorder:
 
     def close(self) -> None:
         self._writer.close(time.monotonic() + CLOSE_TIMEOUT_S)
+
+
+class KeptRecorder:
+    """Keeps what the monitor receives as runs are kept (see :mod:`trainmon_client.store`),
+    for ``watch --record`` without a file: per run name, the folder a publisher on this
+    machine would choose, and in it a recording ``monitor-<host>_<pid>.tmr``. Each run's
+    recording is chosen, opened and written on a thread of its own (a
+    :class:`BackgroundWriter`), so a slow, full or hung disk never holds up the screen;
+    what stops a recording is said once to ``on_stop``, as :class:`Recorder` does.
+    """
+
+    def __init__(self, on_stop: Callable[[str], None] | None = None, root: str | None = None):
+        self.root = store.runs_dir() if root is None else root
+        self.stopped: str | None = None
+        self._on_stop = on_stop
+        self._writers: dict[str, BackgroundWriter] = {}
+        self._refused = 0  # payloads of runs past MAX_KEPT_RUNS
+        self._worker = f"monitor-{socket.gethostname()}_{os.getpid()}"
+
+    def _stopped(self, line: str) -> None:
+        self.stopped = self.stopped or line
+        if self._on_stop is not None:
+            self._on_stop(line)
+
+    def write(self, payload: bytes, run: str = "") -> None:
+        """Queue a received payload of run ``run`` to its run's recording."""
+        writer = self._writers.get(run)
+        if writer is None:
+            if len(self._writers) >= MAX_KEPT_RUNS:
+                self._refused += 1
+                if self._refused == 1:
+                    self._stopped(f"more than {MAX_KEPT_RUNS} runs: the others are not kept")
+                return
+            writer = BackgroundWriter(
+                self.root,
+                self._stopped,
+                opener=partial(self._open, run),
+                interval_s=FLUSH_INTERVAL_S,
+                split=frame_parts,
+            )
+            self._writers[run] = writer
+        writer.put(payload, 1)
+
+    def _open(self, run: str) -> tuple[str, int]:
+        """(On the writer's thread.) The run's folder, chosen, and its recording, open."""
+        folder, _ = store.choose_folder(run, root=self.root)
+        path = store.worker_file(folder, self._worker)
+        return path, store.open_worker_file(path)
+
+    @property
+    def frames(self) -> int:
+        return sum(writer.frames for writer in self._writers.values())
+
+    @property
+    def unrecorded(self) -> int:
+        """Messages received and not recorded."""
+        return self._refused + sum(writer.unrecorded for writer in self._writers.values())
+
+    def kept(self) -> list[str]:
+        """The run folders written to, in the order their runs came."""
+        return [os.path.dirname(writer.path) for writer in self._writers.values() if writer.opened]
+
+    def close(self) -> None:
+        """Write what is queued and close every recording, waiting CLOSE_TIMEOUT_S at
+        most in all."""
+        until = time.monotonic() + CLOSE_TIMEOUT_S
+        for writer in self._writers.values():
+            writer.close(until)
 
 
 def frame_parts(payload: bytes) -> list[bytes]:

@@ -164,23 +164,28 @@ def _fill(
     ranks = run.ranks()
     summary.workers = len(ranks)
     lead = run.lead
-    steps = [w.step for w in ranks if w.step is not None]
-    summary.last_step = lead.step if lead is not None and lead.step is not None else None
-    if summary.last_step is None and steps:
-        summary.last_step = max(steps)
+    if lead is not None and lead.step is not None:
+        summary.last_step = lead.step
+    else:
+        summary.last_step = max((w.step for w in ranks if w.step is not None), default=None)
     chosen = main_metric(run)
-    if chosen is None:
-        return
+    if chosen is not None:
+        _metric(summary, run.name, chosen, records)
+
+
+def _metric(summary: RunSummary, run: str, chosen: tuple[str, str], records: list[Record]) -> None:
+    """The main metric's last and best value, from the records of the worker it is
+    read from (every value: the state keeps only so many)."""
     name, worker = chosen
     values = [
-        r.metrics[name]
+        float(r.metrics[name])
         for r in records
-        if r.run == run.name and r.worker == worker and name in r.metrics
+        if r.run == run and r.worker == worker and isinstance(r.metrics.get(name), (int, float))
     ]
-    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    finite = [v for v in values if math.isfinite(v)]
     summary.metric = name
     summary.higher_is_better = is_accuracy(name)
-    if values and isinstance(values[-1], (int, float)) and math.isfinite(values[-1]):
-        summary.last = float(values[-1])
+    if values and math.isfinite(values[-1]):
+        summary.last = values[-1]
     if finite:
-        summary.best = float(max(finite) if summary.higher_is_better else min(finite))
+        summary.best = max(finite) if summary.higher_is_better else min(finite)

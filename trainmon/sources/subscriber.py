@@ -62,7 +62,8 @@ class Subscriber:
         bind: endpoints to listen on (workers connect to them).
         connect: endpoints to connect to (training that binds, or a relay).
         run: subscribe to this run only; None subscribes to all.
-        on_payload: called with each valid payload as received (to record it).
+        on_payload: called with each valid payload as received, and the run name it
+            is of (its topic), to record it.
         old_default: also listen here, taking nothing: a publisher that connects (an
             older client, whose default this was) is said once, in the link note.
     """
@@ -73,7 +74,7 @@ class Subscriber:
         connect: Iterable[str] = (),
         *,
         run: str | None = None,
-        on_payload: Callable[[bytes], None] | None = None,
+        on_payload: Callable[[bytes, str], None] | None = None,
         curve: Curve | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         old_default: str | None = None,
@@ -202,7 +203,7 @@ class Subscriber:
             return []  # and on to the deadline: a stream of bad messages must not keep
             # the loop from drawing, reading keys and quitting
         if items and self._on_payload is not None:
-            self._on_payload(frames[1])
+            self._on_payload(frames[1], items[0].run)  # (every item's run is the topic)
         return items
 
     def _apply(self, items: list[Record | Columns], sink: RecordSink, now: float) -> int:

@@ -1,0 +1,279 @@
+"""Kept runs found again: `trainmon runs` (statuses, last step, main metric, --json,
+--prune), runs named by name or prefix in replay, export and rm, and `watch --record`
+without a file; with real training processes logging where nobody watches and no flag
+is set (runs are kept by default), and the real `trainmon` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import (
+    free_endpoint,
+    start_cli,
+    start_publisher,
+    stop,
+    wait_for,
+    wait_listening,
+)
+from trainmon.sources.recording import load
+from trainmon_client import store
+
+# A training process: logs COUNT steps of TOTAL (loss 1/(step+1) but the last, 0.5;
+# or with --acc-only an accuracy step/TOTAL but the last, 0), on the default endpoint
+# where nobody watches; with --hold it says "logged" and waits to be killed.
+TRAIN = """
+import sys, time
+from trainmon_client import Monitor
+name, count, total, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+mon = Monitor(run=name, total_steps=total)
+for step in range(count):
+    last = step == count - 1
+    if mode == "acc":
+        mon.log(accuracy=0.0 if last else step / total, step=step)
+    else:
+        mon.log(loss=0.5 if last else 1.0 / (step + 1), step=step)
+print("logged", flush=True)
+if mode == "hold":
+    time.sleep(600)
+mon.close()
+"""
+
+
+@pytest.fixture(autouse=True)
+def _own_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test keeps its runs in a data directory of its own."""
+    where = tmp_path / "data"
+    monkeypatch.setenv("TRAINMON_DIR", str(where))
+    monkeypatch.delenv("TRAINMON_BUDGET", raising=False)
+    return where
+
+
+def train(name: str, count: int = 20, total: int = 20, mode: str = "loss") -> None:
+    """Run a training process to its end (nobody watching, no flag set)."""
+    done = subprocess.run(
+        [sys.executable, "-c", TRAIN, name, str(count), str(total), mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "logged" in done.stdout
+
+
+def trainmon(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m trainmon ARGS`` run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "trainmon", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def listed() -> list[dict[str, Any]]:
+    done = trainmon("runs", "--json")
+    assert done.returncode == 0, done.stderr
+    runs: list[dict[str, Any]] = json.loads(done.stdout)
+    return runs
+
+
+def test_runs_lists_each_status_newest_first() -> None:
+    """Finished, ended early (bye short of total_steps), running (a live process) and,
+    once that one is SIGKILLed, crashed/lost with its records up to the last flush; the
+    last step and the main metric's last and best value (lowest for a loss, highest for
+    an accuracy) as logged; the plain table when piped; summaries cached 0600."""
+    train("done-run", 20, 20)
+    train("early-run", 10, 20)
+    train("acc-run", 20, 20, "acc")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TRAIN, "killed-run", "30", "100", "hold"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
+        folder = wait_for(lambda: [r for r in store.scan() if r.name == "killed-run"])[0]
+        wait_for(lambda: _steps_on_disk(folder.path) == 30, what="30 steps on disk")
+        runs = listed()
+        assert [r["name"] for r in runs] == ["killed-run", "acc-run", "early-run", "done-run"]
+        assert runs[0]["status"] == "running"
+        refused = trainmon("rm", "killed-run")
+        assert refused.returncode != 0 and "is running: not removed" in refused.stderr
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        stop(proc)
+    runs = {r["name"]: r for r in listed()}
+    assert {name: r["status"] for name, r in runs.items()} == {
+        "killed-run": "crashed/lost",
+        "acc-run": "finished",
+        "early-run": "ended early",
+        "done-run": "finished",
+    }
+    killed, early, acc = runs["killed-run"], runs["early-run"], runs["acc-run"]
+    assert (killed["last_step"], killed["metric"], killed["last"]) == (29, "loss", 0.5)
+    assert killed["best"] == pytest.approx(1 / 29)
+    assert (early["last_step"], early["last"], early["best"]) == (9, 0.5, pytest.approx(1 / 9))
+    assert (acc["metric"], acc["higher_is_better"], acc["last"]) == ("accuracy", True, 0.0)
+    assert acc["best"] == pytest.approx(18 / 20)
+    assert all(r["workers"] == 1 for r in runs.values())
+    cache = Path(killed["path"]) / ".summary.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    table = trainmon("runs")
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:4] == ["run", "started", "duration", "status"]
+    assert "crashed/lost" in lines[1] and lines[1].startswith("killed-run")
+    assert "ended early" in lines[3] and lines[3].startswith("early-run")
+
+
+def _steps_on_disk(folder: str) -> int:
+    files = [str(path) for path in Path(folder).glob("*.tmr")]
+    return sum(1 for record in load(files).records if record.kind == "metrics")
+
+
+def test_run_named_by_name_prefix_or_path() -> None:
+    """A unique prefix names a run; an ambiguous one is an error listing the matches; an
+    unknown one lists the runs there are; an existing file wins over a run's name."""
+    train("alpha-1", 5, 5)
+    train("alpha-2", 7, 7)
+    train("beta", 9, 9)
+    by_prefix = trainmon("replay", "be", "--plain")
+    assert by_prefix.returncode == 0, by_prefix.stderr
+    assert "run beta: finished" in by_prefix.stdout
+    ambiguous = trainmon("replay", "alpha", "--plain")
+    assert ambiguous.returncode == 2
+    assert "names several runs" in ambiguous.stderr
+    assert "alpha-1" in ambiguous.stderr and "alpha-2" in ambiguous.stderr
+    assert "Traceback" not in ambiguous.stderr
+    unknown = trainmon("export", "gamma", "--format", "csv")
+    assert unknown.returncode == 2 and "no file or kept run gamma" in unknown.stderr
+    assert "beta" in unknown.stderr
+    here = Path(store.data_dir()).parent / "cwd"
+    here.mkdir()
+    (alpha,) = [r for r in store.scan() if r.name == "alpha-1"]
+    shutil.copy(alpha.files[0], here / "beta")
+    shadowed = trainmon("replay", "beta", "--plain", cwd=here)
+    assert shadowed.returncode == 0, shadowed.stderr
+    assert "run alpha-1: finished" in shadowed.stdout
+
+
+def test_replay_and_export_by_name_equal_by_file() -> None:
+    """A run logged with nobody watching and no flag is replayed and exported by name
+    just as by its file; its folder is 0700 and its recording 0600."""
+    train("by-name", 25, 25)
+    (run,) = store.scan()
+    assert stat.S_IMODE(os.stat(run.path).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(run.files[0]).st_mode) == 0o600
+    by_name = trainmon("replay", "by-name", "--plain")
+    by_file = trainmon("replay", run.files[0], "--plain")
+    by_folder = trainmon("replay", run.path, "--plain")
+    assert by_name.returncode == 0, by_name.stderr
+    assert "run by-name: finished" in by_name.stdout
+    assert by_name.stdout == by_file.stdout == by_folder.stdout
+    csv_name = trainmon("export", "by-name", "--format", "csv")
+    csv_file = trainmon("export", run.files[0], "--format", "csv")
+    assert csv_name.returncode == 0, csv_name.stderr
+    assert csv_name.stdout == csv_file.stdout
+    assert len(csv_name.stdout.splitlines()) == 1 + 25  # a header and one row a step
+
+
+def test_rm_removes_named_runs() -> None:
+    """rm removes a run by name and says so; a name two runs share is an error listing
+    them, and nothing is removed; the folder id names one of them."""
+    train("keep-me")
+    train("twice")
+    _written_hours_ago("twice", 2)  # so the same name makes another run
+    train("twice")
+    shared = trainmon("rm", "twice")
+    assert shared.returncode == 2 and shared.stderr.count("twice  ") == 2
+    assert len(store.scan()) == 3
+    newest = store.scan()[0]
+    assert newest.name == "twice"
+    removed = trainmon("rm", newest.id, "keep-me")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.count("removed ") == 2
+    assert [r.name for r in store.scan()] == ["twice"]
+
+
+def _written_hours_ago(name: str, hours: float) -> None:
+    """Make the recordings of run ``name`` look written ``hours`` ago."""
+    for run in store.scan():
+        if run.name == name:
+            for path in run.files:
+                past = os.stat(path).st_mtime - hours * 3600
+                os.utime(path, (past, past))
+
+
+def test_prune_to_a_small_budget_removes_the_oldest() -> None:
+    """runs --prune with a budget the two newest runs fit removes the oldest and says
+    so; with the default budget all fit, and it says that."""
+    for name in ("oldest", "middle", "newest"):
+        train(name, 50, 50)
+    fits = trainmon("runs", "--prune")
+    assert fits.returncode == 0 and "all 3 runs fit" in fits.stdout
+    runs = store.scan()
+    budget = runs[0].size + runs[1].size + 1
+    pruned = trainmon("runs", "--prune", TRAINMON_BUDGET=str(budget))
+    assert pruned.returncode == 0, pruned.stderr
+    assert "removed oldest" in pruned.stdout and "removed 1 run " in pruned.stdout
+    assert [r.name for r in store.scan()] == ["newest", "middle"]
+
+
+def test_empty_directory_and_limit() -> None:
+    """No runs: where runs go and how to keep one; --limit lists the newest and says
+    how many more there are."""
+    empty = trainmon("runs")
+    assert empty.returncode == 0 and "no runs kept in" in empty.stdout
+    assert "TRAINMON_RECORD=0" in empty.stdout
+    assert trainmon("runs", "--json").stdout.strip() == "[]"
+    train("one")
+    train("two")
+    limited = trainmon("runs", "--limit", "1")
+    assert limited.stdout.splitlines()[1].startswith("two")
+    assert len(limited.stdout.splitlines()) == 2
+    assert "1 older runs not listed" in limited.stderr
+
+
+def test_watch_record_without_file_keeps_the_runs_received() -> None:
+    """watch --record without a file keeps what it receives (from a publisher that does
+    not keep its own) as a run that `trainmon runs` lists and replay reads by name."""
+    endpoint = free_endpoint()
+    watch = start_cli("watch", "--bind", endpoint, "--record", "--plain", "--exit-when-done")
+    publisher = None
+    try:
+        wait_listening(endpoint)
+        publisher = start_publisher(
+            endpoint, run="remote-run", count=40, env={"TRAINMON_RECORD": "0"}
+        )
+        out, err = watch.communicate(timeout=60)
+        assert watch.returncode == 0, err
+        assert "kept in " in out and "trainmon runs" in out
+        publisher.wait(timeout=30)
+    finally:
+        stop(watch)
+        if publisher is not None:
+            stop(publisher)
+    (run,) = listed()
+    assert (run["name"], run["status"], run["last_step"]) == ("remote-run", "finished", 39)
+    (kept,) = store.scan()
+    assert [os.path.basename(path) for path in kept.files] == [
+        store.safe(f"monitor-{os.uname().nodename}_{watch.pid}", 120) + ".tmr"
+    ]
+    replayed = trainmon("replay", "remote-run", "--plain")
+    assert "run remote-run: finished" in replayed.stdout
