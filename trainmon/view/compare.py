@@ -37,6 +37,7 @@ OVERLAY_STYLES = ("tm.overlay", "tm.overlay2", "tm.overlay3", "tm.overlay4")
 _COLOURS = ("magenta", "green", "blue", "red")
 TICKS_PER_S = 10  # the seconds twin's "steps" are tenths of a second since the first record
 
+_SEARCHED = 4096  # points looked back through for a step both runs have, at most
 _ELAPSED = DrawCache(16)  # state -> its twin with steps as tenths of seconds
 _PAST = DrawCache(16)  # state -> the past runs drawn under its runs
 
@@ -86,7 +87,8 @@ def difference(run: Run, other: Run, name: str) -> tuple[float, int, int] | None
     if i < 0 or j < 0:
         i, j = 0, 0  # one run starts after the other ends: their first points
     nearest = (i, j)
-    while i >= 0 and j >= 0:  # back from the reach to the latest step both have
+    stop = max(i + j - _SEARCHED, -1)  # (a frame's worth: runs with no step in common)
+    while i >= 0 and j >= 0 and i + j > stop:  # back from the reach to a step both have
         if steps_a[i] == steps_b[j] and math.isfinite(vals_a[i] - vals_b[j]):
             nearest = (i, j)
             break
