@@ -171,3 +171,13 @@ def test_watch_compare_draws_the_kept_run_under_the_live_one(kept: Path, tmux: T
         tmux.wait_text("ENDED-42", timeout_s=10)
     finally:
         stop(pub)
+
+
+def test_watch_compare_with_an_unknown_run_is_one_clear_line(kept: Path) -> None:
+    proc = start_cli("watch", "--bind", free_endpoint(), "--compare", "nosuchrun", "--plain")
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+    assert proc.returncode == 2 and "Traceback" not in err
+    assert "no file or kept run nosuchrun" in err and "alpha" in err and "beta" in err
