@@ -61,6 +61,7 @@ def test_help_and_footers_read_as_they_did() -> None:
         ("r", "next run"),
         ("R", "list of runs, and the shown run's config"),
         ("o", "overlay another run's main metric"),
+        ("t", "x axis: steps / seconds since each run's start (compare)"),
         ("e", "save the screen as an SVG picture"),
         ("Ctrl-Z", "suspend; fg in the shell resumes"),
     )

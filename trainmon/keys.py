@@ -47,6 +47,7 @@ class Action(enum.Enum):
     NEXT_RUN = "next run"
     RUNS_LIST = "runs list"
     OVERLAY = "overlay"
+    TIME_AXIS = "time axis"
     ZOOM_IN = "zoom in"
     ZOOM_OUT = "zoom out"
     PAN_LEFT = "pan left"
@@ -130,6 +131,7 @@ KEYS: Final = (
     Key(Action.NEXT_RUN, "r", "next run", "r"),
     Key(Action.RUNS_LIST, "R", "list of runs, and the shown run's config", "R"),
     Key(Action.OVERLAY, "o", "overlay another run's main metric", "o"),
+    Key(Action.TIME_AXIS, "t", "x axis: steps / seconds since each run's start (compare)", "t"),
     Key(
         Action.EXPORT,
         "e",

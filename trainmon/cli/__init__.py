@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from trainmon.cli import demo, files, keygen, relay, runs, watch
+from trainmon.cli import compare, demo, files, keygen, relay, runs, watch
 from trainmon.cli.options import CONTEXT
 
 __all__ = ["main"]
@@ -29,6 +29,7 @@ for _command in (
     files.export,
     runs.runs,
     runs.rm,
+    compare.compare,
     demo.demo,
     relay.relay,
     keygen.keygen,

@@ -55,9 +55,7 @@ def demo(workers: int, epochs: int, bind: str, plain: bool) -> None:
     with subscriber((bind,), (), None) as source:
         endpoint = source.endpoints[0]
         run = f"demo-{uuid.uuid4().hex[:6]}"
-        procs = [
-            _start_worker(endpoint, run, rank, workers, epochs) for rank in range(workers)
-        ]
+        procs = [_start_worker(endpoint, run, rank, workers, epochs) for rank in range(workers)]
         try:
             settings = AppSettings(
                 exit_when_done=True, max_duration_s=epochs * 3.5 + 30, plain_interval_s=2.0
@@ -100,4 +98,3 @@ def _start_worker(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-

@@ -26,7 +26,6 @@ def _reachable(endpoint: str) -> str:
     return endpoint
 
 
-
 @click.command(context_settings=CONTEXT)
 @click.option(
     "--sub-bind",
@@ -82,4 +81,3 @@ def relay(
         forwarder.close()
     refused = forwarder.refused()
     click.echo("trainmon relay: stopped" + (f"; {refused} handshakes refused" if refused else ""))
-

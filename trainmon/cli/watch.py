@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from trainmon.app import DONE_GRACE_S, DoneWatch, lost_workers
+from trainmon.cli.compare import kept_run
 from trainmon.cli.options import CONTEXT, curve, curve_options, display_options, endpoint_options
 from trainmon.cli.output import say
 from trainmon.cli.show import KEEP, display_settings, show, subscriber
@@ -19,6 +20,7 @@ from trainmon.escape import escaped, escaped_lines
 from trainmon.sources.export import is_printed, record_json
 from trainmon.sources.recording import KeptRecorder
 from trainmon.state import RunState
+from trainmon.view.compare import keep_past
 from trainmon_client.protocol import Columns, Record
 
 __all__ = ["tail", "watch"]
@@ -37,6 +39,12 @@ __all__ = ["tail", "watch"]
     "FILE, keep each run received in the data directory, as training keeps its own "
     "(see `trainmon runs`).",
 )
+@click.option(
+    "--compare",
+    "past",
+    metavar="RUN",
+    help="Draw a kept run (name, prefix or recording) under the live one, from disk.",
+)
 @curve_options
 def watch(
     bind: tuple[str, ...],
@@ -44,6 +52,7 @@ def watch(
     run: str | None,
     exit_when_done: bool,
     record: str | None,
+    past: str | None,
     curve_secret: str | None,
     curve_server: str | None,
     curve_allow: str | None,
@@ -59,12 +68,14 @@ def watch(
     """
     curve_keys = curve(curve_secret, curve_server, curve_allow)
     state = RunState()  # (a recording that stops says so on screen: its note)
+    compared = _compared(state, past)
     kept: list[KeptRecorder] = []
     with subscriber(bind, connect, run, record, curve_keys, state.note_recording, kept) as source:
         settings, opts, plain = display_settings(
             display, exit_when_done, source.address, run, connecting=bool(connect and not bind)
         )
-        opts = replace(opts, warnings=tuple(source.warnings))
+        opts = replace(opts, warnings=tuple(source.warnings), compared=compared)
+        opts = replace(opts, chart=True) if compared else opts
         show(source, opts, settings, plain, state)
     if record is not None:  # (after the recording is closed: its last words are in)
         if state.recording_note:
@@ -73,6 +84,19 @@ def watch(
             _say_kept(kept[0])
         elif not state.recording_note:
             say(f"recorded to {escaped(record)}")
+
+
+def _compared(state: RunState, past: str | None) -> tuple[str, ...]:
+    """Load the run ``past`` names (``--compare``) from disk, beside ``state`` rather
+    than in it (see :mod:`trainmon.view.compare`): the names to draw under the live run."""
+    if past is None:
+        return ()
+    name, records = kept_run(past)
+    beside = RunState()
+    for record in records:
+        beside.apply(record, record.time)
+    keep_past(state, beside)
+    return (name,)
 
 
 def _say_kept(recorder: KeptRecorder) -> None:

@@ -16,6 +16,7 @@ from typing import Final
 from trainmon.keys import Action
 from trainmon.state import Run, RunState, Worker
 from trainmon.view import ViewOptions, main_metric, shown_run, shown_worker
+from trainmon.view.compare import elapsed_state
 
 __all__ = ["HANDLERS", "SMOOTHING_STEPS", "next_options", "next_smoothing"]
 
@@ -107,6 +108,9 @@ def _move(opts: ViewOptions, action: Action, state: RunState) -> ViewOptions:
     follows it again."""
     opts = replace(opts, chart=True)
     run = shown_run(state, opts)
+    twin = elapsed_state(state) if opts.seconds and run is not None else None
+    if twin is not None and run is not None:  # the chart's x is seconds: so is the window
+        run = twin.runs.get(run.name, run)
     extent = _extent(run, opts) if run is not None else None
     if action is Action.FOLLOW or extent is None:
         zoom = opts.zoom + (action is Action.ZOOM_IN) - (action is Action.ZOOM_OUT)
@@ -229,6 +233,14 @@ def _overlay(opts: ViewOptions, state: RunState, run: Run) -> ViewOptions:
     return replace(opts, chart=True, overlay=following)
 
 
+def _time_axis(opts: ViewOptions, state: RunState) -> ViewOptions:
+    """Steps or seconds on the chart's x axis, where the state has a seconds twin (kept
+    by trainmon compare); the window panned to was in the other unit: follow again."""
+    if elapsed_state(state) is None:
+        return replace(opts, notice="seconds on the x axis: in trainmon compare")
+    return replace(opts, chart=True, seconds=not opts.seconds, window=None)
+
+
 HANDLERS: Final[dict[Action, Handler]] = {
     Action.HELP: _help,
     Action.CLOSE: _close,
@@ -251,4 +263,5 @@ HANDLERS: Final[dict[Action, Handler]] = {
     Action.NEXT_RUN: _of_run(_next_run),
     Action.RUNS_LIST: _of_run(_runs_list),
     Action.OVERLAY: _of_run(_overlay),
+    Action.TIME_AXIS: _time_axis,
 }

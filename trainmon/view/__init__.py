@@ -10,7 +10,8 @@ The modules: ``options`` (ViewOptions); ``frame`` (render: the panels laid out);
 module per panel (``header``, ``progress``, ``main_panel`` with its ``lines``,
 ``grid``, ``stats``, ``workers``, ``runs``, ``waiting``, ``help``); the drawing parts
 (``chart``, ``fold``, ``sparkline``, ``table``); ``theme``; ``cache`` (what the view
-keeps between frames); ``shown`` (which run, metric and worker are on screen) and
+keeps between frames); ``compare`` (runs drawn together, and what is kept beside a state
+for them); ``shown`` (which run, metric and worker are on screen) and
 ``format`` (values as words, shared with ``trainmon.report``).
 """
 

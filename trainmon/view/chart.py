@@ -224,6 +224,7 @@ class LineChart:
         log: bool = False,
         mark_style: str = "tm.mark",
         axis_style: str = "tm.axis",
+        x_per_s: int = 0,
     ):
         self.lines = lines
         self.height = height
@@ -232,6 +233,7 @@ class LineChart:
         self.log = log
         self.mark_style = mark_style
         self.axis_style = axis_style
+        self.x_per_s = x_per_s  # x is a time in 1/x_per_s seconds, labelled "12.5 s"; 0: steps
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         height = max(self.height or options.height or 8, 3)
@@ -260,7 +262,7 @@ class LineChart:
             yield Segment("┤" if labels[row].strip() else "│", axis_style)
             yield from _row_segments(canvas, row, marked if row == height - 2 else {}, mark_style)
             yield Segment.line()
-        left, right = _step_label(x0), _step_label(x1)
+        left, right = _x_label(x0, self.x_per_s), _x_label(x1, self.x_per_s)
         gap = max(plot_width - len(left) - len(right), 1)
         yield Segment(" " * label_width + "└" + left + " " * gap + right, axis_style)
         yield Segment.line()
@@ -408,5 +410,6 @@ def _short(value: float) -> str:
     return f"{value:.1e}"
 
 
-def _step_label(x: float) -> str:
-    return f"{int(x):,}"
+def _x_label(x: float, per_s: int) -> str:
+    """A step, or with ``per_s`` a time in seconds."""
+    return f"{x / per_s:,.1f} s" if per_s else f"{int(x):,}"

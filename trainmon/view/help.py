@@ -59,7 +59,8 @@ def footer(opts: ViewOptions) -> Text:
         _keys(text, *PAUSED_FOOTER)
     elif opts.interactive:
         text.append(" ")
-        _keys(text, *FOOTER)
+        axis = ("t", "x in steps" if opts.seconds else "x in seconds") if opts.time_axis else None
+        _keys(text, *FOOTER, *([axis] if axis else []))
     else:
         text.append(" Ctrl-C quits · training is never affected by this window")
     return text

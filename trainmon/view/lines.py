@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from trainmon.state import Run, RunState, Series, Worker, worker_label
 from trainmon.view.cache import SMOOTHED, run_cache
 from trainmon.view.chart import Line, ema_extend
+from trainmon.view.compare import overlaid, overlay_colour
 from trainmon.view.fold import fold_line
 from trainmon.view.options import ViewOptions
 from trainmon.view.shown import shown_worker
@@ -167,10 +168,13 @@ def chart_lines(state: RunState, run: Run, name: str, opts: ViewOptions) -> tupl
             parts.append(f"smoothed {opts.smoothing:.2f}")
         if len(run.workers) > 1:
             parts.insert(0, worker_label(worker))
-    if opts.overlay is not None and opts.overlay != run.name:
-        other = state.runs.get(opts.overlay)
-        lead = other.lead if other is not None else None
+    legend = []
+    for index, other in enumerate(overlaid(state, run, opts)):
+        lead = other.lead
         if lead is not None and name in lead.series:
-            lines.append(series_line(lead.series[name], "tm.overlay", band=False))
-            parts.append(f"vs {opts.overlay} (magenta)")
+            style, colour = overlay_colour(index)
+            lines.append(series_line(lead.series[name], style, band=False, label=other.name))
+            legend.append(f"{other.name} ({colour})")
+    if legend:
+        parts.append("vs " + ", ".join(legend))
     return lines, " · ".join(parts)

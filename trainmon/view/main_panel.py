@@ -12,6 +12,7 @@ from rich.text import Text
 
 from trainmon.state import Run, RunState, Series, worker_label
 from trainmon.view.chart import LineChart
+from trainmon.view.compare import TICKS_PER_S, elapsed_state
 from trainmon.view.format import format_value
 from trainmon.view.lines import chart_lines, step_window
 from trainmon.view.options import ViewOptions
@@ -74,11 +75,18 @@ def _chart_panel(
         caption.append(f"  lowest {format_value(series.best)} at step {series.best_step:,}")
     if series.nonfinite:
         caption.append(f"  {series.nonfinite:,} non-finite", style="tm.bad")
-    lines, what = chart_lines(state, run, name, opts)
+    twin = elapsed_state(state) if opts.seconds else None
+    timed = twin.runs.get(run.name) if twin is not None else None
+    if twin is not None and timed is not None:  # the same records, x in tenths of seconds
+        lines, what = chart_lines(twin, timed, name, opts)
+        span, per_s = "x in seconds since each run's start", TICKS_PER_S
+    else:
+        lines, what = chart_lines(state, run, name, opts)
+        span, per_s = _span(series), 0
     x_range, where = step_window(lines, opts.zoom, opts.window)
     flags = (where, "log y" if opts.log_y else "", "5–95% y" if opts.robust else "", what)
-    title = f"{name} · {_span(series)}" + "".join(f" · {f}" for f in flags if f)
-    chart = LineChart(lines, x_range=x_range, log=opts.log_y, robust=opts.robust)
+    title = f"{name} · {span}" + "".join(f" · {f}" for f in flags if f)
+    chart = LineChart(lines, x_range=x_range, log=opts.log_y, robust=opts.robust, x_per_s=per_s)
     return Panel(_FillHeight(chart, caption), title=panel_title(title), title_align="left")
 
 

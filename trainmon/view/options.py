@@ -35,3 +35,8 @@ class ViewOptions:
     workers_mode: str = "one"  # one, band (min/mean/max over workers) or lines (key b)
     overlay: str | None = None  # a run whose main metric is drawn over this one's (key o)
     runs_list: bool = False  # the list of runs (key R)
+    # Runs drawn under the shown one, each in its own colour (trainmon compare, watch
+    # --compare); one of them is shown only when chosen (--run, the r key).
+    compared: tuple[str, ...] = ()
+    time_axis: bool = False  # the x axis can be seconds (trainmon compare): the footer says t
+    seconds: bool = False  # x axis: seconds since each run's first record (key t), not steps

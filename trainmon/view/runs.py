@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from trainmon.state import Run, RunState, worker_label
+from trainmon.view.compare import past_state
 from trainmon.view.format import format_metric
 from trainmon.view.options import ViewOptions
 from trainmon.view.shown import main_metric
@@ -28,12 +29,16 @@ def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Pa
         ("main metric", "right"),
     )
     rows: list[tuple[str | Text, ...]] = []
-    for run in sorted(state.runs.values(), key=lambda r: r.created):
+    past = past_state(state)  # runs from disk drawn under the live ones (watch --compare)
+    listed = sorted(state.runs.values(), key=lambda r: r.created)
+    listed += sorted(past.runs.values(), key=lambda r: r.created) if past is not None else []
+    for run in listed:
         status = run.status(now, opts.stall_after_s)
         name = main_metric(run, opts)
         series = run.series(name) if name else None
         lead = run.lead
-        marker = "▶" if run is shown else ("◆" if run.name == opts.overlay else "")
+        drawn = run.name == opts.overlay or run.name in opts.compared
+        marker = "▶" if run is shown else ("◆" if drawn else "")
         rows.append(
             (
                 marker,
@@ -54,7 +59,7 @@ def runs_panel(state: RunState, shown: Run, opts: ViewOptions, now: float) -> Pa
         heading.append(f"config of {shown.name} (from {worker_label(sender)})", style="tm.heading")
     return Panel(
         _RunsAndConfig(columns, rows, heading, config, shown.config_more),
-        title=f"Runs ({len(state.runs)}) · ▶ shown · ◆ overlaid · r next · o overlay · R closes",
+        title=f"Runs ({len(listed)}) · ▶ shown · ◆ overlaid · r next · o overlay · R closes",
         title_align="left",
     )
 

@@ -19,6 +19,7 @@ from trainmon.names import (
     TRAIN_ACCURACY_NAMES,
 )
 from trainmon.state import Run, RunState, worker_label
+from trainmon.view.compare import difference_text, overlaid
 from trainmon.view.format import (
     format_metric,
     format_rate,
@@ -27,7 +28,7 @@ from trainmon.view.format import (
     skipped_text,
 )
 from trainmon.view.options import ViewOptions
-from trainmon.view.shown import metric_source
+from trainmon.view.shown import main_metric, metric_source
 
 __all__ = ["stats_panel"]
 
@@ -39,6 +40,8 @@ def stats_panel(
     throughput, what was received, then every other metric of any worker."""
     grid = _Pairs()
     shown = _known_metrics(grid, run)
+    if opts is not None:
+        _differences(grid, state, run, opts)
     if opts is not None and now is not None:
         _rates(grid, run, opts, now)
     _run_counts(grid, run)
@@ -69,6 +72,19 @@ def _known_metrics(grid: _Pairs, run: Run) -> set[str | None]:
     for name in known:
         grid.add_metric(name, _metric_text(run, name))
     return {loss_name, acc_name, grad_name, *known}
+
+
+_MAX_DIFFERENCES = 4  # rows of differences at most: the other rows keep their room
+
+
+def _differences(grid: _Pairs, state: RunState, run: Run, opts: ViewOptions) -> None:
+    """A row per run overlaid: the shown run's main metric minus the overlaid run's, at
+    the latest step both have."""
+    name = main_metric(run, opts)
+    if name is None:
+        return
+    for other in overlaid(state, run, opts)[:_MAX_DIFFERENCES]:
+        grid.add_metric(f"vs {other.name}", difference_text(run, other, name))
 
 
 def _rates(grid: _Pairs, run: Run, opts: ViewOptions, now: float) -> None:

@@ -1,0 +1,180 @@
+"""Runs drawn together, rendered to a StringIO console: several overlays each in its
+own style with a legend, the difference of the main metric in the stats, the x axis
+in seconds (key t), and a run compared from disk never shown for being first."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import replace
+
+from rich.console import Console, RenderableType
+
+from trainmon.app import is_done
+from trainmon.cli.compare import comparison_table, elapsed_records
+from trainmon.controls.reducer import next_options
+from trainmon.keys import KEYMAP, Action
+from trainmon.state import RunState
+from trainmon.view import ViewOptions, render, shown_run, stats_panel
+from trainmon.view.compare import (
+    difference,
+    difference_text,
+    keep_elapsed,
+    keep_past,
+    overlaid,
+)
+from trainmon.view.format import format_value
+from trainmon.view.lines import chart_lines
+from trainmon.view.theme import load_theme
+from trainmon_client.protocol import Record
+
+NOW = 50_000.0
+
+
+def records(run: str, scale: float, steps: range, start: float = NOW - 100, every: float = 0.5):
+    """A run's records: hello, ``loss = scale / (step + 1)`` at each of ``steps``, bye."""
+    out = [Record("hello", run, f"{run}-w", 0, start, info={"host": "h", "pid": 1})]
+    for seq, step in enumerate(steps, 1):
+        t = start + seq * every
+        out.append(
+            Record("metrics", run, f"{run}-w", seq, t, step, metrics={"loss": scale / (step + 1)})
+        )
+    out.append(Record("bye", run, f"{run}-w", len(out), start + len(out) * every))
+    return out
+
+
+def state_of(*runs: list[Record]) -> RunState:
+    state = RunState()
+    for record in sorted((r for run in runs for r in run), key=lambda r: r.time):
+        state.apply(record, record.time)
+    return state
+
+
+def draw(
+    renderable: RenderableType, width: int = 120, height: int = 40, color: bool = False
+) -> str:
+    console = Console(
+        file=io.StringIO(),
+        width=width,
+        height=height,
+        force_terminal=color,
+        color_system="truecolor" if color else None,
+        theme=load_theme("dark"),
+        legacy_windows=False,
+    )
+    console.print(renderable)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(out, str)
+    return out
+
+
+def test_several_overlays_each_in_its_own_style_with_a_legend() -> None:
+    state = state_of(
+        records("a", 1.0, range(100)), records("b", 2.0, range(100)), records("c", 3.0, range(50))
+    )
+    run = state.runs["a"]
+    opts = ViewOptions(run="a", chart=True, compared=("a", "b", "c"), smoothing=0.0)
+    assert [r.name for r in overlaid(state, run, opts)] == ["b", "c"]
+    lines, what = chart_lines(state, run, "loss", opts)
+    assert [line.style for line in lines] == ["tm.line", "tm.overlay", "tm.overlay2"]
+    assert what == "vs b (magenta), c (green)"
+    # the o key's overlay comes first, each run once
+    picked = replace(opts, overlay="c")
+    assert [r.name for r in overlaid(state, run, picked)] == ["c", "b"]
+    out = draw(render(state, opts, NOW), color=True)
+    assert "vs b (magenta), c (green)" in re.sub(r"\x1b\[[0-9;]*m", "", out)
+    # the theme's colours for the three lines are all on screen: cyan, magenta, green
+    dark = load_theme("dark").styles
+    for style in ("tm.line", "tm.overlay", "tm.overlay2"):
+        colour = dark[style].color
+        assert colour is not None and colour.triplet is None  # standard colours
+    assert all(code in out for code in ("\x1b[36m", "\x1b[35m", "\x1b[32m"))
+
+
+def test_the_difference_at_the_latest_step_both_have() -> None:
+    a = state_of(records("a", 1.0, range(0, 300, 3)), records("b", 2.0, range(0, 200, 2)))
+    run, other = a.runs["a"], a.runs["b"]
+    # steps shared: multiples of 6 up to 198 → 198
+    value, step, theirs = difference(run, other, "loss") or (0.0, 0, 0)
+    assert (step, theirs) == (198, 198)
+    assert abs(value - (1.0 / 199 - 2.0 / 199)) < 1e-12
+    assert difference_text(run, other, "loss") == "-0.005025 at step 198"
+    assert difference_text(other, run, "loss") == "+0.005025 at step 198"
+    panel = stats_panel(a, run, ViewOptions(run="a", compared=("a", "b")))
+    assert re.search(r"vs b\s+-0\.005025 at step 198", draw(panel, width=60))
+    assert "vs " not in draw(stats_panel(a, run, ViewOptions(run="a")), width=60)
+
+
+def test_the_difference_where_no_step_is_shared_or_a_metric_is_missing() -> None:
+    state = state_of(records("a", 1.0, range(1, 100, 2)), records("b", 1.0, range(0, 100, 2)))
+    # no step shared: the points nearest the last step both reach (98)
+    assert difference_text(state.runs["a"], state.runs["b"], "loss") == (
+        f"+{format_value(1 / 98 - 1 / 99)} at steps 97 / 98"
+    )
+    assert difference(state.runs["a"], state.runs["b"], "accuracy") is None
+    assert difference_text(state.runs["a"], state.runs["b"], "accuracy") == "–"
+
+
+def test_seconds_toggle_draws_the_twin_and_says_seconds() -> None:
+    fast = records("fast", 1.0, range(100), every=0.1)  # 10 s
+    slow = records("slow", 1.0, range(100), every=1.0)  # 100 s
+    state = state_of(fast, slow)
+    opts = ViewOptions(run="fast", chart=True, compared=("fast", "slow"), time_axis=True)
+    assert "t x in seconds" in draw(render(state, opts, NOW))
+    no_twin = next_options(opts, KEYMAP["t"], state)
+    assert not no_twin.seconds and "in trainmon compare" in no_twin.notice
+    twin = state_of(elapsed_records(fast + slow))
+    keep_elapsed(state, twin)
+    assert twin.runs["slow"].lead is not None
+    assert twin.runs["slow"].lead.series["loss"].steps[-1] == 1000  # 100 s in tenths
+    timed = next_options(opts, Action.TIME_AXIS, state)
+    assert timed.seconds
+    out = draw(render(state, timed, NOW))
+    assert "x in seconds since each run's start" in out
+    assert re.search(r"└0\.\d s\s+.*100\.0 s", out)  # the slow run's 100 s end the axis
+    assert "t x in steps" in out
+    back = draw(render(state, next_options(timed, Action.TIME_AXIS, state), NOW))
+    assert "100 steps" in back and " s " not in back.split("└")[1].split("\n")[0]
+
+
+def test_a_past_run_is_drawn_from_beside_the_state_never_shown() -> None:
+    state = RunState()
+    keep_past(state, state_of(records("past (kept)", 2.0, range(100), start=NOW - 5000)))
+    opts = ViewOptions(compared=("past (kept)",), chart=True)
+    state.settle(opts.run)
+    assert shown_run(state, opts) is None and not state.runs
+    assert not is_done(state, NOW)  # the past run has ended: not the live state's end
+    assert "Waiting for records" in draw(render(state, opts, NOW))
+    for record in records("live", 1.0, range(50), start=NOW - 30):
+        state.apply(record, record.time)
+    state.settle(opts.run)
+    shown = shown_run(state, opts)
+    assert shown is not None and shown.name == "live" and list(state.runs) == ["live"]
+    out = draw(render(state, opts, NOW))
+    assert "run live" in out and "vs past (kept) (magenta)" in out
+    # live minus past at step 49: 1/50 - 2/50
+    assert re.search(r"vs past \(kept\)\s+-0\.02000 at step 49", out)
+    listed = draw(render(state, replace(opts, runs_list=True), NOW))
+    assert "Runs (2)" in listed and re.search(r"◆\s+past \(kept\)", listed)
+    assert re.search(r"▶\s+live", listed)
+
+
+def test_comparison_table() -> None:
+    state = state_of(records("a", 1.0, range(100)), records("b", 2.0, range(100)))
+    table = comparison_table(state, ["a", "b", "gone"], width=100)
+    lines = table.splitlines()
+    assert re.search(r"run\s+metric\s+last\s+best\s+vs a", lines[0])
+    assert re.search(r"a\s+loss\s+0\.01000\s+0\.01000\s+–", lines[1])
+    assert re.search(r"b\s+loss\s+0\.02000\s+0\.02000\s+\+0\.01000 at step 99", lines[2])
+    assert re.search(r"gone\s+–", lines[3])
+
+
+def test_zoom_and_pan_in_seconds_move_in_seconds() -> None:
+    slow = records("slow", 1.0, range(100), every=1.0)  # steps 0-99 over 100 s
+    state = state_of(slow)
+    keep_elapsed(state, state_of(elapsed_records(slow)))
+    opts = ViewOptions(run="slow", chart=True, time_axis=True, seconds=True)
+    opts = next_options(next_options(opts, Action.ZOOM_IN, state), Action.PAN_LEFT, state)
+    assert opts.window is not None
+    left, right = opts.window
+    assert right - left == (1000 - 10) / 2  # half the tenths of a second (not 99 steps)

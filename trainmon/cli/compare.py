@@ -1,0 +1,166 @@
+"""``trainmon compare``: two or more runs drawn together, and what ``watch --compare``
+loads of a past run to draw under the live one."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from trainmon.cli.options import CONTEXT, display_options
+from trainmon.cli.output import names as file_names
+from trainmon.cli.output import say
+from trainmon.cli.runs import run_files
+from trainmon.cli.show import display_settings, show
+from trainmon.escape import escaped, escaped_lines
+from trainmon.names import is_accuracy
+from trainmon.sources.recording import FileFormatError, ReplaySource, load
+from trainmon.state import Run, RunState
+from trainmon.view import ViewOptions, main_metric
+from trainmon.view.compare import TICKS_PER_S, difference_text, keep_elapsed
+from trainmon.view.format import format_metric
+from trainmon.view.table import grid_lines
+from trainmon_client.protocol import Record
+
+__all__ = ["compare", "comparison_table", "elapsed_records", "kept_run", "named_records"]
+
+
+def named_records(arg: str, taken: Sequence[str] = ()) -> tuple[str, list[Record]]:
+    """The records of the run ``arg`` names (a kept run's name, unique prefix or folder
+    id, or a recording's path), all under one run name that is not in ``taken``: the
+    label of the kept run (its name, with its start where others share it), else the
+    run name in the recording. A recording holding several runs gives its first."""
+    label, files = run_files(arg)
+    records = _load(files)
+    first = records[0].run
+    records = [record for record in records if record.run == first]
+    name = first if os.path.exists(arg) else label  # a path: the name recorded
+    base, count = name, 1
+    while name in taken:  # the same run given twice, or two recordings of one name
+        count += 1
+        name = f"{base} #{count}"
+    if name != first:
+        records = [record._replace(run=name) for record in records]
+    return name, records
+
+
+def _load(files: Sequence[str]) -> list[Record]:
+    """The records in ``files``; none, or a file unread or not a recording, is an error."""
+    try:
+        loaded = load(files)
+    except FileFormatError as exc:
+        raise click.ClickException(escaped_lines(str(exc))) from exc
+    except OSError as exc:
+        where = escaped(exc.filename) if exc.filename else file_names(files)
+        raise click.ClickException(f"cannot read {where}: {exc.strerror}") from exc
+    if not loaded.records:
+        raise click.ClickException(f"no records in {file_names(files)}")
+    return loaded.records
+
+
+def kept_run(arg: str) -> tuple[str, list[Record]]:
+    """The records of the run ``arg`` names, for ``watch --compare``: renamed "NAME
+    (kept START)", a name no live run has, so it stays apart from the live one."""
+    _, records = named_records(arg)
+    when = time.strftime("%m-%d %H:%M", time.localtime(records[0].time))
+    name = f"{records[0].run} (kept {when})"
+    return name, [record._replace(run=name) for record in records]
+
+
+def elapsed_records(records: Sequence[Record]) -> list[Record]:
+    """``records`` with each step the tenths of a second since its run's first record:
+    the same runs aligned by wall time rather than by step."""
+    starts: dict[str, float] = {}
+    for record in records:
+        starts.setdefault(record.run, record.time)
+    return [
+        record._replace(step=round((record.time - starts[record.run]) * TICKS_PER_S))
+        if record.step is not None
+        else record
+        for record in records
+    ]
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("runs", nargs=-1, required=True, metavar="RUN RUN...")
+@display_options
+def compare(runs: tuple[str, ...], **display: Any) -> None:
+    """Draw two or more runs together: the first shown, the others overlaid.
+
+    A RUN is a kept run's name, unique prefix or folder id (see `trainmon runs`), or a
+    recording file or run folder (an existing path wins). Curves are aligned by step;
+    t aligns them by seconds since each run's first record. The stats say the
+    difference of the main metric at the latest step both runs have (shown run minus
+    the other). r shows the next run, the others under it; q quits. With --plain,
+    prints a table: each run's main metric, last and best, and its difference from
+    the first run.
+    """
+    if len(runs) < 2:
+        raise click.UsageError("compare needs two runs or more (trainmon runs lists them)")
+    names: list[str] = []
+    records: list[Record] = []
+    for arg in runs:
+        name, found = named_records(arg, names)
+        names.append(name)
+        records += found
+    records.sort(key=lambda record: record.time)
+    settings, opts, plain = display_settings(display, False, "compare", names[0])
+    opts = replace(opts, compared=tuple(names), time_axis=True, chart=True, smoothing=0.0)
+    state = RunState()
+    if plain or not Console().is_terminal:
+        for record in records:
+            state.apply(record, record.time)
+        say(comparison_table(state, names, shutil.get_terminal_size().columns))
+        return
+    twin = RunState()
+    for record in elapsed_records(records):
+        twin.apply(record, record.time)
+    keep_elapsed(state, twin)
+    show(ReplaySource(records, instant=True), opts, settings, False, state)
+
+
+def comparison_table(state: RunState, names: Sequence[str], width: int = 100) -> str:
+    """Per run: the main metric (the first run's), its last and best value, and the
+    difference from the first run at the latest step both have."""
+    first = state.runs.get(names[0])
+    metric = main_metric(first, ViewOptions(interactive=False)) if first is not None else None
+    columns = (
+        ("run", "left"),
+        ("metric", "left"),
+        ("last", "right"),
+        ("best", "right"),
+        (f"vs {names[0]}", "left"),
+    )
+    rows: list[tuple[str | Text, ...]] = []
+    for name in names:
+        run = state.runs.get(name)
+        if run is None or metric is None:
+            rows.append((escaped(name), "–", "–", "–", "–"))
+            continue
+        last, best = _last_best(run, metric)
+        versus = (
+            difference_text(run, first, metric) if first is not None and run is not first else "–"
+        )
+        rows.append((escaped(name), metric, last, best, versus))
+    return "\n".join(line.plain.rstrip() for line in grid_lines(columns, rows, width))
+
+
+def _last_best(run: Run, metric: str) -> tuple[str, str]:
+    """The last value of ``metric`` and its best (highest for an accuracy, else lowest)."""
+    lead = run.lead
+    series = lead.series.get(metric) if lead is not None else None
+    if series is None:
+        return "–", "–"
+    older = series.older.columns()
+    highest = is_accuracy(metric)
+    values = [v for v in (older.highs if highest else older.lows) + series.vals if math.isfinite(v)]
+    best = (max(values) if highest else min(values)) if values else math.nan
+    return format_metric(metric, series.last), format_metric(metric, best)
