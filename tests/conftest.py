@@ -3,11 +3,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import Receiver, Tmux, free_endpoint
+from trainmon_client.store import runs_dir
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +46,10 @@ def _own_socket_dir() -> Iterator[None]:
 @pytest.fixture(autouse=True, scope="session")
 def _own_data_dir() -> Iterator[None]:
     """Runs are kept (by default) in a data directory of this test session's own: the
-    suite never touches the user's real one. Child processes inherit it."""
+    suite never touches the user's real one. Child processes inherit it. At the end,
+    the user's real directory must be as it was (in CI a change fails the session; on a
+    machine of one's own, a run of one's own may have changed it: a warning)."""
+    real = _listing(_real_runs_dir())
     where = tempfile.mkdtemp(prefix="tm-data-")
     before = {name: os.environ.get(name) for name in ("TRAINMON_DIR", "TRAINMON_RECORD")}
     os.environ["TRAINMON_DIR"] = where
@@ -57,6 +63,31 @@ def _own_data_dir() -> Iterator[None]:
             else:
                 os.environ[name] = value
         shutil.rmtree(where, ignore_errors=True)
+        added = _listing(_real_runs_dir()) - real
+        if added:
+            words = f"the tests kept runs in the user's real data directory: {sorted(added)[:5]}"
+            if os.environ.get("CI"):
+                pytest.fail(words)
+            warnings.warn(words, stacklevel=1)
+
+
+@pytest.fixture(autouse=True)
+def _data_dir_of_each_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps its runs in a directory of its own: a run name one test gives
+    never continues another test's run (the same name within an hour would)."""
+    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "trainmon-data"))
+
+
+def _real_runs_dir() -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "TRAINMON_DIR"}
+    return runs_dir(environ)
+
+
+def _listing(path: str) -> set[str]:
+    try:
+        return set(os.listdir(path))
+    except OSError:
+        return set()
 
 
 @pytest.fixture

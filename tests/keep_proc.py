@@ -21,9 +21,7 @@ parser.add_argument("--forever", action="store_true", help="log until killed")
 parser.add_argument("--fork-at", type=int, help="fork a child at this step: it logs 10 steps")
 args = parser.parse_args()
 
-mon = Monitor(
-    run=args.run, record=False if args.no_record else None, record_to=args.record_to
-)
+mon = Monitor(run=args.run, record=False if args.no_record else None, record_to=args.record_to)
 print("started", mon.worker, flush=True)
 started = time.monotonic()
 step = 0

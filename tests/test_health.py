@@ -7,8 +7,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import (
     BackgroundMonitor,
     drain_until,
@@ -22,13 +20,6 @@ from trainmon.sources.subscriber import Subscriber
 from trainmon.state import LOST_AFTER_S, RunState
 from trainmon_client import Monitor
 from trainmon_client.ioloop import _MAX_BATCH_RECORDS
-
-
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test keeps its runs apart: a Monitor of the same run name as an earlier
-    test's would continue that run, its automatic steps after the earlier ones."""
-    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "data"))
 
 
 def _worker(state: RunState):  # type: ignore[no-untyped-def]

@@ -35,13 +35,6 @@ from trainmon_client.identity import identify
 from trainmon_client.protocol import Columns, decode_payload_items, valid_name
 
 
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test keeps its runs apart: a Monitor of the same run name as an earlier
-    test's would continue that run, its automatic steps after the earlier ones."""
-    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "data"))
-
-
 @pytest.fixture
 def sub(endpoint: str) -> Iterator[BackgroundMonitor]:
     monitor = BackgroundMonitor([endpoint])

@@ -28,13 +28,6 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ne
 
 
 @pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test keeps its runs apart: a Monitor of the same run name as an earlier
-    test's would continue that run, its automatic steps after the earlier ones."""
-    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "data"))
-
-
-@pytest.fixture(autouse=True)
 def _system_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """On, as by default, whatever the environment running the tests says."""
     monkeypatch.delenv("TRAINMON_SYSTEM", raising=False)
@@ -226,8 +219,15 @@ def test_samples_are_no_training_progress() -> None:
     state.apply(hello, 100.0)
     state.apply(Record("metrics", "r", "w", 1, 100.0, step=5, metrics={"loss": 0.5}), 100.0)
     state.apply(Record("metrics", "r", "w", 2, 150.0, step=5, metrics={"sys/cpu": 80.0}), 150.0)
-    wire = columns_wire("r", "w", 3, [170.0, 171.0], [5, 5], [None, None],
-                        {"sys/cpu": [90.0, 95.0], "sys/rss_mb": [512.0, 513.0]})
+    wire = columns_wire(
+        "r",
+        "w",
+        3,
+        [170.0, 171.0],
+        [5, 5],
+        [None, None],
+        {"sys/cpu": [90.0, 95.0], "sys/rss_mb": [512.0, 513.0]},
+    )
     items = decode_items([b"r", pack_payload([wire])])
     assert isinstance(items[0], Columns)
     assert state.apply_columns(items[0], 171.0) == 2

@@ -4,7 +4,6 @@ step, the total steps from len(), and the share of step time spent waiting for d
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +19,6 @@ from trainmon_client.calls import TICK
 from trainmon_client.logs import Warnings
 from trainmon_client.numbering import Records
 from trainmon_client.tracking import DATA_WAIT, STEP_TIME
-
-
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test keeps its runs apart: a Monitor of the same run name as an earlier
-    test's would continue that run, its automatic steps after the earlier ones."""
-    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "data"))
 
 
 def _rows(records: Records, calls: list[tuple[Any, Any, dict[str, Any]]]) -> list[Any]:
