@@ -41,6 +41,10 @@ from bench_frame import frame_ms as render_ms
 
 from trainmon.view import ViewOptions
 
+# Measured as before runs were kept by default, and nothing kept in the user's data
+# directory (set TRAINMON_RECORD=1 to measure with keeping on; publishers inherit it).
+os.environ.setdefault("TRAINMON_RECORD", "0")
+
 PUBLISHER = """
 import sys, time
 from trainmon_client import Monitor

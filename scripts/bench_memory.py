@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import socket
 import subprocess
@@ -48,6 +49,10 @@ from _pty_watch import PtyWatch, summary_counts
 
 from trainmon.state import Limits, RunState
 from trainmon_client.ioloop import _MAX_BATCH_RECORDS as BATCH  # as the client sends
+
+# Measured as before runs were kept by default, and nothing kept in the user's data
+# directory (set TRAINMON_RECORD=1 to measure with keeping on; publishers inherit it).
+os.environ.setdefault("TRAINMON_RECORD", "0")
 from trainmon_client.protocol import MAX_NAME_CHARS, Columns, Record
 
 ROOT = Path(__file__).resolve().parent.parent
