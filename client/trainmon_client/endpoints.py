@@ -277,7 +277,7 @@ def nobody_watched_hint(endpoint: str, bind: bool) -> str:
             "an older trainmon watch, upgrade it (or, on a machine of your own, set "
             f"TRAINMON_ENDPOINT={LEGACY_ENDPOINT} for this script)"
         )
-    return "start `trainmon watch` first (or `trainmon watch --record FILE`)"
+    return "start `trainmon watch` first to see it live"
 
 
 def _legacy_listener() -> bool:

@@ -489,6 +489,7 @@ class IOLoop:
             nobody_watched_hint(settings.endpoint, settings.bind),
         )
 
+
 def _midway(deadline: float) -> float:
     """Halfway from now to ``deadline`` (``inf`` stays ``inf``)."""
     now = time.monotonic()
