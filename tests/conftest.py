@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,41 +42,6 @@ def _own_socket_dir() -> Iterator[None]:
         shutil.rmtree(where, ignore_errors=True)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _own_data_dir() -> Iterator[None]:
-    """Runs are kept (by default) in a data directory of this test session's own: the
-    suite never touches the user's real one. Child processes inherit it. At the end,
-    the user's real directory must be as it was (in CI a change fails the session; on a
-    machine of one's own, a run of one's own may have changed it: a warning)."""
-    real = _listing(_real_runs_dir())
-    where = tempfile.mkdtemp(prefix="tm-data-")
-    before = {name: os.environ.get(name) for name in ("TRAINMON_DIR", "TRAINMON_RECORD")}
-    os.environ["TRAINMON_DIR"] = where
-    os.environ.pop("TRAINMON_RECORD", None)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        shutil.rmtree(where, ignore_errors=True)
-        added = _listing(_real_runs_dir()) - real
-        if added:
-            words = f"the tests kept runs in the user's real data directory: {sorted(added)[:5]}"
-            if os.environ.get("CI"):
-                pytest.fail(words)
-            warnings.warn(words, stacklevel=1)
-
-
-@pytest.fixture(autouse=True)
-def _data_dir_of_each_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test keeps its runs in a directory of its own: a run name one test gives
-    never continues another test's run (the same name within an hour would)."""
-    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "trainmon-data"))
-
-
 def _real_runs_dir() -> str:
     environ = {k: v for k, v in os.environ.items() if k != "TRAINMON_DIR"}
     return runs_dir(environ)
@@ -88,6 +52,33 @@ def _listing(path: str) -> set[str]:
         return set(os.listdir(path))
     except OSError:
         return set()
+
+
+# Runs are kept (by default) in a data directory of this test session's own, set here,
+# before any test module is collected (one that copies os.environ at import gets it too),
+# and inherited by child processes: the suite never touches the user's real one.
+_REAL_RUNS = _listing(_real_runs_dir())
+_SESSION_DATA = tempfile.mkdtemp(prefix="tm-data-")
+os.environ["TRAINMON_DIR"] = _SESSION_DATA
+os.environ.pop("TRAINMON_RECORD", None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_data_dir() -> Iterator[None]:
+    """At the end: the session's data directory removed, and the user's real one as it
+    was (a run of one's own, kept while the tests ran, fails this check too)."""
+    yield
+    shutil.rmtree(_SESSION_DATA, ignore_errors=True)
+    added = _listing(_real_runs_dir()) - _REAL_RUNS
+    if added:
+        pytest.fail(f"the tests kept runs in the user's real data directory: {sorted(added)[:5]}")
+
+
+@pytest.fixture(autouse=True)
+def _data_dir_of_each_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps its runs in a directory of its own: a run name one test gives
+    never continues another test's run (the same name within an hour would)."""
+    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "trainmon-data"))
 
 
 @pytest.fixture

@@ -28,14 +28,18 @@ needs_keras = pytest.mark.skipif(
     bool(MISSING) and not os.environ.get("CI"),
     reason=f"needs {' and '.join(MISSING)}: pip install -c tests/constraints.txt keras torch",
 )
-ENV = dict(os.environ, KERAS_BACKEND="torch", OMP_NUM_THREADS="1")
+
+
+def _env() -> dict[str, str]:
+    """The environment now (with the test's own TRAINMON_DIR), Keras on torch."""
+    return dict(os.environ, KERAS_BACKEND="torch", OMP_NUM_THREADS="1")
 
 
 def _train(endpoint: str, out: Path, *args: str) -> dict[str, Any]:
     """Run tests/keras_proc.py to its end; what Keras logged, as it wrote it."""
     job = subprocess.Popen(
         [sys.executable, str(KERAS_PROC), endpoint, str(out), *args],
-        env=ENV,
+        env=_env(),
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
