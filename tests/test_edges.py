@@ -220,11 +220,18 @@ def test_watch_record_says_where_it_recorded_safely(tmp_path: Path) -> None:
 # --- numbers that are not numbers -----------------------------------------------------
 
 
+def _commands() -> dict[str, click.Command]:
+    """Every command of ``trainmon``, as the group gives them (imported when asked for)."""
+    ctx = click.Context(main)
+    found = {name: main.get_command(ctx, name) for name in main.list_commands(ctx)}
+    return {name: command for name, command in found.items() if command is not None}
+
+
 def _float_options() -> list[tuple[str, str]]:
     """Every number option of every command: (command, option)."""
     return [
         (name, param.opts[0])
-        for name, command in sorted(main.commands.items())
+        for name, command in sorted(_commands().items())
         for param in command.params
         if isinstance(param.type, click.types.FloatParamType)
     ]
@@ -235,7 +242,7 @@ def test_every_float_option_is_finite() -> None:
     options = _float_options()
     assert ("watch", "--stall-after") in options and ("replay", "--speed") in options
     for name, option in options:
-        (param,) = [p for p in main.commands[name].params if p.opts[0] == option]
+        (param,) = [p for p in _commands()[name].params if p.opts[0] == option]
         assert isinstance(param.type, _Finite), (name, option)
 
 
@@ -245,7 +252,7 @@ def test_number_options_refuse_what_is_not_a_number(command: str, option: str, v
     """nan, infinities (1e999 is one) and negative numbers are refused, naming the
     option (parsed only: a command that took them would run)."""
     with pytest.raises(click.BadParameter) as caught:
-        main.commands[command].make_context(command, [f"{option}={value}"])
+        _commands()[command].make_context(command, [f"{option}={value}"])
     assert caught.value.param is not None and caught.value.param.opts[0] == option
 
 
