@@ -11,7 +11,7 @@ from dataclasses import replace
 from rich.console import Console, RenderableType
 
 from trainmon.app import is_done
-from trainmon.cli.compare import comparison_table, elapsed_records
+from trainmon.cli.compare import comparison_table, elapsed_records, exact_points
 from trainmon.controls.reducer import next_options
 from trainmon.keys import KEYMAP, Action
 from trainmon.state import RunState
@@ -20,6 +20,7 @@ from trainmon.view.compare import (
     difference,
     difference_text,
     keep_elapsed,
+    keep_exact,
     keep_past,
     overlaid,
 )
@@ -178,3 +179,31 @@ def test_zoom_and_pan_in_seconds_move_in_seconds() -> None:
     assert opts.window is not None
     left, right = opts.window
     assert right - left == (1000 - 10) / 2  # half the tenths of a second (not 99 steps)
+
+
+def test_the_difference_of_long_runs_is_at_the_step_itself() -> None:
+    """A run longer than the window (10,000 points) keeps its older points in buckets,
+    one point every 64 or 1,024 steps: the points kept beside the state (a run read
+    from disk) give the latest step both runs have, 1,199, not a bucket's last step."""
+    for length in (20_000, 100_000):
+        long, short = records("long", 1.0, range(length)), records("short", 2.0, range(1200))
+        state = state_of(long, short)
+        run, other = state.runs["short"], state.runs["long"]
+        assert other.lead is not None and len(other.lead.series["loss"].steps) < length
+        keep_exact(state, exact_points(long + short))
+        value, step, theirs = difference(run, other, "loss", state) or (0.0, 0, 0)
+        assert (step, theirs) == (1199, 1199), length
+        assert abs(value - (2.0 / 1200 - 1.0 / 1200)) < 1e-12
+        assert difference_text(other, run, "loss", state).endswith(" at step 1,199")
+        # the stats and compare's table say the same
+        opts = ViewOptions(run="short", compared=("short", "long"))
+        assert "at step 1,199" in draw(stats_panel(state, run, opts), width=80)
+        assert "at step 1,199" in comparison_table(state, ["long", "short"])
+    # a past run beside a live one (watch --compare): its points are kept beside it
+    live = state_of(records("live", 2.0, range(1200)))
+    past = state_of(long)
+    keep_exact(past, exact_points(long))
+    keep_past(live, past)
+    assert difference_text(live.runs["live"], past.runs["long"], "loss", live).endswith(
+        " at step 1,199"
+    )
