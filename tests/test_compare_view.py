@@ -153,8 +153,8 @@ def test_a_past_run_is_drawn_from_beside_the_state_never_shown() -> None:
     assert shown is not None and shown.name == "live" and list(state.runs) == ["live"]
     out = draw(render(state, opts, NOW))
     assert "run live" in out and "vs past (kept) (magenta)" in out
-    # live minus past at step 49: 1/50 - 2/50
-    assert re.search(r"vs past \(kept\)\s+-0\.02000 at step 49", out)
+    # live minus past at step 49: 1/50 - 2/50 (the label cut to the others' width)
+    assert re.search(r"vs past \(…\s+-0\.02000 at step 49", out)
     listed = draw(render(state, replace(opts, runs_list=True), NOW))
     assert "Runs (2)" in listed and re.search(r"◆\s+past \(kept\)", listed)
     assert re.search(r"▶\s+live", listed)
@@ -207,3 +207,23 @@ def test_the_difference_of_long_runs_is_at_the_step_itself() -> None:
     assert difference_text(live.runs["live"], past.runs["long"], "loss", live).endswith(
         " at step 1,199"
     )
+
+
+def test_a_long_run_name_is_cut_in_the_stats_not_the_values_moved() -> None:
+    """``vs lr-0.01 (kept 12-06 19:33)`` is cut to the other labels' width: every value
+    stays in the column it has without the difference row; the legend names it whole."""
+    past = "lr-0.01 (kept 12-06 19:33)"
+    state = state_of(records("a", 1.0, range(100)), records(past, 2.0, range(100)))
+    run = state.runs["a"]
+    alone = draw(stats_panel(state, run, ViewOptions(run="a")), width=60)
+    opts = ViewOptions(run="a", compared=("a", past), chart=True)
+    both = draw(stats_panel(state, run, opts), width=60)
+
+    def column(out: str, label: str, value: str) -> int:
+        line = next(line for line in out.splitlines() if line.startswith(f"│ {label}"))
+        return line.index(value, len(label) + 2)
+
+    for label, value in (("loss", "0.01000"), ("records", "102"), ("rejected", "0")):
+        assert column(both, label, value) == column(alone, label, value), both
+    assert column(both, "vs lr-0.0…", "-0.01000 at step 99") == column(alone, "loss", "0.01")
+    assert f"vs {past} (magenta)" in draw(render(state, opts, NOW), width=160)
