@@ -160,8 +160,9 @@ def test_watch_compare_draws_the_kept_run_under_the_live_one(kept: Path, tmux: T
             timeout_s=15,
         )
         assert "· vs beta (kept" in screen  # the chart's legend (cut by the chart's width)
-        # the stats: live (1/(step+1)) minus beta (2/(step+1)) at beta's last step
-        assert re.search(r"vs beta \(kept.*-0\.005000 at step 199", screen)
+        # the stats: live (1/(step+1)) minus beta (2/(step+1)) at beta's last step, the
+        # label cut to the others' width (the legend names the run whole)
+        assert re.search(r"│ vs beta \(…\s-0\.005000 at step 199", screen)
         coloured = tmux._tmux("capture-pane", "-p", "-e", "-t", "t")
         assert "\x1b[35m" in coloured  # the kept run's curve, magenta
         tmux.keys("R")
