@@ -227,3 +227,33 @@ def test_a_long_run_name_is_cut_in_the_stats_not_the_values_moved() -> None:
         assert column(both, label, value) == column(alone, label, value), both
     assert column(both, "vs lr-0.0…", "-0.01000 at step 99") == column(alone, "loss", "0.01")
     assert f"vs {past} (magenta)" in draw(render(state, opts, NOW), width=160)
+
+
+def test_an_accuracy_difference_is_in_percentage_points() -> None:
+    """Accuracy is shown in percent, so its difference is in percentage points, whether
+    it was logged as a fraction or in percent; a loss's stays a number."""
+
+    def run(name: str, accuracy: float) -> list[Record]:
+        out = records(name, 1.0, range(10))
+        return [
+            r._replace(metrics={**r.metrics, "accuracy": accuracy}) if r.metrics else r for r in out
+        ]
+
+    fractions = state_of(run("a", 0.8), run("b", 0.753125))
+    a, b = fractions.runs["a"], fractions.runs["b"]
+    assert difference_text(a, b, "accuracy") == "+4.69 pp at step 9"
+    assert difference_text(b, a, "accuracy") == "-4.69 pp at step 9"
+    assert difference_text(a, b, "loss") == "0 at step 9"
+    percents = state_of(run("a", 80.0), run("b", 75.3125))
+    assert difference_text(percents.runs["a"], percents.runs["b"], "accuracy") == (
+        "+4.69 pp at step 9"
+    )
+    only = [
+        [
+            r._replace(metrics={"val_acc": r.metrics["accuracy"]}) if r.metrics else r
+            for r in run(name, value)
+        ]
+        for name, value in (("a", 0.5), ("b", 0.25))
+    ]
+    table = comparison_table(state_of(*only), ["a", "b"])
+    assert re.search(r"b\s+val_acc\s+25\.00%\s+25\.00%\s+-25\.00 pp at step 9", table)

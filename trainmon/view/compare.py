@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from trainmon.state import Run, RunState
 from trainmon.view.cache import DrawCache
-from trainmon.view.format import format_value
+from trainmon.view.format import format_difference
 from trainmon.view.options import ViewOptions
 from trainmon.view.shown import metric_source
 
@@ -101,6 +101,17 @@ def difference(
     A run's points older than its window are only in buckets (a step every few
     dozen or thousand): the points kept beside ``state`` or its past runs
     (:func:`keep_exact`, a run read from disk) give the step itself."""
+    found = _compared(run, other, name, state)
+    if found is None:
+        return None
+    mine, theirs, step, their_step = found
+    return mine - theirs, step, their_step
+
+
+def _compared(
+    run: Run, other: Run, name: str, state: RunState | None
+) -> tuple[float, float, int, int] | None:
+    """The two values :func:`difference` takes apart, and their steps."""
     states = [] if state is None else [state]
     past = past_state(state) if state is not None else None
     if past is not None:
@@ -124,8 +135,9 @@ def difference(
         else:
             j -= 1
     i, j = nearest
-    value = vals_a[i] - vals_b[j]
-    return (value, steps_a[i], steps_b[j]) if math.isfinite(value) else None
+    if not math.isfinite(vals_a[i] - vals_b[j]):
+        return None
+    return vals_a[i], vals_b[j], steps_a[i], steps_b[j]
 
 
 def _at_or_before(steps: Sequence[int], step: int) -> int:
@@ -141,14 +153,15 @@ def _at_or_before(steps: Sequence[int], step: int) -> int:
 
 
 def difference_text(run: Run, other: Run, name: str, state: RunState | None = None) -> str:
-    """The difference in words: ``-0.042 at step 1,200`` (shown run minus ``other``)."""
-    found = difference(run, other, name, state)
+    """The difference in words: ``-0.042 at step 1,200`` (shown run minus ``other``);
+    an accuracy's in percentage points, as accuracies are shown in percent:
+    ``+4.69 pp at step 1,200``."""
+    found = _compared(run, other, name, state)
     if found is None:
         return "–"
-    value, step, theirs = found
-    sign = "+" if value > 0 else ""
-    where = f"step {step:,}" if step == theirs else f"steps {step:,} / {theirs:,}"
-    return f"{sign}{format_value(value)} at {where}"
+    mine, theirs, step, their_step = found
+    where = f"step {step:,}" if step == their_step else f"steps {step:,} / {their_step:,}"
+    return f"{format_difference(name, mine, theirs)} at {where}"
 
 
 def keep_elapsed(state: RunState, twin: RunState) -> None:
