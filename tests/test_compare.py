@@ -182,3 +182,17 @@ def test_watch_compare_with_an_unknown_run_is_one_clear_line(kept: Path) -> None
         stop(proc)
     assert proc.returncode == 2 and "Traceback" not in err
     assert "no file or kept run nosuchrun" in err and "alpha" in err and "beta" in err
+
+
+def test_compare_help_says_what_plain_does() -> None:
+    """compare --plain prints a table once: its help says so, not the status lines the
+    other commands' --plain print, and the status lines' interval is not listed."""
+    proc = start_cli("compare", "--help")
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    said = " ".join(out.split())
+    assert "--plain No dashboard: print a table (each run's main metric" in said
+    assert "status lines" not in said and "--plain-interval" not in said

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import replace
+from pathlib import Path
 
 from rich.console import Console, RenderableType
 
@@ -257,3 +258,17 @@ def test_an_accuracy_difference_is_in_percentage_points() -> None:
     ]
     table = comparison_table(state_of(*only), ["a", "b"])
     assert re.search(r"b\s+val_acc\s+25\.00%\s+25\.00%\s+-25\.00 pp at step 9", table)
+
+
+def test_the_docs_say_t_is_compares_and_how_the_steps_are_taken() -> None:
+    """docs/compare.md: t works in trainmon compare only (watch --compare answers with
+    the notice the docs quote), and the difference takes the points at or before the
+    last step both reach (the example given is the one the code says)."""
+    docs = " ".join((Path(__file__).parent.parent / "docs" / "compare.md").read_text().split())
+    state = state_of(records("a", 1.0, range(10)))
+    notice = next_options(ViewOptions(run="a"), Action.TIME_AXIS, state).notice
+    assert f"`{notice}`" in docs and "All of watch's keys work" not in docs
+    assert "at the last point of each at or before the last step both reach" in docs
+    even_odd = state_of(records("a", 1.0, range(0, 1201, 2)), records("b", 2.0, range(1, 1200, 2)))
+    said = difference_text(even_odd.runs["a"], even_odd.runs["b"], "loss").split(" at ")[1]
+    assert f"`at {said}`" in docs

@@ -164,6 +164,22 @@ def compare(runs: tuple[str, ...], **display: Any) -> None:
     show(ReplaySource(records, instant=True), opts, settings, False, state)
 
 
+def _compare_help(command: click.Command) -> None:
+    """compare prints a table once where watch and replay print status lines: --plain
+    says so, and --plain-interval (the seconds between status lines) is not listed."""
+    for param in command.params:
+        if param.name == "plain" and isinstance(param, click.Option):
+            param.help = (
+                "No dashboard: print a table (each run's main metric, last and best, and "
+                "its difference from the first run) and exit; automatic without a terminal."
+            )
+        elif param.name == "plain_interval" and isinstance(param, click.Option):
+            param.hidden = True
+
+
+_compare_help(compare)
+
+
 def comparison_table(state: RunState, names: Sequence[str], width: int = 100) -> str:
     """Per run: the main metric (the first run's), its last and best value, and the
     difference from the first run at the latest step both have."""
