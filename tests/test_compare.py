@@ -64,6 +64,9 @@ def test_compare_draws_both_runs_and_their_difference(kept: Path, tmux: Tmux) ->
     chart = "\n".join(line for line in coloured.splitlines() if "┤" in line or "│" in line)
     assert "\x1b[36m" in chart and "\x1b[35m" in chart  # both curves: cyan and magenta
     assert "t x in seconds" in screen
+    # runs that ended: a worker's last seen counts from its own run's end, not "ago"
+    # from beta's (which trained after alpha)
+    assert "at the end" in screen and " ago" not in screen
     tmux.keys("t")
     screen = tmux.wait_text("x in seconds since each run's start")
     assert re.search(r"└0\.0 s\s+\d+\.\d s", screen)

@@ -5,6 +5,7 @@ in seconds (key t), and a run compared from disk never shown for being first."""
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from trainmon.cli.compare import comparison_table, elapsed_records, exact_points
 from trainmon.controls.reducer import next_options
 from trainmon.keys import KEYMAP, Action
 from trainmon.state import RunState
+from trainmon.state.alerts import AlertWatch
 from trainmon.view import ViewOptions, render, shown_run, stats_panel
 from trainmon.view.compare import (
     difference,
@@ -272,3 +274,23 @@ def test_the_docs_say_t_is_compares_and_how_the_steps_are_taken() -> None:
     even_odd = state_of(records("a", 1.0, range(0, 1201, 2)), records("b", 2.0, range(1, 1200, 2)))
     said = difference_text(even_odd.runs["a"], even_odd.runs["b"], "loss").split(" at ")[1]
     assert f"`at {said}`" in docs
+
+
+def test_runs_that_ended_are_told_from_their_end_not_ago() -> None:
+    """trainmon compare draws runs that ended: its alerts were all raised as they were
+    read (no "ago"), and a worker's last seen counts from its run's end, not from the
+    newest run's last record."""
+    short = records("short", 1.0, range(50))  # ends 25 s before the long one
+    short[10] = short[10]._replace(metrics={"loss": math.nan})
+    state = state_of(short, records("long", 1.0, range(100)))
+    end = max(w.last_seen for run in state.runs.values() for w in run.workers.values())
+    AlertWatch().check(state, end, 60.0)
+    assert any(alert.run == "short" for alert in state.alerts)
+    opts = ViewOptions(run="short", compared=("short", "long"), chart=True)
+    live = draw(render(state, opts, end), height=60)
+    assert "(00:00 ago)" in live and re.search(r"2\d\.\ds ago", live)  # what was said
+    ended = draw(render(state, replace(opts, ended=True), end), height=60)
+    assert "NaN" in ended and " ago" not in ended, ended
+    assert re.search(r"│\s+–\s+h\s+1\s+49\s+at the end\s+–", ended)  # not 25.5s ago
+    assert re.search(r"elapsed 00:2[56]", ended)  # the short run's own length
+

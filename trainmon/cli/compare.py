@@ -149,7 +149,9 @@ def compare(runs: tuple[str, ...], **display: Any) -> None:
         records += found
     records.sort(key=lambda record: record.time)
     settings, opts, plain = display_settings(display, False, "compare", names[0])
-    opts = replace(opts, compared=tuple(names), time_axis=True, chart=True, smoothing=0.0)
+    opts = replace(
+        opts, compared=tuple(names), time_axis=True, chart=True, smoothing=0.0, ended=True
+    )
     state = RunState()
     keep_exact(state, exact_points(records))
     if plain or not Console().is_terminal:
