@@ -199,3 +199,29 @@ def test_compare_help_says_what_plain_does() -> None:
     said = " ".join(out.split())
     assert "--plain No dashboard: print a table (each run's main metric" in said
     assert "status lines" not in said and "--plain-interval" not in said
+
+
+def test_compare_a_long_run_at_the_latest_step_both_have(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of 20,000 steps (its first 10,000 only in buckets on the dashboard) against
+    one of 1,200: the difference is at step 1,199, read from the records on disk."""
+    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "data"))
+    fast = TRAIN.replace("time.sleep(0.001)", "time.sleep(0.001) if step % 500 == 0 else None")
+    for name, scale, count in (("long", 1.0, 20_000), ("short", 2.0, 1_200)):
+        done = subprocess.run(
+            [sys.executable, "-c", fast, free_endpoint(), name, str(scale), str(count)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+    proc = start_cli("compare", "short", "long", "--plain")
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    # short - long at step 1,199: 2/1200 - 1/1200
+    assert re.search(r"long\s+loss\s+5\.000e-05\s+5\.000e-05\s+-8\.333e-04 at step 1,199", out), out
