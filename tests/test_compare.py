@@ -64,6 +64,9 @@ def test_compare_draws_both_runs_and_their_difference(kept: Path, tmux: Tmux) ->
     chart = "\n".join(line for line in coloured.splitlines() if "┤" in line or "│" in line)
     assert "\x1b[36m" in chart and "\x1b[35m" in chart  # both curves: cyan and magenta
     assert "t x in seconds" in screen
+    # runs that ended: a worker's last seen counts from its own run's end, not "ago"
+    # from beta's (which trained after alpha)
+    assert "at the end" in screen and " ago" not in screen
     tmux.keys("t")
     screen = tmux.wait_text("x in seconds since each run's start")
     assert re.search(r"└0\.0 s\s+\d+\.\d s", screen)
@@ -160,8 +163,9 @@ def test_watch_compare_draws_the_kept_run_under_the_live_one(kept: Path, tmux: T
             timeout_s=15,
         )
         assert "· vs beta (kept" in screen  # the chart's legend (cut by the chart's width)
-        # the stats: live (1/(step+1)) minus beta (2/(step+1)) at beta's last step
-        assert re.search(r"vs beta \(kept.*-0\.005000 at step 199", screen)
+        # the stats: live (1/(step+1)) minus beta (2/(step+1)) at beta's last step, the
+        # label cut to the others' width (the legend names the run whole)
+        assert re.search(r"│ vs beta \(…\s-0\.005000 at step 199", screen)
         coloured = tmux._tmux("capture-pane", "-p", "-e", "-t", "t")
         assert "\x1b[35m" in coloured  # the kept run's curve, magenta
         tmux.keys("R")
@@ -181,3 +185,43 @@ def test_watch_compare_with_an_unknown_run_is_one_clear_line(kept: Path) -> None
         stop(proc)
     assert proc.returncode == 2 and "Traceback" not in err
     assert "no file or kept run nosuchrun" in err and "alpha" in err and "beta" in err
+
+
+def test_compare_help_says_what_plain_does() -> None:
+    """compare --plain prints a table once: its help says so, not the status lines the
+    other commands' --plain print, and the status lines' interval is not listed."""
+    proc = start_cli("compare", "--help")
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    said = " ".join(out.split())
+    assert "--plain No dashboard: print a table (each run's main metric" in said
+    assert "status lines" not in said and "--plain-interval" not in said
+
+
+def test_compare_a_long_run_at_the_latest_step_both_have(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of 20,000 steps (its first 10,000 only in buckets on the dashboard) against
+    one of 1,200: the difference is at step 1,199, read from the records on disk."""
+    monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "data"))
+    fast = TRAIN.replace("time.sleep(0.001)", "time.sleep(0.001) if step % 500 == 0 else None")
+    for name, scale, count in (("long", 1.0, 20_000), ("short", 2.0, 1_200)):
+        done = subprocess.run(
+            [sys.executable, "-c", fast, free_endpoint(), name, str(scale), str(count)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+    proc = start_cli("compare", "short", "long", "--plain")
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    # short - long at step 1,199: 2/1200 - 1/1200
+    assert re.search(r"long\s+loss\s+5\.000e-05\s+5\.000e-05\s+-8\.333e-04 at step 1,199", out), out

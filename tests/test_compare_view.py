@@ -5,21 +5,25 @@ in seconds (key t), and a run compared from disk never shown for being first."""
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import replace
+from pathlib import Path
 
 from rich.console import Console, RenderableType
 
 from trainmon.app import is_done
-from trainmon.cli.compare import comparison_table, elapsed_records
+from trainmon.cli.compare import comparison_table, elapsed_records, exact_points
 from trainmon.controls.reducer import next_options
 from trainmon.keys import KEYMAP, Action
 from trainmon.state import RunState
+from trainmon.state.alerts import AlertWatch
 from trainmon.view import ViewOptions, render, shown_run, stats_panel
 from trainmon.view.compare import (
     difference,
     difference_text,
     keep_elapsed,
+    keep_exact,
     keep_past,
     overlaid,
 )
@@ -152,8 +156,8 @@ def test_a_past_run_is_drawn_from_beside_the_state_never_shown() -> None:
     assert shown is not None and shown.name == "live" and list(state.runs) == ["live"]
     out = draw(render(state, opts, NOW))
     assert "run live" in out and "vs past (kept) (magenta)" in out
-    # live minus past at step 49: 1/50 - 2/50
-    assert re.search(r"vs past \(kept\)\s+-0\.02000 at step 49", out)
+    # live minus past at step 49: 1/50 - 2/50 (the label cut to the others' width)
+    assert re.search(r"vs past \(…\s+-0\.02000 at step 49", out)
     listed = draw(render(state, replace(opts, runs_list=True), NOW))
     assert "Runs (2)" in listed and re.search(r"◆\s+past \(kept\)", listed)
     assert re.search(r"▶\s+live", listed)
@@ -178,3 +182,115 @@ def test_zoom_and_pan_in_seconds_move_in_seconds() -> None:
     assert opts.window is not None
     left, right = opts.window
     assert right - left == (1000 - 10) / 2  # half the tenths of a second (not 99 steps)
+
+
+def test_the_difference_of_long_runs_is_at_the_step_itself() -> None:
+    """A run longer than the window (10,000 points) keeps its older points in buckets,
+    one point every 64 or 1,024 steps: the points kept beside the state (a run read
+    from disk) give the latest step both runs have, 1,199, not a bucket's last step."""
+    for length in (20_000, 100_000):
+        long, short = records("long", 1.0, range(length)), records("short", 2.0, range(1200))
+        state = state_of(long, short)
+        run, other = state.runs["short"], state.runs["long"]
+        assert other.lead is not None and len(other.lead.series["loss"].steps) < length
+        keep_exact(state, exact_points(long + short))
+        value, step, theirs = difference(run, other, "loss", state) or (0.0, 0, 0)
+        assert (step, theirs) == (1199, 1199), length
+        assert abs(value - (2.0 / 1200 - 1.0 / 1200)) < 1e-12
+        assert difference_text(other, run, "loss", state).endswith(" at step 1,199")
+        # the stats and compare's table say the same
+        opts = ViewOptions(run="short", compared=("short", "long"))
+        assert "at step 1,199" in draw(stats_panel(state, run, opts), width=80)
+        assert "at step 1,199" in comparison_table(state, ["long", "short"])
+    # a past run beside a live one (watch --compare): its points are kept beside it
+    live = state_of(records("live", 2.0, range(1200)))
+    past = state_of(long)
+    keep_exact(past, exact_points(long))
+    keep_past(live, past)
+    assert difference_text(live.runs["live"], past.runs["long"], "loss", live).endswith(
+        " at step 1,199"
+    )
+
+
+def test_a_long_run_name_is_cut_in_the_stats_not_the_values_moved() -> None:
+    """``vs lr-0.01 (kept 12-06 19:33)`` is cut to the other labels' width: every value
+    stays in the column it has without the difference row; the legend names it whole."""
+    past = "lr-0.01 (kept 12-06 19:33)"
+    state = state_of(records("a", 1.0, range(100)), records(past, 2.0, range(100)))
+    run = state.runs["a"]
+    alone = draw(stats_panel(state, run, ViewOptions(run="a")), width=60)
+    opts = ViewOptions(run="a", compared=("a", past), chart=True)
+    both = draw(stats_panel(state, run, opts), width=60)
+
+    def column(out: str, label: str, value: str) -> int:
+        line = next(line for line in out.splitlines() if line.startswith(f"│ {label}"))
+        return line.index(value, len(label) + 2)
+
+    for label, value in (("loss", "0.01000"), ("records", "102"), ("rejected", "0")):
+        assert column(both, label, value) == column(alone, label, value), both
+    assert column(both, "vs lr-0.0…", "-0.01000 at step 99") == column(alone, "loss", "0.01")
+    assert f"vs {past} (magenta)" in draw(render(state, opts, NOW), width=160)
+
+
+def test_an_accuracy_difference_is_in_percentage_points() -> None:
+    """Accuracy is shown in percent, so its difference is in percentage points, whether
+    it was logged as a fraction or in percent; a loss's stays a number."""
+
+    def run(name: str, accuracy: float) -> list[Record]:
+        out = records(name, 1.0, range(10))
+        return [
+            r._replace(metrics={**r.metrics, "accuracy": accuracy}) if r.metrics else r for r in out
+        ]
+
+    fractions = state_of(run("a", 0.8), run("b", 0.753125))
+    a, b = fractions.runs["a"], fractions.runs["b"]
+    assert difference_text(a, b, "accuracy") == "+4.69 pp at step 9"
+    assert difference_text(b, a, "accuracy") == "-4.69 pp at step 9"
+    assert difference_text(a, b, "loss") == "0 at step 9"
+    percents = state_of(run("a", 80.0), run("b", 75.3125))
+    assert difference_text(percents.runs["a"], percents.runs["b"], "accuracy") == (
+        "+4.69 pp at step 9"
+    )
+    only = [
+        [
+            r._replace(metrics={"val_acc": r.metrics["accuracy"]}) if r.metrics else r
+            for r in run(name, value)
+        ]
+        for name, value in (("a", 0.5), ("b", 0.25))
+    ]
+    table = comparison_table(state_of(*only), ["a", "b"])
+    assert re.search(r"b\s+val_acc\s+25\.00%\s+25\.00%\s+-25\.00 pp at step 9", table)
+
+
+def test_the_docs_say_t_is_compares_and_how_the_steps_are_taken() -> None:
+    """docs/compare.md: t works in trainmon compare only (watch --compare answers with
+    the notice the docs quote), and the difference takes the points at or before the
+    last step both reach (the example given is the one the code says)."""
+    docs = " ".join((Path(__file__).parent.parent / "docs" / "compare.md").read_text().split())
+    state = state_of(records("a", 1.0, range(10)))
+    notice = next_options(ViewOptions(run="a"), Action.TIME_AXIS, state).notice
+    assert f"`{notice}`" in docs and "All of watch's keys work" not in docs
+    assert "at the last point of each at or before the last step both reach" in docs
+    even_odd = state_of(records("a", 1.0, range(0, 1201, 2)), records("b", 2.0, range(1, 1200, 2)))
+    said = difference_text(even_odd.runs["a"], even_odd.runs["b"], "loss").split(" at ")[1]
+    assert f"`at {said}`" in docs
+
+
+def test_runs_that_ended_are_told_from_their_end_not_ago() -> None:
+    """trainmon compare draws runs that ended: its alerts were all raised as they were
+    read (no "ago"), and a worker's last seen counts from its run's end, not from the
+    newest run's last record."""
+    short = records("short", 1.0, range(50))  # ends 25 s before the long one
+    short[10] = short[10]._replace(metrics={"loss": math.nan})
+    state = state_of(short, records("long", 1.0, range(100)))
+    end = max(w.last_seen for run in state.runs.values() for w in run.workers.values())
+    AlertWatch().check(state, end, 60.0)
+    assert any(alert.run == "short" for alert in state.alerts)
+    opts = ViewOptions(run="short", compared=("short", "long"), chart=True)
+    live = draw(render(state, opts, end), height=60)
+    assert "(00:00 ago)" in live and re.search(r"2\d\.\ds ago", live)  # what was said
+    ended = draw(render(state, replace(opts, ended=True), end), height=60)
+    assert "NaN" in ended and " ago" not in ended, ended
+    assert re.search(r"│\s+–\s+h\s+1\s+49\s+at the end\s+–", ended)  # not 25.5s ago
+    assert re.search(r"elapsed 00:2[56]", ended)  # the short run's own length
+

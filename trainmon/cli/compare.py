@@ -9,6 +9,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from itertools import pairwise
 from typing import Any
 
 import click
@@ -25,12 +26,25 @@ from trainmon.names import is_accuracy
 from trainmon.sources.recording import FileFormatError, ReplaySource, load
 from trainmon.state import Run, RunState
 from trainmon.view import ViewOptions, main_metric
-from trainmon.view.compare import TICKS_PER_S, difference_text, keep_elapsed
+from trainmon.view.compare import (
+    TICKS_PER_S,
+    Points,
+    difference_text,
+    keep_elapsed,
+    keep_exact,
+)
 from trainmon.view.format import format_metric
 from trainmon.view.table import grid_lines
 from trainmon_client.protocol import Record
 
-__all__ = ["compare", "comparison_table", "elapsed_records", "kept_run", "named_records"]
+__all__ = [
+    "compare",
+    "comparison_table",
+    "elapsed_records",
+    "exact_points",
+    "kept_run",
+    "named_records",
+]
 
 
 def named_records(arg: str, taken: Sequence[str] = ()) -> tuple[str, list[Record]]:
@@ -89,6 +103,28 @@ def elapsed_records(records: Sequence[Record]) -> list[Record]:
     ]
 
 
+def exact_points(records: Sequence[Record]) -> Points:
+    """Every point of every metric in ``records``, by run, worker and metric, in step
+    order (a record without a step at its sequence number, as the state takes it):
+    the difference between runs read from disk is then taken at the step itself,
+    where the state keeps only buckets of the points older than its window. The
+    lists hold the records' own numbers: a pointer a point."""
+    found: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
+    for record in records:
+        if record.kind != "metrics" or not record.metrics:
+            continue
+        step = record.step if record.step is not None else record.seq
+        for name, value in record.metrics.items():
+            points = found.setdefault((record.run, record.worker, name), ([], []))
+            points[0].append(step)
+            points[1].append(value)
+    for key, (steps, values) in found.items():
+        if any(later < earlier for earlier, later in pairwise(steps)):
+            order = sorted(range(len(steps)), key=steps.__getitem__)  # stable
+            found[key] = ([steps[k] for k in order], [values[k] for k in order])
+    return dict(found)
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN RUN...")
 @display_options
@@ -113,8 +149,11 @@ def compare(runs: tuple[str, ...], **display: Any) -> None:
         records += found
     records.sort(key=lambda record: record.time)
     settings, opts, plain = display_settings(display, False, "compare", names[0])
-    opts = replace(opts, compared=tuple(names), time_axis=True, chart=True, smoothing=0.0)
+    opts = replace(
+        opts, compared=tuple(names), time_axis=True, chart=True, smoothing=0.0, ended=True
+    )
     state = RunState()
+    keep_exact(state, exact_points(records))
     if plain or not Console().is_terminal:
         for record in records:
             state.apply(record, record.time)
@@ -125,6 +164,22 @@ def compare(runs: tuple[str, ...], **display: Any) -> None:
         twin.apply(record, record.time)
     keep_elapsed(state, twin)
     show(ReplaySource(records, instant=True), opts, settings, False, state)
+
+
+def _compare_help(command: click.Command) -> None:
+    """compare prints a table once where watch and replay print status lines: --plain
+    says so, and --plain-interval (the seconds between status lines) is not listed."""
+    for param in command.params:
+        if param.name == "plain" and isinstance(param, click.Option):
+            param.help = (
+                "No dashboard: print a table (each run's main metric, last and best, and "
+                "its difference from the first run) and exit; automatic without a terminal."
+            )
+        elif param.name == "plain_interval" and isinstance(param, click.Option):
+            param.hidden = True
+
+
+_compare_help(compare)
 
 
 def comparison_table(state: RunState, names: Sequence[str], width: int = 100) -> str:
@@ -147,7 +202,9 @@ def comparison_table(state: RunState, names: Sequence[str], width: int = 100) ->
             continue
         last, best = _last_best(run, metric)
         versus = (
-            difference_text(run, first, metric) if first is not None and run is not first else "–"
+            difference_text(run, first, metric, state)
+            if first is not None and run is not first
+            else "–"
         )
         rows.append((escaped(name), metric, last, best, versus))
     return "\n".join(line.plain.rstrip() for line in grid_lines(columns, rows, width))

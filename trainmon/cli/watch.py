@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from trainmon.app import DONE_GRACE_S, DoneWatch, lost_workers
-from trainmon.cli.compare import kept_run
+from trainmon.cli.compare import exact_points, kept_run
 from trainmon.cli.options import CONTEXT, curve, curve_options, display_options, endpoint_options
 from trainmon.cli.output import say
 from trainmon.cli.show import KEEP, display_settings, show, subscriber
@@ -20,7 +20,7 @@ from trainmon.escape import escaped, escaped_lines
 from trainmon.sources.export import is_printed, record_json
 from trainmon.sources.recording import KeptRecorder
 from trainmon.state import RunState
-from trainmon.view.compare import keep_past
+from trainmon.view.compare import keep_exact, keep_past
 from trainmon_client.protocol import Columns, Record
 
 __all__ = ["tail", "watch"]
@@ -95,6 +95,7 @@ def _compared(state: RunState, past: str | None) -> tuple[str, ...]:
     beside = RunState()
     for record in records:
         beside.apply(record, record.time)
+    keep_exact(beside, exact_points(records))
     keep_past(state, beside)
     return (name,)
 

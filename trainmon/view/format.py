@@ -9,6 +9,7 @@ from trainmon.names import DATA_WAIT_NAME, is_accuracy
 from trainmon.state import Run, RunState
 
 __all__ = [
+    "format_difference",
     "format_duration",
     "format_metric",
     "format_percent",
@@ -68,6 +69,19 @@ def format_metric(name: str, value: float) -> str:
     data (``loop/data_wait``) in percent, anything else as a number."""
     percent = is_accuracy(name) or name == DATA_WAIT_NAME
     return format_percent(value) if percent else format_value(value)
+
+
+def format_difference(name: str, value: float, other: float) -> str:
+    """``value`` minus ``other`` of metric ``name``, signed, as :func:`format_metric`
+    shows the metric: a percentage's in percentage points (``+4.69 pp``; fractions up
+    to 1 taken as percentages, as :func:`format_percent` does), anything else as a
+    number (``-0.0420``)."""
+    difference = value - other
+    sign = "+" if difference > 0 else ""
+    if not (is_accuracy(name) or name == DATA_WAIT_NAME) or not math.isfinite(difference):
+        return f"{sign}{format_value(difference)}"
+    scale = 100 if abs(value) <= 1 and abs(other) <= 1 else 1
+    return f"{sign}{difference * scale:.2f} pp"
 
 
 def skipped_text(state: RunState) -> str:

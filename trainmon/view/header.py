@@ -12,13 +12,15 @@ from trainmon.view.theme import STATUS_STYLE
 __all__ = ["alert_line", "header"]
 
 
-def alert_line(alerts: list[Alert], now: float) -> Text:
-    """The newest alert, how long ago, and how many there are."""
+def alert_line(alerts: list[Alert], now: float, ago: bool = True) -> Text:
+    """The newest alert, how long ago (unless not ``ago``: runs that ended, whose
+    alerts were all raised as they were read), and how many there are."""
     latest = alerts[-1]
     text = Text()
     text.append(f" ⚠ {len(alerts)} alert{'s' if len(alerts) != 1 else ''} ", style="tm.alert")
     text.append(f" {latest.text}", style="tm.bad")
-    text.append(f"  ({format_duration(max(now - latest.time, 0.0))} ago)", style="tm.dim")
+    if ago:
+        text.append(f"  ({format_duration(max(now - latest.time, 0.0))} ago)", style="tm.dim")
     if len(alerts) > 1:
         text.append(f"  · before: {alerts[-2].text}", style="tm.dim")
     text.truncate(1000, overflow="ellipsis")
@@ -38,7 +40,7 @@ def header(state: RunState, run: Run | None, opts: ViewOptions, now: float) -> T
     text.append(status, style=STATUS_STYLE[status])
     if run.started is not None:
         end = now
-        if run.finished:
+        if run.finished or opts.ended:
             end = max((w.last_seen for w in run.workers.values()), default=now)
         text.append(f"  elapsed {format_duration(max(end - _local_start(run, now), 0.0))}")
     count = len(run.workers)

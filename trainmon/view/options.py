@@ -40,3 +40,7 @@ class ViewOptions:
     compared: tuple[str, ...] = ()
     time_axis: bool = False  # the x axis can be seconds (trainmon compare): the footer says t
     seconds: bool = False  # x axis: seconds since each run's first record (key t), not steps
+    # Every run shown had ended before the dashboard began (trainmon compare): "ago"
+    # would count from the newest run's last record, so times are told from each
+    # run's end or not at all.
+    ended: bool = False

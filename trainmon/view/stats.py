@@ -84,7 +84,9 @@ def _differences(grid: _Pairs, state: RunState, run: Run, opts: ViewOptions) -> 
     if name is None:
         return
     for other in overlaid(state, run, opts)[:_MAX_DIFFERENCES]:
-        grid.add_metric(f"vs {other.name}", difference_text(run, other, name))
+        grid.add_metric(
+            f"vs {other.name}", difference_text(run, other, name, state), cut=True
+        )
 
 
 def _rates(grid: _Pairs, run: Run, opts: ViewOptions, now: float) -> None:
@@ -175,18 +177,22 @@ class _Pairs:
 
     Labels are as wide as the longest (in terminal cells, so wide characters and emoji
     keep the values aligned), and cut with an ellipsis only where the panel leaves no
-    more room beside the widest metric value.
+    more room beside the widest metric value. A difference's label (``vs`` and a run's
+    name, which the chart's legend gives whole) is cut to the others' width instead of
+    widening them: a kept run's long name leaves the values where they were.
     """
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str | Text, bool]] = []  # label, value, value kept whole
+        # label, value, value kept whole, label cut to the others' width
+        self.rows: list[tuple[str, str | Text, bool, bool]] = []
 
     def add_row(self, label: str, value: str | Text) -> None:
-        self.rows.append((label, value, False))
+        self.rows.append((label, value, False, False))
 
-    def add_metric(self, label: str, value: str | Text) -> None:
-        """A row whose value is kept whole: labels give way first."""
-        self.rows.append((label, value, True))
+    def add_metric(self, label: str, value: str | Text, *, cut: bool = False) -> None:
+        """A row whose value is kept whole: labels give way first; with ``cut``, its
+        label never widens the others'."""
+        self.rows.append((label, value, True, cut))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         rows = self.rows
@@ -194,10 +200,10 @@ class _Pairs:
         if len(rows) > room:
             rows = rows[: max(room - 1, 0)]
         width = options.max_width
-        longest = max((cell_len(label) for label, _, _ in rows), default=0)
-        kept = max((_width(value) for _, value, keep in rows if keep), default=0)
+        longest = max((cell_len(label) for label, _, _, cut in rows if not cut), default=0)
+        kept = max((_width(value) for _, value, keep, _ in rows if keep), default=0)
         label_width = max(_MIN_LABEL, min(longest, width - 1 - kept))
-        for label, value, _ in rows:
+        for label, value, _, _ in rows:
             cells = cell_len(label)
             if cells <= label_width:  # (most labels: no truncation to work out)
                 line = Text(label + " " * (label_width - cells + 1), "tm.heading", no_wrap=True)

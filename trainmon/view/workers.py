@@ -47,8 +47,10 @@ class _WorkersTable:
         self.columns += self.COLUMNS[-1:]
         self.system = len(system)  # (before the status column)
         self.rows = []
+        # a run that ended (trainmon compare): last seen is told from the run's end
+        end = max((w.last_seen for w in workers), default=now) if opts.ended else None
         for worker in workers:
-            row = _worker_row(worker, opts, now, worker is straggler)
+            row = _worker_row(worker, opts, now, worker is straggler, end)
             extra = tuple(_system_cell(worker, column) for column in system)
             self.rows.append(row[:-1] + extra + row[-1:])
         self.untracked = run.untracked_workers
@@ -75,7 +77,7 @@ class _WorkersTable:
 
 
 def _worker_row(
-    worker: Worker, opts: ViewOptions, now: float, straggler: bool = False
+    worker: Worker, opts: ViewOptions, now: float, straggler: bool = False, end: float | None = None
 ) -> tuple[str | Text, ...]:
     status = worker.status(now, opts.stall_after_s)
     rate = worker.steps_per_s
@@ -94,12 +96,21 @@ def _worker_row(
         worker.host or worker.id,
         "–" if worker.pid is None else str(worker.pid),
         "–" if worker.step is None else f"{worker.step:,}",
-        f"{max(now - worker.last_seen, 0):.1f}s ago",
+        _last_seen(worker, now, end),
         f"{rate:,.1f}" if shown_rate and rate is not None else "–",
         f"{1000 / rate:,.1f}" if shown_rate and rate else "–",
         Text(missed, style="tm.stalled" if missed != "0" else ""),
         status_text,
     )
+
+
+def _last_seen(worker: Worker, now: float, end: float | None) -> str:
+    """How long ago ``worker`` was last heard from; with ``end`` (the last record of a
+    run that ended), how long before that end: "at the end" for most workers."""
+    if end is None:
+        return f"{max(now - worker.last_seen, 0):.1f}s ago"
+    before = end - worker.last_seen
+    return "at the end" if before < 0.05 else f"{before:.1f}s before the end"
 
 
 # The system metrics the table shows when a worker sends them: (header, how shown,
