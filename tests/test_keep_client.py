@@ -216,7 +216,8 @@ def test_continuing_a_kept_run_is_said_at_the_start_and_at_close(data: Path) -> 
     assert lines[0].startswith(f"trainmon: continuing run 'lr-0.01' kept in {run.path} (last ")
     said = " s ago; steps go on from 300): give another name (run= or TRAINMON_RUN)"
     assert said in lines[0], lines
-    assert f"its 300 records were continuing the run kept in {run.path}" in lines[1], lines
+    closing = f"its 300 records were kept in {run.path} with the run they continued ("
+    assert closing in lines[1], lines
 
 
 def test_a_rank_joining_its_jobs_live_run_says_nothing_of_continuing(data: Path) -> None:

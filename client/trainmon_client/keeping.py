@@ -178,8 +178,12 @@ def closing_fate(writer: BackgroundWriter | None, kept: KeptRun | None) -> str |
     run continued, or not), not kept and why; None when ``record_to`` recorded them."""
     recorded = writer is not None and writer.opened and not writer.unrecorded
     if recorded and kept is not None:
-        how = "continuing the run kept" if kept.resumed else "kept"
-        return f"were {how} in {kept.folder} ({kept.replay_hint()} shows them)"
+        if kept.resumed:
+            return (
+                f"were kept in {kept.folder} with the run they continued "
+                f"({kept.replay_hint()} shows both)"
+            )
+        return f"were kept in {kept.folder} ({kept.replay_hint()} shows them)"
     if writer is None:
         return "were not kept (keeping runs is off: Monitor(record=False) or TRAINMON_RECORD=0)"
     if not recorded:
