@@ -18,10 +18,16 @@ parser.add_argument("--metrics", type=int, default=0, help="extra metrics metric
 parser.add_argument("--no-record", action="store_true", help="Monitor(record=False)")
 parser.add_argument("--record-to", help="Monitor(record_to=...)")
 parser.add_argument("--forever", action="store_true", help="log until killed")
+parser.add_argument("--max-queue", type=int, default=100_000, help="Monitor(max_queue=...)")
 parser.add_argument("--fork-at", type=int, help="fork a child at this step: it logs 10 steps")
 args = parser.parse_args()
 
-mon = Monitor(run=args.run, record=False if args.no_record else None, record_to=args.record_to)
+mon = Monitor(
+    run=args.run,
+    record=False if args.no_record else None,
+    record_to=args.record_to,
+    max_queue=args.max_queue,
+)
 print("started", mon.worker, flush=True)
 started = time.monotonic()
 step = 0

@@ -200,6 +200,59 @@ def test_the_same_name_again_continues_the_run_and_its_steps(data: Path) -> None
     assert [r.step for r in _metrics(again[0].files[0])] == list(range(30))
 
 
+def test_continuing_a_kept_run_is_said_at_the_start_and_at_close(data: Path) -> None:
+    """A name reused while its run is recent continues it, never silently: the second
+    process says at the start where the run is kept, when it was last written and the
+    step its steps go on from, and its closing line says it continued; the first said
+    nothing of the kind."""
+    first = _train("--run", "lr-0.01", "--count", "300")
+    assert first.returncode == 0, first
+    assert "trainmon: continuing" not in first.stderr, first.stderr
+    (run,) = store.scan()
+    second = _train("--run", "lr-0.01", "--count", "300")
+    assert second.returncode == 0, second
+    lines = second.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"trainmon: continuing run 'lr-0.01' kept in {run.path} (last ")
+    said = " s ago; steps go on from 300): give another name (run= or TRAINMON_RUN)"
+    assert said in lines[0], lines
+    closing = f"its 300 records were kept in {run.path} with the run they continued ("
+    assert closing in lines[1], lines
+
+
+def test_a_rank_joining_its_jobs_live_run_says_nothing_of_continuing(data: Path) -> None:
+    """Another process of the same name while the run is written (a rank of its job)
+    shares the folder and says nothing of continuing; its closing line says kept."""
+    live = _start("--run", "job", "--forever", "--delay", "0.01")
+    try:
+        wait_for(
+            lambda: any(run.live() and run.files for run in store.scan()),
+            timeout_s=30,
+            what="the live run",
+        )
+        done = _train("--run", "job", "--count", "20")
+    finally:
+        stop(live)
+    assert done.returncode == 0, done
+    (run,) = store.scan()
+    assert len(run.files) == 2, run
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and f"its 20 records were kept in {run.path}" in lines[0], lines
+
+
+def test_the_closing_line_counts_the_records_dropped(data: Path) -> None:
+    """A tight loop filling a small queue: the closing line says how many records were
+    kept and how many more were dropped (the queue was full); together, every step."""
+    done = _train("--run", "flood", "--count", "200000", "--max-queue", "10")
+    assert done.returncode == 0, done
+    dropped = int(done.stdout.split("closed ")[1].split()[0])
+    assert dropped > 0, done.stdout
+    (line,) = done.stderr.splitlines()
+    kept = int(line.split("its ")[1].split(" records")[0])
+    assert kept + dropped == 200000, (kept, dropped)
+    assert f"; {dropped:,} more were dropped: the queue was full; next time" in line, line
+
+
 def test_a_forked_child_records_into_its_parents_run(data: Path) -> None:
     """A child forked after logging keeps its records as a worker file of its own in
     the parent's run folder."""

@@ -33,9 +33,9 @@ from trainmon_client import store
 from trainmon_client.framing import FileFormatError
 
 # A training process: logs steps FIRST (default 0) to COUNT - 1 of TOTAL (loss
-# 1/(step+1) but the last, 0.5; or in mode acc an accuracy step/TOTAL but the last, 0),
-# on the default endpoint where nobody watches; in mode hold it says "logged" and waits
-# to be killed.
+# 1/(step+1) but the last, 0.5; in mode acc an accuracy step/TOTAL but the last, 0; in
+# mode one a loss of 1.0 at each step), on the default endpoint where nobody watches; in
+# mode hold it says "logged" and waits to be killed.
 TRAIN = """
 import sys, time
 from trainmon_client import Monitor
@@ -46,6 +46,8 @@ for step in range(first, count):
     last = step == count - 1
     if mode == "acc":
         mon.log(accuracy=0.0 if last else step / total, step=step)
+    elif mode == "one":
+        mon.log(loss=1.0, step=step)
     else:
         mon.log(loss=0.5 if last else 1.0 / (step + 1), step=step)
 print("logged", flush=True)
@@ -429,3 +431,74 @@ def test_a_large_running_run_is_listed_from_its_end() -> None:
     assert (run["status"], run["last_step"], run["metric"]) == ("running", 199_999, "loss")
     assert run["last"] == pytest.approx(1 / 200_000) and run["best"] is None
     assert 0 < run["records"] < 200_000
+
+
+def test_piped_runs_prints_plain_numbers_in_one_format() -> None:
+    """Piped, the step has no thousands separator (awk reads it) and values have four
+    significant digits, a whole one too (1.000 beside 0.5000, not 1)."""
+    train("long-run", 1200, 1200)
+    train("flat-run", 3, 3, "one")
+    lines = trainmon("runs").stdout.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["long-run"][-4:] == ["1199", "loss", "0.5000", "8.340e-04"], lines
+    assert rows["flat-run"][-4:] == ["2", "loss", "1.000", "1.000"], lines
+    steps = subprocess.run(
+        ["awk", "NR > 1 { total += $7 } END { print total }"],
+        input=trainmon("runs").stdout,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert steps.stdout.strip() == "1201"
+
+
+def test_dry_run_says_what_would_go_and_removes_nothing() -> None:
+    """runs --prune --dry-run and rm --dry-run say what they would remove, as the real
+    ones say what they removed, and every run is still there; --dry-run alone is a
+    usage error."""
+    for name in ("oldest", "newest"):
+        train(name, 50, 50)
+    budget = str(store.scan()[0].size + 1)
+    before = [r.id for r in store.scan()]
+    pruned = trainmon("runs", "--prune", "--dry-run", TRAINMON_BUDGET=budget)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "would remove oldest" in pruned.stdout and "would remove 1 run " in pruned.stdout
+    assert "1 would be kept" in pruned.stdout and "nothing removed" in pruned.stdout
+    removed = trainmon("rm", "--dry-run", "newest", "oldest")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.count("would remove ") == 2, removed.stdout
+    assert [r.id for r in store.scan()] == before
+    alone = trainmon("runs", "--dry-run")
+    assert alone.returncode == 2 and "--dry-run goes with --prune" in alone.stderr
+    assert trainmon("rm", "oldest").returncode == 0
+    assert [r.name for r in store.scan()] == ["newest"]
+
+
+def test_data_directory_a_file_or_relative(tmp_path: Path) -> None:
+    """TRAINMON_DIR set to a file: runs, rm and replay by name say it is not a
+    directory (one line, no traceback); a relative one is taken from the current
+    directory, and runs says so."""
+    script = tmp_path / "train.py"
+    script.write_text("")
+    for args in (("runs",), ("rm", "x"), ("replay", "x", "--plain"), ("runs", "--prune")):
+        done = trainmon(*args, TRAINMON_DIR=str(script))
+        assert done.returncode == 1, (args, done)
+        assert f"{script} (TRAINMON_DIR={script}) is not a directory" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "no runs kept" not in done.stdout
+    here = tmp_path / "here"
+    here.mkdir()
+    empty = trainmon("runs", cwd=here, TRAINMON_DIR="data")
+    assert empty.returncode == 0, empty.stderr
+    relative = "(TRAINMON_DIR=data is relative: taken from the current directory)"
+    assert f"no runs kept in {here / 'data' / 'runs'} yet {relative}" in empty.stdout
+    subprocess.run(
+        [sys.executable, "-c", TRAIN, "rel-run", "5", "5", "loss"],
+        cwd=here,
+        env={**os.environ, "TRAINMON_DIR": "data"},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    listed_here = trainmon("runs", cwd=here, TRAINMON_DIR="data")
+    assert listed_here.stdout.splitlines()[1].startswith("rel-run"), listed_here.stdout
+    assert f"runs kept in {here / 'data' / 'runs'} {relative}" in listed_here.stderr

@@ -23,7 +23,7 @@ from trainmon_client.endpoints import nobody_watched_hint
 from trainmon_client.framing import FRAME_RECORDS, FRAME_VALUES, BackgroundWriter
 from trainmon_client.hello import InfoUpdates, plain
 from trainmon_client.history import History, array_of
-from trainmon_client.keeping import CONTINUE_WAIT_S, KeptRun
+from trainmon_client.keeping import CONTINUE_WAIT_S, KeptRun, closing_fate
 from trainmon_client.logs import Warnings, log
 from trainmon_client.memguard import MemoryGuard, megabytes, rebind
 from trainmon_client.numbering import Records, Row
@@ -102,6 +102,7 @@ class IOLoop:
         self.kept = kept  # where the run is kept by default (written by the writer)
         self.warnings = Warnings()
         self.records = Records(settings.run, settings.worker, latest, self.warnings)
+        self.dropped_at_close = 0  # calls left in the queue when close() ran out of time
         self.reopened = 0  # times the socket was reopened because memory ran away
         self.offline = settings.offline
         self.ever_subscribed = False
@@ -439,6 +440,7 @@ class IOLoop:
         while self.calls and time.monotonic() < flush_until:
             self._drain(flush_until)
         if self.calls:  # out of time: these are dropped, and counted as such
+            self.dropped_at_close = len(self.calls)
             self.calls.count_drop(len(self.calls))
             self.calls.clear()
         self.deadline = deadline
@@ -466,26 +468,24 @@ class IOLoop:
             self._poll(10)
 
     def _nobody_watched(self) -> None:
-        """At close, if no monitor ever subscribed: where the run was kept and how to
-        see it, or that it was not kept; and how to watch next time. (Nothing when
-        ``record_to`` recorded it.)"""
-        writer, kept = self.writer, self.kept
-        recorded = writer is not None and writer.opened and not writer.unrecorded
+        """At close, if no monitor ever subscribed: where the run was kept (continuing a
+        kept one, or not) and how to see it, or that it was not kept; what was dropped;
+        and how to watch next time. (Nothing when ``record_to`` recorded it.)"""
         if self.ever_subscribed or self.offline or not self.records.logged:
             return
-        if recorded and kept is not None:
-            fate = f"were kept in {kept.folder} ({kept.replay_hint()} shows them)"
-        elif writer is None:
-            fate = "were not kept (keeping runs is off: Monitor(record=False) or TRAINMON_RECORD=0)"
-        elif not recorded:
-            some = "all " if writer.opened else ""
-            fate = f"were not {some}kept (keeping them failed, as said above)"
-        else:
+        fate = closing_fate(self.writer, self.kept)
+        if fate is None:
             return
+        dropped, late = self.calls.dropped, self.dropped_at_close
+        whys = [
+            *(["the queue was full"] if dropped > late else []),
+            *(["close() ran out of time"] if late else []),
+        ]
+        more = f"; {dropped:,} more were dropped: {' and '.join(whys)}" if dropped else ""
         settings = self.settings
         log.warning(
-            "trainmon: nobody watched run %r on %s: its %d records %s; next time %s",
-            *(settings.run, settings.endpoint, self.records.logged, fate),
+            "trainmon: nobody watched run %r on %s: its %d records %s%s; next time %s",
+            *(settings.run, settings.endpoint, self.records.logged, fate, more),
             nobody_watched_hint(settings.endpoint, settings.bind),
         )
 

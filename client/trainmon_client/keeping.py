@@ -13,6 +13,8 @@ The rule for continuing: a process whose run name was given (``run=`` or
 ``store.CONTINUE_S`` continues that folder, and its automatic steps go on after the last
 step recorded there by processes that have ended (a run restarted from a checkpoint);
 ranks of one job, writing together, share the folder and leave each other's steps alone.
+Continuing a kept run that no process is writing is never silent: one line says so at
+the start (a name reused by mistake merges two experiments), and the closing line too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import os
 import shlex
 import threading
+import time
 from typing import Final
 
 from trainmon_client import store
@@ -28,7 +31,15 @@ from trainmon_client.framing import BackgroundWriter, FileFormatError, tail_fram
 from trainmon_client.logs import say
 from trainmon_client.protocol import ProtocolError, decode_payload
 
-__all__ = ["CONTINUE_WAIT_S", "KeptRun", "child_record_to", "keep_plan", "last_step", "make_writer"]
+__all__ = [
+    "CONTINUE_WAIT_S",
+    "KeptRun",
+    "child_record_to",
+    "closing_fate",
+    "keep_plan",
+    "last_step",
+    "make_writer",
+]
 
 CONTINUE_WAIT_S: Final = 0.5  # the longest the I/O thread waits for the step to continue from
 _TAIL_BYTES: Final = 1024 * 1024  # bytes read from the end of each recording for its last step
@@ -45,6 +56,7 @@ class KeptRun:
         self.explicit = explicit  # the run name was given: a restart continues its steps
         self.folder = folder
         self.continued = folder is not None
+        self.resumed = False  # continues a kept run no process was writing (said at start)
         self.last_step: int | None = None  # where the run this one continues left off
         self.ready = threading.Event()  # set once the folder and the last step are known
 
@@ -58,12 +70,29 @@ class KeptRun:
                 own = store.worker_file(self.folder, self.worker)
                 if self.continued and self.explicit:
                     self.last_step = last_step(self.folder, skip=own)
+                if self.continued:
+                    self._say_resumed(own)
         finally:
             self.ready.set()
         path = own or store.worker_file(self.folder, self.worker)
         fd = store.open_worker_file(path)
         _prune(self.folder)
         return path, fd
+
+    def _say_resumed(self, own: str) -> None:
+        """Say that this process continues a kept run, when no process writes its folder
+        (a rank joining its job's live folder, or one just made, is said nothing)."""
+        assert self.folder is not None
+        written = _resumable(self.folder, own)
+        if written is None:
+            return
+        self.resumed = True
+        steps = "" if self.last_step is None else f"; steps go on from {self.last_step + 1}"
+        say(
+            f"continuing run {self.run!r} kept in {self.folder} (last written "
+            f"{_ago(time.time() - written)}{steps}): give another name (run= or "
+            "TRAINMON_RUN) for a new run"
+        )
 
     def replay_hint(self) -> str:
         """How to see the run again."""
@@ -117,6 +146,50 @@ def last_step(folder: str, skip: str = "") -> int | None:
             if step is not None and (best is None or step > best):
                 best = step
     return best
+
+
+def _resumable(folder: str, own: str) -> float | None:
+    """When the recordings of ``folder`` (``own`` left out) were last written, if it has
+    some and no process writes any of them; else None."""
+    newest: float | None = None
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not entry.name.endswith(store.SUFFIX) or entry.path == own:
+                continue
+            if store.is_live(entry.path):
+                return None
+            written = entry.stat(follow_symlinks=False).st_mtime
+            newest = written if newest is None else max(newest, written)
+    return newest
+
+
+def _ago(seconds: float) -> str:
+    """A time past in short words: ``40 s ago``, ``2 min ago``, ``3 h ago``."""
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def closing_fate(writer: BackgroundWriter | None, kept: KeptRun | None) -> str | None:
+    """What became of a run's records, for the closing nobody-watched line: kept (in a
+    run continued, or not), not kept and why; None when ``record_to`` recorded them."""
+    recorded = writer is not None and writer.opened and not writer.unrecorded
+    if recorded and kept is not None:
+        if kept.resumed:
+            return (
+                f"were kept in {kept.folder} with the run they continued "
+                f"({kept.replay_hint()} shows both)"
+            )
+        return f"were kept in {kept.folder} ({kept.replay_hint()} shows them)"
+    if writer is None:
+        return "were not kept (keeping runs is off: Monitor(record=False) or TRAINMON_RECORD=0)"
+    if not recorded:
+        some = "all " if writer.opened else ""
+        return f"were not {some}kept (keeping them failed, as said above)"
+    return None
 
 
 def _file_last_step(path: str) -> int | None:

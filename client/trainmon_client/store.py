@@ -326,9 +326,12 @@ def find_runs(query: str, runs: Iterable[RunFolder]) -> list[RunFolder]:
     return prefixed
 
 
-def prune(budget: int, root: str | None = None, keep: Sequence[str] = ()) -> list[RunFolder]:
+def prune(
+    budget: int, root: str | None = None, keep: Sequence[str] = (), *, dry_run: bool = False
+) -> list[RunFolder]:
     """Remove the oldest runs that are not running until the runs fit ``budget`` bytes
-    (0: no limit); the runs removed. Folders in ``keep`` stay."""
+    (0: no limit); the runs removed (with ``dry_run``, those that would be, none
+    removed). Folders in ``keep`` stay."""
     if budget <= 0:
         return []
     runs = scan(root)
@@ -340,7 +343,7 @@ def prune(budget: int, root: str | None = None, keep: Sequence[str] = ()) -> lis
             break
         if os.path.abspath(run.path) in kept or run.live():
             continue
-        if remove(run):
+        if dry_run or remove(run):
             total -= run.size
             removed.append(run)
     return removed

@@ -19,7 +19,16 @@ from trainmon.sources.runs import RunSummary, summary_of
 from trainmon.state import Run
 from trainmon_client import store
 
-__all__ = ["describe_run", "find_one", "main_metric", "rm", "run_files", "runs", "size_text"]
+__all__ = [
+    "check_data_dir",
+    "describe_run",
+    "find_one",
+    "main_metric",
+    "rm",
+    "run_files",
+    "runs",
+    "size_text",
+]
 
 _LISTED = 8  # an unknown or ambiguous run lists at most this many runs
 _LIMIT = 50  # runs listed unless --all or --limit
@@ -42,6 +51,28 @@ def _short_when(started: float) -> str:
     return time.strftime("%m-%d %H:%M" if this_year else "%Y-%m-%d %H:%M", time.localtime(started))
 
 
+def check_data_dir() -> None:
+    """A click error when the data directory (or its runs folder) is there but is not a
+    directory: ``$TRAINMON_DIR`` set to a file, say."""
+    for path in (store.data_dir(), store.runs_dir()):
+        if os.path.lexists(path) and not os.path.isdir(path):
+            given = os.environ.get(store.ENV_DIR, "").strip()
+            named = f" (TRAINMON_DIR={escaped(given)})" if given else ""
+            raise click.ClickException(
+                f"{escaped(path)}{named} is not a directory: no runs can be kept there; "
+                "set TRAINMON_DIR to a directory, or unset it for the default"
+            )
+
+
+def _relative_note() -> str:
+    """Words saying that ``$TRAINMON_DIR`` is relative (taken from the current
+    directory), or ''."""
+    given = os.environ.get(store.ENV_DIR, "").strip()
+    if not given or os.path.isabs(os.path.expanduser(given)):
+        return ""
+    return f" (TRAINMON_DIR={escaped(given)} is relative: taken from the current directory)"
+
+
 def _listed(runs: Sequence[store.RunFolder]) -> str:
     shown = "\n".join(f"  {describe_run(run)}" for run in runs[:_LISTED])
     more = len(runs) - _LISTED
@@ -53,6 +84,8 @@ def find_one(arg: str, runs: Sequence[store.RunFolder] | None = None) -> store.R
     a unique prefix. None found is a usage error listing a few runs there are; a prefix
     of several names is an error listing the matches."""
     every = store.scan() if runs is None else list(runs)
+    if not every:
+        check_data_dir()
     try:
         found = store.find_runs(arg, every)
     except store.AmbiguousRun as exc:
@@ -145,9 +178,12 @@ def size_text(count: float) -> str:
     "--prune",
     is_flag=True,
     help="Remove the oldest runs (never a running one) until the runs fit "
-    "$TRAINMON_BUDGET [default: 4 GiB].",
+    "$TRAINMON_BUDGET [default: 4 GiB]. Training prunes so as a run starts, too.",
 )
-def runs(as_json: bool, show_all: bool, limit: int | None, prune: bool) -> None:
+@click.option(
+    "--dry-run", is_flag=True, help="With --prune: say what would be removed; remove nothing."
+)
+def runs(as_json: bool, show_all: bool, limit: int | None, prune: bool, dry_run: bool) -> None:
     """List the runs kept on this machine, newest first.
 
     Each training process keeps its run in $TRAINMON_DIR (default: trainmon under the
@@ -155,15 +191,21 @@ def runs(as_json: bool, show_all: bool, limit: int | None, prune: bool) -> None:
     receives there too. Status: running, finished, ended early (stopped short of its
     total steps or epochs), crashed/lost (a worker ended without a word). The metric is
     the dashboard's main one; best is its lowest (highest for an accuracy). Name a run
-    by its name or a unique prefix in replay, export, compare and rm.
+    by its name or a unique prefix in replay, export, compare and rm. A relative
+    TRAINMON_DIR is taken from the current directory.
     """
+    check_data_dir()
+    if dry_run and not prune:
+        raise click.UsageError("--dry-run goes with --prune (or trainmon rm --dry-run RUN)")
     if prune:
-        _prune()
+        _prune(dry_run)
         return
     every = store.scan()
     if not every and not as_json:
         say(_nothing_kept())
         return
+    if _relative_note() and not as_json:
+        click.echo(f"runs kept in {escaped(store.runs_dir())}{_relative_note()}", err=True)
     count = len(every) if show_all or (as_json and limit is None) else (limit or _LIMIT)
     summaries = [summary_of(folder, main_metric) for folder in every[:count]]
     if as_json:
@@ -179,14 +221,15 @@ def runs(as_json: bool, show_all: bool, limit: int | None, prune: bool) -> None:
 
 def _nothing_kept() -> str:
     return (
-        f"no runs kept in {escaped(store.runs_dir())} yet.\n"
+        f"no runs kept in {escaped(store.runs_dir())} yet{_relative_note()}.\n"
         "A training process using trainmon-client keeps its run there by default "
         "(Monitor(record=False) or TRAINMON_RECORD=0 turns it off); `trainmon watch "
         "--record` keeps what a monitor receives. TRAINMON_DIR moves the directory."
     )
 
 
-def _row(summary: RunSummary) -> tuple[str, ...]:
+def _row(summary: RunSummary, plain: bool) -> tuple[str, ...]:
+    """A run's cells; ``plain`` (piped): numbers without thousands separators."""
     name = escaped(summary.name)
     if len(name) > _NAME_WIDTH:
         name = name[: _NAME_WIDTH - 1] + "…"
@@ -197,7 +240,7 @@ def _row(summary: RunSummary) -> tuple[str, ...]:
         _duration(summary.duration_s),
         summary.status,
         str(summary.workers),
-        "–" if summary.last_step is None else f"{summary.last_step:,}",
+        "–" if summary.last_step is None else f"{summary.last_step:{'' if plain else ','}}",
         metric,
         _value(summary.last, summary.metric),
         _value(summary.best, summary.metric),
@@ -211,11 +254,20 @@ def _duration(seconds: float) -> str:
 
 
 def _value(value: float | None, metric: str | None) -> str:
-    from trainmon.view.format import format_metric
+    """A metric's value as the dashboard shows it (an accuracy in percent; four
+    significant digits), a whole number too: ``1.000`` beside ``0.5000``, not ``1``."""
+    from trainmon.names import DATA_WAIT_NAME, is_accuracy
+    from trainmon.view.format import format_percent, format_value
 
     if value is None or metric is None or not math.isfinite(value):
         return "–"
-    return format_metric(metric, value)
+    if is_accuracy(metric) or metric == DATA_WAIT_NAME:
+        return format_percent(value)
+    magnitude = abs(value)
+    if value == 0 or 1e-3 <= magnitude < 1e5:
+        decimals = 3 if value == 0 else max(0, 3 - math.floor(math.log10(magnitude)))
+        return f"{value:.{decimals}f}"
+    return format_value(value)
 
 
 def _table(summaries: Sequence[RunSummary]) -> None:
@@ -223,9 +275,9 @@ def _table(summaries: Sequence[RunSummary]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = [_row(summary) for summary in summaries]
-    widths = [max(len(cell) for cell in column) for column in zip(_HEADERS, *rows, strict=False)]
     console = Console()
+    rows = [_row(summary, plain=not console.is_terminal) for summary in summaries]
+    widths = [max(len(cell) for cell in column) for column in zip(_HEADERS, *rows, strict=False)]
     if console.is_terminal:
         # the run's name takes what the other columns leave (cut, never wrapped)
         room = console.width - sum(widths[1:]) - 2 * (len(widths) - 1)
@@ -246,25 +298,29 @@ def _table(summaries: Sequence[RunSummary]) -> None:
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _prune() -> None:
-    """Remove the oldest runs not running until the runs fit the budget; say what."""
+def _prune(dry_run: bool) -> None:
+    """Remove the oldest runs not running until the runs fit the budget; say what (with
+    ``dry_run``, what would go, removing nothing)."""
     budget, problem = store.budget_bytes()
     if problem:
         click.echo(problem, err=True)
     if budget <= 0:
         say("no budget (TRAINMON_BUDGET=0): every run is kept")
         return
-    removed = store.prune(budget)
+    removed = store.prune(budget, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
     for run in removed:
-        say(f"removed {describe_run(run)}, {size_text(run.size)}")
-    left = store.scan()
+        say(f"{verb} {describe_run(run)}, {size_text(run.size)}")
+    gone = {run.path for run in removed}
+    left = [run for run in store.scan() if run.path not in gone]
     total = sum(run.size for run in left)
     if removed:
         freed = sum(run.size for run in removed)
+        kept = "would be kept, taking" if dry_run else "kept take"
         say(
-            f"removed {len(removed)} run{'s' if len(removed) != 1 else ''} "
-            f"({size_text(freed)}); {len(left)} kept take {size_text(total)} "
-            f"of {size_text(budget)}"
+            f"{verb} {len(removed)} run{'s' if len(removed) != 1 else ''} "
+            f"({size_text(freed)}); {len(left)} {kept} {size_text(total)} "
+            f"of {size_text(budget)}{' (--dry-run: nothing removed)' if dry_run else ''}"
         )
     else:
         say(f"all {len(left)} runs fit: {size_text(total)} of {size_text(budget)}")
@@ -275,12 +331,14 @@ def _prune() -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.argument("names", nargs=-1, required=True, metavar="RUN...")
-def rm(names: tuple[str, ...]) -> None:
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def rm(names: tuple[str, ...], dry_run: bool) -> None:
     """Remove kept runs (RUN: a run's name, a unique prefix, its folder id or path).
 
     A name several kept runs share is an error listing them (name one by its folder
     id); a running run is not removed. Nothing is removed unless every RUN is found.
     """
+    check_data_dir()
     every = store.scan()
     chosen: list[store.RunFolder] = []
     for arg in names:
@@ -290,7 +348,9 @@ def rm(names: tuple[str, ...]) -> None:
         if run not in chosen:
             chosen.append(run)
     for run in chosen:
-        if store.remove(run):
+        if dry_run:
+            say(f"would remove {describe_run(run)}, {size_text(run.size)} (--dry-run)")
+        elif store.remove(run):
             say(f"removed {describe_run(run)}, {size_text(run.size)}")
         else:
             raise click.ClickException(f"could not remove {escaped(run.path)}")
