@@ -23,6 +23,7 @@ from trainmon.sources.export import FORMATS, dashboard_picture, write_csv, write
 from trainmon.sources.recording import FileFormatError, Loaded, ReplaySource, load
 from trainmon.state import RunState
 from trainmon.view import ViewOptions, render
+from trainmon_client import store
 from trainmon_client.protocol import Record
 
 __all__ = ["export", "replay"]
@@ -103,13 +104,16 @@ def replay(
     loaded = _load(files)
     records = _of_run(loaded, run, files)
     settings, opts, plain = display_settings(display, False, label, run)
+    live = any(store.is_live(path) for path in files)  # a run being written now
     if plain or not Console().is_terminal:
         state = RunState()
         for record in records:
             state.apply(record, record.time)
+        if not live:
+            state.note_end()  # a worker without a bye is lost: nothing more comes
         say(summary(state, opts, records[-1].time, shutil.get_terminal_size().columns))
     else:
-        source = ReplaySource(records, speed=speed, instant=instant)
+        source = ReplaySource(records, speed=speed, instant=instant, ends=not live)
         # replace(), not a new AppSettings: every option the user gave is kept
         settings = replace(settings, finished_notice="end of recording · q quits")
         show(source, opts, settings, plain=False)

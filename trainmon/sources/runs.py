@@ -8,8 +8,10 @@ its recordings (holds its lock); ``finished`` when every worker said bye and, wh
 the totals are known (total steps or epochs), reached them; ``ended early`` when every
 worker said bye short of its totals; ``crashed/lost`` when a worker never said bye and
 no process writes the run any more (killed, crashed, or its machine went down). A
-worker that stopped before another worker of the run began is left out of that count:
-a run killed and restarted from a checkpoint under its name is as its restart ended.
+worker superseded by a restart (one that ended before another worker of the run, of
+its rank, began: :meth:`~trainmon.state.Run.superseded`, the dashboard's rule) is left
+out of that count: a run killed and restarted from a checkpoint under its name is as
+its restart ended.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ def summarise(folder: RunFolder, main_metric: MainMetric, live: bool) -> RunSumm
     state = RunState()
     for record in records:
         state.apply(record, record.time)
+    if not live:
+        state.note_end()  # a worker without a bye is lost, not running
     run = state.runs.get(folder.name) or max(
         state.runs.values(), key=lambda r: r.records, default=None
     )
@@ -193,7 +197,7 @@ def _fill(
 ) -> None:
     """Status, workers, last step and main metric of ``run`` into ``summary``."""
     if not live:
-        summary.status = _status(run, records)
+        summary.status = _status(run)
     ranks = run.ranks()
     summary.workers = len(ranks)
     summary.last_step = max((w.step for w in ranks if w.step is not None), default=None)
@@ -218,22 +222,14 @@ def _restarts(run: Run, worker: Worker) -> list[Worker]:
     return sorted(same, key=lambda w: w.first_seen)
 
 
-def _status(run: Run, records: list[Record]) -> str:
+def _status(run: Run) -> str:
     """``finished``, ``ended early`` or ``crashed/lost``: whether every worker said bye
-    (or its parent did), and where the totals are known, reached them. Workers that
-    stopped before another worker of the run began are left out: a process killed and
-    restarted from a checkpoint under the same name is as its restart ended."""
+    (or its parent did), and where the totals are known, reached them. Workers
+    superseded by a restart are left out (:meth:`Run.superseded`, the dashboard's
+    rule): a process killed and restarted from a checkpoint under the same name is as
+    its restart ended."""
     if not run.finished:
-        workers = list(run.workers.values())
-        latest = {w.id for w in workers if not any(o.first_seen > w.last_seen for o in workers)}
-        ended = all(w.finished or w.parent_ended for w in workers if w.id in latest)
-        if not latest or not ended:
-            return "crashed/lost"
-        alone = RunState()  # the run as its latest workers tell it
-        for record in records:
-            if record.worker in latest:
-                alone.apply(record, record.time)
-        run = alone.runs.get(run.name, run)
+        return "crashed/lost"
     progress = run.progress()
     return "finished" if progress is None or progress >= 1.0 else "ended early"
 

@@ -47,8 +47,11 @@ class _WorkersTable:
         self.columns += self.COLUMNS[-1:]
         self.system = len(system)  # (before the status column)
         self.rows = []
+        restarted = run.superseded()
         for worker in workers:
             row = _worker_row(worker, opts, now, worker is straggler)
+            if worker.id in restarted:  # ended before its restart began (not the lead)
+                row = (*row[:-1], Text("restarted", style="tm.dim"))
             extra = tuple(_system_cell(worker, column) for column in system)
             self.rows.append(row[:-1] + extra + row[-1:])
         self.untracked = run.untracked_workers
