@@ -243,3 +243,33 @@ def test_the_demo_keeps_nothing() -> None:
     finally:
         stop(demo)
     assert store.scan() == []
+
+
+NAN_TRAIN = """
+import sys
+from trainmon_client import Monitor
+with Monitor(run=sys.argv[1], total_steps=10) as mon:
+    for step in range(10):
+        mon.log(loss=float("nan") if step == 9 else 1.0 / (step + 1), step=step)
+"""
+
+
+def test_a_metric_that_ended_nan_reads_nan_in_runs_and_compare() -> None:
+    """A run whose loss ended NaN: `runs` (table and --json) and `compare --plain`
+    show its last value as the dashboard does, "nan", and its best the finite one."""
+    for name in ("diverged", "steady"):
+        script = NAN_TRAIN if name == "diverged" else NAN_TRAIN.replace('float("nan")', "0.05")
+        done = subprocess.run(
+            [sys.executable, "-c", script, name], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+    runs = {run["name"]: run for run in _listed()}
+    assert runs["diverged"]["last"] == "nan" and runs["diverged"]["best"] == pytest.approx(1 / 9)
+    assert runs["steady"]["last"] == pytest.approx(0.05)
+    (row,) = [line.split() for line in _trainmon("runs").splitlines() if "diverged" in line]
+    assert row[-2:] == ["nan", "0.1111"], row
+    compared = _trainmon("compare", "steady", "diverged", "--plain")
+    (row,) = [row for line in compared.splitlines() if (row := line.split())[:1] == ["diverged"]]
+    assert row[2:4] == ["nan", "0.1111"], compared
+    again = {run["name"]: run for run in _listed()}  # from the cache this time
+    assert again["diverged"]["last"] == "nan"

@@ -5,7 +5,6 @@ the data directory, by folder id, name or unique prefix)."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -213,9 +212,9 @@ def _duration(seconds: float) -> str:
 def _value(value: float | None, metric: str | None) -> str:
     from trainmon.view.format import format_metric
 
-    if value is None or metric is None or not math.isfinite(value):
+    if value is None or metric is None:
         return "–"
-    return format_metric(metric, value)
+    return format_metric(metric, value)  # nan and inf as the dashboard shows them
 
 
 def _table(summaries: Sequence[RunSummary]) -> None:

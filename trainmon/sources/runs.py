@@ -44,7 +44,7 @@ __all__ = [
 
 CACHE: Final = ".summary.json"
 STATUSES: Final = ("running", "finished", "ended early", "crashed/lost")
-_VERSION: Final = 1  # a cache written by another version of this module is read again
+_VERSION: Final = 2  # a cache written by another version of this module is read again
 # A running run is read whole up to this size; past it, only the end of each recording
 # (its last step and values, not its best: listing never reads gigabytes).
 LIVE_READ_BYTES: Final = 16 * 1024 * 1024
@@ -68,15 +68,19 @@ class RunSummary:
     workers: int
     last_step: int | None
     metric: str | None  # the main metric, as the dashboard chooses it
-    last: float | None  # its last value (None: none, or not a finite number)
+    last: float | None  # its last value (None: none; nan or inf as logged)
     best: float | None  # its lowest (a loss, most metrics) or highest (an accuracy)
     higher_is_better: bool
     records: int
     bytes: int
 
     def as_json(self) -> dict[str, Any]:
-        """The summary as ``trainmon runs --json`` gives it."""
-        return asdict(self)
+        """The summary as ``trainmon runs --json`` gives it: a last value that is not a
+        finite number as the dashboard writes it ("nan", "inf", "-inf"; JSON has none)."""
+        data = asdict(self)
+        if self.last is not None and not math.isfinite(self.last):
+            data["last"] = str(self.last)  # (as format_metric writes it)
+        return data
 
 
 def _key(files: Sequence[str]) -> list[list[Any]] | None:
@@ -123,7 +127,7 @@ def _write_cache(folder: RunFolder, key: list[list[Any]], summary: RunSummary) -
     """Write the cache (0600) beside the recordings; where that fails (a read-only or
     full disk), the run is read again next time, nothing more."""
     temporary = os.path.join(folder.path, f"{CACHE}.{os.getpid()}")
-    data = {"version": _VERSION, "key": key, "summary": summary.as_json()}
+    data = {"version": _VERSION, "key": key, "summary": asdict(summary)}  # (NaN kept)
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -247,7 +251,7 @@ def _metric(
     finite = [v for v in values if math.isfinite(v)]
     summary.metric = name
     summary.higher_is_better = is_accuracy(name)
-    if values and math.isfinite(values[-1]):
-        summary.last = values[-1]
+    if values:
+        summary.last = values[-1]  # nan or inf too: shown as the dashboard shows it
     if finite:
         summary.best = max(finite) if summary.higher_is_better else min(finite)
