@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import Tmux, command, stop, wait_for
+from trainmon.report import status_line
 from trainmon.sources.recording import load
 from trainmon.state import RunState
+from trainmon.view import ViewOptions
 from trainmon_client import store
 from trainmon_client.framing import FileFormatError
 from trainmon_client.protocol import Record
@@ -140,8 +142,9 @@ def test_a_killed_and_restarted_run_is_as_its_restart_everywhere(tmux: Tmux) -> 
 
 def test_a_killed_run_replayed_is_lost_and_a_live_one_running(tmux: Tmux) -> None:
     """A recording played to its end is the end of the run unless a process writes it
-    now: a SIGKILLed run replays as lost (plain and dashboard), never "running"; a run
-    being written replays as running."""
+    now: a SIGKILLed run replays as lost (plain and dashboard), never "running", its
+    worker last seen so long before the recording's end (not "ago": that clock stopped);
+    a run being written replays as running."""
     _killed("killed", 10, 30)
     (run,) = _listed()
     assert run["status"] == "crashed/lost"
@@ -150,6 +153,7 @@ def test_a_killed_run_replayed_is_lost_and_a_live_one_running(tmux: Tmux) -> Non
     _replay_in(tmux, "killed")
     screen = tmux.wait_text("end of recording")
     assert "lost" in screen and "running" not in screen, screen
+    assert "s before end" in screen and "s ago" not in screen.split("Workers")[1], screen
     tmux.keys("q")
     live = _held("live", 10, 30)
     try:
@@ -204,6 +208,8 @@ def test_a_rank_restarted_leads_once_it_appears() -> None:
     assert run.superseded() == frozenset({"old"})
     assert run.lead is not None and run.lead.id == "new" and run.lead.step == 2
     assert run.progress() == pytest.approx(3 / 100)
+    line = status_line(state, ViewOptions(interactive=False), 2.6)
+    assert "step 2 · 3%" in line and "workers 2 (1 running, 1 restarted)" in line, line
 
 
 def test_a_process_without_rank_is_superseded_once_it_ended() -> None:

@@ -52,8 +52,14 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
         parts.append(
             f"input-bound: {math.floor(min(share, 1.0) * 100)}% of step time waiting for data"
         )
-    statuses = [w.status(now, opts.stall_after_s) for w in run.workers.values()]
-    counts = ", ".join(f"{statuses.count(s)} {s}" for s in STATUS_STYLE if statuses.count(s))
+    restarted = run.superseded()
+    statuses = [
+        "restarted" if w.id in restarted else w.status(now, opts.stall_after_s)
+        for w in run.workers.values()
+    ]
+    counts = ", ".join(
+        f"{statuses.count(s)} {s}" for s in (*STATUS_STYLE, "restarted") if statuses.count(s)
+    )
     parts.append(f"workers {len(statuses)} ({counts})")
     parts.append(f"records {state.records}")
     parts.append(missed_text(run))

@@ -35,6 +35,7 @@ class Run:
     # newest hello of any worker that sent one, by its time; for the exit summary only.
     summary: dict[str, float] = field(default_factory=dict)
     summary_at: float = float("-inf")  # the time of the hello they came in
+    ended: bool = False  # its records ended: nothing more comes (RunState.note_end)
     changes: int = 0  # counts records taken (their workers may have changed)
     _lead: tuple[int, Worker | None] = (-1, None)  # lead, as of changes
     _superseded: tuple[int, frozenset[str]] = (-1, frozenset())  # as of changes

@@ -242,6 +242,7 @@ class RunState:
         whatever the clock says (see :attr:`Worker.cut_off`)."""
         for run in self.runs.values():
             run.changes += 1
+            run.ended = True
             for worker in run.workers.values():
                 worker.cut_off = not worker.finished
 
@@ -334,6 +335,7 @@ class RunState:
         if run is None:
             return None
         run.changes += 1  # whatever the record does to its worker happens after this
+        run.ended = False  # (heard again after all)
         worker = run.workers.get(worker_id)
         if worker is None:
             limits = self.limits

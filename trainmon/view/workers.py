@@ -49,7 +49,7 @@ class _WorkersTable:
         self.rows = []
         restarted = run.superseded()
         for worker in workers:
-            row = _worker_row(worker, opts, now, worker is straggler)
+            row = _worker_row(worker, opts, now, worker is straggler, run.ended)
             if worker.id in restarted:  # ended before its restart began (not the lead)
                 row = (*row[:-1], Text("restarted", style="tm.dim"))
             extra = tuple(_system_cell(worker, column) for column in system)
@@ -78,7 +78,7 @@ class _WorkersTable:
 
 
 def _worker_row(
-    worker: Worker, opts: ViewOptions, now: float, straggler: bool = False
+    worker: Worker, opts: ViewOptions, now: float, straggler: bool = False, ended: bool = False
 ) -> tuple[str | Text, ...]:
     status = worker.status(now, opts.stall_after_s)
     rate = worker.steps_per_s
@@ -97,7 +97,8 @@ def _worker_row(
         worker.host or worker.id,
         "–" if worker.pid is None else str(worker.pid),
         "–" if worker.step is None else f"{worker.step:,}",
-        f"{max(now - worker.last_seen, 0):.1f}s ago",
+        # a recording played to its end: from its end, not from a clock that stopped
+        f"{max(now - worker.last_seen, 0):.1f}s {'before end' if ended else 'ago'}",
         f"{rate:,.1f}" if shown_rate and rate is not None else "–",
         f"{1000 / rate:,.1f}" if shown_rate and rate else "–",
         Text(missed, style="tm.stalled" if missed != "0" else ""),
