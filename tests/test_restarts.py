@@ -142,7 +142,8 @@ def test_a_killed_and_restarted_run_is_as_its_restart_everywhere(tmux: Tmux) -> 
 
 def test_a_killed_run_replayed_is_lost_and_a_live_one_running(tmux: Tmux) -> None:
     """A recording played to its end is the end of the run unless a process writes it
-    now: a SIGKILLed run replays as lost (plain and dashboard), never "running", its
+    now: a SIGKILLed run replays (plain and dashboard) and exports (its picture) as
+    lost, never "running", its
     worker last seen so long before the recording's end (not "ago": that clock stopped);
     a run being written replays as running."""
     _killed("killed", 10, 30)
@@ -150,6 +151,8 @@ def test_a_killed_run_replayed_is_lost_and_a_live_one_running(tmux: Tmux) -> Non
     assert run["status"] == "crashed/lost"
     plain = _trainmon("replay", "killed", "--plain")
     assert "run killed: lost, 1 worker" in plain, plain
+    picture = _trainmon("export", "killed", "--format", "html")
+    assert "lost" in picture and "running" not in picture
     _replay_in(tmux, "killed")
     screen = tmux.wait_text("end of recording")
     assert "lost" in screen and "running" not in screen, screen

@@ -176,7 +176,8 @@ def export(
         raise click.ClickException(f"cannot write {name}: {exc.strerror}") from exc
     try:
         try:
-            what = _write_export(records, fmt, out, width, height, run, label)
+            ends = not any(store.is_live(path) for path in files)
+            what = _write_export(records, fmt, out, (width, height), run, label, ends)
             out.flush()  # here, not at exit: a full disk is said as an error
         finally:
             if to_file:
@@ -204,12 +205,13 @@ def _write_export(
     records: list[Record],
     fmt: str,
     out: Any,
-    width: int,
-    height: int,
+    size: tuple[int, int],
     run: str | None,
     label: str,
+    ends: bool,
 ) -> str:
-    """Write ``records`` to ``out`` in ``fmt``; what was written, in words."""
+    """Write ``records`` to ``out`` in ``fmt``; what was written, in words. A picture
+    of records that ``ends`` (the run not written now) shows workers without a bye lost."""
     if fmt == "csv":
         return f"{write_csv(records, out)} metric values"
     if fmt == "jsonl":
@@ -217,6 +219,9 @@ def _write_export(
     state = RunState()
     for record in records:
         state.apply(record, record.time)
+    if ends:
+        state.note_end()
+    width, height = size
     opts = ViewOptions(run=run, interactive=False, address=label)
     frame = render(state, opts, records[-1].time)
     title = f"trainmon · {label}"
