@@ -136,7 +136,7 @@ def test_a_killed_and_restarted_run_is_as_its_restart_everywhere(tmux: Tmux) -> 
     _replay_in(tmux, "resume")
     screen = tmux.wait_text("end of recording")
     assert "100%" in screen and "finished" in screen and "29" in screen, screen
-    assert "restarted" in screen, screen
+    assert "restarted" in screen and "(restarted since)" in screen, screen  # (the alert)
     tmux.keys("q")
 
 
@@ -156,6 +156,7 @@ def test_a_killed_run_replayed_is_lost_and_a_live_one_running(tmux: Tmux) -> Non
     _replay_in(tmux, "killed")
     screen = tmux.wait_text("end of recording")
     assert "lost" in screen and "running" not in screen, screen
+    assert "lost: its records end without a bye" in screen, screen
     assert "s before end" in screen and "s ago" not in screen.split("Workers")[1], screen
     tmux.keys("q")
     live = _held("live", 10, 30)
