@@ -283,3 +283,24 @@ def test_a_metric_that_ended_nan_reads_nan_in_runs_and_compare() -> None:
     assert row[2:4] == ["nan", "0.1111"], compared
     again = {run["name"]: run for run in _listed()}  # from the cache this time
     assert again["diverged"]["last"] == "nan"
+
+
+def test_forked_children_running_together_are_not_superseded() -> None:
+    """Two pool children of rank 0 (forked, ranked as their parent), the second begun
+    after the last record of the first so far: neither is superseded while the first
+    may go on (a child is not a rank restarted); once the first ended (bye) before a
+    third began, it is."""
+    state = RunState()
+    parent = [_hello("p", 0.0, 0), *_steps("p", 0, 30, 0.1)]
+    kids = []
+    for kid, t in (("c1", 0.5), ("c2", 1.05)):
+        hello = _hello(kid, t, 0)
+        hello.info["parent"] = "p"
+        kids += [hello, *_steps(kid, 0, 5, t + 0.01)]
+    _apply(state, [*parent, *kids])
+    run = state.runs["r"]
+    assert run.superseded() == frozenset()
+    third = _hello("c3", 2.0, 0)
+    third.info["parent"] = "p"
+    _apply(state, [Record("bye", "r", "c1", 7, 1.5), third, *_steps("c3", 0, 3, 2.01)])
+    assert run.superseded() == frozenset({"c1"})

@@ -78,10 +78,10 @@ class Run:
         together never supersede each other), is superseded by it. A worker given a
         rank is superseded as soon as another of its rank appears after its last
         record (torchrun elastic restarts every rank: the new one leads at once); a
-        forked child with its parent. A superseded worker is not the lead and decides
-        neither the run's progress nor its status: a run killed and restarted from a
-        checkpoint under its name is as its restart is. Found again only after a
-        record came."""
+        forked child with its parent, or by a later child once it ended. A superseded
+        worker is not the lead and decides neither the run's progress nor its status:
+        a run killed and restarted from a checkpoint under its name is as its restart
+        is. Found again only after a record came."""
         if self._superseded[0] == self.changes:
             return self._superseded[1]
         newest: dict[tuple[int | None, bool], float] = {}  # latest first record, by group
@@ -91,7 +91,7 @@ class Run:
         gone = set()
         for worker in self.workers.values():
             ended = (
-                worker.rank is not None
+                (worker.rank is not None and worker.parent is None)  # (a pool child: no)
                 or worker.finished
                 or worker.cut_off
                 or self.heard - worker.last_seen > LOST_AFTER_S
