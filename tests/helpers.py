@@ -347,6 +347,9 @@ class NotingSink:
     def note_link(self, short: str, note: str) -> None:
         self.state.note_link(short, note)
 
+    def note_end(self) -> None:
+        self.state.note_end()
+
 
 def wait_listening(endpoint: str, timeout_s: float = 15.0) -> None:
     """Wait until some process has bound the loopback tcp ``endpoint``."""

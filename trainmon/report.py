@@ -52,8 +52,14 @@ def status_line(state: RunState, opts: ViewOptions, now: float) -> str:
         parts.append(
             f"input-bound: {math.floor(min(share, 1.0) * 100)}% of step time waiting for data"
         )
-    statuses = [w.status(now, opts.stall_after_s) for w in run.workers.values()]
-    counts = ", ".join(f"{statuses.count(s)} {s}" for s in STATUS_STYLE if statuses.count(s))
+    restarted = run.superseded()
+    statuses = [
+        "restarted" if w.id in restarted else w.status(now, opts.stall_after_s)
+        for w in run.workers.values()
+    ]
+    counts = ", ".join(
+        f"{statuses.count(s)} {s}" for s in (*STATUS_STYLE, "restarted") if statuses.count(s)
+    )
     parts.append(f"workers {len(statuses)} ({counts})")
     parts.append(f"records {state.records}")
     parts.append(missed_text(run))
@@ -147,18 +153,39 @@ def _run_summary(state: RunState, run: Run, opts: ViewOptions, now: float, width
     if len(names) > _SUMMARY_METRICS:
         lines.append(f"  … {len(names) - _SUMMARY_METRICS} more metrics")
     lines.append(f"  {missed_text(run)}")
+    lines += _ended_lines(run, opts, now)
+    if limits_text(state, run):
+        lines.append(f"  limits reached: {limits_text(state, run)}")
+    return lines + _alert_lines(state, run)
+
+
+def _ended_lines(run: Run, opts: ViewOptions, now: float) -> list[str]:
+    """The workers lost without a bye, and those restarted (see :meth:`Run.superseded`:
+    a process killed and started again under the run's name is not lost)."""
+    lines = []
+    restarted = run.superseded()
     gone = [
-        worker_label(w) for w in run.workers.values() if w.status(now, opts.stall_after_s) == "lost"
+        worker_label(w)
+        for w in run.workers.values()
+        if w.status(now, opts.stall_after_s) == "lost" and w.id not in restarted
     ]
     if gone:
         lines.append(
             f"  {len(gone)} worker{'s' if len(gone) > 1 else ''} lost without a bye "
-            f"({', '.join(gone[:8])}{', …' if len(gone) > 8 else ''}): "
-            "records after their last heartbeat are unknown"
+            f"({_listed(gone)}): records after their last heartbeat are unknown"
         )
-    if limits_text(state, run):
-        lines.append(f"  limits reached: {limits_text(state, run)}")
-    return lines + _alert_lines(state, run)
+    if restarted:
+        shown = [worker_label(w) for w in run.workers.values() if w.id in restarted]
+        lines.append(
+            f"  {len(shown)} worker{'s' if len(shown) > 1 else ''} restarted "
+            f"({_listed(shown)}): ended before another of the run took over"
+        )
+    return lines
+
+
+def _listed(labels: list[str]) -> str:
+    """The first eight of ``labels``, and … for more."""
+    return ", ".join(labels[:8]) + (", …" if len(labels) > 8 else "")
 
 
 def _alert_lines(state: RunState, run: Run) -> list[str]:

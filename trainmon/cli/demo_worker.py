@@ -31,6 +31,7 @@ def simulate(endpoint: str, run: str, rank: int, world: int, epochs: int, step_s
         total_epochs=epochs,
         total_steps=total,
         config={"lr": 3e-4, "batch_size": 64, "model": "demo-mlp"},
+        record=False,  # a demo's runs are not kept (q leaves no run behind)
     ) as mon:
         step = 0
         for epoch in range(epochs):

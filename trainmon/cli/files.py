@@ -23,6 +23,7 @@ from trainmon.sources.export import FORMATS, dashboard_picture, write_csv, write
 from trainmon.sources.recording import FileFormatError, Loaded, ReplaySource, load
 from trainmon.state import RunState
 from trainmon.view import ViewOptions, render
+from trainmon_client import store
 from trainmon_client.protocol import Record
 
 __all__ = ["export", "replay"]
@@ -103,13 +104,16 @@ def replay(
     loaded = _load(files)
     records = _of_run(loaded, run, files)
     settings, opts, plain = display_settings(display, False, label, run)
+    live = any(store.is_live(path) for path in files)  # a run being written now
     if plain or not Console().is_terminal:
         state = RunState()
         for record in records:
             state.apply(record, record.time)
+        if not live:
+            state.note_end()  # a worker without a bye is lost: nothing more comes
         say(summary(state, opts, records[-1].time, shutil.get_terminal_size().columns))
     else:
-        source = ReplaySource(records, speed=speed, instant=instant)
+        source = ReplaySource(records, speed=speed, instant=instant, ends=not live)
         # replace(), not a new AppSettings: every option the user gave is kept
         settings = replace(settings, finished_notice="end of recording · q quits")
         show(source, opts, settings, plain=False)
@@ -172,7 +176,8 @@ def export(
         raise click.ClickException(f"cannot write {name}: {exc.strerror}") from exc
     try:
         try:
-            what = _write_export(records, fmt, out, width, height, run, label)
+            ends = not any(store.is_live(path) for path in files)
+            what = _write_export(records, fmt, out, (width, height), run, label, ends)
             out.flush()  # here, not at exit: a full disk is said as an error
         finally:
             if to_file:
@@ -200,12 +205,13 @@ def _write_export(
     records: list[Record],
     fmt: str,
     out: Any,
-    width: int,
-    height: int,
+    size: tuple[int, int],
     run: str | None,
     label: str,
+    ends: bool,
 ) -> str:
-    """Write ``records`` to ``out`` in ``fmt``; what was written, in words."""
+    """Write ``records`` to ``out`` in ``fmt``; what was written, in words. A picture
+    of records that ``ends`` (the run not written now) shows workers without a bye lost."""
     if fmt == "csv":
         return f"{write_csv(records, out)} metric values"
     if fmt == "jsonl":
@@ -213,6 +219,9 @@ def _write_export(
     state = RunState()
     for record in records:
         state.apply(record, record.time)
+    if ends:
+        state.note_end()
+    width, height = size
     opts = ViewOptions(run=run, interactive=False, address=label)
     frame = render(state, opts, records[-1].time)
     title = f"trainmon · {label}"

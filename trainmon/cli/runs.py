@@ -257,10 +257,12 @@ def _value(value: float | None, metric: str | None) -> str:
     """A metric's value as the dashboard shows it (an accuracy in percent; four
     significant digits), a whole number too: ``1.000`` beside ``0.5000``, not ``1``."""
     from trainmon.names import DATA_WAIT_NAME, is_accuracy
-    from trainmon.view.format import format_percent, format_value
+    from trainmon.view.format import format_metric, format_percent, format_value
 
-    if value is None or metric is None or not math.isfinite(value):
+    if value is None or metric is None:
         return "–"
+    if not math.isfinite(value):
+        return format_metric(metric, value)  # nan and inf as the dashboard shows them
     if is_accuracy(metric) or metric == DATA_WAIT_NAME:
         return format_percent(value)
     magnitude = abs(value)

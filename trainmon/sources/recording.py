@@ -294,6 +294,9 @@ class ReplaySource:
         speed: how much faster than real time; None picks a speed that plays the
             whole recording in about ``target_s`` seconds (never slower than real time).
         instant: apply everything at the first drain.
+        ends: nothing comes after the last record (the run is not being written now):
+            once played, the workers that did not say bye are lost
+            (:meth:`RunState.note_end`), not running for ever.
     """
 
     def __init__(
@@ -303,6 +306,7 @@ class ReplaySource:
         speed: float | None = None,
         instant: bool = False,
         target_s: float = 10.0,
+        ends: bool = True,
         wall: Callable[[], float] = time.monotonic,
     ) -> None:
         self._records = records
@@ -316,6 +320,7 @@ class ReplaySource:
         self.instant = instant
         self._started = wall()
         self._paused_at: float | None = None
+        self._ends = ends
 
     @property
     def finished(self) -> bool:
@@ -347,6 +352,10 @@ class ReplaySource:
             sink.apply(records[self._next], records[self._next].time)
             self._next += 1
             applied += 1
+        if applied and self._ends and self.finished:
+            end = getattr(sink, "note_end", None)  # RunState's (a sink may have none)
+            if end is not None:
+                end()
         if not applied and budget_s > 0:
             # Nothing due yet: wait a little; nothing more at all: wait the whole budget
             # (the loop is only waiting for keys then: no spinning).

@@ -8,8 +8,10 @@ its recordings (holds its lock); ``finished`` when every worker said bye and, wh
 the totals are known (total steps or epochs), reached them; ``ended early`` when every
 worker said bye short of its totals; ``crashed/lost`` when a worker never said bye and
 no process writes the run any more (killed, crashed, or its machine went down). A
-worker that stopped before another worker of the run began is left out of that count:
-a run killed and restarted from a checkpoint under its name is as its restart ended.
+worker superseded by a restart (one that ended before another worker of the run, of
+its rank, began: :meth:`~trainmon.state.Run.superseded`, the dashboard's rule) is left
+out of that count: a run killed and restarted from a checkpoint under its name is as
+its restart ended.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ __all__ = [
 
 CACHE: Final = ".summary.json"
 STATUSES: Final = ("running", "finished", "ended early", "crashed/lost")
-_VERSION: Final = 1  # a cache written by another version of this module is read again
+_VERSION: Final = 2  # a cache written by another version of this module is read again
 # A running run is read whole up to this size; past it, only the end of each recording
 # (its last step and values, not its best: listing never reads gigabytes).
 LIVE_READ_BYTES: Final = 16 * 1024 * 1024
@@ -66,15 +68,19 @@ class RunSummary:
     workers: int
     last_step: int | None
     metric: str | None  # the main metric, as the dashboard chooses it
-    last: float | None  # its last value (None: none, or not a finite number)
+    last: float | None  # its last value (None: none; nan or inf as logged)
     best: float | None  # its lowest (a loss, most metrics) or highest (an accuracy)
     higher_is_better: bool
     records: int
     bytes: int
 
     def as_json(self) -> dict[str, Any]:
-        """The summary as ``trainmon runs --json`` gives it."""
-        return asdict(self)
+        """The summary as ``trainmon runs --json`` gives it: a last value that is not a
+        finite number as the dashboard writes it ("nan", "inf", "-inf"; JSON has none)."""
+        data = asdict(self)
+        if self.last is not None and not math.isfinite(self.last):
+            data["last"] = str(self.last)  # (as format_metric writes it)
+        return data
 
 
 def _key(files: Sequence[str]) -> list[list[Any]] | None:
@@ -121,7 +127,7 @@ def _write_cache(folder: RunFolder, key: list[list[Any]], summary: RunSummary) -
     """Write the cache (0600) beside the recordings; where that fails (a read-only or
     full disk), the run is read again next time, nothing more."""
     temporary = os.path.join(folder.path, f"{CACHE}.{os.getpid()}")
-    data = {"version": _VERSION, "key": key, "summary": summary.as_json()}
+    data = {"version": _VERSION, "key": key, "summary": asdict(summary)}  # (NaN kept)
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -139,6 +145,8 @@ def summarise(folder: RunFolder, main_metric: MainMetric, live: bool) -> RunSumm
     state = RunState()
     for record in records:
         state.apply(record, record.time)
+    if not live:
+        state.note_end()  # a worker without a bye is lost, not running
     run = state.runs.get(folder.name) or max(
         state.runs.values(), key=lambda r: r.records, default=None
     )
@@ -193,7 +201,7 @@ def _fill(
 ) -> None:
     """Status, workers, last step and main metric of ``run`` into ``summary``."""
     if not live:
-        summary.status = _status(run, records)
+        summary.status = _status(run)
     ranks = run.ranks()
     summary.workers = len(ranks)
     summary.last_step = max((w.step for w in ranks if w.step is not None), default=None)
@@ -218,22 +226,14 @@ def _restarts(run: Run, worker: Worker) -> list[Worker]:
     return sorted(same, key=lambda w: w.first_seen)
 
 
-def _status(run: Run, records: list[Record]) -> str:
+def _status(run: Run) -> str:
     """``finished``, ``ended early`` or ``crashed/lost``: whether every worker said bye
-    (or its parent did), and where the totals are known, reached them. Workers that
-    stopped before another worker of the run began are left out: a process killed and
-    restarted from a checkpoint under the same name is as its restart ended."""
+    (or its parent did), and where the totals are known, reached them. Workers
+    superseded by a restart are left out (:meth:`Run.superseded`, the dashboard's
+    rule): a process killed and restarted from a checkpoint under the same name is as
+    its restart ended."""
     if not run.finished:
-        workers = list(run.workers.values())
-        latest = {w.id for w in workers if not any(o.first_seen > w.last_seen for o in workers)}
-        ended = all(w.finished or w.parent_ended for w in workers if w.id in latest)
-        if not latest or not ended:
-            return "crashed/lost"
-        alone = RunState()  # the run as its latest workers tell it
-        for record in records:
-            if record.worker in latest:
-                alone.apply(record, record.time)
-        run = alone.runs.get(run.name, run)
+        return "crashed/lost"
     progress = run.progress()
     return "finished" if progress is None or progress >= 1.0 else "ended early"
 
@@ -251,7 +251,7 @@ def _metric(
     finite = [v for v in values if math.isfinite(v)]
     summary.metric = name
     summary.higher_is_better = is_accuracy(name)
-    if values and math.isfinite(values[-1]):
-        summary.last = values[-1]
+    if values:
+        summary.last = values[-1]  # nan or inf too: shown as the dashboard shows it
     if finite:
         summary.best = max(finite) if summary.higher_is_better else min(finite)

@@ -173,7 +173,7 @@ class AlertWatch:
             what = (
                 f"{who} stalled: no metrics for {now - (worker.last_metrics_at or now):.0f} s"
                 if status == "stalled"
-                else f"{who} lost: silent for {now - worker.last_seen:.0f} s"
+                else _lost_text(run, worker, now)
             )
             out += self._raise(
                 (run.name, worker.id, status, episode), Alert(now, run.name, status, what)
@@ -224,3 +224,15 @@ def _past_total(run: Run, now: float) -> Alert:
         f"epoch {run.epoch_label()} is past the total epochs: epochs count from 0 "
         "(set_epoch(0) starts the first)",
     )
+
+
+def _lost_text(run: Run, worker: Worker, now: float) -> str:
+    """What the alert of a lost worker says: how long silent, or that its records end
+    (a recording played to its end); and whether another of the run took over."""
+    who = worker_label(worker)
+    said = (
+        f"{who} lost: its records end without a bye"
+        if worker.cut_off
+        else f"{who} lost: silent for {now - worker.last_seen:.0f} s"
+    )
+    return said + (" (restarted since)" if worker.id in run.superseded() else "")

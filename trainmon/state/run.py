@@ -35,8 +35,10 @@ class Run:
     # newest hello of any worker that sent one, by its time; for the exit summary only.
     summary: dict[str, float] = field(default_factory=dict)
     summary_at: float = float("-inf")  # the time of the hello they came in
+    ended: bool = False  # its records ended: nothing more comes (RunState.note_end)
     changes: int = 0  # counts records taken (their workers may have changed)
     _lead: tuple[int, Worker | None] = (-1, None)  # lead, as of changes
+    _superseded: tuple[int, frozenset[str]] = (-1, frozenset())  # as of changes
 
     @property
     def lead(self) -> Worker | None:
@@ -46,13 +48,14 @@ class Run:
         do; of those, the ones still going (so a finished process never hides a live
         one, nor does one silent while the run's others are heard: a killed process,
         and its restart under the same run name), else the finished ones; and of those
-        the lowest rank, else the first seen. Found again only after a record came (a
-        frame asks dozens of times)."""
+        the lowest rank, else the first seen. A worker :meth:`superseded` by its
+        restart is never the lead. Found again only after a record came (a frame asks
+        dozens of times)."""
         if self._lead[0] == self.changes:
             return self._lead[1]
         lead = None
         if self.workers:
-            ranks = self.ranks()
+            ranks = self.current(self.ranks())
             main = (  # as the view's main metric picks it, short of a choice
                 self.find_metric(LOSS_NAMES)
                 or self.find_metric(HELD_OUT_LOSS_NAMES)
@@ -67,6 +70,46 @@ class Run:
             lead = min(going, key=lambda w: (w.sort_key()[:2], w.first_seen))
         self._lead = (self.changes, lead)
         return lead
+
+    def superseded(self) -> frozenset[str]:
+        """The ids of the workers restarted since: a worker that ended (said bye, went
+        silent for ``LOST_AFTER_S``, or its records ended) before another worker of the
+        run first appeared, of the same rank where ranks are given (ranks running
+        together never supersede each other), is superseded by it. A worker given a
+        rank is superseded as soon as another of its rank appears after its last
+        record (torchrun elastic restarts every rank: the new one leads at once); a
+        forked child with its parent, or by a later child once it ended. A superseded
+        worker is not the lead and decides neither the run's progress nor its status:
+        a run killed and restarted from a checkpoint under its name is as its restart
+        is. Found again only after a record came."""
+        if self._superseded[0] == self.changes:
+            return self._superseded[1]
+        newest: dict[tuple[int | None, bool], float] = {}  # latest first record, by group
+        for worker in self.workers.values():
+            group = (worker.rank, worker.parent is None)
+            newest[group] = max(newest.get(group, worker.first_seen), worker.first_seen)
+        gone = set()
+        for worker in self.workers.values():
+            ended = (
+                (worker.rank is not None and worker.parent is None)  # (a pool child: no)
+                or worker.finished
+                or worker.cut_off
+                or self.heard - worker.last_seen > LOST_AFTER_S
+            )
+            if ended and newest[(worker.rank, worker.parent is None)] > worker.last_seen:
+                gone.add(worker.id)
+        if gone and self.forked:
+            gone |= {w.id for w in self.workers.values() if w.parent in gone}
+        found = frozenset(gone)
+        self._superseded = (self.changes, found)
+        return found
+
+    def current(self, workers: list[Worker]) -> list[Worker]:
+        """``workers`` but those :meth:`superseded` (all of them if every one is)."""
+        gone = self.superseded()
+        if not gone:
+            return workers
+        return [w for w in workers if w.id not in gone] or workers
 
     def ranks(self) -> list[Worker]:
         """The workers but forked children whose parent is in the run."""
@@ -94,9 +137,10 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        """Every worker has said bye (a forked child, or its parent has)."""
+        """Every worker has said bye (a forked child, or its parent has), but those
+        superseded by a restart (see :meth:`superseded`)."""
         return bool(self.workers) and all(
-            w.finished or w.parent_ended for w in self.workers.values()
+            w.finished or w.parent_ended for w in self.current(list(self.workers.values()))
         )
 
     @property
@@ -167,8 +211,10 @@ class Run:
         return slowest if _clearly_behind(slowest, behind, median_rate) else None
 
     def status(self, now: float, stall_after_s: float) -> str:
-        """The run's status: the most hopeful of its workers' statuses."""
-        statuses = {w.status(now, stall_after_s) for w in self.workers.values()}
+        """The run's status: the most hopeful of its workers' statuses (but those
+        superseded by a restart: a killed process restarted is not lost)."""
+        workers = self.current(list(self.workers.values()))
+        statuses = {w.status(now, stall_after_s) for w in workers}
         for status in ("running", "stalled", "lost", "finished"):
             if status in statuses:
                 return status

@@ -30,7 +30,8 @@ class RunState:
     Its writers, all methods here: the apply path (:meth:`apply` for one record,
     :meth:`apply_columns` for a batch of metrics records in columns, which takes the
     same steps in a few passes or falls back to ``apply``); the sources' counters
-    (:meth:`reject`, :meth:`refuse`, :meth:`note_link`, :meth:`note_recording`); the
+    (:meth:`reject`, :meth:`refuse`, :meth:`note_link`, :meth:`note_recording`,
+    :meth:`note_end`); the
     alerts :class:`~trainmon.state.alerts.AlertWatch` finds (:meth:`note_alerts`); and
     which run the dashboard shows (:meth:`choose` for the r key, :meth:`settle` once
     a turn of the dashboard's loops). The view only reads (the memos some reads keep,
@@ -235,6 +236,16 @@ class RunState:
         self.refused += count
         self.last_refusal = reason
 
+    def note_end(self) -> None:
+        """No more records come (a recording played to its end, its run no longer
+        written): the workers that did not say bye are lost, not running nor stalled,
+        whatever the clock says (see :attr:`Worker.cut_off`)."""
+        for run in self.runs.values():
+            run.changes += 1
+            run.ended = True
+            for worker in run.workers.values():
+                worker.cut_off = not worker.finished
+
     def note_recording(self, note: str) -> None:
         """The recording (``watch --record``) stopped or falls behind: ``note`` says why."""
         self.recording_note = note
@@ -324,6 +335,7 @@ class RunState:
         if run is None:
             return None
         run.changes += 1  # whatever the record does to its worker happens after this
+        run.ended = False  # (heard again after all)
         worker = run.workers.get(worker_id)
         if worker is None:
             limits = self.limits
@@ -338,6 +350,7 @@ class RunState:
             worker.outages += 1
             worker.longest_outage_s = max(worker.longest_outage_s, silence)
         worker.last_seen = max(worker.last_seen, now)
+        worker.cut_off = False  # (heard again after all)
         if now > run.heard:
             run.heard = now
         return run, worker

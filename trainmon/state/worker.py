@@ -62,6 +62,7 @@ class Worker:
     hello_time: float | None = None  # when the process started, by its own clock
     longest_outage_s: float = 0.0
     finished: bool = False
+    cut_off: bool = False  # its records ended without a bye (a recording's end): lost
     series: dict[str, Series] = field(default_factory=dict)
     untracked_metrics: int = 0
     # (time, step) after the warm-up, the last record in each quarter second (see
@@ -314,10 +315,11 @@ class Worker:
     def status(self, now: float, stall_after_s: float) -> str:
         """``finished``, ``lost``, ``stalled`` or ``running``. A forked child silent
         after its parent said bye has finished with it (pool processes are ended
-        without a bye of their own)."""
+        without a bye of their own). A worker whose records ended without a bye (the
+        end of a recording, :meth:`RunState.note_end`) is lost, whatever ``now``."""
         if self.finished:
             return "finished"
-        if now - self.last_seen > LOST_AFTER_S:
+        if self.cut_off or now - self.last_seen > LOST_AFTER_S:
             return "finished" if self.parent_ended else "lost"
         if self.last_metrics_at is not None and now - self.last_metrics_at > stall_after_s:
             return "stalled"

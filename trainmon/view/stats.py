@@ -84,9 +84,7 @@ def _differences(grid: _Pairs, state: RunState, run: Run, opts: ViewOptions) -> 
     if name is None:
         return
     for other in overlaid(state, run, opts)[:_MAX_DIFFERENCES]:
-        grid.add_metric(
-            f"vs {other.name}", difference_text(run, other, name, state), cut=True
-        )
+        grid.add_metric(f"vs {other.name}", difference_text(run, other, name, state), cut=True)
 
 
 def _rates(grid: _Pairs, run: Run, opts: ViewOptions, now: float) -> None:

@@ -47,10 +47,15 @@ class _WorkersTable:
         self.columns += self.COLUMNS[-1:]
         self.system = len(system)  # (before the status column)
         self.rows = []
-        # a run that ended (trainmon compare): last seen is told from the run's end
-        end = max((w.last_seen for w in workers), default=now) if opts.ended else None
+        # a run that ended (compare; a recording played to its end): last seen is told
+        # from the run's end, not from a clock that stopped
+        ended = opts.ended or run.ended
+        end = max((w.last_seen for w in workers), default=now) if ended else None
+        restarted = run.superseded()
         for worker in workers:
             row = _worker_row(worker, opts, now, worker is straggler, end)
+            if worker.id in restarted:  # ended before its restart began (not the lead)
+                row = (*row[:-1], Text("restarted", style="tm.dim"))
             extra = tuple(_system_cell(worker, column) for column in system)
             self.rows.append(row[:-1] + extra + row[-1:])
         self.untracked = run.untracked_workers
