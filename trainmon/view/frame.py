@@ -61,7 +61,7 @@ def render(state: RunState, opts: ViewOptions, now: float) -> RenderableType:
     parts = [Frame(header(state, run, opts, now), size=1)]
     alerts = [a for a in state.alerts if a.run == run.name]
     if alerts:
-        parts.append(Frame(alert_line(alerts, now, not opts.ended), size=1))
+        parts.append(Frame(alert_line(alerts, now, not (opts.ended or run.ended)), size=1))
     parts.append(Frame(epoch_bar(run, now, opts.stall_after_s), size=3))
     if opts.help:
         parts.append(Frame(help_panel()))
