@@ -304,3 +304,15 @@ def test_forked_children_running_together_are_not_superseded() -> None:
     third.info["parent"] = "p"
     _apply(state, [Record("bye", "r", "c1", 7, 1.5), third, *_steps("c3", 0, 3, 2.01)])
     assert run.superseded() == frozenset({"c1"})
+
+
+def test_compare_sets_aside_a_worker_its_restart_replaced_at_once() -> None:
+    """A run killed and restarted at once (well within the 5 s a silent worker takes to
+    be lost) compares by its restart: its records are its end, so the killed worker
+    ended before the restart began, and the table's last value is the restart's."""
+    _killed("quick", 10, 30)
+    _train("quick", 10, 30, 30)  # steps 10 to 29: last loss 1/30
+    _train("other", 0, 30, 30)
+    table = _trainmon("compare", "quick", "other", "--plain")
+    (row,) = [line for line in table.splitlines() if line.split()[:1] == ["quick"]]
+    assert "0.03333" in row and "0.1000" not in row, table

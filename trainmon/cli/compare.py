@@ -16,14 +16,14 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from trainmon.cli.files import load_files
 from trainmon.cli.options import CONTEXT, display_options
-from trainmon.cli.output import names as file_names
 from trainmon.cli.output import say
 from trainmon.cli.runs import run_files
 from trainmon.cli.show import display_settings, show
-from trainmon.escape import escaped, escaped_lines
+from trainmon.escape import escaped
 from trainmon.names import is_accuracy
-from trainmon.sources.recording import FileFormatError, ReplaySource, load
+from trainmon.sources.recording import ReplaySource
 from trainmon.state import Run, RunState
 from trainmon.view import ViewOptions, main_metric
 from trainmon.view.compare import (
@@ -35,6 +35,7 @@ from trainmon.view.compare import (
 )
 from trainmon.view.format import format_metric
 from trainmon.view.table import grid_lines
+from trainmon_client import store
 from trainmon_client.protocol import Record
 
 __all__ = [
@@ -47,13 +48,15 @@ __all__ = [
 ]
 
 
-def named_records(arg: str, taken: Sequence[str] = ()) -> tuple[str, list[Record]]:
+def named_records(arg: str, taken: Sequence[str] = ()) -> tuple[str, list[Record], bool]:
     """The records of the run ``arg`` names (a kept run's name, unique prefix or folder
     id, or a recording's path), all under one run name that is not in ``taken``: the
     label of the kept run (its name, with its start where others share it), else the
-    run name in the recording. A recording holding several runs gives its first."""
+    run name in the recording. A recording holding several runs gives its first. And
+    whether a process writes the run now (else its records are its end)."""
     label, files = run_files(arg)
-    records = _load(files)
+    records = load_files(files).records
+    live = any(store.is_live(path) for path in files)
     first = records[0].run
     records = [record for record in records if record.run == first]
     name = first if os.path.exists(arg) else label  # a path: the name recorded
@@ -63,30 +66,17 @@ def named_records(arg: str, taken: Sequence[str] = ()) -> tuple[str, list[Record
         name = f"{base} #{count}"
     if name != first:
         records = [record._replace(run=name) for record in records]
-    return name, records
+    return name, records, live
 
 
-def _load(files: Sequence[str]) -> list[Record]:
-    """The records in ``files``; none, or a file unread or not a recording, is an error."""
-    try:
-        loaded = load(files)
-    except FileFormatError as exc:
-        raise click.ClickException(escaped_lines(str(exc))) from exc
-    except OSError as exc:
-        where = escaped(exc.filename) if exc.filename else file_names(files)
-        raise click.ClickException(f"cannot read {where}: {exc.strerror}") from exc
-    if not loaded.records:
-        raise click.ClickException(f"no records in {file_names(files)}")
-    return loaded.records
-
-
-def kept_run(arg: str) -> tuple[str, list[Record]]:
+def kept_run(arg: str) -> tuple[str, list[Record], bool]:
     """The records of the run ``arg`` names, for ``watch --compare``: renamed "NAME
-    (kept START)", a name no live run has, so it stays apart from the live one."""
-    _, records = named_records(arg)
+    (kept START)", a name no live run has, so it stays apart from the live one; and
+    whether a process writes it now."""
+    _, records, live = named_records(arg)
     when = time.strftime("%m-%d %H:%M", time.localtime(records[0].time))
     name = f"{records[0].run} (kept {when})"
-    return name, [record._replace(run=name) for record in records]
+    return name, [record._replace(run=name) for record in records], live
 
 
 def elapsed_records(records: Sequence[Record]) -> list[Record]:
@@ -143,10 +133,12 @@ def compare(runs: tuple[str, ...], **display: Any) -> None:
         raise click.UsageError("compare needs two runs or more (trainmon runs lists them)")
     names: list[str] = []
     records: list[Record] = []
+    ends = True  # no run is being written: a worker without a bye is lost
     for arg in runs:
-        name, found = named_records(arg, names)
+        name, found, live = named_records(arg, names)
         names.append(name)
         records += found
+        ends = ends and not live
     records.sort(key=lambda record: record.time)
     settings, opts, plain = display_settings(display, False, "compare", names[0])
     opts = replace(
@@ -157,13 +149,17 @@ def compare(runs: tuple[str, ...], **display: Any) -> None:
     if plain or not Console().is_terminal:
         for record in records:
             state.apply(record, record.time)
+        if ends:
+            state.note_end()
         say(comparison_table(state, names, shutil.get_terminal_size().columns))
         return
     twin = RunState()
     for record in elapsed_records(records):
         twin.apply(record, record.time)
+    if ends:
+        twin.note_end()
     keep_elapsed(state, twin)
-    show(ReplaySource(records, instant=True), opts, settings, False, state)
+    show(ReplaySource(records, instant=True, ends=ends), opts, settings, False, state)
 
 
 def _compare_help(command: click.Command) -> None:

@@ -26,7 +26,7 @@ from trainmon.view import ViewOptions, render
 from trainmon_client import store
 from trainmon_client.protocol import Record
 
-__all__ = ["export", "replay"]
+__all__ = ["export", "load_files", "replay"]
 
 _RUNS_LISTED = 20  # an unknown --run lists at most this many of the runs there are
 
@@ -47,7 +47,7 @@ def _resolve(args: Sequence[str]) -> tuple[str, list[str]]:
     return ", ".join(labels), files
 
 
-def _load(files: Sequence[str]) -> Loaded:
+def load_files(files: Sequence[str]) -> Loaded:
     """The records in ``files``; a file unread, damaged past reading or empty is an error."""
     try:
         loaded = load(files)
@@ -101,7 +101,7 @@ def replay(
     final summary.
     """
     label, files = _resolve(runs)
-    loaded = _load(files)
+    loaded = load_files(files)
     records = _of_run(loaded, run, files)
     settings, opts, plain = display_settings(display, False, label, run)
     live = any(store.is_live(path) for path in files)  # a run being written now
@@ -164,7 +164,7 @@ def export(
     tail` prints.
     """
     label, files = _resolve(runs)
-    loaded = _load(files)
+    loaded = load_files(files)
     records = _of_run(loaded, run, files)
     to_file = output not in (None, "-")
     name = escaped(output) if output and to_file else "standard output"

@@ -91,10 +91,12 @@ def _compared(state: RunState, past: str | None) -> tuple[str, ...]:
     than in it (see :mod:`trainmon.view.compare`): the names to draw under the live run."""
     if past is None:
         return ()
-    name, records = kept_run(past)
+    name, records, live = kept_run(past)
     beside = RunState()
     for record in records:
         beside.apply(record, record.time)
+    if not live:
+        beside.note_end()  # its records are its end: a worker without a bye is lost
     keep_exact(beside, exact_points(records))
     keep_past(state, beside)
     return (name,)
