@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 
-from trainmon.state import RunState, worker_label
+from trainmon.state import DONE_GRACE_S, RunState, worker_label
 
 __all__ = ["DONE_GRACE_S", "DoneWatch", "is_done", "lost_workers"]
-
-DONE_GRACE_S = 2.0  # all done for this long (no worker heard again) before exiting
 
 
 def is_done(state: RunState, now: float) -> bool:

@@ -9,8 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from trainmon.app import DONE_GRACE_S
-from trainmon.state import LOST_AFTER_S
+from trainmon.state import DONE_GRACE_S, LOST_AFTER_S
 from trainmon_client.endpoints import LEGACY_ENDPOINT, endpoint_problem
 from trainmon_client.security import Curve
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from trainmon.state.alerts import SPIKE_FACTOR, Alert, AlertWatch
 from trainmon.state.config import config_items
-from trainmon.state.limits import LOST_AFTER_S, RATE_WINDOW_S, WARMUP_RECORDS, Limits
+from trainmon.state.limits import DONE_GRACE_S, LOST_AFTER_S, RATE_WINDOW_S, WARMUP_RECORDS, Limits
 from trainmon.state.run import Run
 from trainmon.state.runstate import RunState
 from trainmon.state.series import Bucket, BucketColumns, Downsampled, Series
@@ -27,6 +27,7 @@ __all__ = [
     "AlertWatch",
     "Bucket",
     "BucketColumns",
+    "DONE_GRACE_S",
     "Downsampled",
     "LOST_AFTER_S",
     "Limits",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "DONE_GRACE_S",
     "LOST_AFTER_S",
     "Limits",
     "MAX_BUCKETS",
@@ -21,6 +22,8 @@ __all__ = [
 ]
 
 LOST_AFTER_S: Final = 5.0  # heartbeats come every second; five missed means gone
+# Every worker ended for this long (none heard again) before --exit-when-done exits.
+DONE_GRACE_S: Final = 2.0
 # The first records of a worker (compiling, warming caches, the first batches) are
 # slower than the rest: rates and ETAs leave them out.
 WARMUP_RECORDS: Final = 3
