@@ -117,6 +117,11 @@ def test_the_difference_where_no_step_is_shared_or_a_metric_is_missing() -> None
     )
     assert difference(state.runs["a"], state.runs["b"], "accuracy") is None
     assert difference_text(state.runs["a"], state.runs["b"], "accuracy") == "–"
+    # one run starts after the other ends: nothing to compare them at, either way
+    apart = state_of(records("late", 1.0, range(1000, 1100)), records("early", 1.0, range(500)))
+    late, early = apart.runs["late"], apart.runs["early"]
+    assert difference(late, early, "loss") is None and difference(early, late, "loss") is None
+    assert difference_text(late, early, "loss") == "–"
 
 
 def test_seconds_toggle_draws_the_twin_and_says_seconds() -> None:
@@ -293,4 +298,3 @@ def test_runs_that_ended_are_told_from_their_end_not_ago() -> None:
     assert "NaN" in ended and " ago" not in ended, ended
     assert re.search(r"│\s+–\s+h\s+1\s+49\s+at the end\s+–", ended)  # not 25.5s ago
     assert re.search(r"elapsed 00:2[56]", ended)  # the short run's own length
-

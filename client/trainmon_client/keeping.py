@@ -137,8 +137,8 @@ def last_step(folder: str, skip: str = "") -> int | None:
     """The last step recorded in ``folder`` by workers that have ended (a bounded read
     of the end of each recording; ``skip``, this worker's own, is left out)."""
     best: int | None = None
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
+    with contextlib.suppress(OSError), os.scandir(folder) as found:
+        for entry in found:
             path = entry.path
             if not entry.name.endswith(store.SUFFIX) or path == skip or store.is_live(path):
                 continue
@@ -152,8 +152,8 @@ def _resumable(folder: str, own: str) -> float | None:
     """When the recordings of ``folder`` (``own`` left out) were last written, if it has
     some and no process writes any of them; else None."""
     newest: float | None = None
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
+    with contextlib.suppress(OSError), os.scandir(folder) as found:
+        for entry in found:
             if not entry.name.endswith(store.SUFFIX) or entry.path == own:
                 continue
             if store.is_live(entry.path):

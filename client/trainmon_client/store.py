@@ -164,7 +164,8 @@ def scan(root: str | None = None) -> list[RunFolder]:
     that is not a run's is left out."""
     root = runs_dir() if root is None else root
     try:
-        entries = list(os.scandir(root))
+        with os.scandir(root) as found:
+            entries = list(found)
     except OSError:
         return []
     runs = [run for entry in entries if (run := _read_folder(entry)) is not None]
@@ -187,8 +188,8 @@ def _read_folder(entry: os.DirEntry[str]) -> RunFolder | None:
         run.name = str(meta["name"])
         run.started = float(meta["started"])
         run.host = str(meta.get("host", ""))
-    with contextlib.suppress(OSError):
-        for item in os.scandir(entry.path):
+    with contextlib.suppress(OSError), os.scandir(entry.path) as found:
+        for item in found:
             if item.name.endswith(SUFFIX) and item.is_file(follow_symlinks=False):
                 info = item.stat(follow_symlinks=False)
                 run.files.append(item.path)
@@ -269,8 +270,8 @@ def _fresh(path: str, now: float) -> bool:
     """Whether a folder may be continued: no recording yet (just made), one being
     written, or one written within :data:`CONTINUE_S`."""
     newest = 0.0
-    with contextlib.suppress(OSError):
-        for item in os.scandir(path):
+    with contextlib.suppress(OSError), os.scandir(path) as found:
+        for item in found:
             if item.name.endswith(SUFFIX):
                 if is_live(item.path):
                     return True

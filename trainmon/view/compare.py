@@ -96,7 +96,7 @@ def difference(
     """Metric ``name`` of ``run`` minus that of ``other`` at the latest step both have,
     and that step (twice); where they share no step, at the points of each at or
     before the last step both reach, and their two steps. None when either lacks the
-    metric or a finite value there.
+    metric or a finite value there, or when one run starts after the other ends.
 
     A run's points older than its window are only in buckets (a step every few
     dozen or thousand): the points kept beside ``state`` or its past runs
@@ -123,7 +123,7 @@ def _compared(
     reach = min(steps_a[-1], steps_b[-1])
     i, j = _at_or_before(steps_a, reach), _at_or_before(steps_b, reach)
     if i < 0 or j < 0:
-        i, j = 0, 0  # one run starts after the other ends: their first points
+        return None  # one run starts after the other ends: no step to compare them at
     nearest = (i, j)
     stop = max(i + j - _SEARCHED, -1)  # (a frame's worth: runs with no step in common)
     while i >= 0 and j >= 0 and i + j > stop:  # back from the reach to a step both have
