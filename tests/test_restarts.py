@@ -316,3 +316,14 @@ def test_compare_sets_aside_a_worker_its_restart_replaced_at_once() -> None:
     table = _trainmon("compare", "quick", "other", "--plain")
     (row,) = [line for line in table.splitlines() if line.split()[:1] == ["quick"]]
     assert "0.03333" in row and "0.1000" not in row, table
+
+
+def test_a_restart_with_other_totals_goes_by_its_own() -> None:
+    """A run killed with total_steps=400 and restarted with total_steps=300 reaches the
+    restart's total: finished, not ended early at 300 of the dead process's 400."""
+    _killed("retotal", 40, 400)
+    _train("retotal", 40, 300, 300)
+    (run,) = _listed()
+    assert run["status"] == "finished" and run["last_step"] == 299, run
+    plain = _trainmon("replay", "retotal", "--plain")
+    assert "run retotal: finished" in plain and "of the way" not in plain, plain

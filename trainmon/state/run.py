@@ -119,21 +119,27 @@ class Run:
         out = [w for w in workers.values() if w.parent is None or w.parent not in workers]
         return out or list(workers.values())
 
+    def _current(self) -> list[Worker]:
+        """The workers but those a restart superseded: whose totals count."""
+        return self.current(list(self.workers.values()))
+
     @property
     def total_epochs(self) -> int | None:
-        return max((w.total_epochs for w in self.workers.values() if w.total_epochs), default=None)
+        return max((w.total_epochs for w in self._current() if w.total_epochs), default=None)
 
     @property
     def epochs_total(self) -> int | float | None:
         """The total epochs as sent: fractional where a worker's is (hello epochs_f)."""
         return max(
-            (w.total_epochs_f or w.total_epochs for w in self.workers.values() if w.total_epochs),
+            (w.total_epochs_f or w.total_epochs for w in self._current() if w.total_epochs),
             default=None,
         )
 
     @property
     def total_steps(self) -> int | None:
-        return max((w.total_steps for w in self.workers.values() if w.total_steps), default=None)
+        """The total steps sent, by the workers a restart did not supersede (a run
+        restarted with new totals goes by them)."""
+        return max((w.total_steps for w in self._current() if w.total_steps), default=None)
 
     @property
     def finished(self) -> bool:
