@@ -19,8 +19,11 @@ from typing import IO, Any, TypeVar
 
 import zmq
 
+from trainmon.sources.recording import load
 from trainmon.sources.subscriber import Subscriber
 from trainmon.state import RunState
+from trainmon_client import store
+from trainmon_client.framing import FileFormatError
 from trainmon_client.protocol import Record, decode
 from trainmon_client.security import Curve
 
@@ -403,3 +406,33 @@ class Receiver:
         self._thread.join(5)
         self.sock.close(0)
         self.ctx.term()
+
+
+def start_kept_training(argv: Sequence[str], run: str, count: int) -> subprocess.Popen[str]:
+    """A training process (``python ARGV``) that keeps its run ``run`` by default and
+    prints "logged" once it has logged ``count`` steps; returned when all ``count`` are
+    on disk, the process living on (the caller stops it)."""
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
+        folder = wait_for(lambda: [r for r in store.scan() if r.name == run])[0]
+        wait_for(lambda: kept_steps(folder.path) == count, what=f"{count} steps on disk")
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
+
+
+def kept_steps(folder: str) -> int:
+    """The metrics records on disk in a kept run's folder (0 before a header is written)."""
+    files = [str(path) for path in Path(folder).glob("*.tmr")]
+    try:
+        return sum(1 for record in load(files).records if record.kind == "metrics")
+    except FileFormatError:
+        return 0

@@ -18,13 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Tmux, command, stop, wait_for
+from tests.helpers import Tmux, command, start_kept_training, stop
 from trainmon.report import status_line
-from trainmon.sources.recording import load
 from trainmon.state import RunState
 from trainmon.view import ViewOptions
 from trainmon_client import store
-from trainmon_client.framing import FileFormatError
 from trainmon_client.protocol import Record
 
 # A training process logging steps FIRST to COUNT - 1 of TOTAL (loss 1/(step+1)) where
@@ -64,29 +62,8 @@ def _train(name: str, first: int, count: int, total: int) -> None:
 
 def _held(name: str, count: int, total: int) -> subprocess.Popen[str]:
     """A process that logged steps 0 to ``count - 1``, all on disk, and lives on."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TRAIN, name, "0", str(count), str(total), "hold"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
-        folder = wait_for(lambda: [r for r in store.scan() if r.name == name])[0]
-        wait_for(lambda: _steps_on_disk(folder.path) == count, what=f"{count} steps on disk")
-    except BaseException:
-        stop(proc)
-        raise
-    return proc
-
-
-def _steps_on_disk(folder: str) -> int:
-    files = [str(path) for path in Path(folder).glob("*.tmr")]
-    try:
-        return sum(1 for record in load(files).records if record.kind == "metrics")
-    except FileFormatError:  # its header not written yet
-        return 0
+    argv = ["-c", TRAIN, name, "0", str(count), str(total), "hold"]
+    return start_kept_training(argv, name, count)
 
 
 def _killed(name: str, count: int, total: int) -> None:

@@ -23,14 +23,12 @@ from tests.helpers import (
     command,
     free_endpoint,
     start_cli,
+    start_kept_training,
     start_publisher,
     stop,
-    wait_for,
     wait_listening,
 )
-from trainmon.sources.recording import load
 from trainmon_client import store
-from trainmon_client.framing import FileFormatError
 
 # A training process: logs steps FIRST (default 0) to COUNT - 1 of TOTAL (loss
 # 1/(step+1) but the last, 0.5; in mode acc an accuracy step/TOTAL but the last, 0; in
@@ -162,29 +160,7 @@ def test_a_run_restarted_under_its_name_is_as_its_restart_ended() -> None:
 def start_held(name: str, count: int, total: int) -> subprocess.Popen[str]:
     """A training process that has logged ``count`` steps, all on disk, and lives on
     (the caller stops it)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TRAIN, name, str(count), str(total), "hold"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline() == "logged\n"
-        folder = wait_for(lambda: [r for r in store.scan() if r.name == name])[0]
-        wait_for(lambda: _steps_on_disk(folder.path) == count, what=f"{count} steps on disk")
-    except BaseException:
-        stop(proc)
-        raise
-    return proc
-
-
-def _steps_on_disk(folder: str) -> int:
-    files = [str(path) for path in Path(folder).glob("*.tmr")]
-    try:
-        return sum(1 for record in load(files).records if record.kind == "metrics")
-    except FileFormatError:  # its header not written yet
-        return 0
+    return start_kept_training(["-c", TRAIN, name, str(count), str(total), "hold"], name, count)
 
 
 def test_run_named_by_name_prefix_or_path() -> None:
