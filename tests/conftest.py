@@ -77,8 +77,11 @@ def _own_data_dir() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _data_dir_of_each_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test keeps its runs in a directory of its own: a run name one test gives
-    never continues another test's run (the same name within an hour would)."""
+    never continues another test's run (the same name within an hour would); and the
+    caller's budget or keeping switch does not change what a test sees."""
     monkeypatch.setenv("TRAINMON_DIR", str(tmp_path / "trainmon-data"))
+    monkeypatch.delenv("TRAINMON_BUDGET", raising=False)
+    monkeypatch.delenv("TRAINMON_RECORD", raising=False)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import shlex
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,14 +38,6 @@ if mode == "hold":
     time.sleep(600)
 mon.close()
 """
-
-
-@pytest.fixture(autouse=True)
-def _own_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test keeps its runs in a data directory of its own."""
-    where = tmp_path / "data"
-    monkeypatch.setenv("TRAINMON_DIR", str(where))
-    return where
 
 
 def _train(name: str, first: int, count: int, total: int) -> None:

@@ -55,15 +55,6 @@ mon.close()
 """
 
 
-@pytest.fixture(autouse=True)
-def _own_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test keeps its runs in a data directory of its own."""
-    where = tmp_path / "data"
-    monkeypatch.setenv("TRAINMON_DIR", str(where))
-    monkeypatch.delenv("TRAINMON_BUDGET", raising=False)
-    return where
-
-
 def train(name: str, count: int = 20, total: int = 20, mode: str = "loss", first: int = 0) -> None:
     """Run a training process to its end (nobody watching, no flag set)."""
     done = subprocess.run(
